@@ -1,0 +1,28 @@
+# The two set-up commands: `make demo` and `make test`. Each installs what it needs on a fresh machine.
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+RUN := $(UV) run --frozen --no-sync
+
+.PHONY: setup demo test ui lint bench clean
+
+setup:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	@$(UV) sync --frozen --quiet
+
+demo: setup
+	$(RUN) campaign-loop demo --fresh
+
+test: setup
+	$(RUN) pytest
+
+ui: setup
+	$(RUN) campaign-loop ui
+
+lint: setup
+	$(RUN) ruff check .
+
+bench: setup
+	$(RUN) python bench/sim_speed.py
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,101 @@
+"""Speed of the simulated retailer: world creation (cycle 0) and one weekly period (cycle 1).
+
+Each size runs in a fresh subprocess so its peak memory (ru_maxrss) is its own.
+
+    .venv/bin/python bench/sim_speed.py                      # 20k, 100k, 1M; markdown table on stdout
+    .venv/bin/python bench/sim_speed.py --sizes 20000 100000 --repeats 3 --write   # also append to bench/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+HEADING = "## Simulator speed (issue 2)"
+
+
+def _one_run(customers: int, file_format: str) -> None:
+    """Child process: create the world and run one period; print timings as JSON."""
+    from campaign_loop.config import Settings
+    from sim import simulate_period
+
+    with tempfile.TemporaryDirectory() as home:
+        settings = Settings(home=Path(home), customers=customers, file_format=file_format)
+        world = simulate_period(settings, 0)
+        week = simulate_period(settings, 1)
+        out = {
+            "world_s": world.seconds, "week_s": week.seconds,
+            "world_rows": sum(world.rows.values()), "week_rows": sum(week.rows.values()),
+            "week_timings": dict(week.timings),
+            "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+def _machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal"))
+        ram = f"{mem_kb / 1024 / 1024:.0f} GB RAM"
+    except (OSError, StopIteration):
+        ram = "unknown RAM"
+    return f"{os.cpu_count()} CPUs ({cpu}), {ram}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000, 1_000_000])
+    parser.add_argument("--repeats", type=int, default=3, help="repeats for sizes below 1M (median reported)")
+    parser.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    parser.add_argument("--write", action="store_true", help=f"append the table to {RESULTS}")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _one_run(args.child, args.format)
+        return
+    rows = []
+    for size in args.sizes:
+        runs = []
+        for _ in range(1 if size >= 1_000_000 else args.repeats):
+            done = subprocess.run([sys.executable, __file__, "--child", str(size), "--format", args.format],
+                                  check=True, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        rows.append((size, len(runs),
+                     statistics.median(r["world_s"] for r in runs), statistics.median(r["week_s"] for r in runs),
+                     runs[0]["world_rows"], runs[0]["week_rows"], max(r["maxrss_mb"] for r in runs)))
+    lines = [
+        f"Command: `{shlex.join([Path(sys.executable).name, 'bench/sim_speed.py', *sys.argv[1:]])}`  ",
+        f"Machine: {_machine()}  ",
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, file format {args.format}",
+        "",
+        "| customers | runs | world + 52 weeks history (s) | one week (s) | rows landed, cycle 0 | rows landed, one week | peak RSS (MB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        *(f"| {s:,} | {n} | {w:.1f} | {k:.1f} | {wr:,} | {kr:,} | {m:,.0f} |" for s, n, w, k, wr, kr, m in rows),
+    ]
+    table = "\n".join(lines)
+    sys.stdout.write(table + "\n")
+    if args.write:
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+        if HEADING not in text:
+            text = text.rstrip("\n") + f"\n\n{HEADING}\n"
+        RESULTS.write_text(text.rstrip("\n") + "\n\n" + table + "\n")
+
+
+if __name__ == "__main__":
+    main()

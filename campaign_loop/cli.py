@@ -1,0 +1,145 @@
+"""`campaign-loop`: one command line over the functions the Airflow DAG calls.
+
+Every Settings key is a flag of the same name (``--customers``, ``--holdout_share`` or
+``--holdout-share``); a flag overrides the environment, which overrides the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from campaign_loop.config import Settings, load_settings
+
+
+def _parser_type(annotation: Any) -> Callable[[str], Any] | None:
+    """The argparse converter for a Settings field, or None for types the CLI does not offer."""
+    optional = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) and len(optional) == 1:
+        annotation = optional[0]
+    if annotation is bool:
+        return _boolean
+    if annotation in (int, float, str, Path):
+        return annotation
+    if annotation is date:
+        return date.fromisoformat
+    if typing.get_origin(annotation) in (typing.Literal, typing.Annotated, tuple):
+        return str  # Settings validates it (a tuple arrives comma-separated)
+    return None
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (also CAMPAIGN_LOOP_<KEY> in the environment)")
+    for name, field in Settings.model_fields.items():
+        convert = _parser_type(field.annotation)
+        if convert is None:
+            continue
+        flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+        choices = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else None
+        group.add_argument(
+            *flags, dest=name, type=convert, default=None, choices=choices,
+            help=f"{field.description} (default: {field.default})",
+        )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(**{name: getattr(args, name, None) for name in Settings.model_fields})
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from campaign_loop import pipeline
+
+    settings = _settings(args)
+    cycles = range(args.cycle, args.cycle + 1) if args.cycle is not None else range(settings.cycles)
+    for cycle in cycles:
+        summary = pipeline.simulate(settings, cycle)
+        rows = ", ".join(f"{source} {count:,}" for source, count in sorted(summary["rows"].items()))
+        print(f"cycle {cycle} ({summary['cycle_id']}): {rows}")
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from campaign_loop.report import format_table
+    from ingest import ingest
+
+    report = ingest(_settings(args), sources=args.source or None)
+    print(format_table(report.to_rows()))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from campaign_loop.demo import run_demo
+
+    return run_demo(_settings(args), fresh=args.fresh)
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from campaign_loop.ui import run_ui
+
+    return run_ui(_settings(args), args.airflow_port, args.mlflow_port, args.site_port, docs=not args.no_docs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="campaign-loop", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    simulate = commands.add_parser("simulate", help="Run the simulated retailer: land files for cycles.")
+    simulate.add_argument("--cycle", type=int, default=None, help="Only this cycle (default: cycles 0..cycles-1).")
+    simulate.set_defaults(func=_cmd_simulate)
+
+    ingest = commands.add_parser("ingest", help="Load new landing files into the warehouse's raw layer.")
+    ingest.add_argument("--source", action="append", help="Only this source folder (repeatable).")
+    ingest.set_defaults(func=_cmd_ingest)
+
+    demo = commands.add_parser("demo", help="Run `cycles` campaign cycles through Airflow on the embedded default.")
+    demo.add_argument("--fresh", action="store_true", help="Start from an empty home directory.")
+    demo.set_defaults(func=_cmd_demo)
+
+    from campaign_loop import ui as surfaces  # stdlib only: cheap at parse time
+
+    ui = commands.add_parser("ui", help="Serve Airflow, MLflow, dbt docs and the reports on 127.0.0.1 until Ctrl-C.")
+    ui.add_argument("--airflow-port", type=int, default=surfaces.DEFAULT_AIRFLOW_PORT, help="Airflow UI and API port.")
+    ui.add_argument("--mlflow-port", type=int, default=surfaces.DEFAULT_MLFLOW_PORT, help="MLflow UI port.")
+    ui.add_argument("--site-port", type=int, default=surfaces.DEFAULT_SITE_PORT, help="dbt docs, reports and Data Docs port.")
+    ui.add_argument("--no-docs", action="store_true", help="Serve the dbt docs already generated; skip `dbt docs generate`.")
+    ui.set_defaults(func=_cmd_ui)
+
+    for sub in (simulate, ingest, demo, ui):
+        _add_settings_flags(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from ingest import LandingError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LandingError as error:
+        print(f"campaign-loop: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        print(f"campaign-loop: invalid settings: {problems}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The one typed place for configuration.
+
+Every key has a default that runs out of the box and can be overridden by an environment variable
+named ``CAMPAIGN_LOOP_<KEY>`` (for example ``CAMPAIGN_LOOP_CUSTOMERS=100000``); the home directory is
+``CAMPAIGN_LOOP_HOME``. The CLI flag for a key has the same name (``--customers``).
+Nothing here touches the file system: paths are derived, created by the code that writes them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Channel = Literal["email", "push", "sms", "kakao"]
+Offer = Literal["message", "pct10", "pct20"]
+CHANNELS: tuple[str, ...] = ("email", "push", "sms", "kakao")
+
+
+class Settings(BaseSettings):
+    """Campaign Loop settings; frozen so a task cannot change what another task sees."""
+
+    model_config = SettingsConfigDict(env_prefix="CAMPAIGN_LOOP_", frozen=True, extra="forbid")
+
+    home: Path = Field(Path("var"), description="Root of all runtime state (landing, warehouse, MLflow, ...).")
+
+    demo: bool = Field(True, description="Run the simulated retailer as the data source of each cycle.")
+
+    # The simulated retailer (demo mode).
+    customers: int = Field(20_000, ge=100, description="People in the simulated world.")
+    seed: int = Field(42, description="Seed of the simulated world; the same seed gives the same files.")
+    start_date: date = Field(date(2026, 1, 5), description="First day of cycle 0 (a Monday).")
+    cycle_days: int = Field(7, ge=1, le=31, description="Length of one campaign cycle in days.")
+    cycles: int = Field(6, ge=1, description="Cycles `make demo` runs.")
+    history_weeks: int = Field(52, ge=0, le=260, description="Purchase history the simulated world starts with.")
+    dirt: float = Field(1.0, ge=0.0, le=20.0, description="Multiplier on the simulator's default dirt rates; 0 is clean data.")
+    bau_contact_share: float = Field(
+        0.1, ge=0.0, le=1.0,
+        description="Share of consenting customers a business-as-usual period contacts at random (half held out).",
+    )
+    file_format: Literal["csv", "parquet"] = Field("csv", description="Format the simulator lands files in.")
+
+    # Ingestion.
+    quarantine_rate_max: float = Field(
+        0.05, ge=0.0, le=1.0, description="A file quarantining a larger share of its rows is reported as failing."
+    )
+
+    # The campaign (used by later stages; here so the DAG's Params and the CLI share them).
+    budget: float = Field(20_000.0, ge=0.0, description="Total budget of one cycle's campaign (currency units).")
+    holdout_share: float = Field(0.1, ge=0.05, le=0.5, description="Randomised holdout share of each campaign.")
+    offers: Annotated[tuple[Offer, ...], NoDecode] = Field(
+        ("message", "pct10", "pct20"), min_length=1, description="Offers the campaign may use (comma-separated)."
+    )
+    kpi_alert_callback: str | None = Field(
+        None, description="module:function called with each KPI alert (off by default; alerts are always recorded)."
+    )
+    promotion_mode: Literal["auto", "manual"] = Field(
+        "auto", description="auto: the gate moves the champion alias; manual: a reviewer promotes in MLflow."
+    )
+
+    # Fault injection (demo mode): break the simulated landing batch on purpose; see docs/validation.md.
+    faults: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Faults injected into the simulated batch, comma-separated, e.g. "
+        "corrupt_type:orders.total_amount,drop_source:pos_receipts (cycles >= 1; <fault>@<cycle> for one cycle).",
+    )
+
+    @field_validator("offers", "faults", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("faults")
+    @classmethod
+    def _known_faults(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if value:  # the simulator (and its contract) loads only when a fault is asked for
+            from sim.faults import parse_faults
+
+            parse_faults(value)
+        return value
+
+    @field_validator("start_date")
+    @classmethod
+    def _monday(cls, value: date) -> date:
+        if value.weekday() != 0:
+            raise ValueError(f"start_date {value} is a {value:%A}; cycles start on a Monday")
+        return value
+
+    # Derived paths: one layout, used by every package.
+    @cached_property
+    def root(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.root / "warehouse" / "campaign_loop.duckdb"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.root / "mlflow"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.root / "airflow"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def truth_dir(self) -> Path:
+        return self.root / "truth"
+
+    def cycle_start(self, cycle: int) -> date:
+        return self.start_date + timedelta(days=self.cycle_days * cycle)
+
+    def cycle_index(self, day: date) -> int:
+        """The cycle a day falls in; days before ``start_date`` are an error, not cycle -1."""
+        offset = (day - self.start_date).days
+        if offset < 0:
+            raise ValueError(f"{day} is before start_date {self.start_date}")
+        return offset // self.cycle_days
+
+
+def cycle_id(day: date) -> str:
+    """The lineage key of a cycle: the ISO date its period starts."""
+    return day.isoformat()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI flags, DAG params) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

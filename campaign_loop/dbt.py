@@ -1,0 +1,47 @@
+"""Where the dbt project lives and how every caller (DAG, CLI, tests) runs it: one environment, one place."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from campaign_loop.config import Settings
+
+PROJECT_DIR = Path(os.environ.get("CAMPAIGN_LOOP_DBT_PROJECT_DIR", Path(__file__).resolve().parents[1] / "dbt_project"))
+MANIFEST_PATH = PROJECT_DIR / "target" / "manifest.json"
+PROFILE_NAME = "campaign_loop"
+
+
+def dbt_executable() -> Path:
+    return Path(sys.executable).with_name("dbt")
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """The variables profiles.yml and dbt_project.yml read, from the typed settings."""
+    return {
+        "CAMPAIGN_LOOP_HOME": str(settings.root),
+        "CAMPAIGN_LOOP_START_DATE": settings.start_date.isoformat(),
+        "CAMPAIGN_LOOP_CYCLE_DAYS": str(settings.cycle_days),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
+def run_dbt(settings: Settings, *args: str, target_path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """dbt as a subprocess: an in-process dbt connection would keep the DuckDB file locked for later readers."""
+    env = os.environ | dbt_env(settings)
+    if target_path is not None:
+        env["DBT_TARGET_PATH"] = str(target_path)
+    return subprocess.run(
+        [str(dbt_executable()), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)],
+        env=env, capture_output=True, text=True,
+    )
+
+
+def parse_project(settings: Settings) -> Path:
+    """Write the manifest Cosmos renders the DAG from, so parsing the DAG never runs dbt."""
+    result = run_dbt(settings, "parse")
+    if result.returncode != 0:
+        raise RuntimeError(f"dbt parse failed:\n{result.stdout[-3000:]}")
+    return MANIFEST_PATH

@@ -1,0 +1,230 @@
+"""The steps of one campaign cycle, as the Airflow DAG and the CLI both call them.
+
+Each step takes the settings and the cycle it works on and returns a small JSON-able summary:
+that is what crosses task boundaries (XCom), never a DataFrame.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from campaign_loop.config import Settings, cycle_id
+
+
+def cycle_of_logical_date(settings: Settings, logical_date: datetime | date) -> int:
+    """A run at logical date D works on the cycle that ended at D: the data is complete by then."""
+    day = logical_date.date() if isinstance(logical_date, datetime) else logical_date
+    return settings.cycle_index(day - timedelta(days=settings.cycle_days))
+
+
+def logical_date_of_cycle(settings: Settings, cycle: int) -> date:
+    return settings.cycle_start(cycle + 1)
+
+
+def plan_path(settings: Settings, cycle: int) -> Path:
+    """Where the campaign executed in ``cycle`` was exported, by the cycle before it."""
+    return settings.exports_dir / "plans" / f"{cycle_id(settings.cycle_start(cycle))}.parquet"
+
+
+def cycle_key(settings: Settings, cycle: int) -> str:
+    """The lineage key of a cycle: tags its dbt invocation, validation results, MLflow runs, plan and report."""
+    return cycle_id(settings.cycle_start(cycle))
+
+
+def simulate(settings: Settings, cycle: int) -> dict[str, Any]:
+    """Demo mode: the simulated retailer lives through the cycle, executing the plan exported for it."""
+    import pandas as pd
+
+    from sim import simulate_period
+
+    path = plan_path(settings, cycle)
+    plan = pd.read_parquet(path) if path.exists() else None
+    summary = simulate_period(settings, cycle, plan)
+    return {
+        "cycle": cycle,
+        "cycle_id": summary.cycle_id,
+        "plan": str(path) if plan is not None else None,
+        "rows": dict(summary.rows),
+    }
+
+
+def ingest(settings: Settings, cycle: int) -> dict[str, Any]:
+    """Load every landing file not loaded yet; report this cycle's batch."""
+    from ingest import ingest as load
+
+    report = load(settings)
+    return {"cycle": cycle, "cycle_id": cycle_id(settings.cycle_start(cycle)), "report": report.to_rows()}
+
+
+def batch_counts(settings: Settings, cycle: int) -> list[dict[str, Any]]:
+    """Landed / loaded / quarantined rows per source of the cycle's batch, from the load log."""
+    from ingest import batch_report
+
+    columns = ("source", "files", "rows_landed", "rows_loaded", "rows_quarantined")
+    return [{k: v for k, v in asdict(row).items() if k in columns}
+            for row in batch_report(settings, cycle_id(settings.cycle_start(cycle)))]
+
+
+def validate(settings: Settings, cycle: int, stage: str) -> dict[str, Any]:
+    """The validation gate; a critical failure raises, so nothing downstream runs (fail closed)."""
+    from expectations import require_pass, run_gate
+
+    result = run_gate(settings, cycle_key(settings, cycle), stage)  # type: ignore[arg-type]
+    summary = {
+        "cycle_id": cycle_key(settings, cycle),
+        "stage": stage,
+        "validation_result_id": result.validation_result_id,
+        "passed": result.passed,
+        "warnings": sum(1 for c in result.checks if not c.success and c.severity == "warning"),
+        "data_docs": str(result.data_docs) if result.data_docs else None,
+    }
+    require_pass(result)
+    return summary
+
+
+def record_dbt_invocation(settings: Settings, cycle: int) -> str | None:
+    """Tag the newest dbt invocation (dbt's on-run-end hook logs it) with the cycle's lineage key."""
+    import duckdb
+
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        row = con.execute(
+            "select invocation_id from audit.dbt_invocations order by run_started_at desc limit 1"
+        ).fetchone()
+        if row is None:
+            return None
+        con.execute("update audit.dbt_invocations set cycle_id = ? where invocation_id = ?",
+                    [cycle_key(settings, cycle), row[0]])
+    return str(row[0])
+
+
+def publish(settings: Settings, cycle: int, validation_result_id: str | None) -> dict[str, Any]:
+    """Write-audit-publish: only audited marts reach the `published` schema models and analysts read."""
+    from expectations.publish import publish as publish_marts
+
+    publication = publish_marts(settings, cycle_key(settings, cycle), validation_result_id)
+    return {"cycle_id": publication.cycle_id, "tables": len(publication.tables)}
+
+
+def kpi_alerts(settings: Settings, cycle: int) -> dict[str, Any]:
+    """The cycle's headline KPIs against the thresholds in expectations/kpi_alerts.yaml; alerts are recorded."""
+    import importlib
+
+    import duckdb
+
+    from expectations.kpi import evaluate_kpi_alerts, load_kpi_alerts, record_alerts
+    from expectations.publish import PUBLISHED_SCHEMA
+    from ingest import batch_report
+
+    counts = batch_report(settings, cycle_key(settings, cycle))
+    landed = sum(c.rows_landed for c in counts)
+    callback = None
+    if settings.kpi_alert_callback:
+        module, _, name = settings.kpi_alert_callback.partition(":")
+        callback = getattr(importlib.import_module(module), name)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        frame = con.execute(
+            f"select * from {PUBLISHED_SCHEMA}.kpi_cycle where cycle_number in (?, ?)", [cycle - 1, cycle]
+        ).df()
+        current = frame[frame["cycle_number"] == cycle].assign(
+            cycle_id=cycle_key(settings, cycle),
+            quarantine_rate=sum(c.rows_quarantined for c in counts) / landed if landed else 0.0,
+        )
+        previous = frame[frame["cycle_number"] == cycle - 1]
+        alerts = record_alerts(
+            con, evaluate_kpi_alerts(current, previous if len(previous) else None, load_kpi_alerts()),
+            callback=callback,
+        )
+    return {"cycle_id": cycle_key(settings, cycle), "alerts": [a.message for a in alerts],
+            "kpis": json.loads(current.drop(columns=["cycle_start"]).to_json(orient="records"))}
+
+
+def train(settings: Settings, cycle: int, lineage: dict[str, Any]) -> dict[str, Any]:
+    """Retrain, register and gate every model on the published marts, as of the next cycle's start."""
+    from expectations.publish import PUBLISHED_SCHEMA
+    from ml.train import train_cycle
+
+    next_cycle = cycle_key(settings, cycle + 1)
+    report = train_cycle(settings, next_cycle, {**lineage, "cycle_id": cycle_key(settings, cycle)},
+                         mode=settings.promotion_mode, schema=PUBLISHED_SCHEMA)
+    return report.to_dict()
+
+
+def design(settings: Settings, cycle: int) -> dict[str, Any]:
+    """Design the next cycle's campaign from the champions' scores; export it for sending."""
+    from expectations.publish import PUBLISHED_SCHEMA
+    from ml.decide import DesignConfig, design_campaign
+    from ml.export import write_plan
+    from ml.score import score_customers
+
+    next_cycle = cycle_key(settings, cycle + 1)
+    customers = score_customers(settings, schema=PUBLISHED_SCHEMA)
+    config = DesignConfig.from_settings(settings, next_cycle, offers=tuple(settings.offers))
+    plan = design_campaign(customers, config)
+    paths = write_plan(plan, settings)
+    return {"cycle_id": next_cycle, "summary": plan.summary, "files": {k: str(v) for k, v in paths.items()}}
+
+
+def measure(settings: Settings, cycle: int) -> dict[str, Any]:
+    """Lift of the campaigns that ran during the cycle: treatment vs randomised holdout, pooled over actions."""
+    import duckdb
+
+    from expectations.publish import PUBLISHED_SCHEMA
+    from ml.ab import analyze
+
+    start = settings.cycle_start(cycle)
+    end = settings.cycle_start(cycle + 1)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        units = con.execute(
+            f"select arm as variant, cast(is_converted as integer) as converted, cast(margin as double) as margin "
+            f"from {PUBLISHED_SCHEMA}.fct_campaign_sends "
+            "where arm in ('treatment', 'control') and starts_at >= ? and starts_at < ?",
+            [start, end],
+        ).df()
+    result: dict[str, Any] = {"cycle_id": cycle_key(settings, cycle), "units": len(units)}
+    if units["variant"].nunique() < 2:
+        return result | {"note": "no randomised campaign ran in this cycle"}
+    summary_path = plan_path(settings, cycle).with_suffix(".summary.json")
+    holdout = (json.loads(summary_path.read_text())["holdout"]["share"] if summary_path.exists()
+               else 0.5)  # business-as-usual campaigns hold out half
+    report = analyze(units, {"converted": "binary", "margin": "continuous"}, control="control",
+                     allocation={"treatment": 1 - holdout, "control": holdout})
+    rows = report.frame()
+    conversion = rows[rows["metric"] == "converted"].iloc[0]
+    return result | {
+        "designed_holdout_share": holdout,
+        "srm_p_value": report.srm_p_value,
+        "srm_ok": report.srm_ok,
+        "conversion_control": float(conversion["mean_control"]),
+        "conversion_treatment": float(conversion["mean_variant"]),
+        "lift": float(conversion["abs_lift"]),
+        "lift_ci_low": float(conversion["ci_low"]),
+        "lift_ci_high": float(conversion["ci_high"]),
+        "p_value": float(conversion["p_value"]),
+        "comparisons": json.loads(rows.to_json(orient="records")),
+    }
+
+
+def report(settings: Settings, cycle: int, airflow_run_id: str | None = None) -> dict[str, Any]:
+    """The cycle's HTML report under ``<home>/reports/<cycle_id>/``, also logged to MLflow under its cycle_id."""
+    from campaign_loop.cycle_report import write_report
+
+    path = write_report(settings, cycle, airflow_run_id=airflow_run_id, log_to_mlflow=True)
+    logging.getLogger(__name__).info("cycle report: %s", path)
+    return {"cycle_id": cycle_key(settings, cycle), "report": str(path)}
+
+
+# The cycle knobs a marketer sets in the Airflow trigger form; each is a Settings key of the same name.
+RUN_PARAMS: tuple[str, ...] = ("demo", "customers", "seed", "budget", "holdout_share", "offers", "promotion_mode")
+
+
+def settings_for_run(params: dict[str, Any] | None) -> Settings:
+    """Settings from the environment with the run's Params on top (same key names)."""
+    from campaign_loop.config import load_settings
+
+    params = params or {}
+    return load_settings(**{key: params.get(key) for key in RUN_PARAMS})

@@ -1,0 +1,378 @@
+"""`campaign-loop ui`: the three surfaces people use, on this machine only (127.0.0.1).
+
+- **Airflow** (marketers): api-server + scheduler + dag-processor + triggerer as separate processes over
+  the home's metadata DB (``<home>/airflow/airflow.db``), SimpleAuthManager with one ``admin`` user whose
+  generated password Airflow writes to ``<home>/airflow/simple_auth_manager_passwords.json.generated``.
+- **MLflow** (reviewers): ``ml.tracking.start_server`` over ``<home>/mlflow``.
+- **Static site** (analysts): dbt docs (generated into ``<home>/dbt_docs``), the cycle reports
+  (``<home>/reports``) and the Great Expectations Data Docs (``<home>/validation``), served by Python's
+  http.server. URL paths mirror the home directory, so a report's relative links work the same whether it
+  is opened from disk or from the server.
+
+``start_services`` is a context manager (the browser tests reuse it); ``run_ui`` wraps it for the CLI and
+blocks until Ctrl-C / SIGTERM, then stops every process group it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from campaign_loop.config import Settings
+
+HOST = "127.0.0.1"
+DEFAULT_AIRFLOW_PORT = 8080
+DEFAULT_MLFLOW_PORT = 5000
+DEFAULT_SITE_PORT = 8090
+AIRFLOW_USER = "admin"
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# Top-level folders of the home directory the static site serves (nothing else: not the warehouse).
+SITE_FOLDERS = ("dbt_docs", "reports", "validation")
+# Where a report looks for the other surfaces when nobody passes their URLs (the `run_ui` defaults).
+AIRFLOW_URL_ENV = "CAMPAIGN_UI_AIRFLOW_URL"
+MLFLOW_URL_ENV = "CAMPAIGN_UI_MLFLOW_URL"
+
+
+def dbt_docs_dir(settings: Settings) -> Path:
+    """dbt's target path for `dbt docs generate`: under the home, never the repo's dbt_project/target."""
+    return settings.root / "dbt_docs"
+
+
+def password_file(settings: Settings) -> Path:
+    """Where SimpleAuthManager keeps (and on first start generates) the users' passwords."""
+    return settings.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+
+def airflow_password(settings: Settings, user: str = AIRFLOW_USER) -> str | None:
+    path = password_file(settings)
+    try:
+        return json.loads(path.read_text()).get(user)
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class Services:
+    """What `start_services` started: URLs, credentials' location and the processes (for stopping)."""
+
+    settings: Settings
+    airflow_url: str
+    mlflow_url: str
+    site_url: str
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs_dir: Path | None = None
+
+    @property
+    def dbt_docs_url(self) -> str:
+        return f"{self.site_url}/dbt_docs/index.html"
+
+    @property
+    def reports_url(self) -> str:
+        return f"{self.site_url}/reports/"
+
+    def report_url(self, cycle_id: str) -> str:
+        return f"{self.site_url}/reports/{cycle_id}/index.html"
+
+    @property
+    def data_docs_url(self) -> str:
+        return f"{self.site_url}/validation/gx/uncommitted/data_docs/local_site/index.html"
+
+    @property
+    def password_file(self) -> Path:
+        return password_file(self.settings)
+
+    def airflow_password(self) -> str | None:
+        return airflow_password(self.settings)
+
+    def summary(self) -> str:
+        return "\n".join([
+            f"Airflow   {self.airflow_url}   user {AIRFLOW_USER}, password in {self.password_file}",
+            f"MLflow    {self.mlflow_url}",
+            f"dbt docs  {self.dbt_docs_url}",
+            f"Reports   {self.reports_url}",
+            f"Data Docs {self.data_docs_url}",
+            f"Logs      {self.logs_dir}",
+        ])
+
+
+# --- dbt docs -------------------------------------------------------------------------------------------
+
+def generate_dbt_docs(settings: Settings) -> Path:
+    """`dbt docs generate` into ``<home>/dbt_docs`` (catalog read from the warehouse); returns index.html.
+
+    Runs before Airflow starts: DuckDB allows one writer, and a task started from the UI would hold it.
+    """
+    from campaign_loop.dbt import run_dbt
+
+    target = dbt_docs_dir(settings)
+    target.mkdir(parents=True, exist_ok=True)
+    result = run_dbt(settings, "docs", "generate", target_path=target)
+    if result.returncode != 0:
+        raise RuntimeError(f"dbt docs generate failed:\n{result.stdout[-3000:]}")
+    return target / "index.html"
+
+
+# --- the static site ------------------------------------------------------------------------------------
+
+class _SiteHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves only ``SITE_FOLDERS`` of the home directory, plus a small index page at ``/``."""
+
+    def __init__(self, *args: object, home: Path, **kwargs: object) -> None:
+        self._home = home
+        super().__init__(*args, directory=str(home), **kwargs)  # type: ignore[arg-type]
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        if path in ("/", "/index.html"):
+            return self._index()
+        top = path.lstrip("/").split("/", 1)[0]
+        if top not in SITE_FOLDERS:
+            self.send_error(404, "not served")
+            return None
+        return super().do_GET()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        top = self.path.lstrip("/").split("/", 1)[0]
+        if self.path != "/" and top not in SITE_FOLDERS:
+            self.send_error(404, "not served")
+            return None
+        return super().do_HEAD()
+
+    def _index(self) -> None:
+        reports = sorted((p.parent.name for p in (self._home / "reports").glob("*/index.html")), reverse=True)
+        items = "".join(f'<li><a href="/reports/{c}/index.html">cycle {c}</a></li>' for c in reports)
+        body = (
+            "<!doctype html><html><head><meta charset='utf-8'><title>Campaign Loop</title></head><body>"
+            "<h1>Campaign Loop</h1><ul>"
+            "<li><a href='/dbt_docs/index.html'>dbt docs</a></li>"
+            "<li><a href='/validation/gx/uncommitted/data_docs/local_site/index.html'>Data Docs</a></li>"
+            f"</ul><h2>Cycle reports</h2><ul>{items or '<li>none yet</li>'}</ul></body></html>"
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (quiet)
+        pass
+
+
+@contextlib.contextmanager
+def serve_site(settings: Settings, port: int, host: str = HOST) -> Iterator[str]:
+    """The static site (dbt docs, reports, Data Docs) in a thread of this process; yields its URL."""
+    handler = functools.partial(_SiteHandler, home=settings.root)
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="campaign-loop-site", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- processes ------------------------------------------------------------------------------------------
+
+def airflow_ui_env(settings: Settings, airflow_port: int, mlflow_url: str | None = None) -> dict[str, str]:
+    """`demo.airflow_env` plus what the long-running components need to find each other on 127.0.0.1."""
+    from campaign_loop.demo import airflow_env
+
+    base = f"http://{HOST}:{airflow_port}"
+    env = airflow_env(settings)
+    for key, value in settings.model_dump().items():
+        if value is None:  # airflow_env passes None down as the string "None"
+            env.pop(f"CAMPAIGN_LOOP_{key.upper()}", None)
+    env.update(
+        AIRFLOW__API__HOST=HOST,
+        AIRFLOW__API__PORT=str(airflow_port),
+        AIRFLOW__API__BASE_URL=base,
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{base}/execution/",
+        AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{AIRFLOW_USER}:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(password_file(settings)),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="False",
+        AIRFLOW__API__EXPOSE_CONFIG="False",
+        AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
+        AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+        PYTHONUNBUFFERED="1",
+    )
+    if mlflow_url:
+        env["MLFLOW_TRACKING_URI"] = mlflow_url
+        env[MLFLOW_URL_ENV] = mlflow_url
+    env[AIRFLOW_URL_ENV] = base
+    return env
+
+
+def _spawn(name: str, command: list[str], env: dict[str, str] | None, logs_dir: Path) -> subprocess.Popen[bytes]:
+    """A service in its own process group (so stopping it stops its workers), output to ``<name>.log``."""
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    with (logs_dir / f"{name}.log").open("ab") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    """SIGTERM the process (its whole group if it leads one), then SIGKILL whatever is left after ``timeout_s``."""
+    try:
+        leader = os.getpgid(process.pid) == process.pid
+    except ProcessLookupError:
+        leader = False
+
+    def send(sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if leader:
+                os.killpg(process.pid, sig)
+            elif process.poll() is None:
+                process.send_signal(sig)
+
+    if process.poll() is None:
+        send(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            send(signal.SIGKILL)
+            process.wait(timeout=10)
+    send(signal.SIGKILL)  # workers that outlived their parent in the same group
+
+
+def wait_for_http(url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None,
+                  name: str = "service") -> None:
+    """Until ``url`` answers with any HTTP status below 500; fail early if ``process`` died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:
+                if response.status < 500:
+                    return
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{name} at {url} not ready after {timeout_s:.0f}s")
+
+
+def _migrate(settings: Settings, env: dict[str, str], logs_dir: Path) -> None:
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    with (logs_dir / "airflow-db-migrate.log").open("ab") as log:
+        result = subprocess.run([airflow, "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed; see {logs_dir / 'airflow-db-migrate.log'}")
+
+
+@contextlib.contextmanager
+def start_services(
+    settings: Settings,
+    airflow_port: int = DEFAULT_AIRFLOW_PORT,
+    mlflow_port: int = DEFAULT_MLFLOW_PORT,
+    site_port: int = DEFAULT_SITE_PORT,
+    *,
+    docs: bool = True,
+    airflow: bool = True,
+    timeout_s: float = 180.0,
+) -> Iterator[Services]:
+    """Start MLflow, the static site and Airflow on 127.0.0.1; yield once all answer; stop them all on exit.
+
+    ``docs=False`` serves whatever dbt docs were generated before (faster restarts); ``airflow=False``
+    skips the four Airflow processes.
+    """
+    from ml.tracking import artifact_root, server_command, server_url, wait_until_ready
+
+    logs_dir = settings.root / "logs" / "ui"
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    if docs or not (dbt_docs_dir(settings) / "index.html").exists():
+        from campaign_loop.dbt import parse_project
+
+        parse_project(settings)  # the manifest the DAG renders from
+        generate_dbt_docs(settings)
+
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    with contextlib.ExitStack() as stack:
+        def stop_all() -> None:
+            for process in reversed(list(processes.values())):
+                stop_process(process)
+
+        stack.callback(stop_all)
+        mlflow_url = server_url(mlflow_port, HOST)
+        # ml.tracking.start_server's command, in a process group of its own: the server forks uvicorn and job
+        # consumers, and stopping the group stops them all.
+        artifact_root(settings).mkdir(parents=True, exist_ok=True)
+        processes["mlflow"] = _spawn("mlflow", server_command(settings, mlflow_port, host=HOST), None, logs_dir)
+        site_url = stack.enter_context(serve_site(settings, site_port))
+        services = Services(settings, f"http://{HOST}:{airflow_port}", mlflow_url, site_url, processes, logs_dir)
+
+        if airflow:
+            env = airflow_ui_env(settings, airflow_port, mlflow_url)
+            _migrate(settings, env, logs_dir)
+            exe = str(Path(sys.executable).with_name("airflow"))
+            commands = {
+                "api-server": [exe, "api-server", "--host", HOST, "--port", str(airflow_port), "--workers", "1"],
+                # No log-server side processes: they bind every interface, and LocalExecutor's logs are local.
+                "scheduler": [exe, "scheduler", "--skip-serve-logs"],
+                "dag-processor": [exe, "dag-processor"],
+                "triggerer": [exe, "triggerer", "--skip-serve-logs"],
+            }
+            for name, command in commands.items():
+                processes[f"airflow-{name}"] = _spawn(f"airflow-{name}", command, env, logs_dir)
+            wait_for_http(f"{services.airflow_url}/api/v2/monitor/health", timeout_s,
+                          processes["airflow-api-server"], "airflow api-server")
+        wait_until_ready(mlflow_url, timeout_s=timeout_s, process=processes["mlflow"])
+        yield services
+
+
+def run_ui(
+    settings: Settings,
+    airflow_port: int = DEFAULT_AIRFLOW_PORT,
+    mlflow_port: int = DEFAULT_MLFLOW_PORT,
+    site_port: int = DEFAULT_SITE_PORT,
+    *,
+    docs: bool = True,
+) -> int:
+    """Start every surface, print where they are, block until Ctrl-C or SIGTERM, stop them; exit code."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(f"Campaign Loop UI: home {settings.root}; starting (dbt docs, MLflow, Airflow)...", flush=True)
+        with start_services(settings, airflow_port, mlflow_port, site_port, docs=docs) as services:
+            password = services.airflow_password()
+            print(services.summary())
+            if password:
+                print(f"Airflow login: {AIRFLOW_USER} / {password}")
+            print("Ctrl-C stops everything.", flush=True)
+            while not stopping.wait(1.0):
+                dead = [n for n, p in services.processes.items() if p.poll() is not None]
+                if dead:
+                    print(f"campaign-loop ui: {', '.join(dead)} exited; see {services.logs_dir}; stopping",
+                          file=sys.stderr)
+                    return 1
+            print("Stopping...", flush=True)
+        return 0
+    except (RuntimeError, TimeoutError, OSError) as error:
+        print(f"campaign-loop ui: {error}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,185 @@
+"""
+### Campaign feedback loop
+
+One run is one campaign cycle (a week by default). It collects what customers did on every channel
+during the cycle that just ended, builds and audits the warehouse, retrains the models, and designs
+the next campaign; the next run measures that campaign against its randomised holdout.
+
+**Tasks**
+1. `simulate`: demo mode only: the simulated retailer lives through the cycle, executing the last plan.
+2. `ingest`: every new landing file is loaded exactly once; bad rows go to `raw._quarantine`.
+3. `validate_raw`: the landing contract's expectations on this cycle's batch (Great Expectations).
+4. `dbt`: the dbt project, one task per model (Cosmos watcher mode: one `dbt build` writes the
+   warehouse, one watcher task per model shows it).
+5. `validate_marts`: keys, reconciliation, freshness, anomalies, drift, randomisation health.
+   A critical failure stops the cycle here: the published marts, the champions and the last plan stay.
+6. `publish`: the audited marts become the `published` schema that models and analysts read.
+7. `train`: churn, propensity, CLV and uplift retrained, logged to MLflow, promoted only past the gate.
+8. `measure`: lift of the campaign that ran this cycle, treatment vs holdout, with its interval;
+   `kpi_alerts`: the cycle's KPIs against the thresholds in `expectations/kpi_alerts.yaml`.
+9. `design`: the next campaign from the champions' scores, exported per channel for sending.
+10. `report`: the cycle's summary and its HTML report, `<home>/reports/<cycle_id>/index.html`.
+
+**Where to look** (`campaign-loop ui` serves all of them on 127.0.0.1; see docs/ui.md)
+- The cycle report: KPI trends, lift with intervals by action and segment, model metrics across cycles,
+  the next plan, the validation verdict: http://127.0.0.1:8090/reports/ (one page per `cycle_id`,
+  the lineage key: the ISO date the cycle starts; the `report` task's log prints the page's URL).
+- Analysts: the dbt docs, http://127.0.0.1:8090/dbt_docs/index.html (customer 360: `dim_customers`).
+- Reviewers: the MLflow registry, http://127.0.0.1:5000/#/models (aliases `champion`, `challenger`;
+  runs and versions tagged `cycle_id`).
+- Data quality: Great Expectations Data Docs, http://127.0.0.1:8090/validation/gx/uncommitted/data_docs/local_site/index.html
+
+**Params**: the cycle's knobs; defaults come from `campaign_loop.config.Settings`
+(environment `CAMPAIGN_LOOP_*`), each Param named like its setting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
+
+from campaign_loop.config import Settings
+from campaign_loop.dbt import MANIFEST_PATH, PROFILE_NAME, PROJECT_DIR, dbt_env, dbt_executable
+
+_defaults = Settings()
+
+
+def _gate(stage: str) -> dict[str, Any]:
+    """A failed audit is final for this data: fail the task without retrying, so the cycle stops at once."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from campaign_loop import pipeline
+    from expectations import GateFailed
+
+    try:
+        return pipeline.validate(*_run(), stage)
+    except GateFailed as failure:
+        raise AirflowFailException(str(failure)) from failure
+
+
+def _run() -> tuple[Settings, int]:
+    from campaign_loop.pipeline import cycle_of_logical_date, settings_for_run
+
+    context = get_current_context()
+    settings = settings_for_run(dict(context["params"]))
+    return settings, cycle_of_logical_date(settings, context["logical_date"])
+
+
+@dag(
+    dag_id="campaign_feedback_loop",
+    doc_md=__doc__,
+    schedule="0 6 * * 1",
+    start_date=pendulum.datetime(2026, 1, 12, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["campaign-loop", "marketing"],
+    default_args={"owner": "campaign-loop", "retries": 1, "retry_delay": pendulum.duration(minutes=2)},
+    params={
+        "demo": Param(_defaults.demo, type="boolean", description="Simulated retailer as the data source."),
+        "customers": Param(_defaults.customers, type="integer", minimum=100, description="People in the simulated world."),
+        "seed": Param(_defaults.seed, type="integer", description="Seed of the simulated world."),
+        "budget": Param(_defaults.budget, type="number", minimum=0, description="Budget of the next campaign."),
+        "holdout_share": Param(
+            _defaults.holdout_share, type="number", minimum=0.05, maximum=0.5,
+            description="Randomised holdout share of the next campaign (at least; power may raise it).",
+        ),
+        "offers": Param(
+            list(_defaults.offers), type="array", minItems=1,
+            items={"type": "string", "enum": ["message", "pct10", "pct20"]},
+            description="Offers the next campaign may use.",
+        ),
+        "promotion_mode": Param(
+            _defaults.promotion_mode, type="string", enum=["auto", "manual"],
+            description="auto: the gate promotes models; manual: a reviewer promotes in the MLflow registry.",
+        ),
+    },
+)
+def campaign_feedback_loop() -> None:
+    from campaign_loop import pipeline
+
+    @task
+    def simulate() -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        settings, cycle = _run()
+        if not settings.demo:
+            raise AirflowSkipException("not in demo mode: landing files come from the retailer")
+        return pipeline.simulate(settings, cycle)
+
+    @task(trigger_rule="none_failed")
+    def ingest() -> dict[str, Any]:
+        return pipeline.ingest(*_run())
+
+    @task
+    def validate_raw() -> dict[str, Any]:
+        return _gate("raw")
+
+    dbt = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(
+            PROJECT_DIR, manifest_path=MANIFEST_PATH if MANIFEST_PATH.exists() else None,
+            install_dbt_deps=False, env_vars=dbt_env(_defaults),
+        ),
+        profile_config=ProfileConfig(
+            profile_name=PROFILE_NAME, target_name="duckdb", profiles_yml_filepath=PROJECT_DIR / "profiles.yml",
+        ),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.WATCHER,
+            # A subprocess, not dbt in-process: its DuckDB connection must close before later tasks read.
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=str(dbt_executable()),
+        ),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST if MANIFEST_PATH.exists() else LoadMode.DBT_LS,
+            selector="cycle",
+            emit_datasets=False,
+        ),
+        # Reschedule mode frees the slot between pokes, so a sequential runner (`airflow dags test`) can
+        # run the producer while the watchers wait for it.
+        operator_args={"deferrable": False, "mode": "reschedule", "poke_interval": 5, "timeout": 30 * 60},
+    )
+
+    @task
+    def validate_marts() -> dict[str, Any]:
+        dbt_invocation_id = pipeline.record_dbt_invocation(*_run())
+        return _gate("marts") | {"dbt_invocation_id": dbt_invocation_id}
+
+    @task
+    def publish(audit: dict[str, Any]) -> dict[str, Any]:
+        return pipeline.publish(*_run(), audit["validation_result_id"]) | audit
+
+    @task
+    def kpi_alerts(published: dict[str, Any]) -> dict[str, Any]:
+        return pipeline.kpi_alerts(*_run())
+
+    @task
+    def train(published: dict[str, Any]) -> dict[str, Any]:
+        lineage = {k: published[k] for k in ("dbt_invocation_id", "validation_result_id")}
+        return pipeline.train(*_run(), lineage)
+
+    @task
+    def measure(published: dict[str, Any]) -> dict[str, Any]:
+        return pipeline.measure(*_run())
+
+    @task
+    def design(trained: dict[str, Any]) -> dict[str, Any]:
+        return pipeline.design(*_run())
+
+    @task
+    def report(plan: dict[str, Any], lift: dict[str, Any], kpis: dict[str, Any]) -> dict[str, Any]:
+        settings, cycle = _run()
+        page = pipeline.report(settings, cycle, get_current_context()["dag_run"].run_id)
+        return {"loaded": pipeline.batch_counts(settings, cycle), "plan": plan["summary"], "lift": lift,
+                "kpis": kpis} | page
+
+    audited = validate_marts()
+    simulate() >> ingest() >> validate_raw() >> dbt >> audited
+    published = publish(audited)
+    report(design(train(published)), measure(published), kpi_alerts(published))
+
+
+campaign_feedback_loop()

@@ -1,0 +1,110 @@
+{#-
+    Per campaign and arm: counts and rates, then each non-control arm compared with the control arm
+    (two-proportion z-test on conversion, Welch on revenue per customer, normal 95% intervals).
+-#}
+with
+
+sends as (
+    select * from {{ ref('fct_campaign_sends') }}
+),
+
+arms as (
+    select
+        campaign_id,
+        arm,
+        count(*) as assigned,
+        count(sent_at) as sent,
+        count(case when is_delivered then 1 end) as delivered,
+        count(case when is_opened then 1 end) as opened,
+        count(case when is_clicked then 1 end) as clicked,
+        count(case when is_redeemed then 1 end) as redeemed,
+        count(case when is_unsubscribed then 1 end) as unsubscribed,
+        count(case when is_converted then 1 end) as converted,
+        sum(revenue) as revenue,
+        sum(margin) as margin,
+        sum(contact_cost) as cost,
+        avg(cast(revenue as float8)) as revenue_per_customer,
+        avg(cast(margin as float8)) as margin_per_customer,
+        var_samp(cast(revenue as float8)) as revenue_variance
+    from sends
+    group by campaign_id, arm
+),
+
+control as (
+    select * from arms where arm = 'control'
+),
+
+compared as (
+    select
+        arms.*,
+        {{ safe_divide('arms.converted', 'arms.assigned') }} as conversion_rate,
+        {{ safe_divide('control.converted', 'control.assigned') }} as control_conversion_rate,
+        control.assigned as control_assigned,
+        control.revenue_per_customer as control_revenue_per_customer,
+        control.margin_per_customer as control_margin_per_customer,
+        control.revenue_variance as control_revenue_variance
+    from arms
+    left join control
+        on control.campaign_id = arms.campaign_id
+),
+
+tested as (
+    select
+        *,
+        conversion_rate - control_conversion_rate as conversion_lift,
+        sqrt(
+            conversion_rate * (1 - conversion_rate) / nullif(assigned, 0)
+            + control_conversion_rate * (1 - control_conversion_rate) / nullif(control_assigned, 0)
+        ) as conversion_lift_se,
+        -- Pooled standard error under H0 (equal rates) for the p-value.
+        sqrt(
+            {{ safe_divide('converted + control_conversion_rate * control_assigned', 'assigned + control_assigned') }}
+            * (1 - {{ safe_divide('converted + control_conversion_rate * control_assigned', 'assigned + control_assigned') }})
+            * (1.0 / nullif(assigned, 0) + 1.0 / nullif(control_assigned, 0))
+        ) as conversion_pooled_se,
+        revenue_per_customer - control_revenue_per_customer as revenue_lift,
+        sqrt(revenue_variance / nullif(assigned, 0) + control_revenue_variance / nullif(control_assigned, 0)) as revenue_lift_se
+    from compared
+),
+
+final as (
+    select
+        campaign_id,
+        arm,
+        cast(assigned as integer) as assigned,
+        cast(sent as integer) as sent,
+        cast(delivered as integer) as delivered,
+        cast(opened as integer) as opened,
+        cast(clicked as integer) as clicked,
+        cast(redeemed as integer) as redeemed,
+        cast(unsubscribed as integer) as unsubscribed,
+        cast(converted as integer) as converted,
+        cast(revenue as decimal(18, 4)) as revenue,
+        cast(margin as decimal(18, 4)) as margin,
+        cast(cost as decimal(18, 4)) as cost,
+        {{ round_float('revenue_per_customer') }} as revenue_per_customer,
+        {{ round_float(safe_divide('opened', 'sent')) }} as open_rate,
+        {{ round_float(safe_divide('clicked', 'sent')) }} as click_rate,
+        {{ round_float(safe_divide('redeemed', 'assigned')) }} as redemption_rate,
+        {{ round_float('conversion_rate') }} as conversion_rate,
+        {{ round_float('control_conversion_rate') }} as control_conversion_rate,
+        case when arm <> 'control' then {{ round_float('conversion_lift') }} end as conversion_lift,
+        case when arm <> 'control' then {{ round_float('conversion_lift - 1.959964 * conversion_lift_se') }} end as conversion_lift_ci_low,
+        case when arm <> 'control' then {{ round_float('conversion_lift + 1.959964 * conversion_lift_se') }} end as conversion_lift_ci_high,
+        case when arm <> 'control' and conversion_pooled_se > 0
+            then {{ round_float('2 * (1 - ' ~ normal_cdf('abs(conversion_lift) / conversion_pooled_se') ~ ')') }}
+        end as conversion_lift_p_value,
+        case when arm <> 'control' then {{ round_float('revenue_lift') }} end as revenue_lift,
+        case when arm <> 'control' then {{ round_float('revenue_lift - 1.959964 * revenue_lift_se') }} end as revenue_lift_ci_low,
+        case when arm <> 'control' then {{ round_float('revenue_lift + 1.959964 * revenue_lift_se') }} end as revenue_lift_ci_high,
+        case when arm <> 'control' and revenue_lift_se > 0
+            then {{ round_float('2 * (1 - ' ~ normal_cdf('abs(revenue_lift) / revenue_lift_se') ~ ')') }}
+        end as revenue_lift_p_value,
+        -- Incremental margin over the holdout, net of contact cost, per unit of contact cost.
+        case when arm <> 'control' then
+            {{ round_float(safe_divide('(margin_per_customer - control_margin_per_customer) * assigned - cost', 'cost')) }}
+        end as roi
+    from tested
+)
+
+select * from final

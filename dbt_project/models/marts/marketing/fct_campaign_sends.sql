@@ -1,0 +1,125 @@
+{#- Campaign results: each assignment with its engagement and its outcomes inside the campaign window. -#}
+with
+
+sends as (
+    select * from {{ ref('stg_marketing__campaign_sends') }}
+),
+
+campaigns as (
+    select * from {{ ref('stg_marketing__campaigns') }}
+),
+
+campaign_events as (
+    select * from {{ ref('stg_marketing__campaign_events') }}
+),
+
+redemptions as (
+    select * from {{ ref('stg_marketing__coupon_redemptions') }}
+),
+
+resolved as (
+    select * from {{ ref('int_identity__resolved') }}
+),
+
+orders as (
+    select * from {{ ref('fct_orders') }}
+),
+
+engagement as (
+    select
+        campaign_id,
+        member_id,
+        bool_or(event_type = 'delivered') as is_delivered,
+        bool_or(event_type = 'open') as is_opened,
+        bool_or(event_type = 'click') as is_clicked,
+        bool_or(event_type = 'unsubscribe') as is_unsubscribed,
+        bool_or(event_type = 'bounce') as is_bounced
+    from campaign_events
+    group by campaign_id, member_id
+),
+
+redeemed as (
+    select campaign_id, member_id, count(*) as redemptions, sum(discount_amount) as redeemed_discount
+    from redemptions
+    where campaign_id is not null and member_id is not null
+    group by campaign_id, member_id
+),
+
+assigned as (
+    select
+        sends.campaign_id,
+        sends.member_id,
+        resolved.customer_id,
+        sends.arm,
+        sends.is_treatment,
+        sends.sent_at,
+        sends.assignment_probability,
+        campaigns.channel,
+        campaigns.offer_type,
+        campaigns.starts_at,
+        campaigns.ends_at,
+        campaigns.cycle_id,
+        case when sends.sent_at is not null then campaigns.cost_per_contact else 0 end as contact_cost,
+        sends.reported_converted,
+        sends.reported_revenue
+    from sends
+    inner join campaigns
+        on campaigns.campaign_id = sends.campaign_id
+    left join resolved
+        on resolved.identifier_type = 'member_id' and resolved.identifier_value = sends.member_id
+),
+
+window_orders as (
+    select
+        assigned.campaign_id,
+        assigned.member_id,
+        count(*) as orders,
+        sum(orders.total_amount) as revenue,
+        sum(orders.margin_amount) as margin
+    from assigned
+    inner join orders
+        on orders.customer_id = assigned.customer_id
+        and orders.ordered_at >= assigned.starts_at
+        and orders.ordered_at <= assigned.ends_at
+        and orders.is_revenue
+    group by assigned.campaign_id, assigned.member_id
+),
+
+final as (
+    select
+        assigned.campaign_id,
+        assigned.member_id,
+        assigned.customer_id,
+        assigned.arm,
+        assigned.is_treatment,
+        assigned.channel,
+        assigned.offer_type,
+        assigned.cycle_id,
+        assigned.starts_at,
+        assigned.ends_at,
+        assigned.sent_at,
+        cast(assigned.assignment_probability as float8) as assignment_probability,
+        coalesce(engagement.is_delivered, false) as is_delivered,
+        coalesce(engagement.is_opened, false) as is_opened,
+        coalesce(engagement.is_clicked, false) as is_clicked,
+        coalesce(engagement.is_unsubscribed, false) as is_unsubscribed,
+        coalesce(engagement.is_bounced, false) as is_bounced,
+        coalesce(redeemed.redemptions, 0) > 0 as is_redeemed,
+        coalesce(window_orders.orders, 0) > 0 as is_converted,
+        cast(coalesce(window_orders.orders, 0) as integer) as orders,
+        cast(coalesce(window_orders.revenue, 0) as decimal(18, 4)) as revenue,
+        cast(coalesce(window_orders.margin, 0) as decimal(18, 4)) as margin,
+        cast(assigned.contact_cost as decimal(18, 4)) as contact_cost,
+        cast(coalesce(redeemed.redeemed_discount, 0) as decimal(18, 4)) as redeemed_discount,
+        assigned.reported_converted,
+        cast(assigned.reported_revenue as decimal(18, 4)) as reported_revenue
+    from assigned
+    left join engagement
+        on engagement.campaign_id = assigned.campaign_id and engagement.member_id = assigned.member_id
+    left join redeemed
+        on redeemed.campaign_id = assigned.campaign_id and redeemed.member_id = assigned.member_id
+    left join window_orders
+        on window_orders.campaign_id = assigned.campaign_id and window_orders.member_id = assigned.member_id
+)
+
+select * from final

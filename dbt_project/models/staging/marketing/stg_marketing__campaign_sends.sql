@@ -1,0 +1,56 @@
+{#- Incremental over append-only raw: see macros/utils/incremental.sql. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['campaign_id', 'member_id'],
+) }}
+
+with
+
+source as (
+    {{ incremental_raw(source('raw', 'campaign_sends'), ['campaign_id', 'member_id']) }}
+),
+
+renamed as (
+    select
+        trim(campaign_id) as campaign_id,
+        {{ clean_identifier('member_id') }} as member_id,
+        lower(trim(arm)) as arm,
+        lower(trim(arm)) <> 'control' as is_treatment,
+        sent_at,
+        cast(assignment_probability as {{ dbt.type_float() }}) as assignment_probability,
+        converted as reported_converted,
+        cast(revenue as decimal(18, 4)) as reported_revenue,
+        _loaded_at,
+        _file,
+        _row_number
+    from source
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by campaign_id, member_id
+            order by {{ latest_loaded_first() }}
+        ) as load_rank
+    from renamed
+    where campaign_id is not null and member_id is not null
+),
+
+final as (
+    select
+        campaign_id,
+        member_id,
+        arm,
+        is_treatment,
+        sent_at,
+        assignment_probability,
+        reported_converted,
+        reported_revenue,
+        _loaded_at as loaded_at
+    from ranked
+    where load_rank = 1
+)
+
+select * from final

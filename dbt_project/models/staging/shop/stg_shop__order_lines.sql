@@ -1,0 +1,52 @@
+{#- Incremental over append-only raw: see macros/utils/incremental.sql. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='order_id',
+) }}
+
+with
+
+source as (
+    {{ incremental_raw(source('raw', 'order_lines'), ['order_id']) }}
+),
+
+renamed as (
+    select
+        trim(order_id) as order_id,
+        cast(line_number as integer) as line_number,
+        trim(product_id) as product_id,
+        cast(quantity as integer) as quantity,
+        cast(unit_price as decimal(18, 4)) as unit_price,
+        cast(coalesce(discount_amount, 0) as decimal(18, 4)) as discount_amount,
+        _loaded_at,
+        _file,
+        _row_number
+    from source
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by order_id, line_number
+            order by {{ latest_loaded_first() }}
+        ) as load_rank
+    from renamed
+    where order_id is not null
+),
+
+final as (
+    select
+        order_id,
+        line_number,
+        product_id,
+        quantity,
+        unit_price,
+        discount_amount,
+        _loaded_at as loaded_at
+    from ranked
+    where load_rank = 1
+)
+
+select * from final

@@ -1,0 +1,119 @@
+"""The runtime GX project under ``<home>/validation``: committed suites in, results and Data Docs out.
+
+The committed project (``expectations/gx``) holds only what is versioned: its config and the generated
+suites. Each gate run copies both into ``<home>/validation/gx`` and validates there, so validation
+results, checkpoints and Data Docs live with the rest of the runtime state, the code checkout can be
+read-only, and every home (each test's tmp dir, each demo) has its own history.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from campaign_loop.config import Settings
+from expectations.suites import GX_DIR, SUITES_DIR
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.data_context import FileDataContext
+
+DATASOURCE = "campaign_loop"
+
+
+def validation_dir(settings: Settings) -> Path:
+    return settings.root / "validation"
+
+
+def data_docs_index(settings: Settings) -> Path:
+    return validation_dir(settings) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def _sync(runtime: Path) -> None:
+    """Copy the committed config and suites over the runtime project's (stale suites removed)."""
+    runtime.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(GX_DIR / "great_expectations.yml", runtime / "great_expectations.yml")
+    target = runtime / "expectations"
+    if target.exists():
+        for old in target.rglob("*.json"):
+            old.unlink()
+    for suite in SUITES_DIR.rglob("*.json"):
+        dest = target / suite.relative_to(SUITES_DIR)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(suite, dest)
+
+
+def open_context(settings: Settings) -> FileDataContext:
+    """The runtime file context, its config and suites freshly synced from the committed project."""
+    # No telemetry, ever: GX 1.24 has no usage-statistics client left, but older builds read this switch.
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    import great_expectations as gx
+
+    project = validation_dir(settings)
+    _sync(project / "gx")
+    return gx.get_context(mode="file", project_root_dir=str(project))
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    suite: str
+    result: ExpectationSuiteValidationResult
+    result_id: Any  # ValidationResultIdentifier, for incremental Data Docs
+
+
+class Validator:
+    """Runs committed suites against DataFrames (GX's pandas data source) under one run id."""
+
+    def __init__(self, context: FileDataContext, run_name: str) -> None:
+        import datetime as dt
+
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        self.context = context
+        self.run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC))
+        self.datasource = context.data_sources.add_or_update_pandas(DATASOURCE)
+        self.runs: list[SuiteRun] = []
+
+    def validate(self, suite_name: str, frame: pd.DataFrame, parameters: Mapping[str, Any] | None = None) -> SuiteRun:
+        import great_expectations as gx
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        # One dataframe asset per suite: an asset's name is the table the results page shows.
+        if suite_name in self.datasource.get_asset_names():
+            self.datasource.delete_asset(suite_name)
+        batch = self.datasource.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("batch")
+        suite = self.context.suites.get(suite_name)
+        definition = self.context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
+        )
+        result = definition.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=dict(parameters or {}),
+            run_id=self.run_id,
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10},
+        )
+        result_id = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+            run_id=self.run_id,
+            batch_identifier=_batch_id(result),
+        )
+        run = SuiteRun(suite_name, result, result_id)
+        self.runs.append(run)
+        return run
+
+    def build_docs(self) -> None:
+        """Render this run's results (incrementally: older pages stay) and the site index."""
+        ids = [run.result_id for run in self.runs]
+        self.context.build_data_docs(resource_identifiers=ids or None)
+
+
+def _batch_id(result: ExpectationSuiteValidationResult) -> str:
+    return str(result.meta.get("active_batch_id") or "__none__")

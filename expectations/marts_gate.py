@@ -1,0 +1,123 @@
+"""The marts stage of the gate: reads one cycle's marts from the warehouse and runs the mart checks on them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from campaign_loop.config import Settings
+from expectations import marts
+from expectations.raw import batch_window
+from expectations.results import CheckResult
+from expectations.suites import STATISTICS_SUITE, mart_suite_name
+from ingest.warehouse import quote
+
+# Revenue of the cycle as the mart has it and as staging has it (online orders + store receipts).
+MART_REVENUE_SQL = "SELECT coalesce(sum(total_amount), 0) FROM {schema}.fct_orders WHERE ordered_at >= ? AND ordered_at < ?"
+STAGED_REVENUE_SQL = """
+SELECT coalesce(sum(total_amount), 0) FROM (
+    SELECT total_amount, ordered_at AS event_at FROM staging.stg_shop__orders
+    UNION ALL SELECT total_amount, purchased_at FROM staging.stg_pos__receipts
+) WHERE event_at >= ? AND event_at < ?
+"""
+# One row per cycle (start date as cycle_id): the volume KPIs the anomaly check follows.
+KPI_SQL = """
+SELECT strftime(CAST(? AS DATE) + CAST(floor(date_diff('day', CAST(? AS DATE), CAST(ordered_at AS DATE)) / ?) * ? AS INTEGER),
+                '%Y-%m-%d') AS cycle_id,
+       count(*) AS orders, sum(total_amount) AS revenue, count(DISTINCT customer_id) AS customers
+FROM {schema}.fct_orders WHERE is_revenue AND ordered_at < ? GROUP BY 1
+"""
+
+
+def _tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
+    return {t for (t,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]).fetchall()}
+
+
+def cycle_kpis(con: duckdb.DuckDBPyConnection, settings: Settings, cycle_id: str, schema: str = "marts") -> pd.DataFrame:
+    _, end = batch_window(settings, cycle_id)
+    start_date = settings.start_date.isoformat()
+    return con.execute(KPI_SQL.format(schema=schema),
+                       [start_date, start_date, settings.cycle_days, settings.cycle_days, end]).df()
+
+
+def mart_frames_and_checks(
+    con: duckdb.DuckDBPyConnection, settings: Settings, cycle_id: str, rules: dict[str, Any]
+) -> tuple[list[tuple[str, pd.DataFrame]], list[CheckResult]]:
+    """(GX suite frames, Python check results) of one cycle's marts; a missing mart is a critical failure."""
+    schema = rules.get("schema", "marts")
+    start, end = batch_window(settings, cycle_id)
+    present = _tables(con, schema)
+    frames: list[tuple[str, pd.DataFrame]] = []
+    checks: list[CheckResult] = []
+    loaded: dict[str, pd.DataFrame] = {}
+
+    for table in rules["tables"]:
+        if table not in present:
+            checks.append(CheckResult("mart_present", f"{schema}.{table}", None, "critical", False,
+                                      details="table missing: dbt did not build it"))
+            continue
+        frame = con.execute(f"SELECT * FROM {quote(schema)}.{quote(table)}").df()
+        loaded[table] = frame
+        if table == "fct_customer_features" and "cycle_id" in frame:
+            # Keys are checked on the rows this cycle produced; older snapshots were checked in their cycle.
+            frame = frame[frame["cycle_id"] == cycle_id]
+        frames.append((mart_suite_name(table), frame))
+
+    for rel in rules.get("relationships", ()):
+        child, parent = loaded.get(rel["child"]), loaded.get(rel["parent"])
+        if child is not None and parent is not None:
+            checks.append(marts.check_relationship(
+                child, rel["column"], parent, rel["parent_column"], table=f"{schema}.{rel['child']}",
+                parent_table=f"{schema}.{rel['parent']}", severity=rel.get("severity", "critical")))
+
+    if "fct_orders" in loaded:
+        orders = loaded["fct_orders"]
+        rec = rules["reconciliation"]
+        staged = _tables(con, "staging")
+        if {"stg_shop__orders", "stg_pos__receipts"} <= staged:
+            mart_total = con.execute(MART_REVENUE_SQL.format(schema=schema), [start, end]).fetchone()[0]
+            staged_total = con.execute(STAGED_REVENUE_SQL, [start, end]).fetchone()[0]
+            checks.append(marts.check_reconciliation(mart_total, staged_total, table=f"{schema}.fct_orders",
+                                                     tolerance=rec["tolerance"], severity=rec["severity"]))
+        in_window = orders[(orders["ordered_at"] < end)]
+        latest = in_window["ordered_at"].max() if len(in_window) else None
+        checks.append(marts.check_freshness(latest, start, end, table=f"{schema}.fct_orders",
+                                            severity=rules["freshness"]["severity"]))
+        anomaly = rules["anomaly"]
+        checks += marts.kpi_anomalies(
+            cycle_kpis(con, settings, cycle_id, schema), cycle_id, anomaly["kpis"], table=f"{schema}.fct_orders",
+            k=anomaly["k"], min_history=anomaly["min_history"], lookback=anomaly["lookback"],
+            severity=anomaly["severity"])
+
+    features = loaded.get("fct_customer_features")
+    if features is not None:
+        drift = rules["drift"]
+        current = features[features["cycle_id"] == cycle_id]
+        earlier = features[features["cycle_id"] < cycle_id]
+        if len(current) and len(earlier):
+            # The training reference: the latest snapshot before this cycle, what the live model learned on.
+            reference = earlier[earlier["cycle_id"] == earlier["cycle_id"].max()]
+            checks += marts.check_drift(reference, current, drift["features"], table=f"{schema}.fct_customer_features",
+                                        warn=drift["warn"], critical=drift["critical"], bins=drift["bins"])
+
+    sends = loaded.get("fct_campaign_sends")
+    if sends is not None and len(sends):
+        rnd = rules["randomisation"]
+        this_cycle = sends[(sends["starts_at"] >= start) & (sends["starts_at"] < end)] if "starts_at" in sends else sends
+        if features is not None and len(this_cycle):
+            covariates = [c for c in rnd["covariates"] if c in features]
+            snapshot = features[features["cycle_id"] == cycle_id][["customer_id", *covariates]]
+            this_cycle = this_cycle.merge(snapshot, on="customer_id", how="left")
+        plan_path = settings.exports_dir / "plans" / f"{cycle_id}.parquet"
+        plan = marts.planned_shares(pd.read_parquet(plan_path, columns=["campaign_id", "arm"])) \
+            if plan_path.exists() else None
+        checks += marts.randomisation_checks(
+            this_cycle, covariates=rnd["covariates"], srm_p_min=rnd["srm_p_min"], smd_max=rnd["smd_max"],
+            srm_severity=rnd["srm_severity"], smd_severity=rnd["smd_severity"], table=f"{schema}.fct_campaign_sends",
+            plan=plan)
+
+    frames.append((STATISTICS_SUITE, marts.statistics_frame(checks)))
+    return frames, checks

@@ -1,0 +1,347 @@
+"""Idempotent ingestion: every landing file is loaded into ``raw.<source>`` exactly once.
+
+A file is recognised by the sha256 of its content, so renaming or re-landing an identical file changes
+nothing. Each file is read by DuckDB's own readers into temporary tables, validated with one SQL
+statement, and written in ONE transaction: its good rows, its quarantined rows and its load-log row
+either all land or none do. Rows are never de-duplicated here: raw is append-only, staging dedupes.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+from campaign_loop.config import Settings
+from ingest.contract import Source, load_contract
+from ingest.landing import LandingFile, check_sources, discover, missing_columns_error
+from ingest.report import FileResult, IngestReport
+from ingest.validate import problems, raw_name, typed, typed_name
+from ingest.warehouse import METADATA_COLUMNS, ensure_schema, literal, quote, raw_table
+
+log = logging.getLogger(__name__)
+
+_REJECTS, _REJECT_SCANS = "_ingest_rejects", "_ingest_reject_scans"
+# Parquet types whose VARCHAR cast would not read back as the contract's formats.
+_FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A new file, probed: which of its columns feed which contract column, or why it cannot be read."""
+
+    file: LandingFile
+    source: Source
+    file_hash: str
+    columns: dict[str, tuple[str, str]]  # contract column -> (column as named in the file, DuckDB type)
+    file_columns: tuple[str, ...]  # every column as named in the file, for the quarantine's record
+    unknown: tuple[str, ...]
+    error: str | None = None  # set when the file cannot be parsed at all: quarantined whole
+
+
+def ingest(settings: Settings, sources: Sequence[str] | None = None) -> IngestReport:
+    """Load every landing file not loaded yet (of ``sources``, default all) into the warehouse's raw layer.
+
+    Raises ``LandingError`` before loading anything when the landing directory breaks the contract in a
+    way that needs a person: missing folder, unknown source folder, unknown file format, missing column.
+    """
+    contract = load_contract()
+    selected = check_sources(contract, sources)
+    files = discover(settings.landing_dir, contract, selected)
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        # Casting aware timestamps to text and back must never depend on the machine's zone.
+        con.execute("SET TimeZone = 'UTC'")
+        ensure_schema(con, contract)
+        seen = {h for (h,) in con.execute("SELECT file_hash FROM raw._load_log").fetchall()}
+
+        results: dict[str, FileResult] = {}
+        plans: list[_Plan] = []
+        for file in files:
+            file_hash = file.sha256()
+            if file_hash in seen:
+                results[file.relpath] = FileResult(file.source, file.batch, file.relpath, file_hash, "skipped")
+                continue
+            seen.add(file_hash)
+            # Probing every new file before loading any is what lets a missing column stop the run clean.
+            plans.append(_probe(con, file, contract.source(file.source), file_hash))
+
+        for plan in plans:
+            results[plan.file.relpath] = _load(con, plan, settings, loaded_at)
+
+    report = IngestReport.of([results[f.relpath] for f in files], settings.quarantine_rate_max)
+    for notice in report.unknown_columns:
+        log.warning("%s", notice)
+    for flagged in report.flagged:
+        log.warning("%s: %.1f%% of rows quarantined", flagged.file, 100 * flagged.quarantine_share)
+    return report
+
+
+def _scan(file: LandingFile) -> str:
+    path = literal(str(file.path))
+    if file.format == "parquet":
+        return f"read_parquet({path}, file_row_number = true)"
+    # all_varchar: typing is the contract's job (in SQL), the reader must never guess or reject on type.
+    return (
+        f"read_csv({path}, all_varchar = true, header = true, store_rejects = true, "
+        f"rejects_table = {literal(_REJECTS)}, rejects_scan = {literal(_REJECT_SCANS)})"
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _probe(con: duckdb.DuckDBPyConnection, file: LandingFile, source: Source, file_hash: str) -> _Plan:
+    def unreadable(error: str) -> _Plan:
+        return _Plan(file, source, file_hash, {}, (), (), error)
+
+    if file.format == "csv" and _blank(file):
+        # DuckDB reads an empty file as one column "column0" and no rows; for us it has no header at all.
+        return unreadable("empty file: no header row")
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {_scan(file)}").fetchall()
+    except duckdb.Error as error:
+        return unreadable(_first_line(error))
+
+    names = [(str(row[0]), str(row[1])) for row in described]
+    if file.format == "parquet":
+        names = [(name, kind) for name, kind in names if name != "file_row_number"]
+    columns: dict[str, tuple[str, str]] = {}
+    unknown: list[str] = []
+    for name, kind in names:
+        # Headers are matched case- and whitespace-insensitively ("Member_ID " is member_id).
+        key = name.strip().lower()
+        if key in source.columns and key not in columns:
+            columns[key] = (name, kind)
+        else:
+            unknown.append(name)
+
+    missing = [c for c in source.required_columns if c not in columns]
+    if missing:
+        raise missing_columns_error(file, missing, "required column(s)")
+    for group in source.required_one_of:
+        if not any(c in columns for c in group):
+            raise missing_columns_error(file, group, "none of the identifier columns")
+    return _Plan(file, source, file_hash, columns, tuple(n for n, _ in names), tuple(unknown))
+
+
+def _blank(file: LandingFile) -> bool:
+    with file.path.open("rb") as handle:
+        return not handle.read(1 << 16).strip()
+
+
+def _as_text(name: str, kind: str) -> str:
+    """A file column as VARCHAR the contract's parsers understand (parquet columns come typed)."""
+    column = quote(name)
+    if kind.upper() in _FLOAT_TYPES:
+        # The default DOUBLE → VARCHAR cast may write an exponent ("1e-05"), which decimals reject.
+        return f"CASE WHEN isfinite({column}) THEN printf('%.6f', {column}) ELSE CAST({column} AS VARCHAR) END"
+    return f"CAST({column} AS VARCHAR)"
+
+
+def _stage(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
+    """Read the file: view ``_ingest_rows`` (text values + _row_number) and table ``_ingest_bad`` (rejects).
+
+    Raises duckdb.Error when the file cannot be read; the caller quarantines it whole.
+    """
+    file = plan.file
+    text = ", ".join(f"{_as_text(n, k)} AS {quote(n)}" for n, k in _file_types(plan).items())
+    if file.format == "parquet":
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_read AS SELECT * FROM {_scan(file)}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW _ingest_rows AS "
+            f"SELECT {text}, file_row_number + 1 AS _row_number FROM _ingest_read"
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _ingest_bad "
+            "(row_number BIGINT, field VARCHAR, error_type VARCHAR, csv_line VARCHAR, message VARCHAR)"
+        )
+        return
+
+    # DuckDB only records scans that had rejects, so stale tables would be mistaken for this file's.
+    con.execute(f"DROP TABLE IF EXISTS {_REJECTS}; DROP TABLE IF EXISTS {_REJECT_SCANS}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_read AS SELECT * FROM {_scan(file)}")
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _ingest_bad AS
+        SELECT line - 1 AS row_number, first(column_name) AS field, first(CAST(error_type AS VARCHAR)) AS error_type,
+               first(csv_line) AS csv_line, first(error_message) AS message
+        FROM {_REJECTS} GROUP BY line
+        """
+    )
+    bad = con.execute("SELECT count(*) FROM _ingest_bad").fetchone()
+    if not bad or bad[0] == 0:
+        # insertion order is preserved, so rowid is the row's position in the file.
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW _ingest_rows AS SELECT {text}, rowid + 1 AS _row_number FROM _ingest_read"
+        )
+        return
+    # The reader drops rejected rows. With c_j = b_j - j good rows before the j-th rejected row (b_j its
+    # number), the good row at 0-based position k is row k + 1 + #{j : c_j <= k}: an ASOF join, no loop.
+    # Numbers are DuckDB's record numbers (a quoted multi-line value counts once); a blank line before a
+    # rejected row shifts the good rows after it by one, never onto a rejected row's number.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW _ingest_rows AS
+        WITH steps AS (
+            SELECT row_number - j AS c, max(j) AS j
+            FROM (SELECT row_number, row_number() OVER (ORDER BY row_number) AS j FROM _ingest_bad)
+            GROUP BY c
+        )
+        SELECT {text}, r.rowid + 1 + coalesce(steps.j, 0) AS _row_number
+        FROM _ingest_read r ASOF LEFT JOIN steps ON r.rowid >= steps.c
+        """
+    )
+
+
+def _file_types(plan: _Plan) -> dict[str, str]:
+    kinds = {name: kind for name, kind in plan.columns.values()}
+    return {name: kinds.get(name, "VARCHAR") for name in plan.file_columns}
+
+
+def _check(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
+    """Type and validate every row in one statement into ``_ingest_checked`` (typed values + problems)."""
+    source = plan.source
+    raw = {name: raw_name(name) for name in source.columns}
+    typ = {name: typed_name(name) for name in source.columns}
+    cleaned = []
+    for name in source.columns:
+        value = f"NULLIF(trim({quote(plan.columns[name][0])}), '')" if name in plan.columns else "CAST(NULL AS VARCHAR)"
+        if name == source.derived_key:
+            # Deterministic: the same file always derives the same keys, so re-landing it is harmless.
+            value = f"coalesce({value}, 'derived-' || {literal(plan.file_hash[:16])} || '-' || _row_number)"
+        cleaned.append(f"{value} AS {raw[name]}")
+    typed_columns = [f"{typed(col, raw[name], source.timezone)} AS {typ[name]}" for name, col in source.columns.items()]
+    # The raw row as the file had it, kept only for the rows that go to the quarantine.
+    record = "CAST(to_json({" + ", ".join(f"{literal(n)}: {quote(n)}" for n in plan.file_columns) + "}) AS VARCHAR)"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _ingest_checked AS
+        WITH cleaned AS (SELECT *, {', '.join(cleaned)} FROM _ingest_rows),
+             parsed AS (SELECT *, {', '.join(typed_columns)} FROM cleaned),
+             checked AS (SELECT *, {problems(source, raw, typ)} AS _problems FROM parsed)
+        SELECT _row_number, {', '.join(typ.values())}, _problems,
+               CASE WHEN len(_problems) > 0 THEN {record} END AS _record
+        FROM checked
+        """
+    )
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, plan: _Plan, loaded_at: datetime) -> int:
+    source = plan.source
+    target = ", ".join(quote(c) for c in [*source.columns, *METADATA_COLUMNS])
+    values = ", ".join(f"{typed_name(c)}" for c in source.columns)
+    row = con.execute(
+        f"""
+        INSERT INTO {raw_table(source)} ({target})
+        SELECT {values}, ?, ?, ?, _row_number, ? FROM _ingest_checked WHERE len(_problems) = 0
+        """,
+        [plan.file.batch, plan.file.relpath, plan.file_hash, loaded_at],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _insert_quarantine(con: duckdb.DuckDBPyConnection, plan: _Plan, loaded_at: datetime) -> int:
+    """One row per quarantined row: the first problem in `field`/`reason`/`value`, all of them in `detail`."""
+    meta = [plan.file.source, plan.file.batch, plan.file.relpath, plan.file_hash]
+    row = con.execute(
+        """
+        INSERT INTO raw._quarantine
+        SELECT ?, ?, ?, ?, c._row_number, c._problems[1].field, c._problems[1].reason, c._problems[1].value,
+               c._record, array_to_string(list_transform(c._problems, lambda p: p.field || ': ' || p.reason), '; '), ?
+        FROM _ingest_checked c WHERE len(c._problems) > 0
+        UNION ALL
+        SELECT ?, ?, ?, ?, row_number, field, 'malformed_row', error_type, csv_line, message, ? FROM _ingest_bad
+        """,
+        [*meta, loaded_at, *meta, loaded_at],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _insert_log(con: duckdb.DuckDBPyConnection, result: FileResult, fmt: str, loaded_at: datetime) -> None:
+    con.execute(
+        "INSERT INTO raw._load_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            result.file_hash, result.source, result.batch, result.file, fmt,
+            None if result.status == "quarantined_file" else result.rows_in_file,
+            result.rows_loaded, result.rows_quarantined, result.status, result.error,
+            ", ".join(result.unknown_columns) or None, loaded_at,
+        ],
+    )
+
+
+def _load(con: duckdb.DuckDBPyConnection, plan: _Plan, settings: Settings, loaded_at: datetime) -> FileResult:
+    file = plan.file
+    error = plan.error
+    if error is None:
+        try:
+            _stage(con, plan)
+        except duckdb.Error as exc:
+            # Only reading may fail because of the file; a failure later is a bug and must surface.
+            error = _first_line(exc)
+    if error is not None:
+        _drop_staging(con)
+        return _quarantine_file(con, plan, error, settings, loaded_at)
+
+    _check(con, plan)
+    counts = con.execute("SELECT (SELECT count(*) FROM _ingest_rows) + (SELECT count(*) FROM _ingest_bad)").fetchone()
+    rows_in_file = int(counts[0]) if counts else 0
+    con.begin()
+    try:
+        loaded = _insert_rows(con, plan, loaded_at)
+        quarantined = _insert_quarantine(con, plan, loaded_at)
+        result = FileResult(
+            file.source, file.batch, file.relpath, plan.file_hash, "loaded",
+            rows_in_file, loaded, quarantined, None, plan.unknown,
+        )
+        if loaded + quarantined != rows_in_file:
+            raise RuntimeError(f"{file.relpath}: {rows_in_file} rows read but {loaded} loaded + {quarantined} quarantined")
+        _insert_log(con, result, file.format, loaded_at)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    finally:
+        _drop_staging(con)
+    log.info("%s: %d rows loaded, %d quarantined", file.relpath, loaded, quarantined)
+    return result
+
+
+def _drop_staging(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP VIEW IF EXISTS _ingest_rows")  # first: it reads _ingest_read
+    for table in ("_ingest_checked", "_ingest_read", "_ingest_bad"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _quarantine_file(
+    con: duckdb.DuckDBPyConnection, plan: _Plan, error: str, settings: Settings, loaded_at: datetime
+) -> FileResult:
+    file = plan.file
+    result = FileResult(file.source, file.batch, file.relpath, plan.file_hash, "quarantined_file", error=error)
+    # The copy is written before the commit: a crash in between leaves a copy a re-run overwrites,
+    # never a logged quarantine without its copy.
+    target = settings.quarantine_dir / file.source / file.batch / file.path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(file.path, target)
+    target.with_name(target.name + ".error.txt").write_text(
+        f"file: {file.relpath}\nsha256: {plan.file_hash}\nquarantined_at: {loaded_at.isoformat()}Z\nerror: {error}\n"
+    )
+    con.begin()
+    try:
+        _insert_log(con, result, file.format, loaded_at)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    log.warning("%s: quarantined whole: %s", file.relpath, error)
+    return result
+
+
+

@@ -1,0 +1,145 @@
+"""Export a designed campaign: the plan the next cycle reads, and the files the senders import.
+
+Layout under ``settings.exports_dir``::
+
+    plans/<cycle_id>.parquet        the plan, both arms (the simulator / next cycle reads this file)
+    plans/<cycle_id>.summary.json   the plan summary
+    plans/<cycle_id>.summary.md     the same, for people
+    send/<cycle_id>/<channel>.csv   one file per channel, treatment arm only, in the sender's format
+
+Exports carry ``member_id`` only: the senders look contact details up themselves, so no e-mail
+address or phone number leaves the warehouse through this path. Every file is written to a temporary
+name and renamed, so a rerun of the same cycle replaces it and a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from campaign_loop.actions import PLAN_COLUMNS
+from campaign_loop.config import CHANNELS, Settings
+from ml.decide import CampaignPlan
+
+# What the next cycle's simulator reads from the plan file: the contract campaign_loop.actions owns.
+SIMULATOR_COLUMNS: tuple[str, ...] = PLAN_COLUMNS
+
+SENDER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "email": ("member_id", "campaign_id", "template", "coupon_code", "send_at"),
+    "sms": ("member_id", "campaign_id", "message_template", "coupon_code", "send_at"),
+    "kakao": ("member_id", "campaign_id", "message_template", "coupon_code", "send_at"),
+    "push": ("member_id", "campaign_id", "title", "body", "deep_link", "send_at"),
+}
+
+# Push copy per offer; e-mail, SMS and KakaoTalk copy lives in the sender's templates.
+PUSH_COPY: dict[str, tuple[str, str]] = {
+    "message": ("New picks for you", "See what's new this week."),
+    "pct10": ("10% off, this week only", "Your coupon is waiting at checkout."),
+    "pct20": ("20% off, this week only", "Your coupon is waiting at checkout."),
+}
+
+
+def plan_path(settings: Settings, cycle_id: str) -> Path:
+    """Where the plan of ``cycle_id`` is written; the pipeline's ``plan_path`` reads the same place."""
+    return settings.exports_dir / "plans" / f"{cycle_id}.parquet"
+
+
+def coupon_codes(campaign_ids: pd.Series, member_ids: pd.Series) -> pd.Series:
+    """One code per member and campaign, derived (not random) so a rerun issues the same codes and a
+    redemption traces back to its campaign. Not reversible to the member ID."""
+    return pd.Series(
+        [
+            "CL" + hashlib.sha256(f"{c}|{m}".encode()).hexdigest()[:10].upper()
+            for c, m in zip(campaign_ids.astype(str), member_ids.astype(str), strict=True)
+        ],
+        index=campaign_ids.index,
+        dtype=str,
+    )
+
+
+def sender_frame(rows: pd.DataFrame, channel: str) -> pd.DataFrame:
+    """The import file of one channel's sender: treatment rows of that channel, in its columns."""
+    sent = rows[(rows["arm"] == "treatment") & (rows["channel"] == channel)]
+    with_coupon = sent["offer_type"] != "none"
+    codes = coupon_codes(sent["campaign_id"], sent["member_id"]).where(with_coupon, "")
+    template = sent["offer"].astype(str) + "_" + channel
+    out = pd.DataFrame({
+        "member_id": sent["member_id"].astype(str),
+        "campaign_id": sent["campaign_id"].astype(str),
+        "template": template,
+        "message_template": template,
+        "coupon_code": codes,
+        "title": sent["offer"].map(lambda o: PUSH_COPY.get(o, PUSH_COPY["message"])[0]),
+        "body": sent["offer"].map(lambda o: PUSH_COPY.get(o, PUSH_COPY["message"])[1]),
+        # utm_campaign is how the clickstream attributes an app session to its campaign.
+        "deep_link": "app://offers/" + sent["offer"].astype(str) + "?utm_source=campaign_loop&utm_medium="
+        + channel + "&utm_campaign=" + sent["campaign_id"].astype(str)
+        + codes.map(lambda c: f"&coupon={c}" if c else ""),
+        "send_at": pd.to_datetime(sent["send_at"]).map(lambda t: t.isoformat()),
+    })
+    return out.loc[:, list(SENDER_COLUMNS[channel])].reset_index(drop=True)
+
+
+def summary_markdown(plan: CampaignPlan) -> str:
+    """A short human summary of the plan."""
+    s = plan.summary
+    h, e, b = s["holdout"], s["expected"], s["budget"]
+    roi = f"{e['roi']:.2f}" if e["roi"] is not None else "n/a"
+    lines = [
+        f"# Campaign plan {plan.cycle_id}",
+        "",
+        f"- Customers targeted: {s['customers_targeted']:,} of {s['customers_reachable']:,} reachable "
+        f"({s['treatment']:,} treatment, {s['control']:,} control, {s['explored']:,} exploration)",
+        f"- Holdout: {h['share']:.1%} ({h['size']:,}); power {h['power']:.2f} to detect "
+        f"+{h['min_detectable_lift']:.3f} on a baseline of {h['baseline_conversion']:.3f}"
+        + (" (underpowered: pool across cycles)" if h["underpowered"] else ""),
+        f"- Expected incremental margin {e['incremental_margin']:,.2f}, value after contact cost "
+        f"{e['incremental_value']:,.2f}, cost {e['cost']:,.2f}, ROI {roi}",
+        f"- Budget used {b['used']:,.2f} of {b['total']:,.2f}",
+        "",
+        "| channel | treatment | control |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {c} | {n['treatment']:,} | {n['control']:,} |" for c, n in s["by_channel"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _atomic(path: Path, write: Callable[[Path], Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_plan(plan: CampaignPlan, settings: Settings) -> dict[str, Path]:
+    """Write the plan, its summaries and the per-channel sender files; returns name -> path."""
+    rows = plan.rows
+    if missing := [c for c in SIMULATOR_COLUMNS if c not in rows.columns]:
+        raise ValueError(f"plan rows lack the simulator's columns: {missing}")
+    ordered = rows[list(SIMULATOR_COLUMNS) + [c for c in rows.columns if c not in SIMULATOR_COLUMNS]]
+    paths: dict[str, Path] = {}
+    paths["plan"] = _atomic(plan_path(settings, plan.cycle_id), lambda p: ordered.to_parquet(p, index=False))
+    plans = settings.exports_dir / "plans"
+    paths["summary_json"] = _atomic(
+        plans / f"{plan.cycle_id}.summary.json",
+        lambda p: p.write_text(json.dumps(plan.summary, indent=2, sort_keys=True, default=str)),
+    )
+    paths["summary_md"] = _atomic(plans / f"{plan.cycle_id}.summary.md", lambda p: p.write_text(summary_markdown(plan)))
+    # Every channel gets a file, empty ones with a header: "nothing to send" is explicit, and a rerun
+    # with fewer channels cannot leave last run's file behind.
+    for channel in CHANNELS:
+        frame = sender_frame(rows, channel)
+        paths[f"send_{channel}"] = _atomic(
+            settings.exports_dir / "send" / plan.cycle_id / f"{channel}.csv", lambda p, f=frame: f.to_csv(p, index=False)
+        )
+    return paths

@@ -1,0 +1,267 @@
+"""Campaign policies side by side: the baselines a marketer would use, the platform, and the oracle.
+
+Every policy turns one cycle's customers into a :class:`ml.decide.CampaignPlan` under the same budget,
+consent and contact rules (baselines go through :func:`ml.decide.plan_from_choice`, which drops
+non-consented actions and truncates to the budget, control arm included):
+
+* ``random``: consenting customers in random order, each a uniformly random allowed action;
+* ``rfm``: RFM segments best first (champions, loyal, potential loyalists, ...), within a segment by
+  monetary value; ``offer`` (default pct10, the classic "10 % for our best customers") on the
+  customer's cheapest consented channel;
+* ``propensity``: the likeliest buyers first (``p_buy`` from the propensity champion), same action;
+* ``platform``: the real loop (train + design, :mod:`campaign_loop.pipeline`), run by ``bench/loop_value.py``;
+* ``oracle``: the platform's optimiser fed the simulator's true effects (:func:`sim.oracle.oracle_plan`).
+
+:func:`bench_loop_value` (re-exported by ``bench/loop_value.py``) runs them, each in its own world.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from campaign_loop.actions import CHANNEL_COST
+from ml.decide import CampaignPlan, DesignConfig, plan_from_choice
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from campaign_loop.config import Settings
+
+POLICIES: tuple[str, ...] = ("random", "rfm", "propensity", "platform", "oracle")
+# Best first; segments not listed come last.
+RFM_ORDER: tuple[str, ...] = ("champions", "loyal", "potential_loyalist", "cant_lose", "at_risk", "new",
+                              "hibernating", "prospect", "lost")
+BASELINE_OFFER = "pct10"
+
+
+def _allowed_channels(customers: pd.DataFrame, config: DesignConfig) -> np.ndarray:
+    return np.column_stack([customers[f"consent_{c}"].fillna(False).to_numpy(bool) for c in config.channels])
+
+
+def cheapest_channel_action(customers: pd.DataFrame, config: DesignConfig, offer: str) -> pd.Series:
+    """``<offer>__<cheapest consented channel>`` per customer (NaN without consent)."""
+    consent = _allowed_channels(customers, config)
+    cost = np.array([CHANNEL_COST[c] for c in config.channels])
+    best = np.where(consent, cost[None, :], np.inf).argmin(axis=1)
+    names = np.array([f"{offer}__{c}" for c in config.channels], dtype=object)[best]
+    return pd.Series(np.where(consent.any(axis=1), names, None), index=customers.index, dtype=object)
+
+
+def random_plan(customers: pd.DataFrame, config: DesignConfig) -> CampaignPlan:
+    """Random consenting customers, each a uniformly random allowed action, until the budget is spent."""
+    rng = np.random.default_rng([config.seed, zlib.crc32(f"random:{config.cycle_id}".encode())])
+    actions = config.actions
+    consent = _allowed_channels(customers, config)
+    allowed = consent[:, [config.channels.index(a.channel) for a in actions]]
+    keys = np.where(allowed, rng.random(allowed.shape), -1.0)
+    pick = keys.argmax(axis=1)
+    names = np.array([a.name for a in actions], dtype=object)[pick]
+    chosen = pd.Series(np.where(allowed.any(axis=1), names, None), index=customers.index, dtype=object)
+    order = rng.permutation(len(customers))
+    return plan_from_choice(customers.iloc[order], chosen.iloc[order], config)
+
+
+def rfm_plan(customers: pd.DataFrame, config: DesignConfig, offer: str = BASELINE_OFFER) -> CampaignPlan:
+    """Best RFM segment first (by monetary value within a segment), ``offer`` on the cheapest consented channel."""
+    rank = customers["segment"].map({s: i for i, s in enumerate(RFM_ORDER)}).fillna(len(RFM_ORDER))
+    value = customers["monetary_value"] if "monetary_value" in customers else customers["expected_spend"]
+    key = pd.DataFrame({"rank": rank.to_numpy(), "value": -value.fillna(0).to_numpy(float),
+                        "id": customers["customer_id"].astype(str).to_numpy()})
+    order = np.lexsort((key["id"], key["value"], key["rank"]))
+    chosen = cheapest_channel_action(customers, config, offer)
+    return plan_from_choice(customers.iloc[order], chosen.iloc[order], config)
+
+
+def propensity_plan(customers: pd.DataFrame, config: DesignConfig, offer: str = BASELINE_OFFER) -> CampaignPlan:
+    """The likeliest buyers (highest ``p_buy``) first, ``offer`` on the cheapest consented channel."""
+    key = pd.DataFrame({"p": -customers["p_buy"].fillna(0).to_numpy(float),
+                        "id": customers["customer_id"].astype(str).to_numpy()})
+    order = np.lexsort((key["id"], key["p"]))
+    chosen = cheapest_channel_action(customers, config, offer)
+    return plan_from_choice(customers.iloc[order], chosen.iloc[order], config)
+
+
+BASELINES = {"random": random_plan, "rfm": rfm_plan, "propensity": propensity_plan}
+
+
+def _with(settings: Settings, **update: Any) -> Settings:
+    from campaign_loop.config import Settings as _Settings
+
+    return _Settings(**{**settings.model_dump(), **update})
+
+
+def _build_marts(settings: Settings, cycle: int) -> None:
+    """ingest -> dbt build -> publish (the pipeline's steps; the validation gates are not run here)."""
+    from campaign_loop import pipeline
+    from campaign_loop.dbt import run_dbt
+
+    pipeline.ingest(settings, cycle)
+    result = run_dbt(settings, "build")
+    if result.returncode != 0:
+        raise RuntimeError(f"dbt build failed in {settings.root}:\n{result.stdout[-3000:]}")
+    pipeline.publish(settings, cycle, None)
+
+
+def _score_without_models(settings: Settings) -> pd.DataFrame:
+    from expectations.publish import PUBLISHED_SCHEMA
+    from ml import features
+    from ml.score import _recent_purchase_rate, score_frame
+
+    frame = features.scoring_frame(settings.warehouse_path, schema=PUBLISHED_SCHEMA)
+    out = score_frame(frame, {}, fallback_rate=lambda: _recent_purchase_rate(settings, PUBLISHED_SCHEMA))
+    return out.assign(monetary_value=frame["monetary_value"].to_numpy()) if "monetary_value" in frame else out
+
+
+def design_for_policy(policy: str, settings: Settings, cycle: int) -> dict[str, Any]:
+    """Design and export the plan ``policy`` executes in ``cycle + 1`` from the data of cycles <= ``cycle``."""
+    from campaign_loop import pipeline
+    from campaign_loop.config import cycle_id
+    from ml import tracking
+    from ml.export import write_plan
+    from sim.oracle import effects_at_start, oracle_customers, oracle_plan
+
+    next_id = cycle_id(settings.cycle_start(cycle + 1))
+    config = DesignConfig.from_settings(settings, next_id, offers=tuple(settings.offers))
+    info: dict[str, Any] = {}
+    if policy == "platform":
+        tracking.configure(settings)
+        report = pipeline.train(settings, cycle, {})
+        info["uplift"] = report["models"]["uplift"]["status"] if "models" in report else None
+        summary = pipeline.design(settings, cycle)["summary"]
+        info.update(treated_planned=summary["treatment"], explored=summary["explored"])
+        return info
+    if policy in ("oracle", "random"):
+        effects, spend = effects_at_start(settings, cycle + 1)
+        customers = oracle_customers(settings, cycle + 1, effects, spend)
+        if policy == "oracle":
+            plan = oracle_plan(settings, cycle + 1, customers)
+        else:
+            # Random needs no model: consent (which the retailer knows exactly) and, for the budget's
+            # expected costs, baseline purchase probability and spend with zero uplift.
+            uplift_columns = [c for c in customers.columns if c.startswith("uplift__")]
+            plan = random_plan(customers.assign(**{c: 0.0 for c in uplift_columns}), config)
+    elif policy == "rfm":
+        plan = rfm_plan(_score_without_models(settings), config)
+    elif policy == "propensity":
+        from expectations.publish import PUBLISHED_SCHEMA
+        from ml.score import score_customers
+        from ml.train import train_cycle
+
+        tracking.configure(settings)
+        report = train_cycle(settings, next_id, {}, mode="auto", schema=PUBLISHED_SCHEMA, models=("propensity",))
+        info["propensity"] = report.models["propensity"].status
+        plan = propensity_plan(score_customers(settings, schema=PUBLISHED_SCHEMA), config)
+    else:
+        raise ValueError(f"unknown policy {policy!r}; choose from {POLICIES}")
+    write_plan(plan, settings)
+    info.update(treated_planned=plan.summary["treatment"])
+    return info
+
+
+NEEDS_MARTS = {"random": False, "rfm": True, "propensity": True, "platform": True, "oracle": False}
+
+
+def bench_loop_value(
+    settings: Settings,
+    cycles: int,
+    json_path: Path | str | None = None,
+    policies: Sequence[str] = POLICIES,
+    *,
+    out_dir: Path | str | None = None,
+    budget_per_customer: float | None = 0.05,
+    log: Any = print,
+) -> list[dict[str, Any]]:
+    """Run ``policies`` side by side over ``cycles`` designed cycles (1..cycles), each in its own world.
+
+    One world (``settings.seed``, ``settings.customers``): cycle 0 (business as usual) is simulated and
+    loaded once under ``out_dir/_cycle0`` and copied to ``out_dir/<policy>``; from then on each policy
+    designs the plan of cycle k + 1 from its own world's data of cycles <= k, the simulator executes it,
+    and :func:`sim.oracle.evaluate_cycle` values it by the truth against the oracle plan of that
+    world's state. ``budget_per_customer`` sets the cycle budget to that many currency units per
+    customer (0.05 binds at the simulated retailer's scale: the default ``Settings.budget`` does not,
+    and a budget that never binds makes every ranking policy contact everyone); None keeps
+    ``settings.budget``. Returns (and writes to ``json_path``) one row per policy and cycle:
+    ``policy, cycle, cycle_id, incremental_profit, oracle_incremental_profit, ratio_to_oracle, treated,
+    seconds``.
+    """
+    import json
+    import shutil
+    import time
+    from pathlib import Path
+
+    from campaign_loop import pipeline
+    from sim.oracle import evaluate_cycle
+
+    if unknown := [p for p in policies if p not in POLICIES]:
+        raise ValueError(f"unknown policies {unknown}; choose from {POLICIES}")
+    if cycles < 1:
+        raise ValueError("cycles must be >= 1")
+    out = Path(out_dir) if out_dir is not None else settings.root / "bench" / "loop_value"
+    out.mkdir(parents=True, exist_ok=True)
+    update: dict[str, Any] = {}
+    if budget_per_customer is not None:
+        update["budget"] = budget_per_customer * settings.customers
+    base = _with(settings, home=out / "_cycle0", **update)
+    started = time.perf_counter()
+    if base.root.exists():
+        shutil.rmtree(base.root)
+    pipeline.simulate(base, 0)
+    if any(NEEDS_MARTS[p] for p in policies):
+        _build_marts(base, 0)
+    log(f"cycle 0 (business as usual) simulated and loaded in {time.perf_counter() - started:.0f} s: {base.root}")
+    rows: list[dict[str, Any]] = []
+    for policy in policies:
+        world = _with(base, home=out / policy)
+        if world.root.exists():
+            shutil.rmtree(world.root)
+        shutil.copytree(base.root, world.root)
+        for cycle in range(cycles):
+            t0 = time.perf_counter()
+            info = design_for_policy(policy, world, cycle)
+            pipeline.simulate(world, cycle + 1)
+            value = evaluate_cycle(world, cycle + 1)
+            if NEEDS_MARTS[policy] and cycle + 1 < cycles:
+                _build_marts(world, cycle + 1)
+            row = {
+                "policy": policy, "cycle": cycle + 1, "cycle_id": value.cycle_id,
+                "incremental_profit": round(value.incremental_profit, 2),
+                "oracle_incremental_profit": round(value.oracle_incremental_profit, 2),
+                "ratio_to_oracle": None if value.ratio_to_oracle is None else round(value.ratio_to_oracle, 4),
+                "treated": value.treated, "oracle_treated": value.oracle_treated,
+                "seconds": round(time.perf_counter() - t0, 1), **{f"info_{k}": v for k, v in info.items()},
+            }
+            rows.append(row)
+            log(f"{policy:>10} cycle {cycle + 1}: profit {row['incremental_profit']:>10,.1f}  oracle "
+                f"{row['oracle_incremental_profit']:>10,.1f}  ratio {row['ratio_to_oracle']}  treated {row['treated']:,}  "
+                f"{row['seconds']:.0f} s  {info}")
+            if json_path is not None:
+                Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+                Path(json_path).write_text(json.dumps(rows, indent=2, default=str))
+    log(table(rows))
+    log(f"total {time.perf_counter() - started:.0f} s; worlds under {out}")
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table: one row per cycle, incremental profit (ratio to oracle) per policy."""
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return "(no rows)"
+    policies = list(dict.fromkeys(frame["policy"]))
+    lines = ["| cycle | " + " | ".join(policies) + " |", "|---:|" + "---:|" * len(policies)]
+    for cycle, part in frame.groupby("cycle"):
+        cells = []
+        for p in policies:
+            r = part[part["policy"] == p]
+            if r.empty:
+                cells.append("")
+                continue
+            ratio = r["ratio_to_oracle"].iloc[0]
+            cells.append(f"{r['incremental_profit'].iloc[0]:,.1f} ({'n/a' if ratio is None or pd.isna(ratio) else f'{ratio:.2f}'})")
+        lines.append(f"| {cycle} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

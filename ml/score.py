@@ -1,0 +1,208 @@
+"""Score every customer with the champions: the input frame of ``ml/decide.py``.
+
+:func:`score_customers` reads the features as of the newest as-of date (the start of the cycle being
+designed), loads each champion through its alias URI ``models:/<name>@champion`` and returns one row
+per customer with exactly the columns decisioning reads (:data:`DECIDE_COLUMNS`) plus a few
+informative extras (``p_churn``, ``p_alive``, ``clv_52w``, ``uplift_margin__*``, ``scored_by__*``).
+
+Fallbacks when a model has no champion yet (first cycles, or every challenger failed its gate):
+
+* ``uplift``: 0 for every action. Zero, not NaN: decisioning treats NaN as "not allowed" but a finite
+  zero as allowed and worthless, so the optimiser sends nothing on its own account while the
+  exploration share still tries every action, which is what produces the first uplift evidence.
+  A champion that does not cover an action yet (too few assignments) gives 0 for it, for the same reason.
+* ``propensity`` (``p_buy``): the CLV champion's expected purchases next cycle as a probability
+  ``1 - exp(-E[X])``; without it, the observed next-cycle purchase rate of the newest complete labels.
+* ``clv`` (``expected_spend``): the customer's average order value, else the population's.
+* ``churn``: NaN (decisioning does not read it).
+
+``scored_by__<model>`` says which champion version (or ``fallback``) produced each column group.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from campaign_loop.actions import ACTIONS
+from campaign_loop.config import CHANNELS
+from ml import features
+
+if TYPE_CHECKING:
+    from campaign_loop.config import Settings
+
+UPLIFT_COLUMNS: tuple[str, ...] = tuple(f"uplift__{a.name}" for a in ACTIONS)
+DECIDE_COLUMNS: tuple[str, ...] = (
+    "customer_id", "member_id", *(f"consent_{c}" for c in CHANNELS), "unsubscribed_recently",
+    "contacts_last_30d", "segment", "p_buy", "expected_spend", "margin_rate", *UPLIFT_COLUMNS,
+)
+FALLBACK = "fallback"
+
+
+def load_champions(names: tuple[str, ...] = ("churn", "propensity", "clv", "uplift")) -> dict[str, tuple[Any, str]]:
+    """``name -> (model, version)`` for every model that has a champion, loaded by ``models:/<name>@champion``."""
+    import mlflow
+
+    from ml.registry import champion_uri, champion_version
+
+    client = mlflow.MlflowClient()
+    loaded: dict[str, tuple[Any, str]] = {}
+    for name in names:
+        version = champion_version(name, client)
+        if version is not None:
+            loaded[name] = (mlflow.sklearn.load_model(champion_uri(name)), str(version.version))
+    return loaded
+
+
+def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -> pd.DataFrame:
+    """The decide.py input frame for the newest as-of date (see the module docstring for fallbacks)."""
+    import mlflow
+
+    from ml import tracking
+
+    if not mlflow.is_tracking_uri_set():
+        tracking.configure(settings)
+    frame = features.scoring_frame(settings.warehouse_path, schema=schema)
+    champions = load_champions()
+    prior = None
+    try:
+        if not USE_UPLIFT_PRIOR:
+            raise LookupError("uplift prior switched off")
+        prior = uplift_prior(features.uplift_frame(settings.warehouse_path, schema=schema))
+    except Exception:  # noqa: BLE001 - no campaign data yet (empty marts): the prior is simply absent
+        prior = None
+    return score_frame(frame, champions, fallback_rate=lambda: _recent_purchase_rate(settings, schema), prior=prior)
+
+
+USE_UPLIFT_PRIOR = True  # False reproduces the scorer before issue 5 (bench/loop_value.py --platform-before)
+PRIOR_STRENGTH = 2_000.0  # pseudo-assignments of the pooled effect added to each action's own evidence
+
+
+def uplift_prior(assignments: pd.DataFrame, strength: float = PRIOR_STRENGTH) -> pd.DataFrame:
+    """Per action, the average uplift measured on all randomised assignments so far (every cycle pooled).
+
+    ``assignments``: :func:`ml.features.uplift_frame` rows (``action``, ``treatment``, ``is_converted``).
+    The effect of action *a* is the difference in conversion between its treated and control rows,
+    shrunk towards the effect pooled over all actions (``strength`` pseudo-rows of it), so an action
+    with few sends borrows from the others. Returns one row per catalogue action: ``uplift``, ``sd``
+    (standard error of the shrunk estimate), ``n`` (assignments). Empty without both arms.
+    """
+    if assignments.empty or assignments["treatment"].nunique() < 2:
+        return pd.DataFrame(columns=["uplift", "sd", "n"])
+    t = assignments["treatment"] == 1
+    y = assignments["is_converted"].astype(float)
+
+    def effect(mask: pd.Series) -> tuple[float, float, int]:
+        yt, yc = y[mask & t], y[mask & ~t]
+        if len(yt) == 0 or len(yc) == 0:
+            return np.nan, np.inf, int(mask.sum())
+        pt, pc = yt.mean(), yc.mean()
+        # A floor on the rate keeps the standard error honest when an arm has no conversions yet.
+        se = math.sqrt(max(pt, 0.005) * (1 - pt) / len(yt) + max(pc, 0.005) * (1 - pc) / len(yc))
+        return float(pt - pc), se, int(mask.sum())
+
+    pooled, pooled_se, _ = effect(pd.Series(True, index=assignments.index))
+    rows = {}
+    for action in ACTIONS:
+        own, own_se, n = effect(assignments["action"] == action.name)
+        w = n / (n + strength) if np.isfinite(own) else 0.0
+        value = w * (own if np.isfinite(own) else 0.0) + (1 - w) * pooled
+        sd = math.sqrt((w * own_se) ** 2 + ((1 - w) * pooled_se) ** 2) if np.isfinite(own_se) else pooled_se
+        rows[f"uplift__{action.name}"] = {"uplift": value, "sd": sd, "n": n}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def score_frame(
+    frame: pd.DataFrame,
+    champions: dict[str, tuple[Any, str]],
+    fallback_rate: Any = None,
+    prior: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Apply loaded champions (``name -> (model, version)``) to a :func:`ml.features.scoring_frame`."""
+    out = frame.reset_index(drop=True).copy()
+    scored_by: dict[str, str] = {}
+
+    if "clv" in champions:
+        model, version = champions["clv"]
+        clv_scores = model.predict(out)
+        out["p_alive"] = clv_scores["p_alive"].to_numpy()
+        out["clv_52w"] = clv_scores["clv_52w"].to_numpy()
+        out["expected_spend"] = clv_scores["expected_spend"].to_numpy()
+        expected_next = clv_scores["expected_purchases_next_cycle"].to_numpy()
+        scored_by["clv"] = version
+    else:
+        population_aov = float(out["avg_order_value"].mean()) if out["avg_order_value"].notna().any() else 0.0
+        out["p_alive"] = np.nan
+        out["clv_52w"] = np.nan
+        out["expected_spend"] = out["avg_order_value"].fillna(population_aov if math.isfinite(population_aov) else 0.0)
+        expected_next = None
+        scored_by["clv"] = FALLBACK
+
+    if "propensity" in champions:
+        model, version = champions["propensity"]
+        out["p_buy"] = np.asarray(model.predict(out), dtype=float)
+        scored_by["propensity"] = version
+    elif expected_next is not None:
+        out["p_buy"] = 1.0 - np.exp(-np.asarray(expected_next, dtype=float))
+        scored_by["propensity"] = f"{FALLBACK}:clv"
+    else:
+        rate = fallback_rate() if callable(fallback_rate) else float(fallback_rate or 0.0)
+        out["p_buy"] = float(rate)
+        scored_by["propensity"] = f"{FALLBACK}:base_rate"
+
+    if "churn" in champions:
+        model, version = champions["churn"]
+        out["p_churn"] = np.asarray(model.predict(out), dtype=float)
+        scored_by["churn"] = version
+    else:
+        out["p_churn"] = np.nan
+        scored_by["churn"] = FALLBACK
+
+    if "uplift" in champions:
+        model, version = champions["uplift"]
+        predicted = model.predict(out)
+        for column in predicted.columns:
+            # An action without evidence yet is worth 0 (explorable), not NaN (forbidden).
+            out[column] = predicted[column].fillna(0.0).to_numpy()
+        scored_by["uplift"] = version
+    else:
+        scored_by["uplift"] = FALLBACK
+    has_prior = prior is not None and not prior.empty
+    for column in UPLIFT_COLUMNS:
+        if has_prior and column in prior.index:
+            # Without a champion (or for an action it does not cover): the measured average effect of
+            # the action, with its standard error for Thompson sampling.
+            fill = float(prior.loc[column, "uplift"])
+            if column not in out.columns:
+                out[column] = fill
+            else:
+                out[column] = out[column].where(out[column] != 0.0, fill)
+            out[column.replace("uplift__", "uplift_sd__")] = float(prior.loc[column, "sd"])
+        if column not in out.columns:
+            out[column] = 0.0
+        margin_column = column.replace("uplift__", "uplift_margin__")
+        if margin_column not in out.columns:
+            out[margin_column] = 0.0
+
+    for name, source in scored_by.items():
+        out[f"scored_by__{name}"] = source
+    extras = ["as_of_date", "p_churn", "p_alive", "clv_52w",
+              *(c for c in out.columns if c.startswith("uplift_sd__")),
+              *(c.replace("uplift__", "uplift_margin__") for c in UPLIFT_COLUMNS),
+              *(f"scored_by__{n}" for n in scored_by)]
+    return out[[*DECIDE_COLUMNS, *extras]]
+
+
+def _recent_purchase_rate(settings: Settings, schema: str) -> float:
+    """Next-cycle purchase rate of the newest as-of date with complete labels (0 if none yet)."""
+    sql = f"""
+        select avg(cast(purchased_next_cycle as double)) as rate
+        from {schema}.fct_customer_labels
+        where as_of_date = (select max(as_of_date) from {schema}.fct_customer_labels where label_complete_next_cycle)
+    """
+    with features.connect(settings.warehouse_path) as connection:
+        value = connection.execute(sql).fetchone()
+    return float(value[0]) if value and value[0] is not None else 0.0

@@ -1,0 +1,186 @@
+"""Where MLflow keeps runs and models, the local server, and the lineage tags every training run carries.
+
+Layout under ``settings.mlflow_dir``: ``mlflow.db`` (SQLite backend and model registry) and
+``artifacts/``. A SQL backend is needed because MLflow 3 no longer accepts the bare ``./mlruns`` file
+store, and the registry (aliases ``challenger``/``champion``) needs one anyway.
+
+Nothing here runs at import: callers choose when to :func:`configure` the process or start a server.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from campaign_loop.config import Settings
+
+DB_NAME = "mlflow.db"
+ARTIFACTS_DIR = "artifacts"
+
+# Standard lineage tag keys, so the report and the registry UI can join a model back to its cycle.
+TAG_CYCLE_ID = "cycle_id"
+TAG_DBT_INVOCATION_ID = "dbt_invocation_id"
+TAG_VALIDATION_RESULT_ID = "validation_result_id"
+TAG_TRAIN_START = "train_window_start"
+TAG_TRAIN_END = "train_window_end"
+TAG_ROWS_PREFIX = "rows."
+
+
+def db_path(settings: Settings) -> Path:
+    return settings.mlflow_dir / DB_NAME
+
+
+def artifact_root(settings: Settings) -> Path:
+    return settings.mlflow_dir / ARTIFACTS_DIR
+
+
+def tracking_uri(settings: Settings) -> str:
+    """``sqlite:////abs/path/mlflow.db``: the same URI serves tracking and registry."""
+    return f"sqlite:///{db_path(settings).resolve()}"
+
+
+def configure(settings: Settings) -> str:
+    """Point this process's MLflow client at the local store (creating its directories) and return the URI."""
+    import mlflow
+
+    artifact_root(settings).mkdir(parents=True, exist_ok=True)
+    uri = tracking_uri(settings)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def ensure_experiment(name: str, artifact_location: Path | str | None = None) -> str:
+    """The id of experiment ``name``, created with an explicit artifact location if missing.
+
+    Without one, a SQL backend used directly (no server) puts artifacts in ``./mlruns`` of whatever
+    directory the task happens to run in.
+    """
+    import mlflow
+
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return str(existing.experiment_id)
+    location = None
+    if artifact_location is not None:
+        location = artifact_location if isinstance(artifact_location, str) else Path(artifact_location).resolve().as_uri()
+    return str(mlflow.create_experiment(name, artifact_location=location))
+
+
+def server_command(settings: Settings, port: int = 5000, *, host: str = "127.0.0.1", workers: int = 1) -> list[str]:
+    """The ``mlflow server`` command line (flags as in the MLflow 3.17 CLI)."""
+    return [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", tracking_uri(settings),
+        # Proxied artifacts: clients upload through the server, so they need no access to the directory.
+        "--serve-artifacts",
+        "--artifacts-destination", artifact_root(settings).resolve().as_uri(),
+        "--host", host,
+        "--port", str(port),
+        "--workers", str(workers),
+    ]
+
+
+def start_server(
+    settings: Settings, port: int = 5000, *, host: str = "127.0.0.1", workers: int = 1, log_path: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start one ``mlflow server`` on ``host:port`` over the local store; the caller owns (and stops) the process.
+
+    Output goes to ``log_path`` (default ``<mlflow_dir>/server.log``) so a chatty server cannot fill a pipe
+    nobody reads and block.
+    """
+    artifact_root(settings).mkdir(parents=True, exist_ok=True)
+    log_file = log_path or settings.mlflow_dir / "server.log"
+    with open(log_file, "ab") as log:
+        return subprocess.Popen(
+            server_command(settings, port, host=host, workers=workers),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def server_url(port: int = 5000, host: str = "127.0.0.1") -> str:
+    return f"http://{host}:{port}"
+
+
+def wait_until_ready(url: str, timeout_s: float = 120.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until ``<url>/health`` answers; fail early if ``process`` died (a taken port, a bad flag).
+
+    The default allows for a first start, which creates the database tables: ~45 s on a 2-core box.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with code {process.returncode} before becoming ready")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"mlflow server at {url} not ready after {timeout_s:.0f}s")
+
+
+def lineage_tags(
+    *,
+    cycle_id: str,
+    dbt_invocation_id: str | None = None,
+    validation_result_id: str | None = None,
+    train_start: date | None = None,
+    train_end: date | None = None,
+    row_counts: Mapping[str, int] | None = None,
+) -> dict[str, str]:
+    """The standard lineage tags as strings (MLflow tags are strings); absent values are left out, not "None"."""
+    tags: dict[str, str] = {TAG_CYCLE_ID: cycle_id}
+    if dbt_invocation_id:
+        tags[TAG_DBT_INVOCATION_ID] = dbt_invocation_id
+    if validation_result_id:
+        tags[TAG_VALIDATION_RESULT_ID] = validation_result_id
+    if train_start is not None:
+        tags[TAG_TRAIN_START] = train_start.isoformat()
+    if train_end is not None:
+        tags[TAG_TRAIN_END] = train_end.isoformat()
+    for table, rows in (row_counts or {}).items():
+        tags[f"{TAG_ROWS_PREFIX}{table}"] = str(int(rows))
+    return tags
+
+
+def log_lineage(
+    *,
+    cycle_id: str,
+    dbt_invocation_id: str | None = None,
+    validation_result_id: str | None = None,
+    train_start: date | None = None,
+    train_end: date | None = None,
+    row_counts: Mapping[str, int] | None = None,
+    run_id: str | None = None,
+) -> dict[str, str]:
+    """Tag a run (``run_id``, else the active run) with its lineage and return the tags written."""
+    import mlflow
+
+    tags = lineage_tags(
+        cycle_id=cycle_id,
+        dbt_invocation_id=dbt_invocation_id,
+        validation_result_id=validation_result_id,
+        train_start=train_start,
+        train_end=train_end,
+        row_counts=row_counts,
+    )
+    if run_id is None:
+        if mlflow.active_run() is None:
+            raise RuntimeError("log_lineage needs run_id or an active run")
+        mlflow.set_tags(tags)
+    else:
+        client = mlflow.MlflowClient()
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+    return tags

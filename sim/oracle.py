@@ -1,0 +1,178 @@
+"""What a cycle's campaign was really worth, and what the best plan under the same rules would have been.
+
+Only benchmarks, tests and the demo's learning curve call this: it reads the simulator's ground truth,
+which the platform itself never sees. Both plans are valued the same way, by the true expected
+incremental margin of each treated customer's action (net of discount and contact cost,
+``margin_uplift__<action>`` in ``truth/effects``); the oracle is the platform's own optimiser
+(``ml.decide.design_campaign``) fed the true effects instead of the models' estimates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from campaign_loop.actions import ACTIONS, CHANNELS
+from campaign_loop.config import Settings, cycle_id
+from sim.behaviour import EXTRA_ORDER_RATE, MARGIN_RATE, ORDER_VALUE_FACTOR
+from sim.world import WorldStore
+
+
+@dataclass(frozen=True)
+class CycleValue:
+    cycle: int
+    cycle_id: str
+    treated: int
+    incremental_profit: float
+    oracle_treated: int
+    oracle_incremental_profit: float
+
+    @property
+    def ratio_to_oracle(self) -> float | None:
+        if self.oracle_incremental_profit <= 0:
+            return None
+        return self.incremental_profit / self.oracle_incremental_profit
+
+
+def _effects(settings: Settings, cycle: int) -> pd.DataFrame:
+    return pd.read_parquet(settings.truth_dir / "effects" / f"{cycle_id(settings.cycle_start(cycle))}.parquet")
+
+
+def plan_value(effects: pd.DataFrame, member_id: pd.Series, action: pd.Series) -> float:
+    """True expected incremental profit of treating ``member_id[i]`` with ``action[i]`` (``<offer>__<channel>``)."""
+    if len(member_id) == 0:
+        return 0.0
+    lookup = effects.dropna(subset=["member_id"]).set_index("member_id")
+    frame = pd.DataFrame({"member_id": member_id.to_numpy(), "action": action.to_numpy()})
+    frame = frame[frame["member_id"].isin(lookup.index)]
+    total = 0.0
+    for name, rows in frame.groupby("action"):
+        total += float(lookup.loc[rows["member_id"], f"margin_uplift__{name}"].astype(float).sum())
+    return total
+
+
+def executed_value(settings: Settings, cycle: int, effects: pd.DataFrame | None = None) -> tuple[int, float]:
+    """The campaign the simulator executed in ``cycle`` (treatment arm only), valued by the truth."""
+    effects = _effects(settings, cycle) if effects is None else effects
+    outcomes = pd.read_parquet(settings.truth_dir / "outcomes" / f"{cycle_id(settings.cycle_start(cycle))}.parquet")
+    treated = outcomes[outcomes["arm"] == "treatment"]
+    return len(treated), plan_value(effects, treated["member_id"], treated["action"])
+
+
+def effects_at_start(settings: Settings, cycle: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The truth of ``cycle`` *before* it is simulated: ``(effects, spend)`` as ``simulate_period`` will write them.
+
+    What an oracle policy needs to design the campaign of a cycle that has not happened yet. It replays
+    the deterministic start of the period (the state after ``cycle - 1`` plus the period's arrivals,
+    drawn from their own random stream, so they do not depend on the plan) and computes the same
+    baseline probabilities and uplifts. ``spend`` is each row's latent spend level (for ``expected_spend``).
+    ``cycle`` must be >= 1 (cycle 0 creates the world).
+    """
+    from sim import ids
+    from sim.behaviour import baseline_probability, expected_margin_uplift, uplift
+    from sim.calendar import DAY_S, exposure_weeks, period_days
+    from sim.history import arrivals
+    from sim.period import ARRIVALS, _rng
+    from sim.world import SEGMENT_NAMES, concat_people
+
+    if cycle < 1:
+        raise ValueError("effects_at_start needs cycle >= 1: cycle 0 creates the world")
+    people = WorldStore(settings).load_people(cycle - 1)
+    days = period_days(settings.cycle_start(cycle), settings.cycle_days)
+    p_start, p_end = int(days[0]) * DAY_S, (int(days[-1]) + 1) * DAY_S
+    new = arrivals(_rng(settings, cycle, ARRIVALS), settings, len(people["person_id"]), p_start, p_end)
+    people = concat_people(people, new) if len(new["person_id"]) else people
+    base = baseline_probability(people, exposure_weeks(days))
+    frame = pd.DataFrame({
+        "person_id": people["person_id"],
+        "member_id": _member_ids(people),
+        "alive": people["alive"].astype(bool),
+        "segment": ids.vocab(SEGMENT_NAMES, people["segment"]).to_pandas(),
+        "baseline_probability": base.astype(np.float32),
+    })
+    for c in CHANNELS:
+        frame[f"consent__{c}"] = people[f"consent_{c}"].astype(bool)
+    for action in ACTIONS:
+        lift = uplift(people, base, action.offer.offer_type, action.offer.offer_value, action.channel)
+        frame[f"uplift__{action.name}"] = lift.astype(np.float32)
+        frame[f"margin_uplift__{action.name}"] = expected_margin_uplift(
+            people, base, lift, action.offer.offer_type, action.offer.offer_value, action.cost_per_contact
+        ).astype(np.float32)
+    return frame, np.asarray(people["spend"], dtype=float)
+
+
+def _member_ids(people: dict[str, np.ndarray]) -> pd.Series:
+    from sim.period import _member_or_null
+
+    return _member_or_null(people, np.arange(len(people["person_id"]))).to_pandas()
+
+
+def oracle_customers(
+    settings: Settings, cycle: int, effects: pd.DataFrame | None = None, spend: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The decisioning input with the true effects: what a perfect model would have handed the optimiser.
+
+    ``spend``: the latent spend level of each row of ``effects`` (as :func:`effects_at_start` returns
+    it); without it, looked up in the state after the cycle before (people who arrived during the
+    cycle then get the mean).
+    """
+    effects = _effects(settings, cycle) if effects is None else effects
+    if spend is not None:
+        spend = pd.Series(np.asarray(spend, dtype=float), index=effects.index)
+    keep = effects["member_id"].notna()
+    if "alive" in effects:
+        keep &= effects["alive"].astype(bool)
+    members = effects[keep]
+    if spend is not None:
+        member_spend = spend[keep].to_numpy(float)
+    elif cycle > 0:
+        # The state at the cycle's start is the state after the cycle before (cycle 0 starts from the new world).
+        people = WorldStore(settings).load_people(cycle - 1)
+        spend_by_person = pd.Series(people["spend"], index=people["person_id"])
+        member_spend = spend_by_person.reindex(members["person_id"]).to_numpy(float)
+    else:
+        member_spend = np.full(len(members), np.nan)
+    expected_spend = member_spend * ORDER_VALUE_FACTOR * (1.0 + EXTRA_ORDER_RATE)
+    fill = float(np.nanmean(expected_spend)) if np.isfinite(expected_spend).any() else 60.0
+    frame = pd.DataFrame({
+        "customer_id": members["member_id"].to_numpy(),
+        "member_id": members["member_id"].to_numpy(),
+        "segment": members["segment"].astype(str).to_numpy(),
+        "p_buy": members["baseline_probability"].astype(float).to_numpy(),
+        "expected_spend": np.nan_to_num(expected_spend, nan=fill),
+        "margin_rate": MARGIN_RATE,
+        "unsubscribed_recently": False,
+        "contacts_last_30d": 0,
+    })
+    for channel in CHANNELS:
+        frame[f"consent_{channel}"] = members[f"consent__{channel}"].astype(bool).to_numpy()
+    for action in ACTIONS:
+        frame[f"uplift__{action.name}"] = members[f"uplift__{action.name}"].astype(float).to_numpy()
+    return frame
+
+
+def oracle_plan(settings: Settings, cycle: int, customers: pd.DataFrame | None = None) -> Any:
+    """The oracle's campaign for ``cycle``: the platform's optimiser on the true effects, no exploration."""
+    from ml.decide import DesignConfig, design_campaign
+
+    customers = oracle_customers(settings, cycle) if customers is None else customers
+    config = DesignConfig.from_settings(settings, cycle_id(settings.cycle_start(cycle)), offers=tuple(settings.offers),
+                                        epsilon=0.0)
+    return design_campaign(customers, config)
+
+
+def evaluate_cycle(settings: Settings, cycle: int) -> CycleValue:
+    """The executed campaign of ``cycle`` against the oracle plan under the same budget and rules."""
+    effects = _effects(settings, cycle)
+    treated, profit = executed_value(settings, cycle, effects)
+    plan = oracle_plan(settings, cycle, oracle_customers(settings, cycle, effects))
+    oracle_rows = plan.rows[plan.rows["arm"] == "treatment"]
+    oracle_action = oracle_rows["offer"].astype(str) + "__" + oracle_rows["channel"].astype(str)
+    return CycleValue(
+        cycle=cycle, cycle_id=cycle_id(settings.cycle_start(cycle)), treated=treated, incremental_profit=profit,
+        oracle_treated=len(oracle_rows),
+        oracle_incremental_profit=plan_value(effects, oracle_rows["member_id"], oracle_action),
+    )

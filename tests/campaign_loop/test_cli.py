@@ -1,0 +1,42 @@
+"""The command line: flags share the settings' names, bad input exits non-zero with one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from campaign_loop.cli import build_parser, main
+from campaign_loop.config import Settings
+
+
+def test_every_settings_key_is_a_flag_of_the_same_name() -> None:
+    parser = build_parser()
+    simulate = parser._subparsers._group_actions[0].choices["simulate"]  # type: ignore[union-attr]
+    flags = {opt for action in simulate._actions for opt in action.option_strings}
+    for key in Settings.model_fields:
+        assert f"--{key}" in flags
+
+
+def test_simulate_then_ingest_loads_the_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--home", str(tmp_path), "--customers", "300", "--history_weeks", "2"]
+    assert main(["simulate", "--cycle", "0", *common]) == 0
+    assert "cycle 0 (2026-01-05)" in capsys.readouterr().out
+    assert main(["ingest", *common]) == 0
+    out = capsys.readouterr().out
+    assert "orders" in out and "2026-01-05" in out
+    with duckdb.connect(str(tmp_path / "warehouse" / "campaign_loop.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from raw.orders").fetchone()[0] > 0
+
+
+def test_a_missing_landing_folder_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", "--home", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(tmp_path / "landing") in err
+
+
+def test_an_invalid_setting_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", "--home", str(tmp_path), "--holdout_share", "0.9"]) == 2
+    assert "holdout_share" in capsys.readouterr().err

@@ -1,0 +1,167 @@
+"""A/B analysis reproduces textbook computations done by hand here."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ml import ab
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def test_two_proportion_z_test_by_hand() -> None:
+    # control 200/2000 = 10 %, variant 250/2000 = 12.5 %
+    result = ab.two_proportion_test(200, 2000, 250, 2000)
+    pooled = 450 / 4000
+    se_pooled = math.sqrt(pooled * (1 - pooled) * (2 / 2000))
+    z = 0.025 / se_pooled
+    assert result.statistic == pytest.approx(z, rel=1e-12)
+    assert result.p_value == pytest.approx(2 * (1 - _phi(z)), rel=1e-9)
+    se = math.sqrt(0.1 * 0.9 / 2000 + 0.125 * 0.875 / 2000)
+    assert result.ci_low == pytest.approx(0.025 - 1.959963984540054 * se, rel=1e-9)
+    assert result.ci_high == pytest.approx(0.025 + 1.959963984540054 * se, rel=1e-9)
+
+
+def test_z_test_equals_chi_square_without_correction() -> None:
+    result = ab.two_proportion_test(200, 2000, 250, 2000)
+    table = np.array([[200, 1800], [250, 1750]])
+    _, p, _, _ = stats.chi2_contingency(table, correction=False)
+    assert result.p_value == pytest.approx(p, rel=1e-9)
+
+
+def test_intervals_match_newcombe_1998_example() -> None:
+    # Newcombe (1998), Stat Med 17:873, example 56/70 vs 48/80: Wald (method 1) 0.0575 to 0.3425,
+    # hybrid score (method 10) 0.0524 to 0.3339
+    wald = ab.two_proportion_test(48, 80, 56, 70, ci="wald")
+    assert wald.diff == pytest.approx(0.2)
+    assert (wald.ci_low, wald.ci_high) == pytest.approx((0.0575, 0.3425), abs=5e-5)
+    newcombe = ab.two_proportion_test(48, 80, 56, 70, ci="newcombe")
+    assert (newcombe.ci_low, newcombe.ci_high) == pytest.approx((0.0524, 0.3339), abs=5e-5)
+
+
+def test_wilson_interval_by_hand() -> None:
+    low, high = ab.wilson_interval(81, 263)
+    z, n, p = 1.959963984540054, 263, 81 / 263
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert (low, high) == pytest.approx((centre - half, centre + half), rel=1e-12)
+
+
+def test_welch_matches_scipy() -> None:
+    rng = np.random.default_rng(7)
+    control = rng.gamma(2.0, 10.0, size=400)
+    variant = rng.gamma(2.2, 11.0, size=300)
+    result = ab.welch_test(control, variant)
+    reference = stats.ttest_ind(variant, control, equal_var=False)
+    assert result.statistic == pytest.approx(reference.statistic, rel=1e-10)
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-10)
+    ci = reference.confidence_interval(0.95)
+    assert (result.ci_low, result.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-10)
+
+
+def test_holm_by_hand() -> None:
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> monotone: 0.02, 0.03, 0.06, 0.06
+    assert ab.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert ab.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert ab.holm([]) == []
+
+
+def test_srm_chi_square_by_hand() -> None:
+    # 5000 vs 5200 against 50/50: expected 5100 each, statistic 2 * 100^2 / 5100, df 1
+    statistic = 2 * 100**2 / 5100
+    assert ab.srm_p_value({"control": 5000, "treatment": 5200}, {"control": 0.5, "treatment": 0.5}) == pytest.approx(
+        math.erfc(math.sqrt(statistic / 2)), rel=1e-9
+    )
+    # 10 % holdout: 1000 vs 9000 is exactly on design
+    assert ab.srm_p_value({"holdout": 1000, "treated": 9000}, {"holdout": 0.1, "treated": 0.9}) == pytest.approx(1.0)
+
+
+def test_sample_size_closed_form() -> None:
+    # baseline 10 %, detect +2 points, alpha 0.05, power 0.8, equal arms, by hand:
+    z_a, z_b = 1.959963984540054, 0.8416212335729143
+    p1, p2, p_bar = 0.10, 0.12, 0.11
+    n = (z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / 0.02**2
+    assert ab.sample_size_for_mde(0.10, 0.02) == (math.ceil(n), math.ceil(n))
+    assert math.ceil(n) == 3841
+
+
+def test_sample_size_with_a_holdout_ratio_reaches_the_power() -> None:
+    n_c, n_t = ab.sample_size_for_mde(0.05, 0.01, ratio=9)
+    assert n_t == 9 * n_c
+    # a smaller control arm needs more control units than an equal split would
+    assert n_c < ab.sample_size_for_mde(0.05, 0.01)[0] * 2
+    # power of the pooled z-test at that size, by hand: Phi((mde - z_a * se_null) / se_alt)
+    p_bar = (0.05 * n_c + 0.06 * n_t) / (n_c + n_t)
+    se_null = math.sqrt(p_bar * (1 - p_bar) * (1 / n_c + 1 / n_t))
+    se_alt = math.sqrt(0.05 * 0.95 / n_c + 0.06 * 0.94 / n_t)
+    assert _phi((0.01 - 1.959963984540054 * se_null) / se_alt) == pytest.approx(0.8, abs=2e-3)
+
+
+def test_power_and_mde_are_inverse() -> None:
+    assert ab.power_at(ab.mde_at(0.01), 0.01) == pytest.approx(0.8, abs=1e-3)
+    assert ab.power_at(0.0, 0.01) == pytest.approx(0.05)
+
+
+# --------------------------------------------------------------------------------------- the report
+
+
+def _units(seed: int = 0, n: int = 12_000, lift: float = 0.04) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    variant = rng.choice(["control", "email", "push"], size=n)
+    rate = np.where(variant == "email", 0.10 + lift, 0.10)
+    converted = rng.random(n) < rate
+    revenue = np.where(converted, rng.gamma(2.0, 20.0, size=n), 0.0)
+    return pd.DataFrame({"variant": variant, "converted": converted.astype(int), "revenue": revenue})
+
+
+def test_report_rows_and_holm_family() -> None:
+    units = _units()
+    report = ab.analyze(units, {"converted": "binary", "revenue": "continuous"})
+    frame = report.frame()
+    assert len(frame) == 4  # 2 metrics x 2 variants
+    assert report.srm_ok
+    np.testing.assert_allclose(frame["p_value_holm"], ab.holm(frame["p_value"].tolist()))
+    row = frame.set_index(["metric", "variant"]).loc[("converted", "email")]
+    c = units[units.variant == "control"].converted
+    v = units[units.variant == "email"].converted
+    direct = ab.two_proportion_test(int(c.sum()), len(c), int(v.sum()), len(v))
+    assert row["p_value"] == pytest.approx(direct.p_value)
+    assert row["abs_lift"] == pytest.approx(v.mean() - c.mean())
+    assert row["rel_lift"] == pytest.approx(v.mean() / c.mean() - 1)
+    assert row["rel_ci_low"] < row["rel_lift"] < row["rel_ci_high"]
+    assert row["n_control"] == len(c)
+    assert "email beats control on converted" in row["decision"]
+    no_effect = frame.set_index(["metric", "variant"]).loc[("converted", "push")]
+    assert no_effect["decision"].startswith("No detectable difference")
+
+
+def test_report_flags_sample_ratio_mismatch() -> None:
+    units = _units()
+    # drop half of the push arm: assignment broke
+    push = units.index[units.variant == "push"]
+    broken = units.drop(push[: len(push) // 2])
+    report = ab.analyze(broken, {"converted": "binary"})
+    assert not report.srm_ok
+    assert all(c.decision.startswith("Do not use") for c in report.comparisons)
+
+
+def test_report_uses_designed_allocation() -> None:
+    rng = np.random.default_rng(3)
+    units = pd.DataFrame(
+        {"variant": rng.choice(["holdout", "treated"], p=[0.1, 0.9], size=5000), "converted": rng.random(5000) < 0.1}
+    )
+    report = ab.analyze(units, {"converted": "binary"}, control="holdout", allocation={"holdout": 0.1, "treated": 0.9})
+    assert report.srm_ok
+    assert not ab.analyze(units, {"converted": "binary"}, control="holdout").srm_ok  # an equal split is wrong
+
+
+def test_unknown_metric_kind_is_rejected() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        ab.analyze(_units(), {"converted": "ordinal"})  # type: ignore[dict-item]

@@ -1,0 +1,126 @@
+"""Exports: the plan file the next cycle's simulator reads, and the senders' import files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from campaign_loop import pipeline
+from campaign_loop.config import CHANNELS, Settings
+from ml.decide import CampaignPlan, DesignConfig, design_campaign
+from ml.export import SENDER_COLUMNS, SIMULATOR_COLUMNS, write_plan
+from tests.ml.test_decide import make_world
+
+PII = {"email", "phone", "full_name", "address", "birth_date"}
+
+
+@pytest.fixture(scope="module")
+def plan() -> CampaignPlan:
+    # cycle_id is the start of cycle 1 under the default Settings (start_date 2026-01-05, 7 days).
+    return design_campaign(make_world(3000, 21), DesignConfig(cycle_id="2026-01-12", budget=40.0, epsilon=0.1, seed=4))
+
+
+@pytest.fixture()
+def written(plan: CampaignPlan, tmp_path: Path) -> tuple[Settings, dict[str, Path]]:
+    settings = Settings(home=tmp_path)
+    return settings, write_plan(plan, settings)
+
+
+def test_the_plan_file_is_where_the_next_cycle_reads_it_with_the_simulators_columns(
+    plan: CampaignPlan, written: tuple[Settings, dict[str, Path]]
+) -> None:
+    settings, paths = written
+    assert paths["plan"] == pipeline.plan_path(settings, 1)
+    table = pd.read_parquet(paths["plan"])
+    assert tuple(table.columns[: len(SIMULATOR_COLUMNS)]) == SIMULATOR_COLUMNS == (
+        "member_id", "campaign_id", "channel", "offer_type", "offer_value", "arm", "assignment_probability",
+        "cost_per_contact",
+    )
+    assert len(table) == len(plan.rows) and set(table["arm"]) == {"treatment", "control"}
+    assert pd.api.types.is_float_dtype(table["offer_value"]) and pd.api.types.is_float_dtype(table["cost_per_contact"])
+    assert pd.api.types.is_float_dtype(table["assignment_probability"])
+    assert not PII & set(table.columns)
+
+
+def test_sender_files_have_the_senders_columns_and_only_the_treatment_arm(
+    plan: CampaignPlan, written: tuple[Settings, dict[str, Path]]
+) -> None:
+    settings, paths = written
+    rows = plan.rows
+    for channel in CHANNELS:
+        path = paths[f"send_{channel}"]
+        assert path == settings.exports_dir / "send" / "2026-01-12" / f"{channel}.csv"
+        sent = pd.read_csv(path, dtype=str, keep_default_na=False)
+        assert tuple(sent.columns) == SENDER_COLUMNS[channel]
+        expected = rows[(rows["channel"] == channel) & (rows["arm"] == "treatment")]
+        assert sorted(sent["member_id"]) == sorted(expected["member_id"])
+        control = set(rows.loc[(rows["channel"] == channel) & (rows["arm"] == "control"), "member_id"])
+        assert not control & set(sent["member_id"])
+        assert not PII & set(sent.columns)
+        assert sent["send_at"].str.startswith("2026-01-12T").all()
+
+
+def test_coupons_only_for_discount_offers_and_unique(plan: CampaignPlan, written: tuple[Settings, dict[str, Path]]) -> None:
+    _, paths = written
+    email = pd.read_csv(paths["send_email"], dtype=str, keep_default_na=False)
+    with_offer = ~email["campaign_id"].str.contains("-message-")
+    assert with_offer.any() and (~with_offer).any()
+    assert (email.loc[~with_offer, "coupon_code"] == "").all()
+    codes = email.loc[with_offer, "coupon_code"]
+    assert codes.str.match(r"^CL[0-9A-F]{10}$").all() and codes.is_unique
+    push = pd.read_csv(paths["send_push"], dtype=str, keep_default_na=False)
+    assert (push["deep_link"].str.contains("utm_campaign=") & push["deep_link"].str.startswith("app://")).all()
+
+
+def test_summaries_are_written_and_reruns_are_identical(plan: CampaignPlan, written: tuple[Settings, dict[str, Path]]) -> None:
+    settings, paths = written
+    summary = json.loads(paths["summary_json"].read_text())
+    assert summary["customers_targeted"] == len(plan.rows)
+    assert "Holdout" in paths["summary_md"].read_text()
+    before = {k: p.read_bytes() for k, p in paths.items() if k != "plan"}
+    again = write_plan(plan, settings)
+    assert {k: p.read_bytes() for k, p in again.items() if k != "plan"} == before
+    pd.testing.assert_frame_equal(pd.read_parquet(again["plan"]), pd.read_parquet(paths["plan"]))
+    leftovers = [p for p in settings.exports_dir.rglob("*") if p.name.endswith(".tmp")]
+    assert not leftovers
+
+
+def test_an_empty_plan_writes_header_only_sender_files(tmp_path: Path) -> None:
+    empty = design_campaign(make_world(0, 0), DesignConfig(cycle_id="2026-01-12", budget=1.0))
+    paths = write_plan(empty, Settings(home=tmp_path))
+    for channel in CHANNELS:
+        sent = pd.read_csv(paths[f"send_{channel}"])
+        assert sent.empty and tuple(sent.columns) == SENDER_COLUMNS[channel]
+    assert tuple(pd.read_parquet(paths["plan"]).columns[: len(SIMULATOR_COLUMNS)]) == SIMULATOR_COLUMNS
+
+
+def test_a_plan_without_the_simulators_columns_is_refused(plan: CampaignPlan, tmp_path: Path) -> None:
+    broken = CampaignPlan(cycle_id=plan.cycle_id, rows=plan.rows.drop(columns="cost_per_contact"), summary=plan.summary)
+    with pytest.raises(ValueError, match="cost_per_contact"):
+        write_plan(broken, Settings(home=tmp_path))
+
+
+def test_the_simulator_executes_the_exported_plan(tmp_path: Path) -> None:
+    """Contract test with sim/: the next cycle reads our file and lands our campaigns' sends."""
+    from campaign_loop.config import cycle_id
+    from ml.decide import action_catalogue, uplift_column
+
+    settings = Settings(home=tmp_path, customers=500, history_weeks=2, file_format="parquet")
+    pipeline.simulate(settings, 0)
+    customers = pd.concat(pd.read_parquet(p) for p in sorted((settings.landing_dir / "customers").glob("*.parquet")))
+    members = customers["member_id"].dropna().astype(str).unique()
+    world = make_world(len(members), 3)
+    world["member_id"] = members
+    world["unsubscribed_recently"] = False
+    world["contacts_last_30d"] = 0
+    for action in action_catalogue():
+        world[uplift_column(action)] = 0.02  # worth sending to everyone, so the plan is not empty
+    plan = design_campaign(world, DesignConfig(cycle_id=cycle_id(settings.cycle_start(1)), budget=1e3, seed=1))
+    write_plan(plan, settings)
+    summary = pipeline.simulate(settings, 1)
+    assert summary["plan"] == str(pipeline.plan_path(settings, 1))
+    sends = pd.read_parquet(settings.landing_dir / "campaign_sends" / "2026-01-12.parquet")
+    assert set(sends["campaign_id"]) <= set(plan.rows["campaign_id"]) and len(sends) > 0

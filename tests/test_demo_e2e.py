@@ -1,0 +1,57 @@
+"""End to end: a short demo runs the real DAG through Airflow and leaves a consistent warehouse."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    home = tmp_path_factory.mktemp("demo-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGN_LOOP_", "AIRFLOW"))}
+    cli = Path(sys.executable).with_name("campaign-loop")
+    run = subprocess.run(
+        [str(cli), "demo", "--home", str(home), "--customers", "600", "--cycles", "2", "--history_weeks", "8"],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    return home, run
+
+
+def test_demo_runs_every_cycle_through_airflow(demo) -> None:
+    home, run = demo
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Cycle 0: 2026-01-05" in run.stdout and "Cycle 1: 2026-01-12" in run.stdout
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        runs = db.execute(
+            "select state, count(*) from dag_run where dag_id = 'campaign_feedback_loop' group by state"
+        ).fetchall()
+        tasks = db.execute(
+            "select task_id, state from task_instance where dag_id = 'campaign_feedback_loop'"
+        ).fetchall()
+    assert runs == [("success", 2)]
+    assert {task for task, _ in tasks} >= {"simulate", "ingest", "report"}
+    assert {state for _, state in tasks} == {"success"}
+
+
+def test_demo_accounts_for_every_landed_row(demo) -> None:
+    home, run = demo
+    assert run.returncode == 0
+    with duckdb.connect(str(home / "warehouse" / "campaign_loop.duckdb"), read_only=True) as con:
+        batches = con.execute("select distinct batch from raw._load_log order by 1").fetchall()
+        landed, loaded, quarantined = con.execute(
+            "select sum(rows_in_file), sum(rows_loaded), sum(rows_quarantined) from raw._load_log"
+        ).fetchone()
+        orders = con.execute("select count(*) from raw.orders").fetchone()[0]
+        receipts = con.execute("select count(*) from raw.pos_receipts").fetchone()[0]
+    assert [b for (b,) in batches] == ["2026-01-05", "2026-01-12"]
+    assert landed == loaded + quarantined
+    assert orders > 0 and receipts > 0
