@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -32,10 +31,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.results import RESULTS, append_section, machine  # noqa: E402
 from campaign_loop.config import Settings  # noqa: E402
 from campaign_loop.dbt import PROJECT_DIR, dbt_env, dbt_executable  # noqa: E402
 
-RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## dbt build speed (issue 3)"
 
 
@@ -157,12 +156,10 @@ def raw_rows(settings: Settings) -> int:
 
 
 def markdown(results: list[dict], argv: list[str]) -> str:
-    machine = f"{os.cpu_count()} CPUs, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB RAM, " \
-              f"Python {platform.python_version()}, DuckDB target (4 dbt threads)"
     lines = [
-        "", SECTION, "",
+        SECTION, "",
         f"Command: `python bench/dbt_speed.py {' '.join(argv)}`  ",
-        f"Machine: {machine}  ",
+        f"Machine: {machine()}, DuckDB target (4 dbt threads)  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; seed default, cycle 0 built, cycle 1 loaded; each run restores that warehouse",
         "",
         "| customers | raw rows | runs | cycle-1 `dbt build`, incremental (s, median) | peak RSS (MB) | `dbt build --full-refresh` (s, median) | peak RSS (MB) | cycle-0 build (s) |",
@@ -197,8 +194,7 @@ def main() -> None:
     text = markdown(results, sys.argv[1:])
     print(text)
     if args.write:
-        with RESULTS.open("a") as out:
-            out.write(text)
+        append_section(text)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ the test). What is measured is documented in docs/warehouse.md#identity-quality.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -25,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from bench.results import RESULTS, append_section, machine  # noqa: E402
+
 HEADING = "## Identity resolution quality (issue 3)"
 FLOOR = 0.98
 
@@ -59,33 +58,6 @@ def measure(customers: int, cycles: int, dirt: float, seed: int) -> dict[str, fl
     }
 
 
-def _machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    ram = "unknown RAM"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal"))
-        ram = f"{mem_kb / 1024 / 1024:.0f} GB RAM"
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} CPUs ({cpu}), {ram}, Python {platform.python_version()}"
-
-
-def _append(table: str) -> None:
-    """Append the table at the end of this benchmark's section of RESULTS.md (created if missing)."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if HEADING not in text:
-        text = text.rstrip("\n") + f"\n\n{HEADING}\n"
-    start = text.index(HEADING) + len(HEADING)
-    end = text.find("\n## ", start)
-    end = len(text) if end < 0 else end
-    RESULTS.write_text(text[:end].rstrip("\n") + "\n\n" + table + "\n" + ("\n" + text[end:].lstrip("\n") if end < len(text) else ""))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
@@ -101,7 +73,7 @@ def main() -> None:
         rows.append(row)
     lines = [
         f"Command: `{shlex.join([Path(sys.executable).name, 'bench/identity_quality.py', *sys.argv[1:]])}`  ",
-        f"Machine: {_machine()}  ",
+        f"Machine: {machine()}  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; seed {args.seed}, dirt {args.dirt:g}, "
         f"cycles 0-{args.cycles - 1}, dbt `build --select +int_identity__resolved --indirect-selection cautious` on DuckDB",
         "",
@@ -118,7 +90,7 @@ def main() -> None:
     table = "\n".join(lines)
     sys.stdout.write(table + "\n")
     if args.write:
-        _append(table)
+        append_section(table, HEADING)
     failed = [r for r in rows if r["precision"] < FLOOR or r["recall"] < FLOOR]
     if failed:
         sys.stderr.write(f"below the {FLOOR} floor: {[r['customers'] for r in failed]}\n")

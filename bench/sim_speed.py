@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import shlex
 import statistics
@@ -21,7 +19,10 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.results import RESULTS, append_section, machine  # noqa: E402
+
 HEADING = "## Simulator speed (issue 2)"
 
 
@@ -41,21 +42,6 @@ def _one_run(customers: int, file_format: str) -> None:
             "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
     sys.stdout.write(json.dumps(out) + "\n")
-
-
-def _machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal"))
-        ram = f"{mem_kb / 1024 / 1024:.0f} GB RAM"
-    except (OSError, StopIteration):
-        ram = "unknown RAM"
-    return f"{os.cpu_count()} CPUs ({cpu}), {ram}, Python {platform.python_version()}"
 
 
 def main() -> None:
@@ -81,7 +67,7 @@ def main() -> None:
                      runs[0]["world_rows"], runs[0]["week_rows"], max(r["maxrss_mb"] for r in runs)))
     lines = [
         f"Command: `{shlex.join([Path(sys.executable).name, 'bench/sim_speed.py', *sys.argv[1:]])}`  ",
-        f"Machine: {_machine()}  ",
+        f"Machine: {machine()}  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, file format {args.format}",
         "",
         "| customers | runs | world + 52 weeks history (s) | one week (s) | rows landed, cycle 0 | rows landed, one week | peak RSS (MB) |",
@@ -91,10 +77,7 @@ def main() -> None:
     table = "\n".join(lines)
     sys.stdout.write(table + "\n")
     if args.write:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        if HEADING not in text:
-            text = text.rstrip("\n") + f"\n\n{HEADING}\n"
-        RESULTS.write_text(text.rstrip("\n") + "\n\n" + table + "\n")
+        append_section(table, HEADING)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-# The world: 2 cycles, so cycle 1 measures a designed campaign and the uplift model has two cycles of sends.
-WORLD = {"customers": 1000, "cycles": 2, "history_weeks": 8}
+# The world: 2 cycles, so cycle 1 measures a designed campaign; a year of history, so CLV and propensity train.
+WORLD = {"customers": 3000, "cycles": 2, "history_weeks": 52}
 
 
 def pytest_configure(config: pytest.Config) -> None:
