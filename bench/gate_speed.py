@@ -6,7 +6,8 @@
 Each repeat runs ``expectations.run_gate`` for the raw stage and then the marts stage, as the DAG's
 ``validate_raw`` and ``validate_marts`` tasks do: GX validation, the statistical checks, the results
 written to ``audit.validation_results`` and Data Docs rebuilt. The first repeat pays the imports
-(great_expectations, scipy) that a task process pays once; the table reports it apart from the median.
+(great_expectations, scipy) and the GX context's creation, which a task process pays once; the table
+shows that first run beside the median.
 """
 
 from __future__ import annotations
@@ -68,10 +69,10 @@ def main() -> None:
         f"Machine: {machine()}  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; cycle {key}",
         "",
-        "| customers | raw batch rows | raw checks | marts checks | raw gate (s) | marts gate (s) | whole gate (s) | first-import (s) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| customers | raw batch rows | raw checks | marts checks | raw gate (s) | marts gate (s) | whole gate (s) | first run, whole (s) | import (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| {customers:,} | {int(raw_rows):,} | {runs[0]['raw_checks']} | {runs[0]['marts_checks']} | {raw:.1f} | "
-        f"{marts:.1f} | {total:.1f} | {import_seconds:.1f} |",
+        f"{marts:.1f} | {total:.1f} | {runs[0]['raw'] + runs[0]['marts']:.1f} | {import_seconds:.1f} |",
         "",
         f"Medians of {args.repeats} runs, each writing its results to `audit.validation_results` and rebuilding "
         f"Data Docs; passed: raw {runs[0]['raw_passed']}, marts {runs[0]['marts_passed']}.",

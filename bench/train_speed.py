@@ -30,7 +30,7 @@ def build_world(home: Path, customers: int, cycles: int) -> None:
     settings = Settings(home=home, customers=customers)
     for cycle in range(cycles):
         pipeline.simulate(settings, cycle)
-        pipeline.ingest(settings)
+        pipeline.ingest(settings, cycle)
     env = os.environ | {"CAMPAIGN_LOOP_HOME": str(home), "CAMPAIGN_LOOP_CUSTOMERS": str(customers)}
     subprocess.run(
         [str(Path(sys.executable).with_name("dbt")), "build", "--project-dir", "dbt_project", "--profiles-dir", "dbt_project"],

@@ -68,9 +68,10 @@ def _fail(step: str, log: Path) -> int:
 
 def learning_row(settings: Settings, cycle: int) -> dict[str, object]:
     """One line of the learning curve; the truth is read here only because this is the demo harness."""
-    from sim.oracle import evaluate_cycle
+    from sim.oracle import evaluate_cycle, uplift_ranking
 
     value = evaluate_cycle(settings, cycle)
+    ranking = uplift_ranking(settings, cycle)
     lift = measure(settings, cycle)
     interval = (f"{lift['lift']:+.2%} [{lift['lift_ci_low']:+.2%}, {lift['lift_ci_high']:+.2%}]"
                 if "lift" in lift else "n/a")
@@ -82,6 +83,7 @@ def learning_row(settings: Settings, cycle: int) -> dict[str, object]:
         "oracle_profit": round(value.oracle_incremental_profit, 2),
         "ratio_to_oracle": None if value.ratio_to_oracle is None else round(value.ratio_to_oracle, 3),
         "measured_lift [95% CI]": interval,
+        "uplift_qini (oracle)": "n/a" if ranking is None else f"{ranking.qini_model:.4f} ({ranking.qini_oracle:.4f})",
     }
 
 

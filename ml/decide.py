@@ -491,7 +491,7 @@ def design_campaign(customers: pd.DataFrame, config: DesignConfig) -> CampaignPl
     control = _systematic_holdout(strata, n_holdout, rng) if len(planned) else np.zeros(0, dtype=bool)
 
     rows = _plan_rows(df, planned, choice, explore, control, action_prob * np.where(control, share_eff, 1 - share_eff),
-                      econ, actions, config)
+                      econ, uplift, actions, config)
     summary = _summary(rows, config, n_reachable=len(reachable), n_customers=n, epsilon_eff=epsilon_eff,
                        holdout={"share": share_eff, "size": int(n_holdout), "power": achieved_power,
                                 "underpowered": underpowered, "baseline_conversion": p0,
@@ -548,7 +548,7 @@ def plan_from_choice(customers: pd.DataFrame, actions: pd.Series, config: Design
     final[rows_in_order[:kept]] = choice[rows_in_order[:kept]]
     # Rows in customer_id order, as design_campaign produces them.
     by_id = np.argsort(df["customer_id"].to_numpy().astype(str), kind="stable")
-    df, final, econ = df.iloc[by_id].reset_index(drop=True), final[by_id], _Economics(
+    df, final, uplift, econ = df.iloc[by_id].reset_index(drop=True), final[by_id], uplift[by_id], _Economics(
         value=econ.value[by_id], cost=econ.cost[by_id], margin=econ.margin[by_id], revenue=econ.revenue[by_id])
     rng = _rng(config)
     planned = np.flatnonzero(final >= 0)
@@ -559,7 +559,7 @@ def plan_from_choice(customers: pd.DataFrame, actions: pd.Series, config: Design
     control = _systematic_holdout(strata, n_holdout, rng) if len(planned) else np.zeros(0, dtype=bool)
     explore = np.zeros(len(df), dtype=bool)
     rows = _plan_rows(df, planned, final, explore, control, np.where(control, share_eff, 1 - share_eff),
-                      econ, catalogue, config)
+                      econ, uplift, catalogue, config)
     p0 = float(p_buy[by_id][planned].mean()) if len(planned) else 0.0
     summary = _summary(rows, config, n_reachable=int(allowed.any(axis=1).sum()), n_customers=len(df), epsilon_eff=0.0,
                        holdout={"share": share_eff, "size": int(n_holdout),
@@ -632,7 +632,7 @@ def campaign_id(cycle_id: str, action: Action) -> str:
 
 def _plan_rows(
     df: pd.DataFrame, planned: np.ndarray, choice: np.ndarray, explore: np.ndarray, control: np.ndarray,
-    probability: np.ndarray, econ: _Economics, actions: tuple[Action, ...], config: DesignConfig,
+    probability: np.ndarray, econ: _Economics, uplift: np.ndarray, actions: tuple[Action, ...], config: DesignConfig,
 ) -> pd.DataFrame:
     act = choice[planned]
     pick = (lambda values: np.asarray(values, dtype=object)[act]) if len(actions) else (lambda values: np.array([], dtype=object))
@@ -653,6 +653,7 @@ def _plan_rows(
         "expected_cost": econ.cost[planned, act],
         "expected_incremental_margin": econ.margin[planned, act],
         "expected_incremental_revenue": econ.revenue[planned, act],
+        "expected_uplift": np.nan_to_num(uplift[planned, act]),
         "segment": df["segment"].astype(str).to_numpy()[planned],
         "send_at": action_send_at.take(act) if len(actions) else pd.DatetimeIndex([], tz=config.timezone),
     })

@@ -176,3 +176,36 @@ def evaluate_cycle(settings: Settings, cycle: int) -> CycleValue:
         oracle_treated=len(oracle_rows),
         oracle_incremental_profit=plan_value(effects, oracle_rows["member_id"], oracle_action),
     )
+
+
+@dataclass(frozen=True)
+class UpliftRanking:
+    """The uplift model's Qini on a cycle's designed campaign beside the oracle's, on the same assignments."""
+
+    assignments: int
+    qini_model: float
+    qini_oracle: float
+
+
+def uplift_ranking(settings: Settings, cycle: int) -> UpliftRanking | None:
+    """Rank the executed plan's customers (both arms) by the uplift the plan expected of their action, and
+    by their true uplift; score both with the Qini coefficient on who really bought. None without a plan."""
+    from ml.evaluate import oracle_qini, qini_coefficient
+
+    key = cycle_id(settings.cycle_start(cycle))
+    plan_file = settings.exports_dir / "plans" / f"{key}.parquet"
+    if not plan_file.exists():
+        return None
+    plan = pd.read_parquet(plan_file)
+    if "expected_uplift" not in plan:
+        return None
+    outcomes = pd.read_parquet(settings.truth_dir / "outcomes" / f"{key}.parquet",
+                               columns=["member_id", "campaign_id", "purchased"])
+    rows = plan.merge(outcomes, on=["member_id", "campaign_id"], how="inner")
+    effects = _effects(settings, cycle).dropna(subset=["member_id"]).drop_duplicates("member_id").set_index("member_id")
+    action = rows["offer"].astype(str) + "__" + rows["channel"].astype(str)
+    true = np.array([effects.at[m, f"uplift__{a}"] for m, a in zip(rows["member_id"], action, strict=True)], dtype=float)
+    treatment = (rows["arm"] == "treatment").to_numpy(float)
+    bought = rows["purchased"].to_numpy(float)
+    return UpliftRanking(len(rows), qini_coefficient(rows["expected_uplift"].to_numpy(float), treatment, bought),
+                         oracle_qini(true, treatment, bought))

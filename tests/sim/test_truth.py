@@ -153,3 +153,29 @@ def test_given_identities_when_reading_then_every_person_has_cookies_and_some_de
     events = pd.read_csv(settings.landing_dir / "events" / "2026-01-12.csv", dtype=str)
     known = set(ids["identifier_value"])
     assert events["cookie_id"].dropna().isin(known).all()
+
+
+def test_given_a_plan_ranked_by_the_true_uplift_when_scoring_then_its_qini_is_the_oracle_qini(tmp_path: Path) -> None:
+    from sim.oracle import uplift_ranking
+
+    settings = Settings(home=tmp_path, customers=20_000, dirt=0.0, history_weeks=8)
+    simulate_period(settings, 0)
+    effects = pd.read_parquet(settings.truth_dir / "effects" / "2026-01-05.parquet")
+    target = effects[effects["alive"] & effects["member_id"].notna() & effects["consent__email"]]
+    arm = np.where(np.random.default_rng(1).random(len(target)) < 0.5, "treatment", "control")
+    plan = pd.DataFrame({"member_id": target["member_id"], "campaign_id": "c-test", "offer": "pct20",
+                         "channel": "email", "offer_type": "percent_off", "offer_value": 20.0, "arm": arm,
+                         "assignment_probability": 0.5, "cost_per_contact": 0.01})
+    simulate_period(settings, 1, plan)
+    # The plan as a perfect model would have written it: each customer's true uplift in the cycle it ran.
+    truth = pd.read_parquet(settings.truth_dir / "effects" / "2026-01-12.parquet").drop_duplicates("member_id")
+    plan["expected_uplift"] = plan["member_id"].map(truth.set_index("member_id")["uplift__pct20__email"]).astype(float)
+    path = settings.exports_dir / "plans" / "2026-01-12.parquet"
+    path.parent.mkdir(parents=True)
+    plan.to_parquet(path)
+    perfect = uplift_ranking(settings, 1)
+    assert perfect is not None and perfect.assignments == len(plan)
+    assert perfect.qini_model == pytest.approx(perfect.qini_oracle) and perfect.qini_oracle > 0
+
+    plan.assign(expected_uplift=-plan["expected_uplift"]).to_parquet(path)  # the worst ranking there is
+    assert uplift_ranking(settings, 1).qini_model < 0 < perfect.qini_oracle
