@@ -590,7 +590,10 @@ def _sample_economics(
     uplift: np.ndarray, sd: np.ndarray, p_buy: np.ndarray, spend: np.ndarray, margin_rate: np.ndarray,
     actions: tuple[Action, ...], rng: np.random.Generator,
 ) -> _Economics:
-    draw = np.nan_to_num(uplift) + sd * rng.standard_normal(uplift.shape)
+    # One draw per action, shared by every customer: the uncertainty is the action's effect (pooled
+    # evidence), not independent noise per person; independent draws contacted about half of all
+    # customers at a negative expected value whenever the posterior was wide.
+    draw = np.nan_to_num(uplift) + sd * rng.standard_normal((1, uplift.shape[1]))
     return action_economics(draw, np.nan_to_num(p_buy), np.nan_to_num(spend), np.nan_to_num(margin_rate), actions)
 
 

@@ -11,6 +11,9 @@ Fallbacks when a model has no champion yet (first cycles, or every challenger fa
   zero as allowed and worthless, so the optimiser sends nothing on its own account while the
   exploration share still tries every action, which is what produces the first uplift evidence.
   A champion that does not cover an action yet (too few assignments) gives 0 for it, for the same reason.
+  Once campaigns have been measured, each action's pooled randomised effect (:func:`uplift_prior`) is
+  the level of its uplift column: the whole column without a champion, and with one the champion's
+  predictions re-centred on it (:func:`calibrate_uplift`).
 * ``propensity`` (``p_buy``): the CLV champion's expected purchases next cycle as a probability
   ``1 - exp(-E[X])``; without it, the observed next-cycle purchase rate of the newest complete labels.
 * ``clv`` (``expected_spend``): the customer's average order value, else the population's.
@@ -79,6 +82,9 @@ def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -
 
 USE_UPLIFT_PRIOR = True  # False reproduces the scorer before issue 5 (bench/loop_value.py --platform-before)
 PRIOR_STRENGTH = 2_000.0  # pseudo-assignments of the pooled effect added to each action's own evidence
+# How much of the champion's deviation from an action's average effect to keep: its ranking is weak
+# (Spearman with the true uplift about 0.02 at 100k customers, bench/RESULTS.md), so half.
+UPLIFT_SPREAD = 0.5
 
 
 def uplift_prior(assignments: pd.DataFrame, strength: float = PRIOR_STRENGTH) -> pd.DataFrame:
@@ -113,6 +119,21 @@ def uplift_prior(assignments: pd.DataFrame, strength: float = PRIOR_STRENGTH) ->
         sd = math.sqrt((w * own_se) ** 2 + ((1 - w) * pooled_se) ** 2) if np.isfinite(own_se) else pooled_se
         rows[f"uplift__{action.name}"] = {"uplift": value, "sd": sd, "n": n}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def calibrate_uplift(predicted: pd.Series, level: float, spread: float = UPLIFT_SPREAD) -> pd.Series:
+    """The champion's predictions of one action re-centred on its measured average effect ``level``.
+
+    The model's own level is optimistic where it matters: the optimiser picks the actions it
+    overestimates (the winner's curse), while the randomised evidence of every cycle pooled is unbiased.
+    So the evidence sets the level and the model only the ranking, its deviations scaled by ``spread``.
+    Rows the champion does not cover (0) get the level.
+    """
+    covered = predicted != 0.0
+    if not covered.any():
+        return pd.Series(level, index=predicted.index)
+    centred = level + spread * (predicted - predicted[covered].mean())
+    return centred.where(covered, level)
 
 
 def score_frame(
@@ -172,14 +193,14 @@ def score_frame(
         scored_by["uplift"] = FALLBACK
     has_prior = prior is not None and not prior.empty
     for column in UPLIFT_COLUMNS:
-        if has_prior and column in prior.index:
+        if has_prior and column in prior.index and math.isfinite(float(prior.loc[column, "uplift"])):
             # Without a champion (or for an action it does not cover): the measured average effect of
             # the action, with its standard error for Thompson sampling.
-            fill = float(prior.loc[column, "uplift"])
+            level = float(prior.loc[column, "uplift"])
             if column not in out.columns:
-                out[column] = fill
+                out[column] = level
             else:
-                out[column] = out[column].where(out[column] != 0.0, fill)
+                out[column] = calibrate_uplift(out[column], level)
             out[column.replace("uplift__", "uplift_sd__")] = float(prior.loc[column, "sd"])
         if column not in out.columns:
             out[column] = 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from campaign_loop.config import Settings
@@ -64,3 +65,32 @@ def test_without_champions_the_fallbacks_explore(synthetic_home: tuple[Path, dic
     assert (scores["p_buy"] == 0.03).all()
     assert (scores["expected_spend"] > 0).all()
     assert (scores["scored_by__uplift"] == "fallback").all()
+
+
+def test_the_prior_is_each_actions_randomised_effect_shrunk_towards_the_pooled_one() -> None:
+    from campaign_loop.actions import ACTIONS
+    from ml.score import uplift_prior
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for action, rate_t, n in ((ACTIONS[0].name, 0.08, 40_000), (ACTIONS[1].name, 0.02, 400)):
+        treatment = rng.random(n) < 0.5
+        converted = rng.random(n) < np.where(treatment, rate_t, 0.02)
+        rows.append(pd.DataFrame({"action": action, "treatment": treatment.astype(int), "is_converted": converted}))
+    prior = uplift_prior(pd.concat(rows, ignore_index=True))
+    strong, weak = prior.loc[f"uplift__{ACTIONS[0].name}"], prior.loc[f"uplift__{ACTIONS[1].name}"]
+    assert strong["uplift"] == pytest.approx(0.06, abs=0.01)  # 40k assignments: its own effect dominates
+    assert 0.0 < weak["uplift"] < strong["uplift"]  # 400 assignments of no effect borrow from the pooled one
+    assert strong["sd"] < weak["sd"]
+    assert prior.loc[f"uplift__{ACTIONS[5].name}", "n"] == 0  # never tried: the pooled effect
+
+
+def test_a_champions_uplift_is_recentred_on_the_measured_effect() -> None:
+    from ml.score import calibrate_uplift
+
+    predicted = pd.Series([0.04, 0.06, 0.08, 0.0])  # optimistic level; the last row not covered
+    calibrated = calibrate_uplift(predicted, level=0.01, spread=0.5)
+    assert calibrated[:3].mean() == pytest.approx(0.01)
+    assert calibrated.tolist()[:3] == pytest.approx([0.0, 0.01, 0.02])  # ranking kept, spread halved
+    assert calibrated[3] == pytest.approx(0.01)
+    assert (calibrate_uplift(pd.Series([0.0, 0.0]), level=-0.002) == -0.002).all()
