@@ -203,8 +203,9 @@ def uplift_ranking(settings: Settings, cycle: int) -> UpliftRanking | None:
                                columns=["member_id", "campaign_id", "purchased"])
     rows = plan.merge(outcomes, on=["member_id", "campaign_id"], how="inner")
     effects = _effects(settings, cycle).dropna(subset=["member_id"]).drop_duplicates("member_id").set_index("member_id")
-    action = rows["offer"].astype(str) + "__" + rows["channel"].astype(str)
-    true = np.array([effects.at[m, f"uplift__{a}"] for m, a in zip(rows["member_id"], action, strict=True)], dtype=float)
+    uplifts = effects[[c for c in effects.columns if c.startswith("uplift__")]]
+    column = uplifts.columns.get_indexer("uplift__" + rows["offer"].astype(str) + "__" + rows["channel"].astype(str))
+    true = uplifts.reindex(rows["member_id"]).to_numpy(float)[np.arange(len(rows)), column]
     treatment = (rows["arm"] == "treatment").to_numpy(float)
     bought = rows["purchased"].to_numpy(float)
     return UpliftRanking(len(rows), qini_coefficient(rows["expected_uplift"].to_numpy(float), treatment, bought),
