@@ -40,3 +40,12 @@ def test_a_missing_landing_folder_exits_2_naming_it(tmp_path: Path, capsys: pyte
 def test_an_invalid_setting_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ingest", "--home", str(tmp_path), "--holdout_share", "0.9"]) == 2
     assert "holdout_share" in capsys.readouterr().err
+
+
+def test_ui_passes_its_ports_and_the_settings_to_run_ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from campaign_loop import ui
+
+    calls = []
+    monkeypatch.setattr(ui, "run_ui", lambda settings, *ports, docs: calls.append((settings.root, ports, docs)) or 0)
+    assert main(["ui", "--home", str(tmp_path), "--site-port", "9999", "--no-docs"]) == 0
+    assert calls == [(tmp_path, (ui.DEFAULT_AIRFLOW_PORT, ui.DEFAULT_MLFLOW_PORT, 9999), False)]
