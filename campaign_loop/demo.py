@@ -101,8 +101,10 @@ def run_demo(settings: Settings, fresh: bool = False) -> int:
     parse_project(settings)
     if _airflow(["db", "migrate"], env, log).returncode != 0:
         return _fail("airflow db migrate", log)
+    from ml.tracking import server_env
+
     with mlflow_server(settings) as tracking:
-        env["MLFLOW_TRACKING_URI"] = tracking
+        env.update(server_env(tracking))
         print(f"MLflow tracking server: {tracking}")
         status = _run_cycles(settings, env, log)
     if status == 0:

@@ -212,7 +212,9 @@ def airflow_ui_env(settings: Settings, airflow_port: int, mlflow_url: str | None
         PYTHONUNBUFFERED="1",
     )
     if mlflow_url:
-        env["MLFLOW_TRACKING_URI"] = mlflow_url
+        from ml.tracking import server_env
+
+        env.update(server_env(mlflow_url))
         env[MLFLOW_URL_ENV] = mlflow_url
     env[AIRFLOW_URL_ENV] = base
     return env

@@ -47,6 +47,15 @@ def tracking_uri(settings: Settings) -> str:
     return f"sqlite:///{db_path(settings).resolve()}"
 
 
+def server_env(uri: str) -> dict[str, str]:
+    """The environment that points a child process's tracking *and* registry at ``uri``.
+
+    MLflow's registry URI falls back to the tracking URI only when nothing set it, and
+    ``mlflow.set_registry_uri`` leaves ``MLFLOW_REGISTRY_URI`` in the environment children inherit.
+    """
+    return {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
+
+
 def configure(settings: Settings) -> str:
     """Point this process's MLflow client at the local store (creating its directories) and return the URI."""
     import mlflow

@@ -9,6 +9,7 @@ the dbt models themselves are tested on a real simulated world in ``test_feature
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    environ = {k: os.environ.get(k) for k in MLFLOW_URI_VARIABLES}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     yield uri
@@ -41,6 +43,20 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     else:
         mlflow.set_tracking_uri("")
     mlflow.set_registry_uri("")
+    restore_environ(environ)
+
+
+# mlflow.set_tracking_uri / set_registry_uri also write these variables, which later subprocesses
+# (a demo run by a later test) inherit: a fixture that sets them puts them back.
+MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def restore_environ(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def synthetic_marts(path: Path, *, customers: int = 2000, dates: int = 8, seed: int = 0) -> dict[str, pd.DataFrame]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from ml import registry
 from ml.registry import GATE_RULES, MetricRule, gate
+from tests.ml.conftest import MLFLOW_URI_VARIABLES, restore_environ
 
 RULES = {
     "auc": MetricRule(min_value=0.6, tolerance=0.01),
@@ -121,6 +123,7 @@ def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    environ = {k: os.environ.get(k) for k in MLFLOW_URI_VARIABLES}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     experiment = mlflow.create_experiment("gate-tests", artifact_location=(root / "artifacts").as_uri())
@@ -128,6 +131,7 @@ def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield root
     mlflow.set_tracking_uri(previous[0])
     mlflow.set_registry_uri(previous[1])
+    restore_environ(environ)
 
 
 def _log_tiny_model(coef: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
@@ -73,3 +74,10 @@ def test_log_lineage_tags_the_run(tmp_path: Path) -> None:
 def test_log_lineage_without_a_run_fails() -> None:
     with pytest.raises(RuntimeError, match="active run"):
         tracking.log_lineage(cycle_id="2026-01-05")
+
+
+def test_a_server_env_overrides_an_inherited_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a demo's Airflow tasks inherit after anything in this process called mlflow.set_registry_uri.
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:////elsewhere/mlflow.db")
+    env = os.environ | tracking.server_env("http://127.0.0.1:5000")
+    assert env["MLFLOW_REGISTRY_URI"] == env["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000"
