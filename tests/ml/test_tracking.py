@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -77,7 +79,10 @@ def test_log_lineage_without_a_run_fails() -> None:
 
 
 def test_a_server_env_overrides_an_inherited_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    # What a demo's Airflow tasks inherit after anything in this process called mlflow.set_registry_uri.
+    # What a demo's Airflow tasks inherit after anything in this process called mlflow.set_registry_uri:
+    # the child's MLflow must still register models on the server it tracks to.
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:////elsewhere/mlflow.db")
-    env = os.environ | tracking.server_env("http://127.0.0.1:5000")
-    assert env["MLFLOW_REGISTRY_URI"] == env["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000"
+    probe = "import mlflow; print(mlflow.get_tracking_uri()); print(mlflow.get_registry_uri())"
+    child = subprocess.run([sys.executable, "-c", probe], env=os.environ | tracking.server_env("http://127.0.0.1:5000"),
+                           capture_output=True, text=True, check=True)
+    assert child.stdout.split() == ["http://127.0.0.1:5000", "http://127.0.0.1:5000"]
