@@ -8,6 +8,8 @@ either all land or none do. Rows are never de-duplicated here: raw is append-onl
 
 from __future__ import annotations
 
+import csv
+import gzip
 import logging
 import shutil
 from collections.abc import Sequence
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 _REJECTS, _REJECT_SCANS = "_ingest_rejects", "_ingest_reject_scans"
 # Parquet types whose VARCHAR cast would not read back as the contract's formats.
 _FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
+# The delimiters the landing contract allows; the first wins a tie.
+_DELIMITERS = (",", "|", ";", "\t")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class _Plan:
     file_columns: tuple[str, ...]  # every column as named in the file, for the quarantine's record
     unknown: tuple[str, ...]
     error: str | None = None  # set when the file cannot be parsed at all: quarantined whole
+    delimiter: str | None = None  # CSV only: read from the header line, None leaves it to DuckDB's sniffer
 
 
 def ingest(settings: Settings, sources: Sequence[str] | None = None) -> IngestReport:
@@ -83,15 +88,35 @@ def ingest(settings: Settings, sources: Sequence[str] | None = None) -> IngestRe
     return report
 
 
-def _scan(file: LandingFile) -> str:
+def _scan(file: LandingFile, delimiter: str | None) -> str:
     path = literal(str(file.path))
     if file.format == "parquet":
         return f"read_parquet({path}, file_row_number = true)"
+    # The sniffer guesses the dialect from sampled rows, and odd rows (quoted commas, doubled quotes) can make
+    # it take a header of contract names for data; the header line itself says which delimiter is meant.
+    dialect = f"delim = {literal(delimiter)}, quote = '\"', escape = '\"', " if delimiter else ""
     # all_varchar: typing is the contract's job (in SQL), the reader must never guess or reject on type.
     return (
-        f"read_csv({path}, all_varchar = true, header = true, store_rejects = true, "
+        f"read_csv({path}, {dialect}all_varchar = true, header = true, store_rejects = true, "
         f"rejects_table = {literal(_REJECTS)}, rejects_scan = {literal(_REJECT_SCANS)})"
     )
+
+
+def _header_delimiter(file: LandingFile, source: Source) -> str | None:
+    """The allowed delimiter that splits the header line into the most contract column names, if any does."""
+    opener = gzip.open if file.path.name.lower().endswith(".gz") else open
+    try:
+        with opener(file.path, "rt", encoding="utf-8-sig", newline="") as handle:
+            header = handle.readline()
+    except (OSError, UnicodeDecodeError, EOFError):
+        return None  # unreadable here: DuckDB's reader will give the error that quarantines the file
+
+    def known(delimiter: str) -> int:
+        fields = next(csv.reader([header], delimiter=delimiter), [])
+        return sum(field.strip().lower() in source.columns for field in fields)
+
+    best = max(_DELIMITERS, key=known)
+    return best if known(best) else None
 
 
 def _first_line(error: BaseException) -> str:
@@ -105,8 +130,9 @@ def _probe(con: duckdb.DuckDBPyConnection, file: LandingFile, source: Source, fi
     if file.format == "csv" and _blank(file):
         # DuckDB reads an empty file as one column "column0" and no rows; for us it has no header at all.
         return unreadable("empty file: no header row")
+    delimiter = _header_delimiter(file, source) if file.format == "csv" else None
     try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {_scan(file)}").fetchall()
+        described = con.execute(f"DESCRIBE SELECT * FROM {_scan(file, delimiter)}").fetchall()
     except duckdb.Error as error:
         return unreadable(_first_line(error))
 
@@ -129,7 +155,7 @@ def _probe(con: duckdb.DuckDBPyConnection, file: LandingFile, source: Source, fi
     for group in source.required_one_of:
         if not any(c in columns for c in group):
             raise missing_columns_error(file, group, "none of the identifier columns")
-    return _Plan(file, source, file_hash, columns, tuple(n for n, _ in names), tuple(unknown))
+    return _Plan(file, source, file_hash, columns, tuple(n for n, _ in names), tuple(unknown), delimiter=delimiter)
 
 
 def _blank(file: LandingFile) -> bool:
@@ -154,7 +180,7 @@ def _stage(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
     file = plan.file
     text = ", ".join(f"{_as_text(n, k)} AS {quote(n)}" for n, k in _file_types(plan).items())
     if file.format == "parquet":
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_read AS SELECT * FROM {_scan(file)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_read AS SELECT * FROM {_scan(file, plan.delimiter)}")
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW _ingest_rows AS "
             f"SELECT {text}, file_row_number + 1 AS _row_number FROM _ingest_read"
@@ -167,7 +193,7 @@ def _stage(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
 
     # DuckDB only records scans that had rejects, so stale tables would be mistaken for this file's.
     con.execute(f"DROP TABLE IF EXISTS {_REJECTS}; DROP TABLE IF EXISTS {_REJECT_SCANS}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_read AS SELECT * FROM {_scan(file)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_read AS SELECT * FROM {_scan(file, plan.delimiter)}")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _ingest_bad AS

@@ -304,3 +304,25 @@ def test_header_only_file_loads_zero_rows(settings: Settings, land: Land, query:
 
     assert query("SELECT status, rows_in_file, rows_loaded FROM raw._load_log") == [("loaded", 0, 0)]
     assert report.flagged == ()
+
+
+@pytest.mark.parametrize("delimiter", [",", "|", ";", "\t"])
+def test_the_header_line_decides_the_delimiter_whatever_the_rows_hold(
+    settings: Settings, land: Land, query: Query, delimiter: str
+) -> None:
+    # Rows like these once made DuckDB's sniffer read the header as data and the file "lose" its columns.
+    header = delimiter.join(["receipt_id", "store_id", "purchased_at", "total_amount"])
+    rows = [
+        delimiter.join(["r1", '"a ""quoted"" value"', "2026-01-05T10:00:00Z", "12.5"]),
+        delimiter.join(['"r2,|;x"', "s1", "2026-01-05T11:00:00Z", '"13.0"']),
+        '"12,3x"',
+    ]
+    land("pos_receipts/2026-01-05.csv", "\n".join([header, *rows]) + "\n")
+
+    report = ingest(settings)
+
+    assert (report.rows_loaded, report.rows_quarantined) == (2, 1)
+    assert query("SELECT receipt_id, store_id FROM raw.pos_receipts ORDER BY _row_number") == [
+        ("r1", 'a "quoted" value'), ("r2,|;x", "s1"),
+    ]
+    assert query("SELECT row_number, reason FROM raw._quarantine") == [(3, "malformed_row")]
