@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,9 @@ from expectations.suites import GX_DIR, SUITES_DIR
 if TYPE_CHECKING:
     import pandas as pd
     from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.core.batch_definition import BatchDefinition
     from great_expectations.data_context import FileDataContext
+    from great_expectations.datasource.fluent import PandasDatasource
 
 DATASOURCE = "campaign_loop"
 
@@ -48,15 +51,19 @@ def _sync(runtime: Path) -> None:
         shutil.copyfile(suite, dest)
 
 
-def open_context(settings: Settings) -> FileDataContext:
-    """The runtime file context, its config and suites freshly synced from the committed project."""
+def open_context(settings: Settings, secrets: Mapping[str, str] | None = None) -> FileDataContext:
+    """The runtime file context, its config and suites freshly synced from the committed project.
+
+    ``secrets`` fill ``${NAME}`` references in data source configs from memory: GX writes every data
+    source it is given into the runtime ``great_expectations.yml``, so a reference keeps a password off disk.
+    """
     # No telemetry, ever: GX 1.24 has no usage-statistics client left, but older builds read this switch.
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
     import great_expectations as gx
 
     project = validation_dir(settings)
     _sync(project / "gx")
-    return gx.get_context(mode="file", project_root_dir=str(project))
+    return gx.get_context(mode="file", project_root_dir=str(project), runtime_environment=dict(secrets or {}))
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class SuiteRun:
 
 
 class Validator:
-    """Runs committed suites against DataFrames (GX's pandas data source) under one run id."""
+    """Runs committed suites under one run id: on DataFrames (GX's pandas data source) or on any batch definition."""
 
     def __init__(self, context: FileDataContext, run_name: str) -> None:
         import datetime as dt
@@ -76,34 +83,54 @@ class Validator:
 
         self.context = context
         self.run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC))
-        self.datasource = context.data_sources.add_or_update_pandas(DATASOURCE)
         self.runs: list[SuiteRun] = []
 
+    def audit_id(self, stage: str, cycle_id: str) -> str:
+        """The id of this run's verdict in ``audit.validation_results`` and the logs."""
+        return f"{stage}/{cycle_id}/{self.run_id.run_time:%Y%m%dT%H%M%S.%fZ}"
+
+    @cached_property
+    def datasource(self) -> PandasDatasource:
+        # Created on first use, so a run over another data source leaves no pandas one in its config.
+        return self.context.data_sources.add_or_update_pandas(DATASOURCE)
+
     def validate(self, suite_name: str, frame: pd.DataFrame, parameters: Mapping[str, Any] | None = None) -> SuiteRun:
+        # One dataframe asset per suite: an asset's name is the table the results page shows.
+        if suite_name in self.datasource.get_asset_names():
+            self.datasource.delete_asset(suite_name)
+        batch = self.datasource.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("batch")
+        return self.run(suite_name, batch, {"dataframe": frame}, parameters)
+
+    def run(
+        self,
+        suite_name: str,
+        batch: BatchDefinition,
+        batch_parameters: Mapping[str, Any] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> SuiteRun:
+        """Validate one batch against a committed suite; the result joins this run's Data Docs."""
         import great_expectations as gx
         from great_expectations.data_context.types.resource_identifiers import (
             ExpectationSuiteIdentifier,
             ValidationResultIdentifier,
         )
 
-        # One dataframe asset per suite: an asset's name is the table the results page shows.
-        if suite_name in self.datasource.get_asset_names():
-            self.datasource.delete_asset(suite_name)
-        batch = self.datasource.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("batch")
         suite = self.context.suites.get(suite_name)
         definition = self.context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
         )
         result = definition.run(
-            batch_parameters={"dataframe": frame},
+            batch_parameters=dict(batch_parameters) if batch_parameters else None,
             expectation_parameters=dict(parameters or {}),
             run_id=self.run_id,
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10},
         )
+        # The key GX stored the result under ends in the batch's id, which the result does not carry.
+        batch_id = batch.get_batch(batch_parameters=dict(batch_parameters) if batch_parameters else None).id
         result_id = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
             run_id=self.run_id,
-            batch_identifier=_batch_id(result),
+            batch_identifier=batch_id,
         )
         run = SuiteRun(suite_name, result, result_id)
         self.runs.append(run)
@@ -113,7 +140,3 @@ class Validator:
         """Render this run's results (incrementally: older pages stay) and the site index."""
         ids = [run.result_id for run in self.runs]
         self.context.build_data_docs(resource_identifiers=ids or None)
-
-
-def _batch_id(result: ExpectationSuiteValidationResult) -> str:
-    return str(result.meta.get("active_batch_id") or "__none__")

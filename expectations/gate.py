@@ -104,7 +104,7 @@ def run_gate(settings: Settings, cycle_id: str, stage: Stage) -> GateResult:
     context = open_context(settings)
     validator = Validator(context, run_name=f"{stage}-{cycle_id}")
     run_time = validator.run_id.run_time
-    validation_result_id = f"{stage}/{cycle_id}/{run_time:%Y%m%dT%H%M%S.%fZ}"
+    validation_result_id = validator.audit_id(stage, cycle_id)
 
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(settings.warehouse_path)) as con:

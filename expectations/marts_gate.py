@@ -31,6 +31,16 @@ FROM {schema}.fct_orders WHERE is_revenue AND ordered_at < ? GROUP BY 1
 """
 
 
+# The snapshot table: each cycle adds its rows (cycle_id), and a cycle's keys are checked on its own rows;
+# older snapshots were checked in their cycle.
+SNAPSHOT_TABLE = "fct_customer_features"
+
+
+def missing_mart(schema: str, table: str) -> CheckResult:
+    return CheckResult("mart_present", f"{schema}.{table}", None, "critical", False,
+                       details="table missing: dbt did not build it")
+
+
 def _tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
     return {t for (t,) in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]).fetchall()}
@@ -56,13 +66,11 @@ def mart_frames_and_checks(
 
     for table in rules["tables"]:
         if table not in present:
-            checks.append(CheckResult("mart_present", f"{schema}.{table}", None, "critical", False,
-                                      details="table missing: dbt did not build it"))
+            checks.append(missing_mart(schema, table))
             continue
         frame = con.execute(f"SELECT * FROM {quote(schema)}.{quote(table)}").df()
         loaded[table] = frame
-        if table == "fct_customer_features" and "cycle_id" in frame:
-            # Keys are checked on the rows this cycle produced; older snapshots were checked in their cycle.
+        if table == SNAPSHOT_TABLE and "cycle_id" in frame:
             frame = frame[frame["cycle_id"] == cycle_id]
         frames.append((mart_suite_name(table), frame))
 

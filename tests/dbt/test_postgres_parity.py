@@ -8,28 +8,25 @@ via PGOPTIONS) are set alike, so hashes and customer IDs match.
 
 from __future__ import annotations
 
-import io
-import os
+from collections.abc import Iterator
 from decimal import Decimal
 
 import duckdb
 import pytest
 
 from tests.dbt.conftest import BuiltWorld, run_dbt
+from tests.support.postgres import PostgresServer, available, copy_raw, postgres_for_dbt
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", autouse=True)
-def postgres(monkeypatch_module: pytest.MonkeyPatch):
-    from tests.support.postgres import available, throwaway_postgres
-
+@pytest.fixture(scope="module")
+def postgres(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[PostgresServer]:
     if not available():
         pytest.fail("PostgreSQL 15 binaries (initdb, pg_ctl) are missing: apt-get install postgresql-15")
-    with throwaway_postgres() as server:
-        for key, value in server.env.items():
-            monkeypatch_module.setenv(key, value)
+    with postgres_for_dbt(monkeypatch_module) as server:
         yield server
+
 
 CHECKS = {
     "fct_orders": "select count(*), sum(total_amount), count(customer_id), count(distinct customer_id), sum(margin_amount) from marts.fct_orders",
@@ -43,48 +40,17 @@ CHECKS = {
 }
 
 
-def _pg():
-    import psycopg2
-
-    return psycopg2.connect(
-        host=os.environ.get("CAMPAIGN_LOOP_PG_HOST", "localhost"),
-        port=int(os.environ.get("CAMPAIGN_LOOP_PG_PORT", "5432")),
-        user=os.environ.get("CAMPAIGN_LOOP_PG_USER", "campaign_loop"),
-        password=os.environ.get("CAMPAIGN_LOOP_PG_PASSWORD", "campaign_loop"),
-        dbname=os.environ.get("CAMPAIGN_LOOP_PG_DBNAME", "campaign_loop"),
-    )
-
-
-def _copy_raw(world: BuiltWorld) -> None:
-    with duckdb.connect(str(world.warehouse), read_only=True) as con, _pg() as pg, pg.cursor() as cur:
-        cur.execute("drop schema if exists raw cascade; create schema raw")
-        tables = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'raw' and table_name not like '\\_%' escape '\\'"
-        ).fetchall()]
-        for table in tables:
-            columns = con.execute(
-                "select column_name, data_type from information_schema.columns "
-                "where table_schema = 'raw' and table_name = ? order by ordinal_position", [table]
-            ).fetchall()
-            ddl = ", ".join(f'"{c}" {t.replace("VARCHAR", "text").replace("DECIMAL", "numeric")}' for c, t in columns)
-            cur.execute(f'create table raw."{table}" ({ddl})')
-            buffer = io.StringIO()
-            con.execute(f'select * from raw."{table}"').df().to_csv(buffer, index=False, header=False)
-            buffer.seek(0)
-            cur.copy_expert(f'copy raw."{table}" from stdin with (format csv)', buffer)
-
-
 def _normalised(row: tuple) -> tuple:
     # Floats are compared to 6 places: sums of doubles differ in the last bits between engines.
     return tuple(round(float(v), 6) if isinstance(v, (float, Decimal)) else v for v in row)
 
 
-def test_postgres_build_matches_duckdb(built_world: BuiltWorld) -> None:
-    _copy_raw(built_world)
+def test_postgres_build_matches_duckdb(built_world: BuiltWorld, postgres: PostgresServer) -> None:
+    copy_raw(built_world.warehouse, postgres)
     result = run_dbt(built_world.home, "build", "--target", "postgres", "--target-path",
                      str(built_world.home / "dbt" / "target-postgres"))
     assert result.returncode == 0, result.stdout[-4000:]
-    with duckdb.connect(str(built_world.warehouse), read_only=True) as con, _pg() as pg, pg.cursor() as cur:
+    with duckdb.connect(str(built_world.warehouse), read_only=True) as con, postgres.connect() as pg, pg.cursor() as cur:
         for name, query in CHECKS.items():
             cur.execute(query)
             assert _normalised(cur.fetchone()) == _normalised(con.execute(query).fetchone()), name

@@ -1,11 +1,14 @@
 """A throwaway PostgreSQL 15 cluster for tests: initdb + pg_ctl on a free loopback port, removed after.
 
 PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` system user.
+``postgres_for_dbt`` points the dbt profile's postgres target at such a cluster and ``copy_raw`` gives
+it a DuckDB warehouse's raw layer, so a test can build the same marts on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pwd
 import shutil
@@ -15,6 +18,10 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytest
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,17 @@ class PostgresServer:
     @property
     def dsn(self) -> str:
         return f"host={self.host} port={self.port} user={self.user} dbname={self.dbname}"
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL (trust authentication: no password)."""
+        return f"postgresql+psycopg2://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    def connect(self) -> Any:
+        """A psycopg2 connection (``with`` commits on success, as psycopg2 does)."""
+        import psycopg2
+
+        return psycopg2.connect(self.dsn)
 
 
 def _bin(name: str) -> str:
@@ -87,3 +105,34 @@ def throwaway_postgres(dbname: str = "campaign_loop") -> Iterator[PostgresServer
         subprocess.run([*as_user, _bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True, text=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_for_dbt(monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgresServer]:
+    """A throwaway cluster the dbt profile's postgres target (CAMPAIGN_LOOP_PG_*) points at while it runs."""
+    with throwaway_postgres() as server:
+        for key, value in server.env.items():
+            monkeypatch.setenv(key, value)
+        yield server
+
+
+def copy_raw(warehouse: Path, server: PostgresServer) -> None:
+    """Replace the cluster's raw schema with the DuckDB warehouse's raw tables (not the underscored load logs)."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con, server.connect() as pg, pg.cursor() as cur:
+        cur.execute("drop schema if exists raw cascade; create schema raw")
+        tables = [r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw' and table_name not like '\\_%' escape '\\'"
+        ).fetchall()]
+        for table in tables:
+            columns = con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = 'raw' and table_name = ? order by ordinal_position", [table]
+            ).fetchall()
+            ddl = ", ".join(f'"{c}" {t.replace("VARCHAR", "text").replace("DECIMAL", "numeric")}' for c, t in columns)
+            cur.execute(f'create table raw."{table}" ({ddl})')
+            buffer = io.StringIO()
+            con.execute(f'select * from raw."{table}"').df().to_csv(buffer, index=False, header=False)
+            buffer.seek(0)
+            cur.copy_expert(f'copy raw."{table}" from stdin with (format csv)', buffer)
