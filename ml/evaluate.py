@@ -16,6 +16,9 @@ their summed outcomes:
 * Uplift (gain) curve: ``G(k) = (y_t(k)/n_t(k) - y_c(k)/n_c(k)) * k`` (0 while either arm is empty);
   AUUC is its area per customer (trapezoids over x = k/n).
 * uplift@k: treated mean minus control mean among the top ``ceil(k * n)`` rows.
+* Calibration slope of uplift: in ``y = a + b t + c s + beta t s`` (OLS, ``s`` the score minus its mean),
+  ``beta`` is how much of a predicted difference in uplift between customers shows up as a measured
+  one: 1 when the model's deviations are right, 0 when its ranking is noise.
 """
 
 from __future__ import annotations
@@ -130,6 +133,30 @@ def oracle_qini(true_uplift: np.ndarray, treatment: np.ndarray, outcome: np.ndar
     """Qini coefficient of ranking the same customers by their TRUE uplift (simulator only): the best a
     model can do on these rows, given the outcome noise, and the yardstick for a model's Qini."""
     return qini_coefficient(true_uplift, treatment, outcome)
+
+
+def uplift_calibration(score: np.ndarray, treatment: np.ndarray, outcome: np.ndarray) -> tuple[float, float]:
+    """(slope, standard error) of the measured uplift on the predicted one (module docstring); NaNs
+    without both arms or without spread in the scores. The error is heteroskedasticity-robust (HC0):
+    a binary outcome's variance differs with its rate."""
+    s, t, y = (np.asarray(a, dtype=float) for a in (score, treatment, outcome))
+    if len(t) < 5 or t.min() == t.max() or np.ptp(s) == 0:
+        return math.nan, math.nan
+    s = s - s.mean()
+    x = np.column_stack([np.ones(len(s)), t, s, t * s])
+    bread = np.linalg.pinv(x.T @ x)
+    beta = bread @ (x.T @ y)
+    residual = y - x @ beta
+    covariance = bread @ (x.T @ (x * residual[:, None] ** 2)) @ bread
+    return float(beta[3]), float(math.sqrt(max(covariance[3, 3], 0.0)))
+
+
+def ranking_weight(slope: float, se: float) -> float:
+    """How much of a model's uplift ranking to trust, in [0, 1]: its calibration slope, shrunk by the slope's
+    own noise (``slope^2 / (slope^2 + se^2)``), so a slope the holdout cannot tell from 0 counts for little."""
+    if not (math.isfinite(slope) and math.isfinite(se)) or slope <= 0:
+        return 0.0
+    return float(min(slope, 1.0) * slope**2 / (slope**2 + se**2))
 
 
 def uplift_metrics(

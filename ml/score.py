@@ -82,9 +82,6 @@ def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -
 
 USE_UPLIFT_PRIOR = True  # False reproduces the scorer before issue 5 (bench/loop_value.py --platform-before)
 PRIOR_STRENGTH = 2_000.0  # pseudo-assignments of the pooled effect added to each action's own evidence
-# How much of the champion's deviation from an action's average effect to keep: its ranking is weak
-# (Spearman with the true uplift about 0.02 at 100k customers, bench/RESULTS.md), so half.
-UPLIFT_SPREAD = 0.5
 
 
 def uplift_prior(assignments: pd.DataFrame, strength: float = PRIOR_STRENGTH) -> pd.DataFrame:
@@ -121,12 +118,14 @@ def uplift_prior(assignments: pd.DataFrame, strength: float = PRIOR_STRENGTH) ->
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def calibrate_uplift(predicted: pd.Series, level: float, spread: float = UPLIFT_SPREAD) -> pd.Series:
+def calibrate_uplift(predicted: pd.Series, level: float, spread: float) -> pd.Series:
     """The champion's predictions of one action re-centred on its measured average effect ``level``.
 
     The model's own level is optimistic where it matters: the optimiser picks the actions it
     overestimates (the winner's curse), while the randomised evidence of every cycle pooled is unbiased.
-    So the evidence sets the level and the model only the ranking, its deviations scaled by ``spread``.
+    So the evidence sets the level and the model only the ranking, its deviations scaled by ``spread``:
+    the champion's ``ranking_weight``, how much of its predicted differences the held-out assignments
+    confirmed (0 for a ranking they cannot tell from noise, which leaves every customer at the level).
     Rows the champion does not cover (0) get the level.
     """
     covered = predicted != 0.0
@@ -182,8 +181,10 @@ def score_frame(
         out["p_churn"] = np.nan
         scored_by["churn"] = FALLBACK
 
+    ranking_weight = 0.0
     if "uplift" in champions:
         model, version = champions["uplift"]
+        ranking_weight = float(getattr(model, "ranking_weight", 0.0))
         predicted = model.predict(out)
         for column in predicted.columns:
             # An action without evidence yet is worth 0 (explorable), not NaN (forbidden).
@@ -200,7 +201,7 @@ def score_frame(
             if column not in out.columns:
                 out[column] = level
             else:
-                out[column] = calibrate_uplift(out[column], level)
+                out[column] = calibrate_uplift(out[column], level, ranking_weight)
             out[column.replace("uplift__", "uplift_sd__")] = float(prior.loc[column, "sd"])
         if column not in out.columns:
             out[column] = 0.0

@@ -475,6 +475,8 @@ def _train_uplift(settings: Settings, as_of: date, schema: str, config: TrainCon
                 out[f"qini_coefficient.{action}"] = evaluate.qini_coefficient(
                     part["_score"].to_numpy(), part["treatment"].to_numpy(), part["is_converted"].to_numpy())
         out["qini_z"] = _qini_z(score, t, y, config.uplift_bootstrap)
+        out["calibration_slope"], out["calibration_slope_se"] = evaluate.uplift_calibration(score, t, y)
+        out["ranking_weight"] = evaluate.ranking_weight(out["calibration_slope"], out["calibration_slope_se"])
         out["mean_predicted_uplift"] = float(score.mean())
         out["observed_uplift"] = float(y[t == 1].mean() - y[t == 0].mean())
         return out
@@ -494,9 +496,11 @@ def _train_uplift(settings: Settings, as_of: date, schema: str, config: TrainCon
 
     cycles = sorted(frame["as_of_date"].unique())
     example = holdout[list(config.features)].head(5).reset_index(drop=True)
+    metrics = metrics_of(model)
+    model.ranking_weight = metrics["ranking_weight"]
     return _Trained(
         model=model,
-        metrics=metrics_of(model),
+        metrics=metrics,
         champion_metrics_fn=metrics_of,
         params={**asdict(config.uplift_params), "learner": config.uplift_learner,
                 "covered_actions": ",".join(model.covered_actions), "min_action_rows": config.uplift_min_action_rows},

@@ -168,6 +168,9 @@ class UpliftModel:
     learners: dict[str, MetaLearner] = field(default_factory=dict)
     covered_actions: tuple[str, ...] = ()
     action_rows: dict[str, int] = field(default_factory=dict)
+    # How much of its ranking between customers the scorer may use (ml.evaluate.ranking_weight), set by
+    # training from the held-out assignments; none until measured.
+    ranking_weight: float = 0.0
 
     def fit(self, frame: pd.DataFrame, outcomes: Sequence[Outcome] = ("conversion", "margin")) -> UpliftModel:
         """Fit on an :func:`ml.features.uplift_frame` (rows of catalogue actions, both arms)."""

@@ -67,6 +67,28 @@ def test_without_champions_the_fallbacks_explore(synthetic_home: tuple[Path, dic
     assert (scores["scored_by__uplift"] == "fallback").all()
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_the_champions_ranking_counts_as_much_as_its_holdout_confirmed(
+    synthetic_home: tuple[Path, dict], weight: float
+) -> None:
+    home, _ = synthetic_home
+    frame = features.scoring_frame(Settings(home=home).warehouse_path)
+
+    class Champion:
+        ranking_weight = weight
+
+        def predict(self, customers: pd.DataFrame) -> pd.DataFrame:
+            spread = np.linspace(0.0, 0.04, len(customers)) + 0.01
+            return pd.DataFrame({c: spread for c in UPLIFT_COLUMNS}, index=customers.index)
+
+    prior = pd.DataFrame({"uplift": 0.003, "sd": 0.001, "n": 500}, index=list(UPLIFT_COLUMNS))
+    scores = score_frame(frame, {"uplift": (Champion(), "7")}, fallback_rate=0.03, prior=prior)
+
+    column = scores[UPLIFT_COLUMNS[0]]
+    assert column.mean() == pytest.approx(0.003)
+    assert column.max() - column.min() == pytest.approx(weight * 0.04)
+
+
 def test_the_prior_is_each_actions_randomised_effect_shrunk_towards_the_pooled_one() -> None:
     from campaign_loop.actions import ACTIONS
     from ml.score import uplift_prior
@@ -93,4 +115,6 @@ def test_a_champions_uplift_is_recentred_on_the_measured_effect() -> None:
     assert calibrated[:3].mean() == pytest.approx(0.01)
     assert calibrated.tolist()[:3] == pytest.approx([0.0, 0.01, 0.02])  # ranking kept, spread halved
     assert calibrated[3] == pytest.approx(0.01)
-    assert (calibrate_uplift(pd.Series([0.0, 0.0]), level=-0.002) == -0.002).all()
+    assert (calibrate_uplift(pd.Series([0.0, 0.0]), level=-0.002, spread=0.5) == -0.002).all()
+    # A ranking the holdout could not confirm (weight 0) leaves every customer at the measured effect.
+    assert (calibrate_uplift(predicted, level=0.01, spread=0.0) == 0.01).all()

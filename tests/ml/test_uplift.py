@@ -124,3 +124,34 @@ def test_classifier_metrics_and_calibration_bins() -> None:
     bins = evaluate.reliability_bins(y, p)
     assert len(bins) == 10 and bins["count"].sum() == 5000
     assert evaluate.classifier_metrics(y, 1 - p)["roc_auc"] < 0.35
+
+
+def _effects_world(n: int = 200_000, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Randomised assignments whose true uplift ``tau`` varies between customers (2 to 8 points)."""
+    rng = np.random.default_rng(seed)
+    tau = rng.uniform(0.02, 0.08, n)
+    t = (rng.random(n) < 0.5).astype(float)
+    y = (rng.random(n) < 0.10 + t * tau).astype(float)
+    return tau, t, y
+
+
+def test_calibration_slope_is_one_for_true_uplift_half_for_doubled_and_zero_for_noise() -> None:
+    tau, t, y = _effects_world()
+
+    slope, se = evaluate.uplift_calibration(tau, t, y)
+    doubled, _ = evaluate.uplift_calibration(2 * tau + 0.3, t, y)  # the level does not matter, the spread does
+    noise, noise_se = evaluate.uplift_calibration(np.random.default_rng(9).uniform(0.02, 0.08, len(t)), t, y)
+
+    assert slope == pytest.approx(1.0, abs=3 * se) and se < 0.2
+    assert doubled == pytest.approx(0.5, abs=3 * se / 2)
+    assert abs(noise) < 3 * noise_se
+    assert math.isnan(evaluate.uplift_calibration(tau, np.ones(len(t)), y)[0])
+
+
+def test_ranking_weight_trusts_a_confirmed_slope_and_not_a_noisy_one() -> None:
+    assert evaluate.ranking_weight(1.0, 0.01) == pytest.approx(1.0, abs=1e-3)
+    assert evaluate.ranking_weight(1.8, 0.01) == pytest.approx(1.0, abs=1e-3)  # never amplified
+    assert evaluate.ranking_weight(0.5, 0.5) == pytest.approx(0.25)  # as big as its error: half of it
+    assert evaluate.ranking_weight(0.05, 0.2) < 0.01  # what the 20k demo measures: nothing to trust
+    assert evaluate.ranking_weight(-0.3, 0.1) == 0.0
+    assert evaluate.ranking_weight(math.nan, 0.1) == 0.0
