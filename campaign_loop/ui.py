@@ -44,6 +44,18 @@ SITE_FOLDERS = ("dbt_docs", "reports", "validation")
 # Where a report looks for the other surfaces when nobody passes their URLs (the `run_ui` defaults).
 AIRFLOW_URL_ENV = "CAMPAIGN_UI_AIRFLOW_URL"
 MLFLOW_URL_ENV = "CAMPAIGN_UI_MLFLOW_URL"
+# Where a task says its cycle report is served (the `report` task's log and its "Cycle report" link).
+SITE_URL_ENV = "CAMPAIGN_UI_SITE_URL"
+
+
+def site_url() -> str:
+    """The static site's URL as the running tasks know it: `campaign-loop ui` sets it, else the default port."""
+    return (os.environ.get(SITE_URL_ENV) or f"http://{HOST}:{DEFAULT_SITE_PORT}").rstrip("/")
+
+
+def report_url(cycle_id: str, site: str | None = None) -> str:
+    """Where the static site serves a cycle's report (the path mirrors ``<home>/reports/<cycle_id>/``)."""
+    return f"{(site or site_url()).rstrip('/')}/reports/{cycle_id}/index.html"
 
 
 def dbt_docs_dir(settings: Settings) -> Path:
@@ -84,7 +96,7 @@ class Services:
         return f"{self.site_url}/reports/"
 
     def report_url(self, cycle_id: str) -> str:
-        return f"{self.site_url}/reports/{cycle_id}/index.html"
+        return report_url(cycle_id, self.site_url)
 
     @property
     def data_docs_url(self) -> str:
@@ -188,7 +200,8 @@ def serve_site(settings: Settings, port: int, host: str = HOST) -> Iterator[str]
 
 # --- processes ------------------------------------------------------------------------------------------
 
-def airflow_ui_env(settings: Settings, airflow_port: int, mlflow_url: str | None = None) -> dict[str, str]:
+def airflow_ui_env(settings: Settings, airflow_port: int, mlflow_url: str | None = None,
+                   site: str | None = None) -> dict[str, str]:
     """`demo.airflow_env` plus what the long-running components need to find each other on 127.0.0.1."""
     from campaign_loop.demo import airflow_env
 
@@ -217,6 +230,8 @@ def airflow_ui_env(settings: Settings, airflow_port: int, mlflow_url: str | None
         env.update(server_env(mlflow_url))
         env[MLFLOW_URL_ENV] = mlflow_url
     env[AIRFLOW_URL_ENV] = base
+    if site:
+        env[SITE_URL_ENV] = site
     return env
 
 
@@ -319,11 +334,11 @@ def start_services(
         # consumers, and stopping the group stops them all.
         artifact_root(settings).mkdir(parents=True, exist_ok=True)
         processes["mlflow"] = _spawn("mlflow", server_command(settings, mlflow_port, host=HOST), None, logs_dir)
-        site_url = stack.enter_context(serve_site(settings, site_port))
-        services = Services(settings, f"http://{HOST}:{airflow_port}", mlflow_url, site_url, processes, logs_dir)
+        site = stack.enter_context(serve_site(settings, site_port))
+        services = Services(settings, f"http://{HOST}:{airflow_port}", mlflow_url, site, processes, logs_dir)
 
         if airflow:
-            env = airflow_ui_env(settings, airflow_port, mlflow_url)
+            env = airflow_ui_env(settings, airflow_port, mlflow_url, site)
             _migrate(settings, env, logs_dir)
             exe = str(Path(sys.executable).with_name("airflow"))
             commands = {

@@ -18,12 +18,14 @@ the next campaign; the next run measures that campaign against its randomised ho
 8. `measure`: lift of the campaign that ran this cycle, treatment vs holdout, with its interval;
    `kpi_alerts`: the cycle's KPIs against the thresholds in `expectations/kpi_alerts.yaml`.
 9. `design`: the next campaign from the champions' scores, exported per channel for sending.
-10. `report`: the cycle's summary and its HTML report, `<home>/reports/<cycle_id>/index.html`.
+10. `report`: the cycle's summary and its HTML report, `<home>/reports/<cycle_id>/index.html`; the task's
+    **Cycle report** button opens that page.
 
 **Where to look** (`campaign-loop ui` serves all of them on 127.0.0.1; see docs/ui.md)
 - The cycle report: KPI trends, lift with intervals by action and segment, model metrics across cycles,
   the next plan, the validation verdict: http://127.0.0.1:8090/reports/ (one page per `cycle_id`,
-  the lineage key: the ISO date the cycle starts; the `report` task's log prints the page's URL).
+  the lineage key: the ISO date the cycle starts; the `report` task's log prints the page's URL and its
+  **Cycle report** button links to it).
 - Analysts: the dbt docs, http://127.0.0.1:8090/dbt_docs/index.html (customer 360: `dim_customers`).
 - Reviewers: the MLflow registry, http://127.0.0.1:5000/#/models (aliases `champion`, `challenger`;
   runs and versions tagged `cycle_id`).
@@ -42,6 +44,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 
+from campaign_loop.airflow_links import with_report_link
 from campaign_loop.config import Settings
 from campaign_loop.dbt import MANIFEST_PATH, PROFILE_NAME, PROJECT_DIR, dbt_env, dbt_executable
 
@@ -171,15 +174,22 @@ def campaign_feedback_loop() -> None:
 
     @task
     def report(plan: dict[str, Any], lift: dict[str, Any], kpis: dict[str, Any]) -> dict[str, Any]:
+        import logging
+
+        from campaign_loop.airflow_links import REPORT_URL_KEY
+        from campaign_loop.ui import report_url
+
         settings, cycle = _run()
         page = pipeline.report(settings, cycle, get_current_context()["dag_run"].run_id)
+        url = report_url(page["cycle_id"])
+        logging.getLogger(__name__).info("cycle report page: %s", url)
         return {"loaded": pipeline.batch_counts(settings, cycle), "plan": plan["summary"], "lift": lift,
-                "kpis": kpis} | page
+                "kpis": kpis, REPORT_URL_KEY: url} | page
 
     audited = validate_marts()
     simulate() >> ingest() >> validate_raw() >> dbt >> audited
     published = publish(audited)
-    report(design(train(published)), measure(published), kpi_alerts(published))
+    with_report_link(report(design(train(published)), measure(published), kpi_alerts(published)))
 
 
 campaign_feedback_loop()

@@ -76,3 +76,43 @@ def test_dag_file_imports_nothing_heavy_at_parse_time() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def test_report_task_carries_the_cycle_report_link(dagbag) -> None:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from campaign_loop.airflow_links import CycleReportLink
+
+    dag = dagbag.dags["campaign_feedback_loop"]
+    links = {type(link) for link in dag.get_task("report").operator_extra_links}
+    assert CycleReportLink in links
+    assert not any(CycleReportLink in {type(x) for x in t.operator_extra_links}
+                   for t in dag.tasks if t.task_id != "report"), "only the report task has a report to open"
+    # What the api-server sees: the serialized DAG names the link and the XCom key the worker stores it under,
+    # and the deserialized task offers the button.
+    restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    assert restored.get_task("report").extra_links == [CycleReportLink.name]
+    assert {link.xcom_key for link in restored.get_task("report").operator_extra_links} == {CycleReportLink().xcom_key}
+
+
+def test_cycle_report_link_reads_the_url_the_report_task_returned(monkeypatch) -> None:
+    from airflow.sdk.execution_time import xcom
+
+    from campaign_loop.airflow_links import REPORT_URL_KEY, CycleReportLink
+    from campaign_loop.ui import SITE_URL_ENV, report_url
+
+    monkeypatch.setenv(SITE_URL_ENV, "http://127.0.0.1:18090/")
+    url = report_url("2026-01-12")
+    assert url == "http://127.0.0.1:18090/reports/2026-01-12/index.html"
+    returned = {"cycle_id": "2026-01-12", REPORT_URL_KEY: url}
+    asked: list[str] = []
+
+    def get_value(*, ti_key: object, key: str) -> object:
+        asked.append(key)
+        return returned
+
+    monkeypatch.setattr(xcom.XCom, "get_value", get_value)
+    assert CycleReportLink().get_link(None, ti_key=object()) == url  # type: ignore[arg-type]
+    assert asked == ["return_value"]
+    returned = None
+    assert CycleReportLink().get_link(None, ti_key=object()) == ""  # type: ignore[arg-type]

@@ -8,11 +8,12 @@ starts every service on 127.0.0.1, and a headless system Chromium looks at each 
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from campaign_loop.ui import AIRFLOW_USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -47,9 +48,11 @@ def login_airflow(driver, services) -> None:
     password = services.airflow_password()
     assert password, f"no generated password in {services.password_file}"
     driver.get(f"{services.airflow_url}/")
+    if driver.get_cookie("_token"):  # logged in by an earlier test of this module (Airflow's JWT cookie)
+        return
     field = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "input[name='username']"),
                      what="Airflow login form")[0]
-    field.send_keys("admin")
+    field.send_keys(AIRFLOW_USER)
     secret = driver.find_element(By.CSS_SELECTOR, "input[name='password']")
     secret.send_keys(password)
     secret.send_keys(Keys.ENTER)
@@ -69,6 +72,65 @@ def test_airflow_shows_the_dag_with_a_successful_run(browser, services, artifact
     shot(browser, artifacts, "airflow-dag")
 
 
+def airflow_api(services, path: str) -> dict:
+    """GET on Airflow's REST API with a JWT from SimpleAuthManager's token endpoint."""
+    import json
+    import urllib.request
+
+    login = urllib.request.Request(
+        f"{services.airflow_url}/auth/token", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"username": AIRFLOW_USER, "password": services.airflow_password()}).encode())
+    with urllib.request.urlopen(login, timeout=30) as response:
+        token = json.load(response)["access_token"]
+    request = urllib.request.Request(f"{services.airflow_url}{path}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def test_airflow_report_task_links_to_its_cycle_report(browser, services, world, artifacts) -> None:
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.by import By
+
+    from campaign_loop.airflow_links import CycleReportLink
+    from campaign_loop.pipeline import cycle_key, logical_date_of_cycle
+
+    last = world.cycles - 1
+    runs = airflow_api(services, f"/api/v2/dags/{DAG_ID}/dagRuns?order_by=-logical_date&limit=1")["dag_runs"]
+    assert runs and runs[0]["state"] == "success", runs
+    assert runs[0]["logical_date"].startswith(logical_date_of_cycle(world, last).isoformat()), runs[0]
+    run_id = quote(runs[0]["dag_run_id"], safe="")
+    expected = services.report_url(cycle_key(world, last))
+    # What the UI shows: the URL the worker stored in XCom when the report task finished.
+    links = airflow_api(services, f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/links")
+    assert links["extra_links"] == {CycleReportLink.name: expected}, links
+
+    login_airflow(browser, services)
+    browser.get(f"{services.airflow_url}/dags/{DAG_ID}/runs/{run_id}/tasks/report")
+    # Airflow 3 shows a task instance's extra links under "Extra Links" on its Details tab.
+    wait_for(browser, lambda d: d.find_elements(By.LINK_TEXT, "Details"), 90, "the task instance's tabs")[0].click()
+    button = wait_for(browser, lambda d: d.find_elements(By.LINK_TEXT, CycleReportLink.name), 90,
+                      "the report task's Cycle report button")[0]
+    assert button.get_attribute("href") == expected
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+    time.sleep(1)
+    shot(browser, artifacts, "airflow-report-task-link")
+    opened_from = browser.current_window_handle
+    before = set(browser.window_handles)
+    button.click()
+    wait_for(browser, lambda d: set(d.window_handles) - before or d.current_url == expected, 30, "the link to open")
+    if new := set(browser.window_handles) - before:  # the UI opens links to other origins in a new tab
+        browser.switch_to.window(new.pop())
+    try:
+        wait_for(browser, lambda d: f"Cycle {cycle_key(world, last)}" in page_text(d), 30, "the report from Airflow")
+        assert browser.current_url == expected
+        shot(browser, artifacts, "airflow-link-to-report")
+    finally:
+        if browser.current_window_handle != opened_from:
+            browser.close()
+            browser.switch_to.window(opened_from)
+
+
 def test_dbt_docs_show_the_customer_360(browser, services, artifacts) -> None:
     browser.get(f"{services.dbt_docs_url}#!/model/model.campaign_loop.dim_customers")
     wait_for(browser, lambda d: "dim_customers" in page_text(d) and "customer_id" in page_text(d), 60,
@@ -77,33 +139,33 @@ def test_dbt_docs_show_the_customer_360(browser, services, artifacts) -> None:
     shot(browser, artifacts, "dbt-docs-dim-customers")
 
 
-def champion_to_show(mlflow_url: str) -> str | None:
-    """`uplift` if it has a champion, else the first registered model that has one (noted), else None."""
+def uplift_verdicts(client) -> str:
+    """Every uplift version's gate verdict: what a failure should show (why there is no champion)."""
+    versions = sorted(client.search_model_versions("name='uplift'"), key=lambda v: int(v.version))
+    return "; ".join(f"v{v.version} ({v.tags.get('cycle_id')}): {v.tags.get('gate.decision')}, "
+                     f"{v.tags.get('gate.reason')}, qini {v.tags.get('gate.qini_coefficient.challenger')}"
+                     for v in versions) or "no uplift version registered (training skipped for too little data?)"
+
+
+def test_mlflow_registry_shows_the_uplift_champion(browser, services, artifacts) -> None:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=mlflow_url, registry_uri=mlflow_url)
-    models = {m.name: m.aliases for m in client.search_registered_models()}
-    if "champion" in models.get("uplift", {}):
-        return "uplift"
-    fallback = next((name for name, aliases in sorted(models.items()) if "champion" in aliases), None)
-    warnings.warn(f"uplift has no champion in this world (registered: { {n: sorted(a) for n, a in models.items()} }); "
-                  f"showing {fallback}", stacklevel=2)
-    return fallback
-
-
-def test_mlflow_registry_shows_a_champion_alias(browser, services, artifacts) -> None:
-    model = champion_to_show(services.mlflow_url)
+    client = MlflowClient(tracking_uri=services.mlflow_url, registry_uri=services.mlflow_url)
+    aliases = {m.name: m.aliases for m in client.search_registered_models()}
+    assert "champion" in aliases.get("uplift", {}), (
+        f"uplift has no champion; aliases {aliases}; gate: {uplift_verdicts(client)}")
+    champion = aliases["uplift"]["champion"]
+    assert client.get_model_version("uplift", champion).tags.get("gate.action") == "promoted", "promoted by the gate"
     browser.get(f"{services.mlflow_url}/#/models")
-    wait_for(browser, lambda d: "Registered Models" in page_text(d) or "registered models" in page_text(d).lower(),
-             90, "the MLflow model registry")
+    wait_for(browser, lambda d: "uplift" in page_text(d) and "registered models" in page_text(d).lower(), 90,
+             "the MLflow model registry listing uplift")
     time.sleep(1)
     shot(browser, artifacts, "mlflow-registry")
-    assert model is not None, "no registered model has a champion alias in this world"
-    browser.get(f"{services.mlflow_url}/#/models/{model}")
-    wait_for(browser, lambda d: model in page_text(d) and "champion" in page_text(d), 90,
-             f"registered model {model} with its champion alias")
+    browser.get(f"{services.mlflow_url}/#/models/uplift")
+    wait_for(browser, lambda d: "uplift" in page_text(d) and "champion" in page_text(d), 90,
+             "registered model uplift with its champion alias")
     time.sleep(1)
-    shot(browser, artifacts, f"mlflow-{model}-champion")
+    shot(browser, artifacts, "mlflow-uplift-champion")
 
 
 def test_cycle_report_shows_its_charts(browser, services, world, artifacts) -> None:
