@@ -88,7 +88,7 @@ def cosmos_run(settings: Settings, snapshot: Path) -> dict[str, float]:
     from campaign_loop.pipeline import logical_date_of_cycle
 
     restore(settings, snapshot)
-    env = airflow_env(settings)
+    env = airflow_env(settings.model_copy(update={"airflow_runner": "dags_test"}))
     airflow = str(Path(sys.executable).with_name("airflow"))
     log = settings.root / "dbt_speed_airflow.log"
     with log.open("a") as out:

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     home: Path = Field(Path("var"), description="Root of all runtime state (landing, warehouse, MLflow, ...).")
 
     demo: bool = Field(True, description="Run the simulated retailer as the data source of each cycle.")
+    airflow_runner: Literal["scheduler", "dags_test"] = Field(
+        "scheduler",
+        description="What runs the DAG's tasks: Airflow's scheduler (the dbt model watchers defer to the triggerer) "
+                    "or `airflow dags test`, one task at a time (the watchers reschedule; `make demo` sets this).",
+    )
 
     # The simulated retailer (demo mode).
     customers: int = Field(20_000, ge=100, description="People in the simulated world.")

@@ -93,7 +93,7 @@ def run_demo(settings: Settings, fresh: bool = False) -> int:
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     log = settings.root / "logs" / "demo.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = airflow_env(settings)
+    env = airflow_env(settings.model_copy(update={"airflow_runner": "dags_test"}))
 
     print(f"Campaign Loop demo: {settings.cycles} cycles of {settings.cycle_days} days, "
           f"{settings.customers:,} simulated customers, home {settings.root}")

@@ -36,11 +36,27 @@ def cycle_key(settings: Settings, cycle: int) -> str:
     return cycle_id(settings.cycle_start(cycle))
 
 
+class CycleOutOfOrder(RuntimeError):
+    """A demo run for a cycle the simulated world cannot live through yet: its cycles run one after another."""
+
+
 def simulate(settings: Settings, cycle: int) -> dict[str, Any]:
     """Demo mode: the simulated retailer lives through the cycle, executing the plan exported for it."""
     import pandas as pd
 
     from sim import simulate_period
+    from sim.world import WorldStore
+
+    last = WorldStore(settings).last_cycle()
+    if cycle > 0 and (last is None or last < cycle - 1):
+        # E.g. unpausing the DAG on a demo world schedules today's interval, months past the simulated weeks.
+        nxt = 0 if last is None else last + 1
+        raise CycleOutOfOrder(
+            f"the simulated world under {settings.root} has lived through "
+            f"{'no cycle' if last is None else f'cycles 0..{last}'}; this run asks for cycle {cycle}. "
+            f"Trigger the run of logical date {logical_date_of_cycle(settings, nxt)} (cycle {nxt}) first, "
+            "or run `campaign-loop demo --cycles N`."
+        )
 
     path = plan_path(settings, cycle)
     plan = pd.read_parquet(path) if path.exists() else None

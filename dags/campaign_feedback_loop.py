@@ -106,12 +106,15 @@ def campaign_feedback_loop() -> None:
 
     @task
     def simulate() -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         settings, cycle = _run()
         if not settings.demo:
             raise AirflowSkipException("not in demo mode: landing files come from the retailer")
-        return pipeline.simulate(settings, cycle)
+        try:
+            return pipeline.simulate(settings, cycle)
+        except pipeline.CycleOutOfOrder as error:  # a retry cannot help: fail at once, say which run to trigger
+            raise AirflowFailException(str(error)) from error
 
     @task(trigger_rule="none_failed")
     def ingest() -> dict[str, Any]:
@@ -141,9 +144,17 @@ def campaign_feedback_loop() -> None:
             selector="cycle",
             emit_datasets=False,
         ),
-        # Reschedule mode frees the slot between pokes, so a sequential runner (`airflow dags test`) can
-        # run the producer while the watchers wait for it.
-        operator_args={"deferrable": False, "mode": "reschedule", "poke_interval": 5, "timeout": 30 * 60},
+        operator_args=(
+            # `airflow dags test` runs one task at a time: a deferred watcher would block it before the
+            # producer ran, so the watchers reschedule instead and free the runner between pokes.
+            {"deferrable": False, "mode": "reschedule", "poke_interval": 5, "timeout": 30 * 60}
+            if _defaults.airflow_runner == "dags_test"
+            # Under the scheduler, a watcher rescheduled every few seconds can be re-queued before the
+            # executor reports its previous try, which Airflow takes for a failure; its retry then runs
+            # the model itself, beside the producer, and loses DuckDB's write lock. Deferred to the
+            # triggerer, it waits without either.
+            else {"deferrable": True, "poke_interval": 5, "timeout": 30 * 60}
+        ),
     )
 
     @task

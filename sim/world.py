@@ -330,6 +330,11 @@ class WorldStore:
     def people_path(self, cycle: int) -> Path:
         return self.dir / f"people_after_{cycle:04d}.parquet"
 
+    def last_cycle(self) -> int | None:
+        """The newest cycle the world has lived through (None before cycle 0)."""
+        done = [int(p.stem.rsplit("_", 1)[1]) for p in self.dir.glob("people_after_*.parquet")]
+        return max(done, default=None)
+
     def save_people(self, cycle: int, people: People) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table(people), self.people_path(cycle))

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
 
 from campaign_loop.config import Settings
-from campaign_loop.pipeline import cycle_of_logical_date, logical_date_of_cycle, settings_for_run
+from campaign_loop.pipeline import (
+    CycleOutOfOrder,
+    cycle_of_logical_date,
+    logical_date_of_cycle,
+    settings_for_run,
+    simulate,
+)
 
 
 def test_a_run_works_on_the_cycle_that_just_ended() -> None:
@@ -23,3 +32,16 @@ def test_logical_dates_of_cycles_round_trip() -> None:
 def test_run_params_override_settings_by_the_same_name() -> None:
     settings = settings_for_run({"customers": 500, "budget": 123.0, "holdout_share": 0.25, "unrelated": 1})
     assert (settings.customers, settings.budget, settings.holdout_share) == (500, 123.0, 0.25)
+
+
+def test_a_demo_run_ahead_of_the_simulated_world_says_which_run_to_trigger(tmp_path: Path) -> None:
+    # What unpausing the DAG on a demo world does: the scheduler's interval is months past the simulated weeks.
+    settings = Settings(home=tmp_path, customers=300, history_weeks=4)
+    with pytest.raises(CycleOutOfOrder, match=r"no cycle; this run asks for cycle 45\. Trigger the run of logical date 2026-01-12 \(cycle 0\)"):
+        simulate(settings, 45)
+
+    simulate(settings, 0)
+
+    with pytest.raises(CycleOutOfOrder, match=r"cycles 0\.\.0; this run asks for cycle 2\. Trigger the run of logical date 2026-01-19 \(cycle 1\)"):
+        simulate(settings, 2)
+    assert simulate(settings, 1)["cycle"] == 1
