@@ -94,6 +94,16 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return run_ui(_settings(args), args.airflow_port, args.mlflow_port, args.site_port, docs=not args.no_docs)
 
 
+def _cmd_bench_loop_value(args: argparse.Namespace) -> int:
+    from ml.policies import POLICIES, bench_loop_value
+
+    settings = _settings(args)
+    policies = tuple(p for p in args.policies.split(",") if p) if args.policies else POLICIES
+    bench_loop_value(settings, settings.cycles, args.json, policies, out_dir=args.out,
+                     budget_per_customer=args.budget_per_customer, jobs=args.jobs)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="campaign-loop", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -119,8 +129,23 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--no-docs", action="store_true", help="Serve the dbt docs already generated; skip `dbt docs generate`.")
     ui.set_defaults(func=_cmd_ui)
 
-    for sub in (simulate, ingest, demo, ui):
+    bench = commands.add_parser("bench", help="Benchmarks that need the whole loop.")
+    # --cycles (a Settings key) is the number of designed cycles each policy runs.
+    benches = bench.add_subparsers(dest="bench", required=True)
+    loop_value = benches.add_parser(
+        "loop-value", help="Campaign policies side by side over K cycles, valued by the simulator's truth.")
+    loop_value.add_argument("--json", type=Path, default=None, help="Write the rows here as JSON.")
+    loop_value.add_argument("--policies", default=None,
+                            help="Comma-separated (default: all: random, rfm, propensity, platform, oracle).")
+    loop_value.add_argument("--budget-per-customer", "--budget_per_customer", type=float, default=0.05,
+                            help="Cycle budget per customer; replaces --budget (default: 0.05, binding).")
+    loop_value.add_argument("--jobs", type=int, default=2, help="Policies run at once, each in a process (default: 2).")
+    loop_value.add_argument("--out", type=Path, default=None, help="Worlds folder (default: <home>/bench/loop_value).")
+    loop_value.set_defaults(func=_cmd_bench_loop_value)
+
+    for sub in (simulate, ingest, demo, ui, loop_value):
         _add_settings_flags(sub)
+    loop_value.set_defaults(customers=100_000)  # the benchmark's default world
     return parser
 
 

@@ -166,6 +166,58 @@ def design_for_policy(policy: str, settings: Settings, cycle: int) -> dict[str, 
 NEEDS_MARTS = {"random": False, "rfm": True, "propensity": True, "platform": True, "oracle": False}
 
 
+def run_policy(base: Settings, policy: str, cycles: int, out: Path, log: Any = print) -> list[dict[str, Any]]:
+    """``policy`` over designed cycles 1..``cycles`` in its own copy (``out/<policy>``) of ``base``'s world."""
+    import shutil
+    import time
+
+    from campaign_loop import pipeline
+    from sim.oracle import evaluate_cycle
+
+    world = _with(base, home=out / policy)
+    if world.root.exists():
+        shutil.rmtree(world.root)
+    shutil.copytree(base.root, world.root)
+    rows: list[dict[str, Any]] = []
+    for cycle in range(cycles):
+        t0 = time.perf_counter()
+        info = design_for_policy(policy, world, cycle)
+        pipeline.simulate(world, cycle + 1)
+        value = evaluate_cycle(world, cycle + 1)
+        if NEEDS_MARTS[policy] and cycle + 1 < cycles:
+            _build_marts(world, cycle + 1)
+        row = {
+            "policy": policy, "cycle": cycle + 1, "cycle_id": value.cycle_id,
+            "incremental_profit": round(value.incremental_profit, 2),
+            "oracle_incremental_profit": round(value.oracle_incremental_profit, 2),
+            "ratio_to_oracle": None if value.ratio_to_oracle is None else round(value.ratio_to_oracle, 4),
+            "treated": value.treated, "oracle_treated": value.oracle_treated,
+            "seconds": round(time.perf_counter() - t0, 1), **{f"info_{k}": v for k, v in info.items()},
+        }
+        rows.append(row)
+        log(f"{policy:>10} cycle {cycle + 1}: profit {row['incremental_profit']:>10,.1f}  oracle "
+            f"{row['oracle_incremental_profit']:>10,.1f}  ratio {row['ratio_to_oracle']}  treated {row['treated']:,}  "
+            f"{row['seconds']:.0f} s  {info}")
+    return rows
+
+
+def _run_policy_in_child(base: dict[str, Any], policy: str, cycles: int, out: str) -> list[dict[str, Any]]:
+    import sys
+    from pathlib import Path
+
+    from campaign_loop.config import Settings as _Settings
+
+    def log(line: str) -> None:  # unbuffered, so the parent's console shows each cycle as it ends
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    return run_policy(_Settings(**base), policy, cycles, Path(out), log=log)
+
+
+# Slowest first, so that two workers finish close together (the platform trains four models a cycle).
+_LONGEST_FIRST = ("platform", "propensity", "rfm", "oracle", "random")
+
+
 def bench_loop_value(
     settings: Settings,
     cycles: int,
@@ -174,6 +226,7 @@ def bench_loop_value(
     *,
     out_dir: Path | str | None = None,
     budget_per_customer: float | None = 0.05,
+    jobs: int = 1,
     log: Any = print,
 ) -> list[dict[str, Any]]:
     """Run ``policies`` side by side over ``cycles`` designed cycles (1..cycles), each in its own world.
@@ -185,9 +238,10 @@ def bench_loop_value(
     world's state. ``budget_per_customer`` sets the cycle budget to that many currency units per
     customer (0.05 binds at the simulated retailer's scale: the default ``Settings.budget`` does not,
     and a budget that never binds makes every ranking policy contact everyone); None keeps
-    ``settings.budget``. Returns (and writes to ``json_path``) one row per policy and cycle:
-    ``policy, cycle, cycle_id, incremental_profit, oracle_incremental_profit, ratio_to_oracle, treated,
-    seconds``.
+    ``settings.budget``. ``jobs`` > 1 runs that many policies at once in child processes (the worlds
+    share nothing: each has its own warehouse, landing folders and MLflow store). Returns (and writes
+    to ``json_path``) one row per policy and cycle, in ``policies`` order: ``policy, cycle, cycle_id,
+    incremental_profit, oracle_incremental_profit, ratio_to_oracle, treated, seconds``.
     """
     import json
     import shutil
@@ -195,12 +249,13 @@ def bench_loop_value(
     from pathlib import Path
 
     from campaign_loop import pipeline
-    from sim.oracle import evaluate_cycle
 
     if unknown := [p for p in policies if p not in POLICIES]:
         raise ValueError(f"unknown policies {unknown}; choose from {POLICIES}")
     if cycles < 1:
         raise ValueError("cycles must be >= 1")
+    if jobs < 1:
+        raise ValueError("jobs must be >= 1")
     out = Path(out_dir) if out_dir is not None else settings.root / "bench" / "loop_value"
     out.mkdir(parents=True, exist_ok=True)
     update: dict[str, Any] = {}
@@ -214,34 +269,29 @@ def bench_loop_value(
     if any(NEEDS_MARTS[p] for p in policies):
         _build_marts(base, 0)
     log(f"cycle 0 (business as usual) simulated and loaded in {time.perf_counter() - started:.0f} s: {base.root}")
-    rows: list[dict[str, Any]] = []
-    for policy in policies:
-        world = _with(base, home=out / policy)
-        if world.root.exists():
-            shutil.rmtree(world.root)
-        shutil.copytree(base.root, world.root)
-        for cycle in range(cycles):
-            t0 = time.perf_counter()
-            info = design_for_policy(policy, world, cycle)
-            pipeline.simulate(world, cycle + 1)
-            value = evaluate_cycle(world, cycle + 1)
-            if NEEDS_MARTS[policy] and cycle + 1 < cycles:
-                _build_marts(world, cycle + 1)
-            row = {
-                "policy": policy, "cycle": cycle + 1, "cycle_id": value.cycle_id,
-                "incremental_profit": round(value.incremental_profit, 2),
-                "oracle_incremental_profit": round(value.oracle_incremental_profit, 2),
-                "ratio_to_oracle": None if value.ratio_to_oracle is None else round(value.ratio_to_oracle, 4),
-                "treated": value.treated, "oracle_treated": value.oracle_treated,
-                "seconds": round(time.perf_counter() - t0, 1), **{f"info_{k}": v for k, v in info.items()},
-            }
-            rows.append(row)
-            log(f"{policy:>10} cycle {cycle + 1}: profit {row['incremental_profit']:>10,.1f}  oracle "
-                f"{row['oracle_incremental_profit']:>10,.1f}  ratio {row['ratio_to_oracle']}  treated {row['treated']:,}  "
-                f"{row['seconds']:.0f} s  {info}")
-            if json_path is not None:
-                Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-                Path(json_path).write_text(json.dumps(rows, indent=2, default=str))
+    by_policy: dict[str, list[dict[str, Any]]] = {}
+
+    def finished(policy: str, rows: list[dict[str, Any]]) -> None:
+        by_policy[policy] = rows
+        if json_path is not None:
+            done = [row for p in policies for row in by_policy.get(p, [])]
+            Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(json_path).write_text(json.dumps(done, indent=2, default=str))
+
+    if jobs == 1:
+        for policy in policies:
+            finished(policy, run_policy(base, policy, cycles, out, log))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ordered = sorted(policies, key=_LONGEST_FIRST.index)
+        # spawn: a forked child would inherit this process's DuckDB and MLflow handles.
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_policy_in_child, base.model_dump(), p, cycles, str(out)): p for p in ordered}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
+    rows = [row for p in policies for row in by_policy[p]]
     log(table(rows))
     log(f"total {time.perf_counter() - started:.0f} s; worlds under {out}")
     return rows

@@ -72,15 +72,12 @@ def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -
     champions = load_champions()
     prior = None
     try:
-        if not USE_UPLIFT_PRIOR:
-            raise LookupError("uplift prior switched off")
         prior = uplift_prior(features.uplift_frame(settings.warehouse_path, schema=schema))
     except Exception:  # noqa: BLE001 - no campaign data yet (empty marts): the prior is simply absent
         prior = None
     return score_frame(frame, champions, fallback_rate=lambda: _recent_purchase_rate(settings, schema), prior=prior)
 
 
-USE_UPLIFT_PRIOR = True  # False reproduces the scorer before issue 5 (bench/loop_value.py --platform-before)
 PRIOR_STRENGTH = 2_000.0  # pseudo-assignments of the pooled effect added to each action's own evidence
 
 

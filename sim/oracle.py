@@ -110,10 +110,38 @@ def _member_ids(people: dict[str, np.ndarray]) -> pd.Series:
     return _member_or_null(people, np.arange(len(people["person_id"]))).to_pandas()
 
 
+CONTACT_WINDOW_DAYS = 30  # the window of ml.features.scoring_frame's contacts_last_30d
+
+
+def recent_contacts(settings: Settings, cycle: int, member_id: pd.Series) -> np.ndarray:
+    """Marketing contacts of each member in the 30 days before ``cycle`` starts, from the executed truth.
+
+    Counts the treatment rows of earlier cycles' outcomes (the holdout is not contacted), each dated by
+    its cycle's first day, when the platform sends; the same cap then binds the oracle as the platform.
+    """
+    from datetime import timedelta
+
+    start = settings.cycle_start(cycle)
+    counts = pd.Series(0, index=pd.Index(member_id.dropna().unique()), dtype="int64")
+    for earlier in range(cycle - 1, -1, -1):
+        if settings.cycle_start(earlier) < start - timedelta(days=CONTACT_WINDOW_DAYS):
+            break
+        path = settings.truth_dir / "outcomes" / f"{cycle_id(settings.cycle_start(earlier))}.parquet"
+        if not path.exists():
+            continue
+        outcomes = pd.read_parquet(path, columns=["member_id", "arm"])
+        sent = outcomes.loc[(outcomes["arm"] == "treatment") & outcomes["member_id"].notna(), "member_id"]
+        counts = counts.add(sent.value_counts(), fill_value=0).astype("int64")
+    return member_id.map(counts).fillna(0).astype("int64").to_numpy()
+
+
 def oracle_customers(
     settings: Settings, cycle: int, effects: pd.DataFrame | None = None, spend: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The decisioning input with the true effects: what a perfect model would have handed the optimiser.
+
+    The contact-frequency cap binds it as it binds the platform (``contacts_last_30d`` from the executed
+    campaigns, :func:`recent_contacts`); an unsubscribe shows as the channel's withdrawn consent.
 
     ``spend``: the latent spend level of each row of ``effects`` (as :func:`effects_at_start` returns
     it); without it, looked up in the state after the cycle before (people who arrived during the
@@ -145,7 +173,7 @@ def oracle_customers(
         "expected_spend": np.nan_to_num(expected_spend, nan=fill),
         "margin_rate": MARGIN_RATE,
         "unsubscribed_recently": False,
-        "contacts_last_30d": 0,
+        "contacts_last_30d": recent_contacts(settings, cycle, members["member_id"]),
     })
     for channel in CHANNELS:
         frame[f"consent_{channel}"] = members[f"consent__{channel}"].astype(bool).to_numpy()

@@ -49,3 +49,23 @@ def test_ui_passes_its_ports_and_the_settings_to_run_ui(tmp_path: Path, monkeypa
     monkeypatch.setattr(ui, "run_ui", lambda settings, *ports, docs: calls.append((settings.root, ports, docs)) or 0)
     assert main(["ui", "--home", str(tmp_path), "--site-port", "9999", "--no-docs"]) == 0
     assert calls == [(tmp_path, (ui.DEFAULT_AIRFLOW_PORT, ui.DEFAULT_MLFLOW_PORT, 9999), False)]
+
+
+def test_bench_loop_value_runs_policies_in_child_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    json_path = tmp_path / "rows.json"
+    assert main(["bench", "loop-value", "--home", str(tmp_path / "home"), "--customers", "300", "--history_weeks", "4",
+                 "--cycles", "2", "--policies", "random,oracle", "--jobs", "2", "--json", str(json_path)]) == 0
+    rows = json.loads(json_path.read_text())
+    # Rows come in the order the policies were asked for, whichever child finished first.
+    assert [(r["policy"], r["cycle"]) for r in rows] == [("random", 1), ("random", 2), ("oracle", 1), ("oracle", 2)]
+    assert all(r["ratio_to_oracle"] == 1.0 for r in rows if r["policy"] == "oracle")
+    assert (tmp_path / "home" / "bench" / "loop_value" / "random").is_dir()
+    assert "| cycle | random | oracle |" in capsys.readouterr().out
+
+
+def test_bench_loop_value_defaults_to_the_100k_world() -> None:
+    args = build_parser().parse_args(["bench", "loop-value"])
+    assert (args.customers, args.budget_per_customer, args.jobs) == (100_000, 0.05, 2)
+    assert build_parser().parse_args(["simulate"]).customers is None  # other commands keep the settings' default
