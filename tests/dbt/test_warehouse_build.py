@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tests.dbt.conftest import PROJECT_DIR, REPO, BuiltWorld, run_results
+from tests.dbt.conftest import PROJECT_DIR, REPO, BuiltWorld, run_dbt, run_results
 from tests.dbt.identity_metrics import pair_scores
 
 pytestmark = pytest.mark.slow
@@ -20,6 +21,16 @@ def test_dbt_build_passes(built_world: BuiltWorld) -> None:
     assert built_world.build.returncode == 0, built_world.build.stdout[-4000:]
     failed = [r["unique_id"] for r in run_results(built_world) if r["status"] not in ("success", "pass")]
     assert not failed
+
+
+def test_unit_tests_pass_outside_the_cycle_build(built_world: BuiltWorld, tmp_path: Path) -> None:
+    cycle_results = {r["unique_id"].split(".")[0] for r in run_results(built_world)}
+    assert "unit_test" not in cycle_results and "test" in cycle_results
+    unit = run_dbt(built_world.home, "test", "--select", "test_type:unit", "--target-path", str(tmp_path))
+    assert unit.returncode == 0, unit.stdout[-4000:]
+    results = [r for r in json.loads((tmp_path / "run_results.json").read_text())["results"]
+               if r["unique_id"].startswith("unit_test.")]
+    assert len(results) >= 6 and all(r["status"] == "pass" for r in results)
 
 
 def test_docs_generate_passes(built_world: BuiltWorld) -> None:
