@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,17 +88,29 @@ class Validator:
         """The id of this run's verdict in ``audit.validation_results`` and the logs."""
         return f"{stage}/{cycle_id}/{self.run_id.run_time:%Y%m%dT%H%M%S.%fZ}"
 
-    @cached_property
-    def datasource(self) -> PandasDatasource:
-        # Created on first use, so a run over another data source leaves no pandas one in its config.
-        return self.context.data_sources.add_or_update_pandas(DATASOURCE)
+    def validate_frames(
+        self, frames: Sequence[tuple[str, pd.DataFrame]], parameters: Mapping[str, Any] | None = None
+    ) -> list[SuiteRun]:
+        """Validate each (suite name, DataFrame) against its committed suite through GX's pandas data source."""
+        if not frames:
+            return []
+        datasource = self._pandas_datasource([suite for suite, _ in frames])
+        return [
+            self.run(suite, datasource.get_asset(suite).get_batch_definition("batch"), {"dataframe": frame}, parameters)
+            for suite, frame in frames
+        ]
 
-    def validate(self, suite_name: str, frame: pd.DataFrame, parameters: Mapping[str, Any] | None = None) -> SuiteRun:
-        # One dataframe asset per suite: an asset's name is the table the results page shows.
-        if suite_name in self.datasource.get_asset_names():
-            self.datasource.delete_asset(suite_name)
-        batch = self.datasource.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("batch")
-        return self.run(suite_name, batch, {"dataframe": frame}, parameters)
+    def _pandas_datasource(self, suites: Sequence[str]) -> PandasDatasource:
+        # One dataframe asset per suite: an asset's name is the table the results page shows. All are
+        # declared in one call because GX rewrites great_expectations.yml on every asset and batch
+        # definition added (two rewrites per suite otherwise, a large share of a gate run). Only created
+        # when there are frames, so a run over another data source leaves no pandas one in its config.
+        assets = [
+            {"name": suite, "type": "dataframe", "batch_metadata": {},
+             "batch_definitions": [{"name": "batch", "partitioner": None}]}
+            for suite in suites
+        ]
+        return self.context.data_sources.add_or_update_pandas(name=DATASOURCE, assets=assets)
 
     def run(
         self,

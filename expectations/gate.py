@@ -132,12 +132,11 @@ def run_gate(settings: Settings, cycle_id: str, stage: Stage) -> GateResult:
 
 def _validate(validator: Validator, frames: Iterable[tuple[str, pd.DataFrame]], parameters: dict[str, Any]) -> list[CheckResult]:
     checks: list[CheckResult] = []
-    for suite, frame in frames:
-        run = validator.validate(suite, frame, parameters)
-        rows = from_gx(suite, run.result, parameters)
-        table = _SUITE_TABLES.get(suite)
+    for run in validator.validate_frames(list(frames), parameters):
+        rows = from_gx(run.suite, run.result, parameters)
+        table = _SUITE_TABLES.get(run.suite)
         if table:
-            rows = [r if r.table != suite else _with_table(r, table) for r in rows]
+            rows = [r if r.table != run.suite else _with_table(r, table) for r in rows]
         checks += rows
     return checks
 
