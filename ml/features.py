@@ -109,9 +109,21 @@ def classifier_frame(
     ``max_as_of`` bounds the dates (the cycle being trained); rows after it are not read, so a rerun of
     an old cycle sees what that cycle saw, as far as the marts still hold it.
     """
-    if label not in LABEL_COMPLETE:
-        raise ValueError(f"unknown label {label!r}; expected one of {sorted(LABEL_COMPLETE)}")
-    where = [f"l.{LABEL_COMPLETE[label]}"]
+    return classifier_frames(warehouse_path, (label,), schema=schema, max_as_of=max_as_of, min_as_of=min_as_of)[label]
+
+
+def classifier_frames(
+    warehouse_path: Path | str,
+    labels: Sequence[Label],
+    *,
+    schema: str = DEFAULT_SCHEMA,
+    max_as_of: date | None = None,
+    min_as_of: date | None = None,
+) -> dict[str, pd.DataFrame]:
+    """:func:`classifier_frame` of each of ``labels`` from one read: the labels share their feature rows."""
+    if unknown := [label for label in labels if label not in LABEL_COMPLETE]:
+        raise ValueError(f"unknown label {unknown[0]!r}; expected one of {sorted(LABEL_COMPLETE)}")
+    where = ["(" + " or ".join(f"l.{LABEL_COMPLETE[label]}" for label in labels) + ")"]
     params: list[object] = []
     if max_as_of is not None:
         where.append("f.as_of_date <= ?")
@@ -119,8 +131,11 @@ def classifier_frame(
     if min_as_of is not None:
         where.append("f.as_of_date >= ?")
         params.append(min_as_of)
+    label_columns = ", ".join(
+        f"cast(l.{label} as integer) as label__{label}, l.{LABEL_COMPLETE[label]} as complete__{label}" for label in labels
+    )
     sql = f"""
-        select f.customer_id, f.as_of_date, {_feature_select()}, cast(l.{label} as integer) as label
+        select f.customer_id, f.as_of_date, {_feature_select()}, {label_columns}
         from {schema}.fct_customer_features as f
         inner join {schema}.fct_customer_labels as l
             on l.customer_id = f.customer_id and l.as_of_date = f.as_of_date
@@ -128,8 +143,14 @@ def classifier_frame(
         order by f.as_of_date, f.customer_id
     """
     frame = typed_features(_query(warehouse_path, sql, params))
-    frame["label"] = frame["label"].astype("int64")
-    return frame
+    helpers = [c for label in labels for c in (f"label__{label}", f"complete__{label}")]
+    frames: dict[str, pd.DataFrame] = {}
+    for label in labels:
+        complete = frame[f"complete__{label}"].fillna(False).to_numpy(bool)
+        part = frame.loc[complete, [c for c in frame.columns if c not in helpers]].reset_index(drop=True)
+        part["label"] = frame.loc[complete, f"label__{label}"].astype("int64").to_numpy()
+        frames[label] = part
+    return frames
 
 
 def action_name(offer_type: str, offer_value: float, channel: str) -> str | None:
@@ -142,15 +163,17 @@ def action_name(offer_type: str, offer_value: float, channel: str) -> str | None
 
 def action_features(actions: pd.Series | Sequence[str]) -> pd.DataFrame:
     """Numeric description of each action: its discount share and a one-hot channel."""
-    names = pd.Series(list(actions), dtype="object")
+    # Many rows share a dozen actions: describe each distinct action once, then look rows up by code.
+    codes, distinct = pd.factorize(pd.Series(list(actions), dtype="object"), use_na_sentinel=False)
+    names = pd.Series(distinct, dtype="object")
     offer = names.str.split("__").str[0]
     channel = names.str.split("__").str[1]
     discount = offer.map(
         {n: (o.offer_value / 100.0 if o.offer_type == "percent_off" else 0.0) for n, o in OFFERS.items()}
     )
-    out = pd.DataFrame({"offer_discount": discount.astype("float64").to_numpy()})
+    out = pd.DataFrame({"offer_discount": discount.astype("float64").to_numpy()[codes]})
     for c in CHANNELS:
-        out[f"channel_{c}"] = (channel == c).astype("float64").to_numpy()
+        out[f"channel_{c}"] = (channel == c).astype("float64").to_numpy()[codes]
     return out
 
 
@@ -185,9 +208,10 @@ def uplift_frame(
         order by s.as_of_date, s.campaign_id, f.customer_id
     """
     frame = _query(warehouse_path, sql, params)
-    frame["action"] = [
-        action_name(t, v, c) for t, v, c in zip(frame["offer_type"], frame["offer_value"], frame["channel"], strict=True)
-    ]
+    # A handful of distinct campaigns cover every assignment: name each distinct one once.
+    campaigns = list(zip(frame["offer_type"], frame["offer_value"], frame["channel"], strict=True))
+    names = {campaign: action_name(*campaign) for campaign in set(campaigns)}
+    frame["action"] = [names[campaign] for campaign in campaigns]
     frame = frame[frame["action"].notna()].reset_index(drop=True)
     frame = typed_features(frame)
     frame = pd.concat([frame, action_features(frame["action"])], axis=1)
@@ -258,5 +282,7 @@ def holdout_mask(customer_ids: pd.Series, share: float = 0.2, salt: str = "campa
     Fixed so that no champion trained in an earlier cycle has ever seen a holdout customer, which keeps
     the champion-vs-challenger comparison on the same rows fair.
     """
-    bucket = np.array([zlib.crc32(f"{salt}:{c}".encode()) % 10_000 for c in customer_ids.astype(str)])
-    return bucket < int(round(share * 10_000))
+    # Frames repeat each customer once per as-of date: hash every distinct ID once.
+    codes, ids = pd.factorize(customer_ids.astype(str))
+    bucket = np.array([zlib.crc32(f"{salt}:{c}".encode()) % 10_000 for c in ids], dtype=np.int64)
+    return bucket[codes] < int(round(share * 10_000))

@@ -20,6 +20,7 @@ Models (registered names, what their ``predict`` returns):
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tempfile
@@ -259,9 +260,18 @@ def train_cycle(
     as_of = date.fromisoformat(cycle_id)
     report = TrainReport(cycle_id=cycle_id, mode=mode, plots=config.plots and _plots_available())
     config = replace(config, plots=report.plots)
+    classifier_frames: dict[str, pd.DataFrame] = {}
+
+    def classifier_frame(name: str) -> pd.DataFrame:
+        # Churn and propensity share their feature rows: read them once, hand each model its own frame.
+        if not classifier_frames:
+            labels = [CLASSIFIER_LABELS[m] for m in models if m in CLASSIFIER_LABELS]
+            classifier_frames.update(features.classifier_frames(settings.warehouse_path, labels, schema=schema, max_as_of=as_of))
+        return classifier_frames.pop(CLASSIFIER_LABELS[name])
+
     trainers: dict[str, Callable[[], _Trained]] = {
-        "churn": lambda: _train_classifier(settings, "churn", as_of, schema, config),
-        "propensity": lambda: _train_classifier(settings, "propensity", as_of, schema, config),
+        "churn": lambda: _train_classifier(classifier_frame("churn"), "churn", as_of, config),
+        "propensity": lambda: _train_classifier(classifier_frame("propensity"), "propensity", as_of, config),
         "clv": lambda: _train_clv(settings, as_of, schema, config),
         "uplift": lambda: _train_uplift(settings, as_of, schema, config),
     }
@@ -293,11 +303,11 @@ def _window(as_of: date, dates: list[date], n: int) -> list[date]:
     return [d for d in dates if d <= as_of][-n:]
 
 
-def _train_classifier(settings: Settings, name: str, as_of: date, schema: str, config: TrainConfig) -> _Trained:
+def _train_classifier(frame: pd.DataFrame, name: str, as_of: date, config: TrainConfig) -> _Trained:
+    """Train on ``frame``, the :func:`ml.features.classifier_frame` of the model's label up to ``as_of``."""
     from lightgbm import LGBMClassifier
 
     label = CLASSIFIER_LABELS[name]
-    frame = features.classifier_frame(settings.warehouse_path, label, schema=schema, max_as_of=as_of)
     dates = sorted(frame["as_of_date"].unique())
     if not dates:
         raise _Skip(f"no as-of date up to {as_of} has a complete '{label}' window")
@@ -462,11 +472,19 @@ def _train_uplift(settings: Settings, as_of: date, schema: str, config: TrainCon
     t = holdout["treatment"].to_numpy()
     y = holdout["is_converted"].to_numpy()
     margin = holdout["margin"].to_numpy()
+    conversion_effects: dict[int, tuple[Any, np.ndarray]] = {}
+
+    def conversion_effect(candidate: Any) -> np.ndarray:
+        # The metrics and the plot rank the same holdout rows: predict them once per model. The
+        # model is kept with its effect so that its id cannot be reused by another object.
+        if id(candidate) not in conversion_effects:
+            conversion_effects[id(candidate)] = (candidate, candidate.effect(holdout, "conversion"))
+        return conversion_effects[id(candidate)][1]
 
     def metrics_of(candidate: Any) -> dict[str, float]:
         covered = holdout["action"].isin(candidate.covered_actions).to_numpy()
         # An action the model does not cover ranks as zero uplift, as the scorer would use it.
-        score = np.where(covered, np.nan_to_num(candidate.effect(holdout, "conversion")), 0.0)
+        score = np.where(covered, np.nan_to_num(conversion_effect(candidate)), 0.0)
         margin_score = np.where(covered, np.nan_to_num(candidate.effect(holdout, "margin")), 0.0)
         out = evaluate.uplift_metrics(score, t, y)
         out.update(evaluate.uplift_metrics(margin_score, t, margin, prefix="margin_"))
@@ -484,9 +502,9 @@ def _train_uplift(settings: Settings, as_of: date, schema: str, config: TrainCon
     def plot(directory: Path, champion: Any | None) -> list[Path]:
         from ml import plots
 
-        curves = {"challenger": evaluate.uplift_curves(np.nan_to_num(model.effect(holdout, "conversion")), t, y)}
+        curves = {"challenger": evaluate.uplift_curves(np.nan_to_num(conversion_effect(model)), t, y)}
         if champion is not None:
-            curves["champion"] = evaluate.uplift_curves(np.nan_to_num(champion.effect(holdout, "conversion")), t, y)
+            curves["champion"] = evaluate.uplift_curves(np.nan_to_num(conversion_effect(champion)), t, y)
         importance = model.learners["conversion"].models["mu1"].booster_.feature_importance("gain")
         return [
             plots.uplift_curves_plot(curves, directory / "qini_gain.png", "uplift (conversion) on holdout assignments"),
@@ -525,9 +543,15 @@ def _train_uplift(settings: Settings, as_of: date, schema: str, config: TrainCon
 def pip_requirements() -> list[str]:
     """Pinned to the versions in this environment. Explicit, because without it MLflow infers them
     by running ``uv export`` on the project."""
+    return list(_installed_versions())
+
+
+@functools.cache
+def _installed_versions() -> tuple[str, ...]:
+    # Installed versions do not change within a process; each lookup scans site-packages.
     from importlib.metadata import version
 
-    return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "scipy")]
+    return tuple(f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "scipy"))
 
 
 def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
@@ -556,7 +580,9 @@ def _log_register_gate(
     config: TrainConfig,
 ) -> ModelReport:
     import mlflow
+    from mlflow.entities import Metric, Param, RunTag
     from mlflow.models import infer_signature
+    from mlflow.utils.time import get_current_time_millis
 
     from ml import registry, tracking
 
@@ -565,23 +591,31 @@ def _log_register_gate(
     rules = registry.GATE_RULES[name]
     decision: GateDecision = registry.gate(name, trained.metrics, champion_metrics, rules)
     known = {"dbt_invocation_id", "validation_result_id"}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-{cycle_id}") as run:
-        tracking.log_lineage(
+    tags = {
+        **tracking.lineage_tags(
             cycle_id=cycle_id,
             dbt_invocation_id=lineage.get("dbt_invocation_id"),
             validation_result_id=lineage.get("validation_result_id"),
             train_start=trained.train_window[0],
             train_end=trained.train_window[1],
             row_counts=trained.rows,
+        ),
+        "model_name": name, "gate.mode": mode,
+        **{f"lineage.{k}": str(v) for k, v in lineage.items() if k not in known and k != "cycle_id"},
+    }
+    metrics = _finite(trained.metrics)
+    if champion_metrics is not None:
+        metrics.update(_finite({f"champion.{k}": v for k, v in champion_metrics.items()}))
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-{cycle_id}") as run:
+        run_id = run.info.run_id
+        # One request for the run's tags, params and metrics: every round trip to the server costs.
+        now = get_current_time_millis()
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, now, 0, run_id=run_id) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in trained.params.items()],
+            tags=[RunTag(k, str(v)) for k, v in tags.items()],
         )
-        mlflow.set_tags({
-            "model_name": name, "gate.mode": mode,
-            **{f"lineage.{k}": str(v) for k, v in lineage.items() if k not in known and k != "cycle_id"},
-        })
-        mlflow.log_params({k: v for k, v in trained.params.items()})
-        mlflow.log_metrics(_finite(trained.metrics))
-        if champion_metrics is not None:
-            mlflow.log_metrics(_finite({f"champion.{k}": v for k, v in champion_metrics.items()}))
         with tempfile.TemporaryDirectory() as tmp:
             directory = Path(tmp)
             (directory / "gate_decision.md").write_text(decision.to_markdown())
@@ -602,15 +636,13 @@ def _log_register_gate(
             input_example=example,
             pip_requirements=pip_requirements(),
         )
-        run_id = run.info.run_id
     version = registry.register_challenger(
         run_id, name, ARTIFACT_PATH, description=trained.description,
         tags={"cycle_id": cycle_id}, model_uri=info.model_uri, client=client,
     )
     client.update_registered_model(name, description=trained.description.split(" Trained on")[0].split(" Fitted on")[0])
     promoted = registry.apply_decision(client, name, version, decision, mode)
-    for key, value in decision.tags().items():
-        client.set_tag(run_id, key, value)
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in decision.tags().items()])
     if promoted:
         status: Status = "promoted"
     elif decision.promote:

@@ -189,12 +189,15 @@ class UpliftModel:
         return self.learners[outcome].effect(frame)
 
     def predict(self, customers: pd.DataFrame) -> pd.DataFrame:
+        # Only the customer features reach the learners: copy those once per action, not every column.
+        base = customers[list(self.features)]
+        described = {action: with_action(base, action) for action in self.covered_actions}
         columns: dict[str, np.ndarray] = {}
         for outcome, learner in self.learners.items():
             for action in self.actions:
                 column = f"{COLUMN_PREFIX[outcome]}{action}"
                 if action in self.covered_actions:
-                    columns[column] = learner.effect(with_action(customers, action))
+                    columns[column] = learner.effect(described[action])
                 else:
                     columns[column] = np.full(len(customers), np.nan)
         return pd.DataFrame(columns, index=customers.index)
