@@ -42,7 +42,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from campaign_loop.airflow_links import with_report_link
 from campaign_loop.config import Settings
@@ -143,6 +143,10 @@ def campaign_feedback_loop() -> None:
             load_method=LoadMode.DBT_MANIFEST if MANIFEST_PATH.exists() else LoadMode.DBT_LS,
             selector="cycle",
             emit_datasets=False,
+            # `airflow dags test` runs the watchers one after another once the producer is done, a quarter
+            # of a demo cycle for the per-model test watchers alone; the producer's `dbt build` still runs
+            # every data test, and a failing one fails the producer and stops the cycle before the gate.
+            test_behavior=TestBehavior.NONE if _defaults.airflow_runner == "dags_test" else TestBehavior.AFTER_EACH,
         ),
         operator_args=(
             # `airflow dags test` runs one task at a time: a deferred watcher would block it before the
