@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -97,7 +98,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, timings: dict[str, float], p
     """A real world: `campaign_loop.demo.run_demo` runs the DAG once per cycle; then one report per cycle."""
     from campaign_loop.config import Settings
     from campaign_loop.ui import HOST, SITE_URL_ENV
-    from tests.ui.world import build_world
 
     t0 = time.monotonic()
     home = _reused_home()
@@ -105,10 +105,16 @@ def world(tmp_path_factory: pytest.TempPathFactory, timings: dict[str, float], p
         settings = Settings(home=home, **WORLD)
     else:
         home = Path(os.environ.get("CAMPAIGN_LOOP_UI_TEST_HOME") or tmp_path_factory.mktemp("ui-world"))
+        # Its own process: the demo runs Airflow in-process, and Airflow takes its home once per process.
         # The tasks' "Cycle report" links point where the services fixture will serve the site.
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv(SITE_URL_ENV, f"http://{HOST}:{ports['site']}")
-            settings = build_world(home, **WORLD)
+        built = subprocess.run(
+            [sys.executable, "-m", "tests.ui.world", str(home), *(f"{k}={v}" for k, v in WORLD.items())],
+            cwd=REPO_ROOT, env=os.environ | {SITE_URL_ENV: f"http://{HOST}:{ports['site']}"},
+            capture_output=True, text=True, timeout=1800,
+        )
+        if built.returncode != 0:
+            raise RuntimeError(f"the UI world failed to build:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}")
+        settings = Settings(home=home, **WORLD)
         (settings.root / PORTS_FILE).write_text(json.dumps(ports))
     timings["world"] = time.monotonic() - t0
     return settings
