@@ -155,11 +155,10 @@ def _read_mlflow(settings: Settings, data: ReportData) -> None:
     try:
         from mlflow import MlflowClient
 
-        # The tracking server the DAG points MLFLOW_TRACKING_URI at (over this home's store, the same one
-        # log_report_to_mlflow writes to) answers these reads in milliseconds; opening the SQLite store
-        # directly first builds an SQLAlchemy store and checks its schema migrations, seconds per report.
+        # A DAG task's tracking server (over this home's store) answers in milliseconds; opening the SQLite
+        # store directly first builds an SQLAlchemy store and checks its migrations, seconds per report.
         uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri(settings)
-        client = MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         experiment = client.get_experiment_by_name(EXPERIMENT)
         if experiment is None:
             data.notes.append(f"no MLflow experiment {EXPERIMENT!r} yet")

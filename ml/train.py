@@ -472,14 +472,15 @@ def _train_uplift(settings: Settings, as_of: date, schema: str, config: TrainCon
     t = holdout["treatment"].to_numpy()
     y = holdout["is_converted"].to_numpy()
     margin = holdout["margin"].to_numpy()
-    conversion_effects: dict[int, tuple[Any, np.ndarray]] = {}
+    predicted: list[tuple[Any, np.ndarray]] = []
 
     def conversion_effect(candidate: Any) -> np.ndarray:
-        # The metrics and the plot rank the same holdout rows: predict them once per model. The
-        # model is kept with its effect so that its id cannot be reused by another object.
-        if id(candidate) not in conversion_effects:
-            conversion_effects[id(candidate)] = (candidate, candidate.effect(holdout, "conversion"))
-        return conversion_effects[id(candidate)][1]
+        # The metrics and the plot rank the same holdout rows: predict them once per model.
+        for known, effect in predicted:
+            if known is candidate:
+                return effect
+        predicted.append((candidate, candidate.effect(holdout, "conversion")))
+        return predicted[-1][1]
 
     def metrics_of(candidate: Any) -> dict[str, float]:
         covered = holdout["action"].isin(candidate.covered_actions).to_numpy()
