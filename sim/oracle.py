@@ -62,30 +62,41 @@ def executed_value(settings: Settings, cycle: int, effects: pd.DataFrame | None 
     return len(treated), plan_value(effects, treated["member_id"], treated["action"])
 
 
-def effects_at_start(settings: Settings, cycle: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """The truth of ``cycle`` *before* it is simulated: ``(effects, spend)`` as ``simulate_period`` will write them.
+def people_at_start(settings: Settings, cycle: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The people of ``cycle`` *before* it is simulated, and their baseline purchase probabilities.
 
-    What an oracle policy needs to design the campaign of a cycle that has not happened yet. It replays
-    the deterministic start of the period (the state after ``cycle - 1`` plus the period's arrivals,
-    drawn from their own random stream, so they do not depend on the plan) and computes the same
-    baseline probabilities and uplifts. ``spend`` is each row's latent spend level (for ``expected_spend``).
-    ``cycle`` must be >= 1 (cycle 0 creates the world).
+    It replays the deterministic start of the period (the state after ``cycle - 1`` plus the period's
+    arrivals, drawn from their own random stream, so they do not depend on the plan). ``cycle`` must
+    be >= 1 (cycle 0 creates the world).
     """
-    from sim import ids
-    from sim.behaviour import baseline_probability, expected_margin_uplift, uplift
+    from sim.behaviour import baseline_probability
     from sim.calendar import DAY_S, exposure_weeks, period_days
     from sim.history import arrivals
     from sim.period import ARRIVALS, _rng
-    from sim.world import SEGMENT_NAMES, concat_people
+    from sim.world import concat_people
 
     if cycle < 1:
-        raise ValueError("effects_at_start needs cycle >= 1: cycle 0 creates the world")
+        raise ValueError("the people at a cycle's start need cycle >= 1: cycle 0 creates the world")
     people = WorldStore(settings).load_people(cycle - 1)
     days = period_days(settings.cycle_start(cycle), settings.cycle_days)
     p_start, p_end = int(days[0]) * DAY_S, (int(days[-1]) + 1) * DAY_S
     new = arrivals(_rng(settings, cycle, ARRIVALS), settings, len(people["person_id"]), p_start, p_end)
     people = concat_people(people, new) if len(new["person_id"]) else people
-    base = baseline_probability(people, exposure_weeks(days))
+    return people, baseline_probability(people, exposure_weeks(days))
+
+
+def effects_at_start(settings: Settings, cycle: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The truth of ``cycle`` *before* it is simulated: ``(effects, spend)`` as ``simulate_period`` will write them.
+
+    What an oracle policy needs to design the campaign of a cycle that has not happened yet
+    (:func:`people_at_start`, then the same baseline probabilities and uplifts). ``spend`` is each
+    row's latent spend level (for ``expected_spend``).
+    """
+    from sim import ids
+    from sim.behaviour import expected_margin_uplift, uplift
+    from sim.world import SEGMENT_NAMES
+
+    people, base = people_at_start(settings, cycle)
     frame = pd.DataFrame({
         "person_id": people["person_id"],
         "member_id": _member_ids(people),
@@ -188,7 +199,7 @@ def oracle_plan(settings: Settings, cycle: int, customers: pd.DataFrame | None =
 
     customers = oracle_customers(settings, cycle) if customers is None else customers
     config = DesignConfig.from_settings(settings, cycle_id(settings.cycle_start(cycle)), offers=tuple(settings.offers),
-                                        epsilon=0.0)
+                                        exploration="epsilon", epsilon=0.0)
     return design_campaign(customers, config)
 
 

@@ -195,29 +195,44 @@ def draw_people(
     return people
 
 
-def response_class(people: People, sure: np.ndarray, u_seg: np.ndarray, p: WorldParams = PARAMS) -> np.ndarray:
-    """Latent response class: sure things by rate; the rest by a latent responsiveness.
-
-    responsiveness = rho * z + sqrt(1 - rho^2) * e, with z the weighted normal scores of open propensity,
-    online share and price sensitivity (each through its own Beta CDF, so z ~ N(0, 1)) and e = Phi^-1(u_seg)
-    independent noise. Top ``persuadable_share`` -> persuadable, bottom ``sleeping_dog_share`` -> sleeping
-    dog: marginal shares exactly as before, P(persuadable | traits) between ~5 % and ~65 % at rho = 0.5.
-    """
+def responsiveness_score(people: People, p: WorldParams = PARAMS) -> np.ndarray:
+    """z ~ N(0, 1): the weighted normal scores of open propensity, online share and price sensitivity
+    (each through its own Beta CDF), the observable-linked part of the latent responsiveness."""
     scores = [
         stats.norm.ppf(np.clip(stats.beta.cdf(people["open_prop"], 2.0, 8.0), 1e-6, 1 - 1e-6)),
         stats.norm.ppf(np.clip(stats.beta.cdf(people["online_share"], 1.5, 1.5), 1e-6, 1 - 1e-6)),
         stats.norm.ppf(np.clip(stats.beta.cdf(people["price_sens"], 2.0, 3.0), 1e-6, 1 - 1e-6)),
     ]
     w = np.asarray(p.response_weights, dtype=float)
-    z = sum(wi * si for wi, si in zip(w, scores, strict=True)) / np.sqrt((w**2).sum())
+    return sum(wi * si for wi, si in zip(w, scores, strict=True)) / np.sqrt((w**2).sum())
+
+
+def response_class(people: People, sure: np.ndarray, u_seg: np.ndarray, p: WorldParams = PARAMS) -> np.ndarray:
+    """Latent response class: sure things by rate; the rest by a latent responsiveness.
+
+    responsiveness = rho * z + sqrt(1 - rho^2) * e, with z = :func:`responsiveness_score` and
+    e = Phi^-1(u_seg) independent noise. Top ``persuadable_share`` -> persuadable, bottom
+    ``sleeping_dog_share`` -> sleeping dog: marginal shares exactly as before, P(persuadable | traits)
+    between ~5 % and ~65 % at rho = 0.5 (:func:`class_probabilities`).
+    """
     rho = p.response_correlation
-    latent = rho * z + np.sqrt(1.0 - rho**2) * stats.norm.ppf(np.clip(u_seg, 1e-12, 1 - 1e-12))
+    latent = rho * responsiveness_score(people, p) + np.sqrt(1.0 - rho**2) * stats.norm.ppf(np.clip(u_seg, 1e-12, 1 - 1e-12))
     q = stats.norm.cdf(latent)  # uniform on [0, 1]; equals u_seg when rho = 0
     return np.where(
         sure, SURE_THING,
         np.where(q > 1.0 - p.persuadable_share, PERSUADABLE,
                  np.where(q < p.sleeping_dog_share, SLEEPING_DOG, LOST_CAUSE)),
     ).astype(np.int8)
+
+
+def class_probabilities(people: People, p: WorldParams = PARAMS) -> tuple[np.ndarray, np.ndarray]:
+    """(P(persuadable), P(sleeping dog)) of each person who is not a sure thing, given the traits that
+    :func:`response_class` ties to observable behaviour: the most anyone reading behaviour can know."""
+    rho = p.response_correlation
+    mean, sd = rho * responsiveness_score(people, p), max(np.sqrt(1.0 - rho**2), 1e-12)
+    persuadable = stats.norm.sf((stats.norm.ppf(1.0 - p.persuadable_share) - mean) / sd)
+    sleeping_dog = stats.norm.cdf((stats.norm.ppf(p.sleeping_dog_share) - mean) / sd)
+    return persuadable, sleeping_dog
 
 
 def category_affinity(people: People, rows: np.ndarray) -> np.ndarray:

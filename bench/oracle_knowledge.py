@@ -1,0 +1,162 @@
+"""What the oracle's knowledge of each latent trait is worth (issue 5).
+
+    .venv/bin/python bench/oracle_knowledge.py --home var --customers 20000 --cycles 3,4,5 --write
+
+The oracle plans with each customer's true uplift, which the simulator derives from latent traits:
+the response class (persuadable, sleeping dog, ...), the size of a persuadable's lift, and the affinity
+for each channel. This benchmark takes that knowledge away one trait at a time and plans again with the
+same optimiser (same budget and rules, true baseline and spend, no exploration), valuing every plan by
+the true effects:
+
+* a trait "unknown" is replaced by its population mean (lift size, channel affinity = 1);
+* "class from traits" replaces the class by its probabilities given the traits the world ties to
+  observable behaviour (``sim.world.class_probabilities``), sure things still known: the most that a
+  perfect reading of behaviour can tell about who responds;
+* "affinity from k opens" is a world that does not exist yet: one in which opens on a channel follow
+  the channel affinity and every customer has k past sends on each channel; affinity is then the
+  posterior mean given those opens (sms has no opens: unknown). It asks whether a campaign history
+  would let a platform reach the issue's target.
+
+Needs a home whose cycles were simulated (``make demo``, or a loop_value world).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.results import append_section, machine  # noqa: E402
+
+People = dict[str, np.ndarray]
+OPEN_HISTORY = (4, 26)  # past sends per channel in the "affinity from k opens" rows
+
+
+def uplifts(people: People, base: np.ndarray) -> pd.DataFrame:
+    from campaign_loop.actions import ACTIONS
+    from sim.behaviour import uplift
+
+    return pd.DataFrame({
+        f"uplift__{a.name}": uplift(people, base, a.offer.offer_type, a.offer.offer_value, a.channel) for a in ACTIONS
+    })
+
+
+def class_from_traits(people: People, base: np.ndarray) -> pd.DataFrame:
+    """E[uplift] over the response class given the observable-linked traits (sure things known)."""
+    from sim.world import PERSUADABLE, SLEEPING_DOG, SURE_THING, class_probabilities
+
+    persuadable, sleeping_dog = class_probabilities(people)
+    n = len(base)
+    gain = uplifts({**people, "segment": np.full(n, PERSUADABLE, dtype=np.int8)}, base)
+    harm = uplifts({**people, "segment": np.full(n, SLEEPING_DOG, dtype=np.int8)}, base)
+    expected = gain.mul(persuadable, axis=0) + harm.mul(sleeping_dog, axis=0)
+    return expected.mul(people["segment"] != SURE_THING, axis=0)
+
+
+def mean_lift(people: People) -> People:
+    return {**people, "lift": np.full_like(people["lift"], people["lift"].mean())}
+
+
+def no_affinity(people: People) -> People:
+    from campaign_loop.config import CHANNELS
+
+    return {**people, **{f"aff_{c}": np.ones_like(people[f"aff_{c}"]) for c in CHANNELS}}
+
+
+def affinity_from_opens(people: People, sends: int, rng: np.random.Generator) -> People:
+    """Posterior-mean affinity after ``sends`` sends per channel whose opens followed the affinity."""
+    from campaign_loop.config import CHANNELS
+    from sim.campaigns import OPEN_FACTOR
+
+    out = dict(people)
+    for c in CHANNELS:
+        affinity = people[f"aff_{c}"].astype(float)
+        if OPEN_FACTOR[c] == 0:
+            out[f"aff_{c}"] = np.ones_like(people[f"aff_{c}"])
+            continue
+        grid = np.quantile(affinity, np.linspace(0.005, 0.995, 80))  # the population is the prior
+        rate = people["open_prop"].astype(float) * OPEN_FACTOR[c]
+        opens = rng.binomial(sends, np.clip(rate * affinity, 0.0, 1.0))
+        q = np.clip(rate[:, None] * grid[None, :], 1e-9, 1 - 1e-9)
+        loglik = opens[:, None] * np.log(q) + (sends - opens)[:, None] * np.log1p(-q)
+        weight = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+        out[f"aff_{c}"] = ((weight * grid).sum(axis=1) / weight.sum(axis=1)).astype(np.float32)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--cycles", default="3,4,5")
+    parser.add_argument("--budget", type=float, default=None, help="the campaign budget (default: the settings')")
+    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    args = parser.parse_args()
+
+    from campaign_loop.config import cycle_id, load_settings
+    from sim import oracle
+
+    settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
+    rng = np.random.default_rng(settings.seed)
+    variants: dict[str, Callable[[People, np.ndarray], pd.DataFrame]] = {
+        "oracle": uplifts,
+        "lift size unknown": lambda p, b: uplifts(mean_lift(p), b),
+        "affinity unknown": lambda p, b: uplifts(no_affinity(p), b),
+        "class known only": lambda p, b: uplifts(no_affinity(mean_lift(p)), b),
+        "class from traits": class_from_traits,
+        "class from traits, lift and affinity unknown": lambda p, b: class_from_traits(no_affinity(mean_lift(p)), b),
+        **{f"the same, affinity from {k} opens": (lambda p, b, k=k: class_from_traits(
+            affinity_from_opens(mean_lift(p), k, rng), b)) for k in OPEN_HISTORY},
+    }
+    rows: list[dict[str, object]] = []
+    for cycle in (int(c) for c in args.cycles.split(",")):
+        key = cycle_id(settings.cycle_start(cycle))
+        effects = pd.read_parquet(settings.truth_dir / "effects" / f"{key}.parquet")
+        people, base = oracle.people_at_start(settings, cycle)
+        customers = oracle.oracle_customers(settings, cycle, effects)
+        person = effects.dropna(subset=["member_id"]).drop_duplicates("member_id").set_index("member_id")["person_id"]
+        at = person.reindex(customers["member_id"]).to_numpy(np.int64)
+        row: dict[str, object] = {"cycle": cycle, "cycle_id": key}
+        for name, variant in variants.items():
+            known = variant(people, base).iloc[at].reset_index(drop=True)
+            plan = oracle.oracle_plan(settings, cycle, customers.assign(**{c: known[c].to_numpy() for c in known})).rows
+            treated = plan[plan["arm"] == "treatment"]
+            row[name] = oracle.plan_value(effects, treated["member_id"], treated["offer"] + "__" + treated["channel"])
+        rows.append(row)
+        print(f"cycle {cycle}: " + ", ".join(f"{k} {v:,.1f}" for k, v in row.items() if k in variants))  # noqa: T201
+
+    names = list(variants)
+    table = [
+        "| cycle | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+        *(f"| {r['cycle']} ({r['cycle_id']}) | " + " | ".join(
+            f"{r[n]:,.1f} ({r[n] / r['oracle']:.2f})" for n in names) + " |" for r in rows),
+    ]
+    text = "\n".join([
+        f"Command: `.venv/bin/python bench/oracle_knowledge.py --home {args.home} --customers {args.customers} "
+        f"--cycles {args.cycles}{f' --budget {args.budget:g}' if args.budget is not None else ''} --write`  ",
+        f"Machine: {machine()}  ",
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; world: the home's (seed {settings.seed}, "
+        f"{args.customers:,} customers, budget {settings.budget:,.0f})",
+        "",
+        *table,
+        "",
+        "Incremental profit by the truth (ratio to the oracle) of the oracle's optimiser on uplifts that know "
+        "less: a trait unknown is its population mean; class from traits is the class's probability given the "
+        "traits behaviour reflects, sure things known; affinity from k opens is a hypothetical world whose opens "
+        "follow channel affinity, k past sends per channel.",
+    ])
+    print(text)  # noqa: T201
+    if args.write:
+        append_section(text, "## Oracle knowledge: what each latent trait is worth (issue 5)")
+
+
+if __name__ == "__main__":
+    main()
