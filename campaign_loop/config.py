@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     # The campaign (used by later stages; here so the DAG's Params and the CLI share them).
     budget: float = Field(20_000.0, ge=0.0, description="Total budget of one cycle's campaign (currency units).")
     holdout_share: float = Field(0.1, ge=0.05, le=0.5, description="Randomised holdout share of each campaign.")
+    exploration: Literal["auto", "thompson", "epsilon"] = Field(
+        "auto",
+        description="How a campaign keeps every action measured beside its holdout: epsilon (a random share of the "
+                    "audience gets a random allowed action; the rest the best expected action), thompson (the "
+                    "optimiser runs on a draw of each action's effect from its posterior; epsilon still applies) "
+                    "or auto (thompson once measured effects carry standard errors).",
+    )
+    epsilon: float = Field(0.05, ge=0.0, lt=1.0, description="Share of the reachable audience given a random allowed action.")
     offers: Annotated[tuple[Offer, ...], NoDecode] = Field(
         ("message", "pct10", "pct20"), min_length=1, description="Offers the campaign may use (comma-separated)."
     )

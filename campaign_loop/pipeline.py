@@ -235,7 +235,9 @@ def report(settings: Settings, cycle: int, airflow_run_id: str | None = None) ->
 
 
 # The cycle knobs a marketer sets in the Airflow trigger form; each is a Settings key of the same name.
-RUN_PARAMS: tuple[str, ...] = ("demo", "customers", "seed", "budget", "holdout_share", "offers", "promotion_mode")
+RUN_PARAMS: tuple[str, ...] = (
+    "demo", "customers", "seed", "budget", "holdout_share", "exploration", "epsilon", "offers", "promotion_mode",
+)
 
 
 def settings_for_run(params: dict[str, Any] | None) -> Settings:

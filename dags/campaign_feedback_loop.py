@@ -90,6 +90,15 @@ def _run() -> tuple[Settings, int]:
             _defaults.holdout_share, type="number", minimum=0.05, maximum=0.5,
             description="Randomised holdout share of the next campaign (at least; power may raise it).",
         ),
+        "exploration": Param(
+            _defaults.exploration, type="string", enum=["auto", "thompson", "epsilon"],
+            description="How the next campaign keeps every action measured: epsilon (a random share gets a random "
+                        "action, the rest the best expected one), thompson (plan on a draw of each action's effect) or auto.",
+        ),
+        "epsilon": Param(
+            _defaults.epsilon, type="number", minimum=0, maximum=0.99,
+            description="Share of the reachable audience given a random allowed action.",
+        ),
         "offers": Param(
             list(_defaults.offers), type="array", minItems=1,
             items={"type": "string", "enum": ["message", "pct10", "pct20"]},

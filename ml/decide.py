@@ -125,9 +125,10 @@ class DesignConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, cycle_id: str, **overrides: Any) -> DesignConfig:
-        """The design config of a cycle: budget, holdout floor and seed from Settings, the rest overridable."""
+        """The design config of a cycle: budget, holdout floor, exploration and seed from Settings, the rest overridable."""
         values: dict[str, Any] = {
             "budget": settings.budget, "holdout_share": settings.holdout_share, "seed": settings.seed,
+            "exploration": settings.exploration, "epsilon": settings.epsilon,
         }
         values.update(overrides)
         return cls(cycle_id=cycle_id, **values)

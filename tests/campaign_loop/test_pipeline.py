@@ -34,6 +34,14 @@ def test_run_params_override_settings_by_the_same_name() -> None:
     assert (settings.customers, settings.budget, settings.holdout_share) == (500, 123.0, 0.25)
 
 
+def test_the_run_s_exploration_reaches_the_design() -> None:
+    from ml.decide import DesignConfig
+
+    settings = settings_for_run({"exploration": "thompson", "epsilon": 0.12})
+    config = DesignConfig.from_settings(settings, "2026-01-12")
+    assert (config.exploration, config.epsilon) == ("thompson", 0.12)
+
+
 def test_a_demo_run_ahead_of_the_simulated_world_says_which_run_to_trigger(tmp_path: Path) -> None:
     # What unpausing the DAG on a demo world does: the scheduler's interval is months past the simulated weeks.
     settings = Settings(home=tmp_path, customers=300, history_weeks=4)

@@ -55,8 +55,18 @@ def test_params_validate_marketer_input(dagbag) -> None:
     dag = dagbag.dags["campaign_feedback_loop"]
     from airflow.sdk.exceptions import ParamValidationError
 
-    assert set(dag.params.keys()) >= {"customers", "seed", "budget", "holdout_share", "demo"}
+    from campaign_loop.config import Settings
+    from campaign_loop.pipeline import RUN_PARAMS
+
+    # One name for one knob: each trigger-form field is the Settings key the run reads, with its default.
+    assert set(dag.params.keys()) == set(RUN_PARAMS)
+    defaults = Settings()
+    for key in RUN_PARAMS:
+        value = getattr(defaults, key)
+        assert dag.params[key] == (list(value) if isinstance(value, tuple) else value), key
     assert dag.params.get_param("holdout_share").resolve(0.2) == 0.2
+    with pytest.raises(ParamValidationError):
+        dag.params.get_param("exploration").resolve("greedy")
     with pytest.raises(ParamValidationError):
         dag.params.get_param("holdout_share").resolve(0.9)
     with pytest.raises(ParamValidationError):
