@@ -12,6 +12,10 @@ the true effects:
 * "class from traits" replaces the class by its probabilities given the traits the world ties to
   observable behaviour (``sim.world.class_probabilities``), sure things still known: the most that a
   perfect reading of behaviour can tell about who responds;
+* "average effects known" gives every customer each action's true average effect over the candidates:
+  what perfectly measured per-action averages (the platform's prior, ``ml.score.uplift_prior``) are worth.
+  Every row plans over the oracle's candidates, the members alive at the cycle's start: a platform that
+  cannot tell who dropped out (a fifth of members) also spends on them, so it reaches less;
 * "affinity from k opens" is a world that does not exist yet: one in which opens on a channel follow
   the channel affinity and every customer has k past sends on each channel; affinity is then the
   posterior mean given those opens (sms has no opens: unknown). It asks whether a campaign history
@@ -37,6 +41,7 @@ from bench.results import append_section, machine  # noqa: E402
 
 People = dict[str, np.ndarray]
 OPEN_HISTORY = (4, 26)  # past sends per channel in the "affinity from k opens" rows
+AVERAGES = "average effects known"
 
 
 def uplifts(people: People, base: np.ndarray) -> pd.DataFrame:
@@ -112,6 +117,7 @@ def main() -> None:
         "class known only": lambda p, b: uplifts(no_affinity(mean_lift(p)), b),
         "class from traits": class_from_traits,
         "class from traits, lift and affinity unknown": lambda p, b: class_from_traits(no_affinity(mean_lift(p)), b),
+        AVERAGES: uplifts,
         **{f"the same, affinity from {k} opens": (lambda p, b, k=k: class_from_traits(
             affinity_from_opens(mean_lift(p), k, rng), b)) for k in OPEN_HISTORY},
     }
@@ -126,6 +132,8 @@ def main() -> None:
         row: dict[str, object] = {"cycle": cycle, "cycle_id": key}
         for name, variant in variants.items():
             known = variant(people, base).iloc[at].reset_index(drop=True)
+            if name == AVERAGES:
+                known = pd.DataFrame({c: np.full(len(known), known[c].mean()) for c in known})
             plan = oracle.oracle_plan(settings, cycle, customers.assign(**{c: known[c].to_numpy() for c in known})).rows
             treated = plan[plan["arm"] == "treatment"]
             row[name] = oracle.plan_value(effects, treated["member_id"], treated["offer"] + "__" + treated["channel"])
@@ -150,7 +158,7 @@ def main() -> None:
         "",
         "Incremental profit by the truth (ratio to the oracle) of the oracle's optimiser on uplifts that know "
         "less: a trait unknown is its population mean; class from traits is the class's probability given the "
-        "traits behaviour reflects, sure things known; affinity from k opens is a hypothetical world whose opens "
+        "traits behaviour reflects, sure things known; average effects known gives everyone each action's true mean; affinity from k opens is a hypothetical world whose opens "
         "follow channel affinity, k past sends per channel.",
     ])
     print(text)  # noqa: T201

@@ -1,0 +1,132 @@
+"""What the measured per-action effects are worth to the next plan: the platform's prior against an empirical-Bayes one (issue 5).
+
+    .venv/bin/python bench/uplift_prior.py --home H --customers 100000 --budget 5000 --cycles 1,2,3,4,5,6 --write
+
+For each cycle of a home whose loop has run (a loop_value platform world, or ``make demo``'s), rebuild
+the scorer's input as of the cycle's start from the evidence measured before it, once with
+``ml.score.uplift_prior`` (each action shrunk towards the pooled effect with 2,000 pseudo-assignments)
+and once with the candidate below (empirical-Bayes shrinkage), design the campaign with each (same
+champions for p_buy and spend, same seeds) and value both plans by the simulator's truth against the
+oracle plan. The champions are the home's current ones (trained on all cycles), the same for both
+priors; the uplift champion is left out because its ranking weight (0.0002-0.08 in these worlds) leaves
+the level, which is what the priors set, to decide. One step only: the closed loop, where each plan
+also decides the next cycle's evidence, is ``bench/loop_value.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.results import append_section, machine  # noqa: E402
+
+
+def empirical_bayes_prior(assignments: pd.DataFrame) -> pd.DataFrame:
+    """The candidate: each action keeps tau^2 / (tau^2 + se^2) of its own effect, the rest is the random-effects
+    mean of all actions; tau from a DerSimonian-Laird meta-analysis of the actions' effects (by hand: a
+    few lines, where statsmodels' combine_effects would be a new dependency). Same columns as uplift_prior."""
+    from campaign_loop.actions import ACTIONS
+
+    t = assignments["treatment"] == 1
+    y = assignments["is_converted"].astype(float)
+
+    def effect(mask: pd.Series) -> tuple[float, float]:
+        yt, yc = y[mask & t], y[mask & ~t]
+        if len(yt) == 0 or len(yc) == 0:
+            return np.nan, np.nan
+        pt, pc = yt.mean(), yc.mean()
+        return float(pt - pc), math.sqrt(max(pt, 0.005) * (1 - pt) / len(yt) + max(pc, 0.005) * (1 - pc) / len(yc))
+
+    names = [f"uplift__{a.name}" for a in ACTIONS]
+    own = pd.DataFrame([effect(assignments["action"] == a.name) for a in ACTIONS], index=names, columns=["effect", "se"])
+    own["n"] = [int((assignments["action"] == a.name).sum()) for a in ACTIONS]
+    measured = own.dropna()
+    e, v = measured["effect"].to_numpy(), measured["se"].to_numpy() ** 2
+    w = 1.0 / v
+    q = float((w * (e - (w * e).sum() / w.sum()) ** 2).sum())
+    tau2 = max(0.0, (q - (len(e) - 1)) / (w.sum() - (w**2).sum() / w.sum()))
+    w_re = 1.0 / (v + tau2)
+    mean, mean_var = float((w_re * e).sum() / w_re.sum()), float(1.0 / w_re.sum())
+    keep = tau2 / (tau2 + own["se"] ** 2)
+    tried = own["effect"].notna()
+    uplift = np.where(tried, keep * own["effect"] + (1 - keep) * mean, mean)
+    variance = np.where(tried, keep * own["se"] ** 2 + (1 - keep) ** 2 * mean_var, tau2 + mean_var)
+    return pd.DataFrame({"uplift": uplift, "sd": np.sqrt(variance), "n": own["n"]}, index=names)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--budget", type=float, default=None, help="the campaign budget (default: the settings')")
+    parser.add_argument("--cycles", default="1,2,3,4,5,6")
+    parser.add_argument("--seeds", type=int, default=3, help="design seeds per plan (Thompson draws differ)")
+    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    args = parser.parse_args()
+
+    from campaign_loop.config import cycle_id, load_settings
+    from ml import features, tracking
+    from ml.decide import DesignConfig, design_campaign
+    from ml.score import load_champions, score_frame, uplift_prior
+    from sim import oracle
+
+    settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
+    tracking.configure(settings)
+    champions = {name: model for name, model in load_champions().items() if name != "uplift"}
+    priors = {"platform (uplift_prior)": uplift_prior, "empirical Bayes": empirical_bayes_prior}
+    rows: list[dict[str, object]] = []
+    for cycle in (int(c) for c in args.cycles.split(",")):
+        key = cycle_id(settings.cycle_start(cycle))
+        effects = pd.read_parquet(settings.truth_dir / "effects" / f"{key}.parquet")
+        value = oracle.evaluate_cycle(settings, cycle)
+        evidence = features.uplift_frame(settings.warehouse_path, max_as_of=settings.cycle_start(cycle - 1))
+        frame = features.scoring_frame(settings.warehouse_path, as_of=settings.cycle_start(cycle))
+        row: dict[str, object] = {"cycle": cycle, "cycle_id": key, "oracle": value.oracle_incremental_profit,
+                                  "executed": value.incremental_profit}
+        for name, prior in priors.items():
+            scores = score_frame(frame, champions, fallback_rate=0.0, prior=prior(evidence))
+            for mode in ("thompson", "epsilon"):
+                profits = []
+                for seed in range(args.seeds if mode == "thompson" else 1):
+                    config = DesignConfig.from_settings(settings, key, offers=tuple(settings.offers), seed=seed, exploration=mode)
+                    plan = design_campaign(scores, config).rows
+                    treated = plan[plan["arm"] == "treatment"]
+                    profits.append(oracle.plan_value(effects, treated["member_id"], treated["offer"] + "__" + treated["channel"]))
+                row[f"{name}, {mode}"] = float(np.mean(profits))
+        rows.append(row)
+        print(f"cycle {cycle}: " + ", ".join(f"{k} {v:,.1f}" for k, v in row.items() if k not in ("cycle", "cycle_id")))  # noqa: T201
+
+    plans = [k for k in rows[0] if k not in ("cycle", "cycle_id", "oracle", "executed")]
+    table = [
+        "| cycle | oracle | executed by the loop | " + " | ".join(plans) + " |",
+        "|---|---:|---:|" + "---:|" * len(plans),
+        *(f"| {r['cycle']} ({r['cycle_id']}) | {r['oracle']:,.1f} | {r['executed']:,.1f} ({r['executed'] / r['oracle']:.2f}) | "
+          + " | ".join(f"{r[p]:,.1f} ({r[p] / r['oracle']:.2f})" for p in plans) + " |" for r in rows),
+    ]
+    text = "\n".join([
+        f"Command: `.venv/bin/python bench/uplift_prior.py --home {args.home} --customers {args.customers} "
+        f"--cycles {args.cycles}{f' --budget {args.budget:g}' if args.budget is not None else ''} --write`  ",
+        f"Machine: {machine()}  ",
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; world: the home's (seed {settings.seed}, "
+        f"{args.customers:,} customers, budget {settings.budget:,.0f}); Thompson plans: mean of {args.seeds} design seeds",
+        "",
+        *table,
+        "",
+        "Incremental profit by the truth (ratio to the oracle) of the next plan designed from the evidence "
+        "measured before each cycle, with each prior and each exploration mode (epsilon 0.05 in both).",
+    ])
+    print(text)  # noqa: T201
+    if args.write:
+        append_section(text, "## Uplift prior: what the measured effects are worth to the next plan (issue 5)")
+
+
+if __name__ == "__main__":
+    main()
