@@ -41,7 +41,6 @@ from bench.results import append_section, machine  # noqa: E402
 
 People = dict[str, np.ndarray]
 OPEN_HISTORY = (4, 26)  # past sends per channel in the "affinity from k opens" rows
-AVERAGES = "average effects known"
 
 
 def uplifts(people: People, base: np.ndarray) -> pd.DataFrame:
@@ -110,15 +109,26 @@ def main() -> None:
 
     settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
     rng = np.random.default_rng(settings.seed)
-    variants: dict[str, Callable[[People, np.ndarray], pd.DataFrame]] = {
-        "oracle": uplifts,
-        "lift size unknown": lambda p, b: uplifts(mean_lift(p), b),
-        "affinity unknown": lambda p, b: uplifts(no_affinity(p), b),
-        "class known only": lambda p, b: uplifts(no_affinity(mean_lift(p)), b),
-        "class from traits": class_from_traits,
-        "class from traits, lift and affinity unknown": lambda p, b: class_from_traits(no_affinity(mean_lift(p)), b),
-        AVERAGES: uplifts,
-        **{f"the same, affinity from {k} opens": (lambda p, b, k=k: class_from_traits(
+    Variant = Callable[[People, np.ndarray], pd.DataFrame]  # people, baseline -> uplift per person
+
+    def per_person(variant: Variant) -> Callable[[People, np.ndarray, np.ndarray], pd.DataFrame]:
+        return lambda p, b, at: variant(p, b).iloc[at].reset_index(drop=True)
+
+    def averaged(p: People, b: np.ndarray, at: np.ndarray) -> pd.DataFrame:
+        """Each action's true mean over the candidates, for every candidate."""
+        known = uplifts(p, b).iloc[at]
+        return pd.DataFrame({c: np.full(len(known), known[c].mean()) for c in known})
+
+    variants = {
+        "oracle": per_person(uplifts),
+        "lift size unknown": per_person(lambda p, b: uplifts(mean_lift(p), b)),
+        "affinity unknown": per_person(lambda p, b: uplifts(no_affinity(p), b)),
+        "class known only": per_person(lambda p, b: uplifts(no_affinity(mean_lift(p)), b)),
+        "class from traits": per_person(class_from_traits),
+        "class from traits, lift and affinity unknown": per_person(
+            lambda p, b: class_from_traits(no_affinity(mean_lift(p)), b)),
+        "average effects known": averaged,
+        **{f"the same, affinity from {k} opens": per_person(lambda p, b, k=k: class_from_traits(
             affinity_from_opens(mean_lift(p), k, rng), b)) for k in OPEN_HISTORY},
     }
     rows: list[dict[str, object]] = []
@@ -131,9 +141,7 @@ def main() -> None:
         at = person.reindex(customers["member_id"]).to_numpy(np.int64)
         row: dict[str, object] = {"cycle": cycle, "cycle_id": key}
         for name, variant in variants.items():
-            known = variant(people, base).iloc[at].reset_index(drop=True)
-            if name == AVERAGES:
-                known = pd.DataFrame({c: np.full(len(known), known[c].mean()) for c in known})
+            known = variant(people, base, at)
             plan = oracle.oracle_plan(settings, cycle, customers.assign(**{c: known[c].to_numpy() for c in known})).rows
             treated = plan[plan["arm"] == "treatment"]
             row[name] = oracle.plan_value(effects, treated["member_id"], treated["offer"] + "__" + treated["channel"])

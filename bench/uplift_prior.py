@@ -16,7 +16,6 @@ also decides the next cycle's evidence, is ``bench/loop_value.py``.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,19 +33,11 @@ def empirical_bayes_prior(assignments: pd.DataFrame) -> pd.DataFrame:
     mean of all actions; tau from a DerSimonian-Laird meta-analysis of the actions' effects (by hand: a
     few lines, where statsmodels' combine_effects would be a new dependency). Same columns as uplift_prior."""
     from campaign_loop.actions import ACTIONS
-
-    t = assignments["treatment"] == 1
-    y = assignments["is_converted"].astype(float)
-
-    def effect(mask: pd.Series) -> tuple[float, float]:
-        yt, yc = y[mask & t], y[mask & ~t]
-        if len(yt) == 0 or len(yc) == 0:
-            return np.nan, np.nan
-        pt, pc = yt.mean(), yc.mean()
-        return float(pt - pc), math.sqrt(max(pt, 0.005) * (1 - pt) / len(yt) + max(pc, 0.005) * (1 - pc) / len(yc))
+    from ml.score import randomised_effect
 
     names = [f"uplift__{a.name}" for a in ACTIONS]
-    own = pd.DataFrame([effect(assignments["action"] == a.name) for a in ACTIONS], index=names, columns=["effect", "se"])
+    own = pd.DataFrame([randomised_effect(assignments, assignments["action"] == a.name) for a in ACTIONS],
+                       index=names, columns=["effect", "se"]).replace(np.inf, np.nan)
     own["n"] = [int((assignments["action"] == a.name).sum()) for a in ACTIONS]
     measured = own.dropna()
     e, v = measured["effect"].to_numpy(), measured["se"].to_numpy() ** 2

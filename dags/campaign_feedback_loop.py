@@ -96,7 +96,7 @@ def _run() -> tuple[Settings, int]:
                         "action, the rest the best expected one), thompson (plan on a draw of each action's effect) or auto.",
         ),
         "epsilon": Param(
-            _defaults.epsilon, type="number", minimum=0, maximum=0.99,
+            _defaults.epsilon, type="number", minimum=0, exclusiveMaximum=1,
             description="Share of the reachable audience given a random allowed action.",
         ),
         "offers": Param(

@@ -81,6 +81,19 @@ def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -
 PRIOR_STRENGTH = 2_000.0  # pseudo-assignments of the pooled effect added to each action's own evidence
 
 
+def randomised_effect(assignments: pd.DataFrame, mask: pd.Series) -> tuple[float, float]:
+    """(treated minus control conversion, its standard error) over the ``mask`` rows of ``assignments``;
+    (NaN, inf) unless both arms have rows."""
+    t = assignments["treatment"] == 1
+    y = assignments["is_converted"].astype(float)
+    yt, yc = y[mask & t], y[mask & ~t]
+    if len(yt) == 0 or len(yc) == 0:
+        return np.nan, np.inf
+    pt, pc = yt.mean(), yc.mean()
+    # A floor on the rate keeps the standard error honest when an arm has no conversions yet.
+    return float(pt - pc), math.sqrt(max(pt, 0.005) * (1 - pt) / len(yt) + max(pc, 0.005) * (1 - pc) / len(yc))
+
+
 def uplift_prior(assignments: pd.DataFrame, strength: float = PRIOR_STRENGTH) -> pd.DataFrame:
     """Per action, the average uplift measured on all randomised assignments so far (every cycle pooled).
 
@@ -92,17 +105,8 @@ def uplift_prior(assignments: pd.DataFrame, strength: float = PRIOR_STRENGTH) ->
     """
     if assignments.empty or assignments["treatment"].nunique() < 2:
         return pd.DataFrame(columns=["uplift", "sd", "n"])
-    t = assignments["treatment"] == 1
-    y = assignments["is_converted"].astype(float)
-
     def effect(mask: pd.Series) -> tuple[float, float, int]:
-        yt, yc = y[mask & t], y[mask & ~t]
-        if len(yt) == 0 or len(yc) == 0:
-            return np.nan, np.inf, int(mask.sum())
-        pt, pc = yt.mean(), yc.mean()
-        # A floor on the rate keeps the standard error honest when an arm has no conversions yet.
-        se = math.sqrt(max(pt, 0.005) * (1 - pt) / len(yt) + max(pc, 0.005) * (1 - pc) / len(yc))
-        return float(pt - pc), se, int(mask.sum())
+        return (*randomised_effect(assignments, mask), int(mask.sum()))
 
     pooled, pooled_se, _ = effect(pd.Series(True, index=assignments.index))
     rows = {}

@@ -68,6 +68,8 @@ def test_params_validate_marketer_input(dagbag) -> None:
     with pytest.raises(ParamValidationError):
         dag.params.get_param("exploration").resolve("greedy")
     with pytest.raises(ParamValidationError):
+        dag.params.get_param("epsilon").resolve(1.0)  # as Settings: below 1
+    with pytest.raises(ParamValidationError):
         dag.params.get_param("holdout_share").resolve(0.9)
     with pytest.raises(ParamValidationError):
         dag.params.get_param("customers").resolve(10)
