@@ -1,12 +1,14 @@
-"""What the measured per-action effects are worth to the next plan: the platform's prior against an empirical-Bayes one (issue 5).
+"""What the measured per-action effects are worth to the next plan: the platform's prior against the estimators it replaced or beat (issue 5).
 
     .venv/bin/python bench/uplift_prior.py --home H --customers 100000 --budget 5000 --cycles 1,2,3,4,5,6 --write
 
 For each cycle of a home whose loop has run (a loop_value platform world, or ``make demo``'s), rebuild
-the scorer's input as of the cycle's start from the evidence measured before it, once with
-``ml.score.uplift_prior`` (each action shrunk towards the pooled effect with 2,000 pseudo-assignments)
-and once with the candidate below (empirical-Bayes shrinkage), design the campaign with each (same
-champions for p_buy and spend, same seeds) and value both plans by the simulator's truth against the
+the scorer's input as of the cycle's start from the evidence measured before it with each
+estimator of the actions' effects: ``ml.score.uplift_prior`` (every holdout, adjusted for features, as
+each action's control; shrunk towards the pooled effect with 2,000 pseudo-assignments), the same
+shrinkage on each action's own holdout only (the platform's until 2026-11-29) and empirical-Bayes
+shrinkage of the own-holdout effects; design the campaign with each (same champions for p_buy and
+spend, same seeds) and value both plans by the simulator's truth against the
 oracle plan. The champions are the home's current ones (trained on all cycles), the same for both
 priors; the uplift champion is left out because its ranking weight (0.0002-0.08 in these worlds) leaves
 the level, which is what the priors set, to decide. One step only: the closed loop, where each plan
@@ -28,17 +30,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results import append_section, machine  # noqa: E402
 
 
+def _own_holdout_effects(assignments: pd.DataFrame) -> pd.DataFrame:
+    """Each action's treated minus control conversion on its own arms, with its standard error and assignments."""
+    from campaign_loop.actions import ACTIONS
+    from ml.score import randomised_effect
+
+    own = pd.DataFrame([randomised_effect(assignments, assignments["action"] == a.name) for a in ACTIONS],
+                       index=[f"uplift__{a.name}" for a in ACTIONS], columns=["effect", "se"]).replace(np.inf, np.nan)
+    own["n"] = [int((assignments["action"] == a.name).sum()) for a in ACTIONS]
+    return own
+
+
+def own_holdout_prior(assignments: pd.DataFrame) -> pd.DataFrame:
+    """The platform's prior until 2026-11-29: each action's own contrast, shrunk like ``uplift_prior``."""
+    from ml.score import PRIOR_STRENGTH, randomised_effect
+
+    own = _own_holdout_effects(assignments)
+    pooled, pooled_se = randomised_effect(assignments, pd.Series(True, index=assignments.index))
+    w = np.where(own["effect"].notna(), own["n"] / (own["n"] + PRIOR_STRENGTH), 0.0)
+    uplift = w * own["effect"].fillna(0.0) + (1 - w) * pooled
+    sd = np.sqrt((w * own["se"].fillna(0.0)) ** 2 + ((1 - w) * pooled_se) ** 2)
+    return pd.DataFrame({"uplift": uplift, "sd": sd, "n": own["n"]}, index=own.index)
+
+
 def empirical_bayes_prior(assignments: pd.DataFrame) -> pd.DataFrame:
     """The candidate: each action keeps tau^2 / (tau^2 + se^2) of its own effect, the rest is the random-effects
     mean of all actions; tau from a DerSimonian-Laird meta-analysis of the actions' effects (by hand: a
     few lines, where statsmodels' combine_effects would be a new dependency). Same columns as uplift_prior."""
-    from campaign_loop.actions import ACTIONS
-    from ml.score import randomised_effect
-
-    names = [f"uplift__{a.name}" for a in ACTIONS]
-    own = pd.DataFrame([randomised_effect(assignments, assignments["action"] == a.name) for a in ACTIONS],
-                       index=names, columns=["effect", "se"]).replace(np.inf, np.nan)
-    own["n"] = [int((assignments["action"] == a.name).sum()) for a in ACTIONS]
+    own = _own_holdout_effects(assignments)
     measured = own.dropna()
     e, v = measured["effect"].to_numpy(), measured["se"].to_numpy() ** 2
     w = 1.0 / v
@@ -50,7 +69,7 @@ def empirical_bayes_prior(assignments: pd.DataFrame) -> pd.DataFrame:
     tried = own["effect"].notna()
     uplift = np.where(tried, keep * own["effect"] + (1 - keep) * mean, mean)
     variance = np.where(tried, keep * own["se"] ** 2 + (1 - keep) ** 2 * mean_var, tau2 + mean_var)
-    return pd.DataFrame({"uplift": uplift, "sd": np.sqrt(variance), "n": own["n"]}, index=names)
+    return pd.DataFrame({"uplift": uplift, "sd": np.sqrt(variance), "n": own["n"]}, index=own.index)
 
 
 def main() -> None:
@@ -72,7 +91,8 @@ def main() -> None:
     settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
     tracking.configure(settings)
     champions = {name: model for name, model in load_champions().items() if name != "uplift"}
-    priors = {"platform (uplift_prior)": uplift_prior, "empirical Bayes": empirical_bayes_prior}
+    priors = {"platform (uplift_prior)": uplift_prior, "own holdout only": own_holdout_prior,
+              "empirical Bayes": empirical_bayes_prior}
     rows: list[dict[str, object]] = []
     for cycle in (int(c) for c in args.cycles.split(",")):
         key = cycle_id(settings.cycle_start(cycle))

@@ -89,22 +89,51 @@ def test_the_champions_ranking_counts_as_much_as_its_holdout_confirmed(
     assert column.max() - column.min() == pytest.approx(weight * 0.04)
 
 
-def test_the_prior_is_each_actions_randomised_effect_shrunk_towards_the_pooled_one() -> None:
+def _assignments(rng: np.random.Generator, action: str, n: int, effect: float, busy: bool, holdout: float = 0.1) -> pd.DataFrame:
+    """Assignments of one action whose customers were chosen by their orders: a busy audience converts
+    at ~6 %, a quiet one at ~1 % (selection on a feature, as the optimiser does)."""
+    orders = rng.poisson(6.0 if busy else 1.0, n).astype(float)
+    base = 0.005 + 0.009 * np.minimum(orders, 8)
+    treatment = rng.random(n) >= holdout
+    converted = rng.random(n) < base + np.where(treatment, effect, 0.0)
+    return pd.DataFrame({"action": action, "treatment": treatment.astype(int), "is_converted": converted.astype(int),
+                         "orders_90d": orders, "as_of_date": pd.Timestamp("2026-02-16")})
+
+
+def test_the_prior_uses_every_holdout_adjusted_for_features_as_each_actions_control() -> None:
     from campaign_loop.actions import ACTIONS
-    from ml.score import uplift_prior
+    from ml.score import randomised_effect, uplift_prior
 
     rng = np.random.default_rng(3)
-    rows = []
-    for action, rate_t, n in ((ACTIONS[0].name, 0.08, 40_000), (ACTIONS[1].name, 0.02, 400)):
-        treatment = rng.random(n) < 0.5
-        converted = rng.random(n) < np.where(treatment, rate_t, 0.02)
-        rows.append(pd.DataFrame({"action": action, "treatment": treatment.astype(int), "is_converted": converted}))
-    prior = uplift_prior(pd.concat(rows, ignore_index=True))
-    strong, weak = prior.loc[f"uplift__{ACTIONS[0].name}"], prior.loc[f"uplift__{ACTIONS[1].name}"]
-    assert strong["uplift"] == pytest.approx(0.06, abs=0.01)  # 40k assignments: its own effect dominates
-    assert 0.0 < weak["uplift"] < strong["uplift"]  # 400 assignments of no effect borrow from the pooled one
-    assert strong["sd"] < weak["sd"]
-    assert prior.loc[f"uplift__{ACTIONS[5].name}", "n"] == 0  # never tried: the pooled effect
+    busy, quiet, rare = ACTIONS[0].name, ACTIONS[1].name, ACTIONS[2].name
+    assignments = pd.concat([
+        _assignments(rng, busy, 60_000, 0.010, busy=True),
+        *(_assignments(rng, action, 60_000, 0.002, busy=False) for action in (quiet, ACTIONS[3].name, ACTIONS[4].name)),
+        _assignments(rng, rare, 300, 0.0, busy=False),
+    ], ignore_index=True)
+    prior = uplift_prior(assignments, covariates=("orders_90d",))
+    for action, effect in ((busy, 0.010), (quiet, 0.002)):
+        row = prior.loc[f"uplift__{action}"]
+        assert row["uplift"] == pytest.approx(effect, abs=0.003)
+        # Every holdout is its control, not only its own tenth: a tighter estimate than the plain contrast.
+        assert row["sd"] < 0.8 * randomised_effect(assignments, assignments["action"] == action)[1]
+    # Without the adjustment the busy audience's control would be mostly quiet people: a wrong effect.
+    t, y = assignments["treatment"] == 1, assignments["is_converted"]
+    naive = y[t & (assignments["action"] == busy)].mean() - y[~t].mean()
+    assert naive - 0.010 > 0.01
+    # 270 sends borrow from the pooled effect; never tried: the pooled effect.
+    pooled_between = sorted([prior.loc[f"uplift__{busy}", "uplift"], prior.loc[f"uplift__{quiet}", "uplift"]])
+    assert prior.loc[f"uplift__{rare}", "uplift"] > 0.0
+    assert prior.loc[f"uplift__{ACTIONS[5].name}", "n"] == 0
+    assert pooled_between[0] <= prior.loc[f"uplift__{ACTIONS[5].name}", "uplift"] <= pooled_between[1]
+
+
+def test_the_prior_needs_both_arms() -> None:
+    from ml.score import uplift_prior
+
+    rng = np.random.default_rng(4)
+    treated_only = _assignments(rng, "message__email", 1_000, 0.01, busy=True, holdout=0.0)
+    assert uplift_prior(treated_only, covariates=("orders_90d",)).empty
 
 
 def test_a_champions_uplift_is_recentred_on_the_measured_effect() -> None:
