@@ -8,9 +8,9 @@ estimator of the actions' effects: ``ml.score.uplift_prior`` (every holdout, adj
 each action's control; shrunk towards the pooled effect with 2,000 pseudo-assignments), the same
 shrinkage on each action's own holdout only (the platform's until 2026-11-29) and empirical-Bayes
 shrinkage of the own-holdout effects; design the campaign with each (same champions for p_buy and
-spend, same seeds) and value both plans by the simulator's truth against the
-oracle plan. The champions are the home's current ones (trained on all cycles), the same for both
-priors; the uplift champion is left out because its ranking weight (0.0002-0.08 in these worlds) leaves
+spend, same seeds) and value each plan by the simulator's truth against the
+oracle plan. The champions are the home's current ones (trained on all cycles), the same for every
+prior; the uplift champion is left out because its ranking weight (0.0002-0.08 in these worlds) leaves
 the level, which is what the priors set, to decide. One step only: the closed loop, where each plan
 also decides the next cycle's evidence, is ``bench/loop_value.py``.
 """

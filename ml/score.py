@@ -136,9 +136,10 @@ def uplift_prior(
     at the cycle's start and from recorded random draws, and each action's holdout is a random share
     of its planned customers, so the holdouts of all actions, adjusted for features, are a control for
     each: about twelve times the rows of its own holdout, which at a 10 % holdout carries most of the
-    estimate's variance (bench/uplift_prior.py measures the difference). The effect is then shrunk towards the one pooled
-    over all actions (``strength`` pseudo-rows of it), so an action with few sends borrows from the
-    others. The campaign reports keep the plain randomised contrast of each action's own arms.
+    estimate's variance (bench/uplift_prior.py measures the difference). The effect is then shrunk
+    towards the one pooled over all actions (``strength`` pseudo-rows of it), so an action with few
+    sends borrows from the others. The campaign reports keep the plain randomised contrast of each
+    action's own arms.
 
     Returns one row per catalogue action: ``uplift``, ``sd`` (standard error of the shrunk estimate),
     ``n`` (treated assignments). Empty without both arms.
