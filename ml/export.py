@@ -99,15 +99,20 @@ def summary_markdown(plan: CampaignPlan) -> str:
         f"- Holdout: {h['share']:.1%} ({h['size']:,}); power {h['power']:.2f} to detect "
         f"+{h['min_detectable_lift']:.3f} on a baseline of {h['baseline_conversion']:.3f}"
         + (" (underpowered: pool across cycles)" if h["underpowered"] else ""),
-        f"- Expected incremental margin {e['incremental_margin']:,.2f}, value after contact cost "
-        f"{e['incremental_value']:,.2f}, cost {e['cost']:,.2f}, ROI {roi}",
+        f"- Expected incremental revenue {e['incremental_revenue']:,.2f}, margin {e['incremental_margin']:,.2f}, "
+        f"value after contact cost {e['incremental_value']:,.2f}; cost {e['cost']:,.2f} "
+        f"(contacts {e['contact_cost']:,.2f}, discounts {e['discount_cost']:,.2f}), ROI {roi}",
         f"- Budget used {b['used']:,.2f} of {b['total']:,.2f}",
-        "",
-        "| channel | treatment | control |",
-        "|---|---:|---:|",
+        *_arm_table("campaign (offer x channel)", s["by_action"]),
+        *_arm_table("channel", s["by_channel"]),
+        *_arm_table("segment", s["by_segment"]),
     ]
-    lines += [f"| {c} | {n['treatment']:,} | {n['control']:,} |" for c, n in s["by_channel"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _arm_table(heading: str, counts: dict[str, dict[str, int]]) -> list[str]:
+    return ["", f"| {heading} | treatment | control |", "|---|---:|---:|",
+            *(f"| {k} | {n['treatment']:,} | {n['control']:,} |" for k, n in counts.items())]
 
 
 def _atomic(path: Path, write: Callable[[Path], Any]) -> Path:

@@ -79,7 +79,13 @@ def test_summaries_are_written_and_reruns_are_identical(plan: CampaignPlan, writ
     settings, paths = written
     summary = json.loads(paths["summary_json"].read_text())
     assert summary["customers_targeted"] == len(plan.rows)
-    assert "Holdout" in paths["summary_md"].read_text()
+    markdown = paths["summary_md"].read_text()
+    assert "Holdout" in markdown and f"incremental revenue {summary['expected']['incremental_revenue']:,.2f}" in markdown
+    # Offers and segments, as a marketer reads them: every campaign and segment with its arms.
+    for counts in (summary["by_action"], summary["by_segment"]):
+        assert counts
+        for key, arms in counts.items():
+            assert f"| {key} | {arms['treatment']:,} | {arms['control']:,} |" in markdown
     before = {k: p.read_bytes() for k, p in paths.items() if k != "plan"}
     again = write_plan(plan, settings)
     assert {k: p.read_bytes() for k, p in again.items() if k != "plan"} == before
