@@ -13,6 +13,11 @@ oracle plan. The champions are the home's current ones (trained on all cycles), 
 prior; the uplift champion is left out because its ranking weight (0.0002-0.08 in these worlds) leaves
 the level, which is what the priors set, to decide. One step only: the closed loop, where each plan
 also decides the next cycle's evidence, is ``bench/loop_value.py``.
+
+``--truth`` adds two references that read the simulator's truth: the platform's estimator on the true
+purchases of the same assignments (no purchase lost to an unlinked receipt, so no linkage bias), and
+each action's true average effect over the scored members (the platform's standard errors kept for
+Thompson), also designed without exploration (epsilon 0).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,6 +78,16 @@ def empirical_bayes_prior(assignments: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"uplift": uplift, "sd": np.sqrt(variance), "n": own["n"]}, index=own.index)
 
 
+def _true_purchases(settings: Any) -> dict[tuple[str, str], bool]:
+    """(member_id, campaign_id) -> whether the assigned member really bought in the campaign's window."""
+    purchased: dict[tuple[str, str], bool] = {}
+    for path in sorted((settings.truth_dir / "outcomes").glob("*.parquet")):
+        outcomes = pd.read_parquet(path, columns=["member_id", "campaign_id", "purchased"]).dropna()
+        purchased.update(zip(zip(outcomes["member_id"], outcomes["campaign_id"], strict=True), outcomes["purchased"],
+                             strict=True))
+    return purchased
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, required=True)
@@ -79,6 +95,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=None, help="the campaign budget (default: the settings')")
     parser.add_argument("--cycles", default="1,2,3,4,5,6")
     parser.add_argument("--seeds", type=int, default=3, help="design seeds per plan (Thompson draws differ)")
+    parser.add_argument("--truth", action="store_true", help="add the references that read the truth (see above)")
     parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
 
@@ -91,8 +108,10 @@ def main() -> None:
     settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
     tracking.configure(settings)
     champions = {name: model for name, model in load_champions().items() if name != "uplift"}
-    priors = {"platform (uplift_prior)": uplift_prior, "own holdout only": own_holdout_prior,
-              "empirical Bayes": empirical_bayes_prior}
+    estimators = {"platform (uplift_prior)": uplift_prior, "own holdout only": own_holdout_prior,
+                  "empirical Bayes": empirical_bayes_prior}
+    modes = {"thompson": ("thompson", settings.epsilon), "epsilon": ("epsilon", settings.epsilon)}
+    purchased = _true_purchases(settings) if args.truth else {}
     rows: list[dict[str, object]] = []
     for cycle in (int(c) for c in args.cycles.split(",")):
         key = cycle_id(settings.cycle_start(cycle))
@@ -102,12 +121,23 @@ def main() -> None:
         frame = features.scoring_frame(settings.warehouse_path, as_of=settings.cycle_start(cycle))
         row: dict[str, object] = {"cycle": cycle, "cycle_id": key, "oracle": value.oracle_incremental_profit,
                                   "executed": value.incremental_profit}
-        for name, prior in priors.items():
-            scores = score_frame(frame, champions, fallback_rate=0.0, prior=prior(evidence))
-            for mode in ("thompson", "epsilon"):
+        priors = {name: (estimate(evidence), modes) for name, estimate in estimators.items()}
+        if args.truth:
+            assignments = zip(evidence["send_member_id"], evidence["campaign_id"], strict=True)
+            on_truth = evidence.assign(is_converted=[
+                int(purchased.get(k, y)) for k, y in zip(assignments, evidence["is_converted"], strict=True)])
+            priors["true purchases"] = (uplift_prior(on_truth), modes)
+            members = effects.dropna(subset=["member_id"]).drop_duplicates("member_id").set_index("member_id")
+            averages = priors["platform (uplift_prior)"][0].copy()
+            averages["uplift"] = [float(members[c].reindex(frame["member_id"]).fillna(0.0).mean()) for c in averages.index]
+            priors["true averages"] = (averages, {**modes, "epsilon 0": ("epsilon", 0.0)})
+        for name, (prior, its_modes) in priors.items():
+            scores = score_frame(frame, champions, fallback_rate=0.0, prior=prior)
+            for mode, (exploration, epsilon) in its_modes.items():
                 profits = []
-                for seed in range(args.seeds if mode == "thompson" else 1):
-                    config = DesignConfig.from_settings(settings, key, offers=tuple(settings.offers), seed=seed, exploration=mode)
+                for seed in range(args.seeds if exploration == "thompson" else 1):
+                    config = DesignConfig.from_settings(settings, key, offers=tuple(settings.offers), seed=seed,
+                                                        exploration=exploration, epsilon=epsilon)
                     plan = design_campaign(scores, config).rows
                     treated = plan[plan["arm"] == "treatment"]
                     profits.append(oracle.plan_value(effects, treated["member_id"], treated["offer"] + "__" + treated["channel"]))
@@ -124,7 +154,8 @@ def main() -> None:
     ]
     text = "\n".join([
         f"Command: `.venv/bin/python bench/uplift_prior.py --home {args.home} --customers {args.customers} "
-        f"--cycles {args.cycles}{f' --budget {args.budget:g}' if args.budget is not None else ''} --write`  ",
+        f"--cycles {args.cycles}{f' --budget {args.budget:g}' if args.budget is not None else ''}"
+        f"{' --truth' if args.truth else ''} --write`  ",
         f"Machine: {machine()}  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; world: the home's (seed {settings.seed}, "
         f"{args.customers:,} customers, budget {settings.budget:,.0f}); Thompson plans: mean of {args.seeds} design seeds",
@@ -132,7 +163,8 @@ def main() -> None:
         *table,
         "",
         "Incremental profit by the truth (ratio to the oracle) of the next plan designed from the evidence "
-        "measured before each cycle, with each prior and each exploration mode (epsilon 0.05 in both).",
+        f"measured before each cycle, with each prior and each exploration mode (epsilon {settings.epsilon:g} "
+        "unless the column says otherwise).",
     ])
     print(text)  # noqa: T201
     if args.write:
