@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import append_section, machine  # noqa: E402
+from bench.results import append_section, home_world  # noqa: E402
 
 People = dict[str, np.ndarray]
 OPEN_HISTORY = (4, 26)  # past sends per channel in the "affinity from k opens" rows
@@ -137,7 +136,7 @@ def main() -> None:
         effects = pd.read_parquet(settings.truth_dir / "effects" / f"{key}.parquet")
         people, base = oracle.people_at_start(settings, cycle)
         customers = oracle.oracle_customers(settings, cycle, effects)
-        person = effects.dropna(subset=["member_id"]).drop_duplicates("member_id").set_index("member_id")["person_id"]
+        person = oracle.by_member(effects)["person_id"]
         at = person.reindex(customers["member_id"]).to_numpy(np.int64)
         row: dict[str, object] = {"cycle": cycle, "cycle_id": key}
         for name, variant in variants.items():
@@ -158,9 +157,7 @@ def main() -> None:
     text = "\n".join([
         f"Command: `.venv/bin/python bench/oracle_knowledge.py --home {args.home} --customers {args.customers} "
         f"--cycles {args.cycles}{f' --budget {args.budget:g}' if args.budget is not None else ''} --write`  ",
-        f"Machine: {machine()}  ",
-        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; world: the home's (seed {settings.seed}, "
-        f"{args.customers:,} customers, budget {settings.budget:,.0f})",
+        *home_world(settings, args.customers),
         "",
         *table,
         "",

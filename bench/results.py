@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -22,6 +24,15 @@ def machine() -> str:
     except (OSError, StopIteration):
         ram = "unknown RAM"
     return f"{os.cpu_count()} CPUs ({cpu}), {ram}, Python {platform.python_version()}"
+
+
+def home_world(settings: Any, customers: int, detail: str = "") -> list[str]:
+    """The machine and date lines of a benchmark that replays a home's world (its seed, size and budget)."""
+    return [
+        f"Machine: {machine()}  ",
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; world: the home's (seed {settings.seed}, "
+        f"{customers:,} customers, budget {settings.budget:,.0f}){detail}",
+    ]
 
 
 def append_section(text: str, heading: str | None = None) -> None:

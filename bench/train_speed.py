@@ -45,6 +45,7 @@ def uplift_vs_oracle(settings: object) -> dict[str, float]:
 
     from ml import evaluate, features
     from ml.registry import load_champion
+    from sim import oracle
 
     model = load_champion("uplift", flavor="sklearn")
     frame = features.uplift_frame(settings.warehouse_path)  # type: ignore[attr-defined]
@@ -52,7 +53,7 @@ def uplift_vs_oracle(settings: object) -> dict[str, float]:
     truths = []
     for cycle_id, part in holdout.groupby(holdout["as_of_date"].astype(str)):
         effects = pd.read_parquet(settings.truth_dir / "effects" / f"{cycle_id}.parquet")  # type: ignore[attr-defined]
-        effects = effects.dropna(subset=["member_id"]).drop_duplicates("member_id").set_index("member_id")
+        effects = oracle.by_member(effects)
         columns = "uplift__" + part["action"]
         values = [effects[c].get(m, np.nan) for c, m in zip(columns, part["send_member_id"], strict=True)]
         truths.append(pd.Series(values, index=part.index))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import append_section, machine  # noqa: E402
+from bench.results import append_section, home_world  # noqa: E402
 
 # Campaign history per customer before the cycle: candidate features the marts do not carry yet.
 ENGAGEMENT_SQL = """
@@ -152,9 +151,7 @@ def main() -> None:
     text = "\n".join([
         f"Command: `.venv/bin/python bench/uplift_ceiling.py --home {args.home} --customers {args.customers} "
         f"--cycles {args.cycles}{' --engagement' if args.engagement else ''} --write`  ",
-        f"Machine: {machine()}  ",
-        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; world: the home's (seed {settings.seed}, "
-        f"{args.customers:,} customers, budget {settings.budget:,.0f})",
+        *home_world(settings, args.customers),
         "",
         *table,
         "",

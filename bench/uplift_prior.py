@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import append_section, machine  # noqa: E402
+from bench.results import append_section, home_world  # noqa: E402
+
+if TYPE_CHECKING:
+    from campaign_loop.config import Settings
 
 
 def _own_holdout_effects(assignments: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +80,7 @@ def empirical_bayes_prior(assignments: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"uplift": uplift, "sd": np.sqrt(variance), "n": own["n"]}, index=own.index)
 
 
-def _true_purchases(settings: Any) -> dict[tuple[str, str], bool]:
+def _true_purchases(settings: Settings) -> dict[tuple[str, str], bool]:
     """(member_id, campaign_id) -> whether the assigned member really bought in the campaign's window."""
     purchased: dict[tuple[str, str], bool] = {}
     for path in sorted((settings.truth_dir / "outcomes").glob("*.parquet")):
@@ -127,7 +129,7 @@ def main() -> None:
             on_truth = evidence.assign(is_converted=[
                 int(purchased.get(k, y)) for k, y in zip(assignments, evidence["is_converted"], strict=True)])
             priors["true purchases"] = (uplift_prior(on_truth), modes)
-            members = effects.dropna(subset=["member_id"]).drop_duplicates("member_id").set_index("member_id")
+            members = oracle.by_member(effects)
             averages = priors["platform (uplift_prior)"][0].copy()
             averages["uplift"] = [float(members[c].reindex(frame["member_id"]).fillna(0.0).mean()) for c in averages.index]
             priors["true averages"] = (averages, {**modes, "epsilon 0": ("epsilon", 0.0)})
@@ -156,9 +158,7 @@ def main() -> None:
         f"Command: `.venv/bin/python bench/uplift_prior.py --home {args.home} --customers {args.customers} "
         f"--cycles {args.cycles}{f' --budget {args.budget:g}' if args.budget is not None else ''}"
         f"{' --truth' if args.truth else ''} --write`  ",
-        f"Machine: {machine()}  ",
-        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; world: the home's (seed {settings.seed}, "
-        f"{args.customers:,} customers, budget {settings.budget:,.0f}); Thompson plans: mean of {args.seeds} design seeds",
+        *home_world(settings, args.customers, f"; Thompson plans: mean of {args.seeds} design seeds"),
         "",
         *table,
         "",

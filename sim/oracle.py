@@ -41,6 +41,11 @@ def _effects(settings: Settings, cycle: int) -> pd.DataFrame:
     return pd.read_parquet(settings.truth_dir / "effects" / f"{cycle_id(settings.cycle_start(cycle))}.parquet")
 
 
+def by_member(effects: pd.DataFrame) -> pd.DataFrame:
+    """A cycle's effects indexed by ``member_id``: members only, one row each (the first, if repeated)."""
+    return effects.dropna(subset=["member_id"]).drop_duplicates("member_id").set_index("member_id")
+
+
 def plan_value(effects: pd.DataFrame, member_id: pd.Series, action: pd.Series) -> float:
     """True expected incremental profit of treating ``member_id[i]`` with ``action[i]`` (``<offer>__<channel>``)."""
     if len(member_id) == 0:
@@ -241,7 +246,7 @@ def uplift_ranking(settings: Settings, cycle: int) -> UpliftRanking | None:
     outcomes = pd.read_parquet(settings.truth_dir / "outcomes" / f"{key}.parquet",
                                columns=["member_id", "campaign_id", "purchased"])
     rows = plan.merge(outcomes, on=["member_id", "campaign_id"], how="inner")
-    effects = _effects(settings, cycle).dropna(subset=["member_id"]).drop_duplicates("member_id").set_index("member_id")
+    effects = by_member(_effects(settings, cycle))
     uplifts = effects[[c for c in effects.columns if c.startswith("uplift__")]]
     column = uplifts.columns.get_indexer("uplift__" + rows["offer"].astype(str) + "__" + rows["channel"].astype(str))
     true = uplifts.reindex(rows["member_id"]).to_numpy(float)[np.arange(len(rows)), column]
