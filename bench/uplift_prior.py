@@ -32,6 +32,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.replay import cycle_inputs, first_row, planned_profit, ratio_table, true_averages  # noqa: E402
 from bench.results import append_section, home_world  # noqa: E402
 
 if TYPE_CHECKING:
@@ -101,11 +102,9 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
 
-    from campaign_loop.config import cycle_id, load_settings
-    from ml import features, tracking
-    from ml.decide import DesignConfig, design_campaign
+    from campaign_loop.config import load_settings
+    from ml import tracking
     from ml.score import load_champions, score_frame, uplift_prior
-    from sim import oracle
 
     settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
     tracking.configure(settings)
@@ -116,44 +115,25 @@ def main() -> None:
     purchased = _true_purchases(settings) if args.truth else {}
     rows: list[dict[str, object]] = []
     for cycle in (int(c) for c in args.cycles.split(",")):
-        key = cycle_id(settings.cycle_start(cycle))
-        effects = pd.read_parquet(settings.truth_dir / "effects" / f"{key}.parquet")
-        value = oracle.evaluate_cycle(settings, cycle)
-        evidence = features.uplift_frame(settings.warehouse_path, max_as_of=settings.cycle_start(cycle - 1))
-        frame = features.scoring_frame(settings.warehouse_path, as_of=settings.cycle_start(cycle))
-        row: dict[str, object] = {"cycle": cycle, "cycle_id": key, "oracle": value.oracle_incremental_profit,
-                                  "executed": value.incremental_profit}
-        priors = {name: (estimate(evidence), modes) for name, estimate in estimators.items()}
+        c = cycle_inputs(settings, cycle)
+        row = first_row(c)
+        priors = {name: (estimate(c.evidence), modes) for name, estimate in estimators.items()}
         if args.truth:
-            assignments = zip(evidence["send_member_id"], evidence["campaign_id"], strict=True)
-            on_truth = evidence.assign(is_converted=[
-                int(purchased.get(k, y)) for k, y in zip(assignments, evidence["is_converted"], strict=True)])
+            assignments = zip(c.evidence["send_member_id"], c.evidence["campaign_id"], strict=True)
+            on_truth = c.evidence.assign(is_converted=[
+                int(purchased.get(k, y)) for k, y in zip(assignments, c.evidence["is_converted"], strict=True)])
             priors["true purchases"] = (uplift_prior(on_truth), modes)
-            members = oracle.by_member(effects)
-            averages = priors["platform (uplift_prior)"][0].copy()
-            averages["uplift"] = [float(members[c].reindex(frame["member_id"]).fillna(0.0).mean()) for c in averages.index]
-            priors["true averages"] = (averages, {**modes, "epsilon 0": ("epsilon", 0.0)})
+            priors["true averages"] = (true_averages(priors["platform (uplift_prior)"][0], c),
+                                       {**modes, "epsilon 0": ("epsilon", 0.0)})
         for name, (prior, its_modes) in priors.items():
-            scores = score_frame(frame, champions, fallback_rate=0.0, prior=prior)
+            scores = score_frame(c.frame, champions, fallback_rate=0.0, prior=prior)
             for mode, (exploration, epsilon) in its_modes.items():
-                profits = []
-                for seed in range(args.seeds if exploration == "thompson" else 1):
-                    config = DesignConfig.from_settings(settings, key, offers=tuple(settings.offers), seed=seed,
-                                                        exploration=exploration, epsilon=epsilon)
-                    plan = design_campaign(scores, config).rows
-                    treated = plan[plan["arm"] == "treatment"]
-                    profits.append(oracle.plan_value(effects, treated["member_id"], treated["offer"] + "__" + treated["channel"]))
-                row[f"{name}, {mode}"] = float(np.mean(profits))
+                seeds = args.seeds if exploration == "thompson" else 1
+                row[f"{name}, {mode}"] = planned_profit(settings, c, scores, seeds, exploration=exploration, epsilon=epsilon)
         rows.append(row)
         print(f"cycle {cycle}: " + ", ".join(f"{k} {v:,.1f}" for k, v in row.items() if k not in ("cycle", "cycle_id")))  # noqa: T201
 
-    plans = [k for k in rows[0] if k not in ("cycle", "cycle_id", "oracle", "executed")]
-    table = [
-        "| cycle | oracle | executed by the loop | " + " | ".join(plans) + " |",
-        "|---|---:|---:|" + "---:|" * len(plans),
-        *(f"| {r['cycle']} ({r['cycle_id']}) | {r['oracle']:,.1f} | {r['executed']:,.1f} ({r['executed'] / r['oracle']:.2f}) | "
-          + " | ".join(f"{r[p]:,.1f} ({r[p] / r['oracle']:.2f})" for p in plans) + " |" for r in rows),
-    ]
+    table = ratio_table(rows)
     text = "\n".join([
         f"Command: `.venv/bin/python bench/uplift_prior.py --home {args.home} --customers {args.customers} "
         f"--cycles {args.cycles}{f' --budget {args.budget:g}' if args.budget is not None else ''}"

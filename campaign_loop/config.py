@@ -65,6 +65,10 @@ class Settings(BaseSettings):
                     "or auto (thompson once measured effects carry standard errors).",
     )
     epsilon: float = Field(0.05, ge=0.0, lt=1.0, description="Share of the reachable audience given a random allowed action.")
+    thompson_scale: float = Field(
+        1.0, ge=0.0, description="Thompson sampling draws each action's effect with its standard error times this "
+                                 "(1: the posterior; 0: its mean, no exploration beyond epsilon).",
+    )
     offers: Annotated[tuple[Offer, ...], NoDecode] = Field(
         ("message", "pct10", "pct20"), min_length=1, description="Offers the campaign may use (comma-separated)."
     )

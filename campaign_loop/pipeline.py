@@ -236,7 +236,7 @@ def report(settings: Settings, cycle: int, airflow_run_id: str | None = None) ->
 
 # The cycle knobs a marketer sets in the Airflow trigger form; each is a Settings key of the same name.
 RUN_PARAMS: tuple[str, ...] = (
-    "demo", "customers", "seed", "budget", "holdout_share", "exploration", "epsilon", "offers", "promotion_mode",
+    "demo", "customers", "seed", "budget", "holdout_share", "exploration", "epsilon", "thompson_scale", "offers", "promotion_mode",
 )
 
 

@@ -99,6 +99,10 @@ def _run() -> tuple[Settings, int]:
             _defaults.epsilon, type="number", minimum=0, exclusiveMaximum=1,
             description="Share of the reachable audience given a random allowed action.",
         ),
+        "thompson_scale": Param(
+            _defaults.thompson_scale, type="number", minimum=0,
+            description="Thompson sampling draws each action's effect with its standard error times this.",
+        ),
         "offers": Param(
             list(_defaults.offers), type="array", minItems=1,
             items={"type": "string", "enum": ["message", "pct10", "pct20"]},

@@ -91,6 +91,10 @@ class DesignConfig:
     exploration: Literal["epsilon", "thompson", "auto"] = "auto"
     epsilon: float = 0.05
     thompson_uplift_sd: float = 0.01  # used when the input has no uplift_sd__<offer>__<channel> columns
+    # Multiplies each action's posterior standard deviation before the draw. One draw decides a whole
+    # campaign of thousands of contacts, so the full posterior explores far more than the next cycle's
+    # evidence needs (bench/exploration.py measures the price of each scale).
+    thompson_scale: float = 1.0
     thompson_draws: int = 64  # Monte Carlo draws that estimate Thompson assignment probabilities
     seed: int = 0
     timezone: str = "Asia/Seoul"
@@ -116,8 +120,8 @@ class DesignConfig:
             raise ValueError("need 0 < alpha, power < 1 and min_detectable_lift > 0")
         if not 0 <= self.epsilon < 1:
             raise ValueError("epsilon must be in [0, 1)")
-        if self.contact_cap < 1 or self.thompson_draws < 1 or self.thompson_uplift_sd < 0:
-            raise ValueError("contact_cap and thompson_draws must be >= 1, thompson_uplift_sd >= 0")
+        if self.contact_cap < 1 or self.thompson_draws < 1 or self.thompson_uplift_sd < 0 or self.thompson_scale < 0:
+            raise ValueError("contact_cap and thompson_draws must be >= 1, thompson_uplift_sd and thompson_scale >= 0")
         if self.exploration not in ("epsilon", "thompson", "auto"):
             raise ValueError(f"unknown exploration {self.exploration!r}")
         if self.send_date is None:
@@ -128,7 +132,7 @@ class DesignConfig:
         """The design config of a cycle: budget, holdout floor, exploration and seed from Settings, the rest overridable."""
         values: dict[str, Any] = {
             "budget": settings.budget, "holdout_share": settings.holdout_share, "seed": settings.seed,
-            "exploration": settings.exploration, "epsilon": settings.epsilon,
+            "exploration": settings.exploration, "epsilon": settings.epsilon, "thompson_scale": settings.thompson_scale,
         }
         values.update(overrides)
         return cls(cycle_id=cycle_id, **values)
@@ -583,8 +587,10 @@ def _uniform_allowed(allowed: np.ndarray, rng: np.random.Generator) -> np.ndarra
 def _uplift_sd(df: pd.DataFrame, actions: tuple[Action, ...], config: DesignConfig) -> np.ndarray:
     cols = [f"uplift_sd__{a.name}" for a in actions]
     if all(c in df.columns for c in cols):
-        return np.nan_to_num(df[cols].to_numpy(float), nan=config.thompson_uplift_sd)
-    return np.full((len(df), len(actions)), config.thompson_uplift_sd)
+        sd = np.nan_to_num(df[cols].to_numpy(float), nan=config.thompson_uplift_sd)
+    else:
+        sd = np.full((len(df), len(actions)), config.thompson_uplift_sd)
+    return config.thompson_scale * sd
 
 
 def _sample_economics(

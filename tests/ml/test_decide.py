@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from campaign_loop.actions import CHANNEL_COST, OFFERS
 from campaign_loop.config import CHANNELS, Settings
 from ml.decide import (
+    CampaignPlan,
     DesignConfig,
     action_catalogue,
     action_economics,
@@ -315,6 +316,30 @@ def test_thompson_sampling_explores_with_estimated_probabilities() -> None:
     assert plan.rows["expected_cost"].sum() <= 20.0 + 1e-9
 
 
+def _planned_actions(plan: CampaignPlan) -> pd.Series:
+    return plan.rows.set_index("customer_id")["campaign_id"].sort_index()
+
+
+def test_thompson_scale_sets_how_far_the_draws_stray_from_the_posterior_mean() -> None:
+    world = make_world(3000, 5)
+
+    def plan(**kw: object) -> CampaignPlan:
+        return design_campaign(world, DesignConfig(cycle_id="2026-01-12", budget=20.0, epsilon=0.0,
+                                                   thompson_uplift_sd=0.02, **kw))  # type: ignore[arg-type]
+
+    greedy = _planned_actions(plan(exploration="epsilon"))
+    at_mean = plan(exploration="thompson", thompson_scale=0.0)
+    # Scale 0 draws every action's mean: the epsilon-greedy plan.
+    pd.testing.assert_series_equal(_planned_actions(at_mean), greedy)
+
+    def strays(scale: float) -> float:
+        # Share of the greedy plan's customers whose action a draw at ``scale`` changes, over 10 draws.
+        return float(np.mean([(_planned_actions(plan(exploration="thompson", thompson_scale=scale, seed=seed))
+                               .reindex(greedy.index) != greedy).mean() for seed in range(10)]))
+
+    assert 0.0 < strays(0.25) < strays(1.0)
+
+
 def test_an_empty_world_gives_an_empty_plan() -> None:
     plan = design_campaign(make_world(0, 0), DesignConfig(cycle_id="2026-01-12", budget=10.0))
     assert plan.rows.empty and plan.summary["customers_targeted"] == 0
@@ -322,7 +347,7 @@ def test_an_empty_world_gives_an_empty_plan() -> None:
 
 @pytest.mark.parametrize("bad", [
     {"holdout_share": 0.04}, {"budget": -1.0}, {"epsilon": 1.0}, {"channel_budgets": {"fax": 1.0}},
-    {"offers": ("pct50",)}, {"contact_cap": 0},
+    {"offers": ("pct50",)}, {"contact_cap": 0}, {"thompson_scale": -0.5},
 ])
 def test_invalid_configs_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):

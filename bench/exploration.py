@@ -1,0 +1,80 @@
+"""What each exploration design costs the next plan, one step, on the evidence a home's loop measured (issue 5).
+
+    .venv/bin/python bench/exploration.py --home H --customers 100000 --budget 5000 --cycles 2,3,4,5,6 --write
+
+For each cycle of a home whose loop has run (a loop_value platform world, or ``make demo``'s), rebuild
+the scorer's input as of the cycle's start with ``ml.score.uplift_prior`` on the evidence measured
+before it, design the campaign with each exploration design and value each plan by the simulator's
+truth against the oracle plan: Thompson sampling with the posterior's standard errors scaled by each
+``--scales`` value, and epsilon-greedy (the posterior means); epsilon is the settings' in every design.
+The same designs on each action's true average effect (the platform's standard errors kept) show what
+the exploration alone costs. Thompson plans are averaged over ``--seeds`` design seeds. One step only:
+what the exploration buys, better evidence for the cycles after, only the closed loop shows
+(``bench/loop_value.py --thompson-scale``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.replay import cycle_inputs, first_row, planned_profit, ratio_table, true_averages  # noqa: E402
+from bench.results import append_section, home_world  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--budget", type=float, default=None, help="the campaign budget (default: the settings')")
+    parser.add_argument("--cycles", default="2,3,4,5,6")
+    parser.add_argument("--scales", default="1,0.5,0.25", help="Thompson standard-error scales to compare")
+    parser.add_argument("--seeds", type=int, default=3, help="design seeds per Thompson plan")
+    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    args = parser.parse_args()
+
+    from campaign_loop.config import load_settings
+    from ml import tracking
+    from ml.score import load_champions, score_frame, uplift_prior
+
+    settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
+    tracking.configure(settings)
+    # The uplift champion is left out as in bench/uplift_prior.py: its ranking weight is near 0, so the
+    # prior's levels (and their standard errors, which Thompson draws from) decide.
+    champions = {name: model for name, model in load_champions().items() if name != "uplift"}
+    scales = [float(s) for s in args.scales.split(",")]
+    rows: list[dict[str, object]] = []
+    for cycle in (int(c) for c in args.cycles.split(",")):
+        c = cycle_inputs(settings, cycle)
+        row = first_row(c)
+        measured = uplift_prior(c.evidence)
+        for name, prior in (("measured", measured), ("true averages", true_averages(measured, c))):
+            scores = score_frame(c.frame, champions, fallback_rate=0.0, prior=prior)
+            for scale in scales:
+                row[f"{name}, thompson x{scale:g}"] = planned_profit(settings, c, scores, args.seeds,
+                                                                     exploration="thompson", thompson_scale=scale)
+            row[f"{name}, epsilon-greedy"] = planned_profit(settings, c, scores, 1, exploration="epsilon")
+        rows.append(row)
+        print(f"cycle {cycle}: " + ", ".join(f"{k} {v:,.1f}" for k, v in row.items() if k not in ("cycle", "cycle_id")))  # noqa: T201
+
+    text = "\n".join([
+        f"Command: `.venv/bin/python bench/exploration.py --home {args.home} --customers {args.customers} "
+        f"--cycles {args.cycles} --scales {args.scales}{f' --budget {args.budget:g}' if args.budget is not None else ''} --write`  ",
+        *home_world(settings, args.customers, f"; epsilon {settings.epsilon:g}; Thompson plans: mean of {args.seeds} design seeds"),
+        "",
+        *ratio_table(rows),
+        "",
+        "Incremental profit by the truth (ratio to the oracle) of the next plan designed from the evidence measured "
+        "before each cycle (measured: ml.score.uplift_prior) or from each action's true average effect, with "
+        "Thompson sampling at each scale of the standard errors, and epsilon-greedy.",
+    ])
+    print(text)  # noqa: T201
+    if args.write:
+        append_section(text, "## Exploration: what a design costs the next plan (issue 5)")
+
+
+if __name__ == "__main__":
+    main()
