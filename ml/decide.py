@@ -92,8 +92,10 @@ class DesignConfig:
     epsilon: float = 0.05
     thompson_uplift_sd: float = 0.01  # used when the input has no uplift_sd__<offer>__<channel> columns
     # Multiplies each action's posterior standard deviation before the draw. One draw decides a whole
-    # campaign of thousands of contacts, so the full posterior explores far more than the next cycle's
-    # evidence needs (bench/exploration.py measures the price of each scale).
+    # campaign, so under a binding budget the full posterior reshuffles thousands of contacts on one
+    # draw's luck (0.25 earned more at 100k); but where the budget does not bind the draw also decides
+    # whether contacts pay at all, and narrow draws then follow a noisy mean to nobody (0.25 lost at 20k).
+    # bench/RESULTS.md, "Exploration in the closed loop".
     thompson_scale: float = 1.0
     thompson_draws: int = 64  # Monte Carlo draws that estimate Thompson assignment probabilities
     seed: int = 0
