@@ -92,8 +92,8 @@ class DesignConfig:
     epsilon: float = 0.05
     thompson_uplift_sd: float = 0.01  # used when the input has no uplift_sd__<offer>__<channel> columns
     # Multiplies each action's posterior standard deviation before the draw. One draw decides a whole
-    # campaign, so under a binding budget the full posterior reshuffles thousands of contacts on one
-    # draw's luck (0.25 earned more at 100k); but where the budget does not bind the draw also decides
+    # campaign, so the full posterior reshuffles thousands of contacts on one draw's luck (0.25 earned
+    # more at 100k); but where the measured means are near what a contact costs, the draw also decides
     # whether contacts pay at all, and narrow draws then follow a noisy mean to nobody (0.25 lost at 20k).
     # bench/RESULTS.md, "Exploration in the closed loop".
     thompson_scale: float = 1.0
