@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.replay import cycle_inputs, first_row, planned_profit, ratio_table, true_averages  # noqa: E402
+from bench.replay import cycle_inputs, planned_profit, ratio_table, true_averages  # noqa: E402
 from bench.results import append_section, home_world  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     rows: list[dict[str, object]] = []
     for cycle in (int(c) for c in args.cycles.split(",")):
         c = cycle_inputs(settings, cycle)
-        row = first_row(c)
+        row = c.row()
         measured = uplift_prior(c.evidence)
         for name, prior in (("measured", measured), ("true averages", true_averages(measured, c))):
             scores = score_frame(c.frame, champions, fallback_rate=0.0, prior=prior)

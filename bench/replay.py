@@ -25,6 +25,10 @@ class Cycle:
     oracle: float  # the oracle plan's incremental profit
     executed: float  # the incremental profit of the campaign the loop executed
 
+    def row(self) -> dict[str, Any]:
+        """The start of the cycle's table row: what every plan is compared with."""
+        return {"cycle": self.cycle, "cycle_id": self.cycle_id, "oracle": self.oracle, "executed": self.executed}
+
 
 def cycle_inputs(settings: Settings, cycle: int) -> Cycle:
     from campaign_loop.config import cycle_id
@@ -77,7 +81,3 @@ def ratio_table(rows: list[dict[str, Any]]) -> list[str]:
         *(f"| {r['cycle']} ({r['cycle_id']}) | {r['oracle']:,.1f} | {r['executed']:,.1f} ({r['executed'] / r['oracle']:.2f}) | "
           + " | ".join(f"{r[p]:,.1f} ({r[p] / r['oracle']:.2f})" for p in plans) + " |" for r in rows),
     ]
-
-
-def first_row(c: Cycle) -> dict[str, Any]:
-    return {"cycle": c.cycle, "cycle_id": c.cycle_id, "oracle": c.oracle, "executed": c.executed}

@@ -32,7 +32,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.replay import cycle_inputs, first_row, planned_profit, ratio_table, true_averages  # noqa: E402
+from bench.replay import cycle_inputs, planned_profit, ratio_table, true_averages  # noqa: E402
 from bench.results import append_section, home_world  # noqa: E402
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def main() -> None:
     rows: list[dict[str, object]] = []
     for cycle in (int(c) for c in args.cycles.split(",")):
         c = cycle_inputs(settings, cycle)
-        row = first_row(c)
+        row = c.row()
         priors = {name: (estimate(c.evidence), modes) for name, estimate in estimators.items()}
         if args.truth:
             assignments = zip(c.evidence["send_member_id"], c.evidence["campaign_id"], strict=True)

@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop_value.add_argument("--policies", default=None,
                             help="Comma-separated (default: all: random, rfm, propensity, platform, oracle).")
     loop_value.add_argument("--budget-per-customer", "--budget_per_customer", type=float, default=0.05,
-                            help="Cycle budget per customer; replaces --budget (default: 0.05, binding).")
+                            help="Cycle budget per customer; replaces --budget (default: 0.05: it binds the baselines, which fill it).")
     loop_value.add_argument("--jobs", type=int, default=2, help="Policies run at once, each in a process (default: 2).")
     loop_value.add_argument("--out", type=Path, default=None, help="Worlds folder (default: <home>/bench/loop_value).")
     loop_value.set_defaults(func=_cmd_bench_loop_value)
