@@ -12,6 +12,11 @@ the true effects:
 * "class from traits" replaces the class by its probabilities given the traits the world ties to
   observable behaviour (``sim.world.class_probabilities``), sure things still known: the most that a
   perfect reading of behaviour can tell about who responds;
+* "class from features" ranks the candidates by their class's probabilities as a classifier of the
+  warehouse's model features (``ml.features.scoring_frame`` at the cycle's start) predicts them out of
+  fold, fitted on the true class (lift size, affinity and price sensitivity unknown), each action's
+  level shifted to its true average effect: what the platform's features add to perfectly measured
+  averages, at most, since it is fitted on what no model trained on campaign outcomes sees;
 * "average effects known" gives every customer each action's true average effect over the candidates:
   what perfectly measured per-action averages (the platform's prior, ``ml.score.uplift_prior``) are worth.
   Every row plans over the oracle's candidates, the members alive at the cycle's start: a platform that
@@ -63,6 +68,30 @@ def class_from_traits(people: People, base: np.ndarray) -> pd.DataFrame:
     return expected.mul(people["segment"] != SURE_THING, axis=0)
 
 
+def class_from_features(people: People, base: np.ndarray, at: np.ndarray, x: pd.DataFrame) -> pd.DataFrame:
+    """E[uplift] of the candidates ``at`` over the class that a classifier of their features ``x`` predicts
+    out of fold, fitted on the true class; lift, affinity and price sensitivity at their population means,
+    each action's mean over the candidates shifted to its true one (so that only the ranking is the features')."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import cross_val_predict
+
+    from sim.world import PERSUADABLE, SLEEPING_DOG
+
+    known = no_affinity(mean_lift(people))
+    known = {**known, "price_sens": np.full_like(known["price_sens"], known["price_sens"].mean())}
+    segment = people["segment"][at]
+    model = HistGradientBoostingClassifier(max_iter=150, min_samples_leaf=200, random_state=0)
+    proba = cross_val_predict(model, x.to_numpy(float), segment, cv=3, method="predict_proba")
+    classes = np.unique(segment)  # cross_val_predict's column order
+    n = len(base)
+    gain = uplifts({**known, "segment": np.full(n, PERSUADABLE, dtype=np.int8)}, base).iloc[at].reset_index(drop=True)
+    harm = uplifts({**known, "segment": np.full(n, SLEEPING_DOG, dtype=np.int8)}, base).iloc[at].reset_index(drop=True)
+    expected = gain.mul(proba[:, classes == PERSUADABLE].sum(axis=1), axis=0) + harm.mul(
+        proba[:, classes == SLEEPING_DOG].sum(axis=1), axis=0)
+    # Population means of lift, affinity and price sensitivity do not give the average of their product.
+    return expected - expected.mean() + uplifts(people, base).iloc[at].mean().to_numpy()
+
+
 def mean_lift(people: People) -> People:
     return {**people, "lift": np.full_like(people["lift"], people["lift"].mean())}
 
@@ -104,21 +133,23 @@ def main() -> None:
     args = parser.parse_args()
 
     from campaign_loop.config import cycle_id, load_settings
+    from ml import features
     from sim import oracle
 
     settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
     rng = np.random.default_rng(settings.seed)
     Variant = Callable[[People, np.ndarray], pd.DataFrame]  # people, baseline -> uplift per person
+    Planned = Callable[[People, np.ndarray, np.ndarray, pd.DataFrame], pd.DataFrame]  # ... candidates, features
 
-    def per_person(variant: Variant) -> Callable[[People, np.ndarray, np.ndarray], pd.DataFrame]:
-        return lambda p, b, at: variant(p, b).iloc[at].reset_index(drop=True)
+    def per_person(variant: Variant) -> Planned:
+        return lambda p, b, at, x: variant(p, b).iloc[at].reset_index(drop=True)
 
-    def averaged(p: People, b: np.ndarray, at: np.ndarray) -> pd.DataFrame:
+    def averaged(p: People, b: np.ndarray, at: np.ndarray, x: pd.DataFrame) -> pd.DataFrame:
         """Each action's true mean over the candidates, for every candidate."""
         known = uplifts(p, b).iloc[at]
         return pd.DataFrame({c: np.full(len(known), known[c].mean()) for c in known})
 
-    variants = {
+    variants: dict[str, Planned] = {
         "oracle": per_person(uplifts),
         "lift size unknown": per_person(lambda p, b: uplifts(mean_lift(p), b)),
         "affinity unknown": per_person(lambda p, b: uplifts(no_affinity(p), b)),
@@ -126,6 +157,7 @@ def main() -> None:
         "class from traits": per_person(class_from_traits),
         "class from traits, lift and affinity unknown": per_person(
             lambda p, b: class_from_traits(no_affinity(mean_lift(p)), b)),
+        "class from features": class_from_features,
         "average effects known": averaged,
         **{f"the same, affinity from {k} opens": per_person(lambda p, b, k=k: class_from_traits(
             affinity_from_opens(mean_lift(p), k, rng), b)) for k in OPEN_HISTORY},
@@ -139,8 +171,10 @@ def main() -> None:
         person = oracle.by_member(effects)["person_id"]
         at = person.reindex(customers["member_id"]).to_numpy(np.int64)
         row: dict[str, object] = {"cycle": cycle, "cycle_id": key}
+        scoring = features.scoring_frame(settings.warehouse_path, as_of=settings.cycle_start(cycle))
+        x = oracle.by_member(scoring).reindex(customers["member_id"])[list(features.FEATURES)]
         for name, variant in variants.items():
-            known = variant(people, base, at)
+            known = variant(people, base, at, x)
             plan = oracle.oracle_plan(settings, cycle, customers.assign(**{c: known[c].to_numpy() for c in known})).rows
             treated = plan[plan["arm"] == "treatment"]
             row[name] = oracle.plan_value(effects, treated["member_id"], treated["offer"] + "__" + treated["channel"])
@@ -163,7 +197,10 @@ def main() -> None:
         "",
         "Incremental profit by the truth (ratio to the oracle) of the oracle's optimiser on uplifts that know "
         "less: a trait unknown is its population mean; class from traits is the class's probability given the "
-        "traits behaviour reflects, sure things known; average effects known gives everyone each action's true mean; affinity from k opens is a hypothetical world whose opens "
+        "traits behaviour reflects, sure things known; class from features ranks by the class's probability as a "
+        "classifier of the warehouse features fitted on the truth predicts it (lift, affinity and price "
+        "sensitivity unknown), each action at its true average; average effects known gives everyone each action's true mean; affinity from k "
+        "opens is a hypothetical world whose opens "
         "follow channel affinity, k past sends per channel.",
     ])
     print(text)  # noqa: T201
