@@ -21,13 +21,24 @@ def test_defaults_put_all_state_under_var(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("CAMPAIGN_LOOP_HOME", str(tmp_path))
-    monkeypatch.setenv("CAMPAIGN_LOOP_CUSTOMERS", "1234")
-    monkeypatch.setenv("CAMPAIGN_LOOP_HOLDOUT_SHARE", "0.2")
-    monkeypatch.setenv("CAMPAIGN_LOOP_FILE_FORMAT", "parquet")
+    # key: (environment value, parsed value), every one away from its default
+    overrides: dict[str, tuple[str, object]] = {
+        "home": (str(tmp_path), tmp_path), "demo": ("false", False), "airflow_runner": ("dags_test", "dags_test"),
+        "customers": ("1234", 1234), "seed": ("7", 7), "start_date": ("2026-03-02", date(2026, 3, 2)),
+        "cycle_days": ("14", 14), "cycles": ("3", 3), "history_weeks": ("10", 10), "dirt": ("0.5", 0.5),
+        "bau_contact_share": ("0.2", 0.2), "file_format": ("parquet", "parquet"),
+        "quarantine_rate_max": ("0.1", 0.1), "budget": ("500", 500.0), "holdout_share": ("0.2", 0.2),
+        "exploration": ("epsilon", "epsilon"), "epsilon": ("0.1", 0.1), "thompson_scale": ("0.5", 0.5),
+        "offers": ("message,pct10", ("message", "pct10")), "kpi_alert_callback": ("alerts:send", "alerts:send"),
+        "promotion_mode": ("manual", "manual"), "faults": ("drop_source:pos_receipts", ("drop_source:pos_receipts",)),
+    }
+    assert set(overrides) == set(Settings.model_fields)
+    for key, (text, _) in overrides.items():
+        monkeypatch.setenv(f"CAMPAIGN_LOOP_{key.upper()}", text)
     settings = Settings()
-    assert (settings.root, settings.customers, settings.holdout_share, settings.file_format) == (
-        tmp_path, 1234, 0.2, "parquet")
+    for key, (_, value) in overrides.items():
+        assert getattr(settings, key) == value, key
+    assert settings.root == tmp_path.resolve()
 
 
 def test_explicit_overrides_beat_environment_and_none_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:

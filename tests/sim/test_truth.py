@@ -27,7 +27,7 @@ def test_given_clean_files_when_summing_amounts_then_truth_revenue_reconciles_to
         assert len(orders) + len(receipts) == len(truth)
 
 
-def test_given_dirty_files_when_deduplicated_then_truth_orders_are_all_present(dirty_world) -> None:
+def test_given_dirty_files_then_every_landed_order_is_a_truth_order_and_dirt_drops_few(dirty_world) -> None:
     settings, _ = dirty_world
     truth = pd.read_parquet(settings.truth_dir / "orders" / "2026-01-12.parquet")
     orders = pd.read_csv(settings.landing_dir / "orders" / "2026-01-12.csv", dtype=str, on_bad_lines="skip")
