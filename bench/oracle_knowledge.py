@@ -62,10 +62,10 @@ def class_from_traits(people: People, base: np.ndarray) -> pd.DataFrame:
 
     persuadable, sleeping_dog = class_probabilities(people)
     n = len(base)
-    gain = uplifts({**people, "segment": np.full(n, PERSUADABLE, dtype=np.int8)}, base)
-    harm = uplifts({**people, "segment": np.full(n, SLEEPING_DOG, dtype=np.int8)}, base)
+    gain = uplifts({**people, "response_class": np.full(n, PERSUADABLE, dtype=np.int8)}, base)
+    harm = uplifts({**people, "response_class": np.full(n, SLEEPING_DOG, dtype=np.int8)}, base)
     expected = gain.mul(persuadable, axis=0) + harm.mul(sleeping_dog, axis=0)
-    return expected.mul(people["segment"] != SURE_THING, axis=0)
+    return expected.mul(people["response_class"] != SURE_THING, axis=0)
 
 
 def class_from_features(people: People, base: np.ndarray, at: np.ndarray, x: pd.DataFrame) -> pd.DataFrame:
@@ -79,13 +79,13 @@ def class_from_features(people: People, base: np.ndarray, at: np.ndarray, x: pd.
 
     known = no_affinity(mean_lift(people))
     known = {**known, "price_sens": np.full_like(known["price_sens"], known["price_sens"].mean())}
-    segment = people["segment"][at]
+    response_class = people["response_class"][at]
     model = HistGradientBoostingClassifier(max_iter=150, min_samples_leaf=200, random_state=0)
-    proba = cross_val_predict(model, x.to_numpy(float), segment, cv=3, method="predict_proba")
-    classes = np.unique(segment)  # cross_val_predict's column order
+    proba = cross_val_predict(model, x.to_numpy(float), response_class, cv=3, method="predict_proba")
+    classes = np.unique(response_class)  # cross_val_predict's column order
     n = len(base)
-    gain = uplifts({**known, "segment": np.full(n, PERSUADABLE, dtype=np.int8)}, base).iloc[at].reset_index(drop=True)
-    harm = uplifts({**known, "segment": np.full(n, SLEEPING_DOG, dtype=np.int8)}, base).iloc[at].reset_index(drop=True)
+    gain = uplifts({**known, "response_class": np.full(n, PERSUADABLE, dtype=np.int8)}, base).iloc[at].reset_index(drop=True)
+    harm = uplifts({**known, "response_class": np.full(n, SLEEPING_DOG, dtype=np.int8)}, base).iloc[at].reset_index(drop=True)
     expected = gain.mul(proba[:, classes == PERSUADABLE].sum(axis=1), axis=0) + harm.mul(
         proba[:, classes == SLEEPING_DOG].sum(axis=1), axis=0)
     # Population means of lift, affinity and price sensitivity do not give the average of their product.

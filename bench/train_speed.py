@@ -49,7 +49,7 @@ def uplift_vs_oracle(settings: object) -> dict[str, float]:
 
     model = load_champion("uplift", flavor="sklearn")
     frame = features.uplift_frame(settings.warehouse_path)  # type: ignore[attr-defined]
-    holdout = frame[features.holdout_mask(frame["customer_id"])].reset_index(drop=True)
+    holdout = frame[features.evaluation_mask(frame["customer_id"])].reset_index(drop=True)
     truths = []
     for cycle_id, part in holdout.groupby(holdout["as_of_date"].astype(str)):
         effects = pd.read_parquet(settings.truth_dir / "effects" / f"{cycle_id}.parquet")  # type: ignore[attr-defined]

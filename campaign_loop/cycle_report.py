@@ -5,7 +5,7 @@ The page is keyed by the cycle's lineage key (``cycle_id``, the ISO date the cyc
 the other surfaces: the dbt docs and Data Docs (relative links: the UI's static site mirrors the home
 directory, so they work from disk and from ``campaign-loop ui``), the Airflow run and the MLflow runs and
 model versions (absolute URLs: ``airflow_url``/``mlflow_url`` arguments, else the environment variables
-``CAMPAIGN_UI_AIRFLOW_URL``/``CAMPAIGN_UI_MLFLOW_URL``, else the `campaign-loop ui` defaults).
+``CAMPAIGN_LOOP_UI_AIRFLOW_URL``/``CAMPAIGN_LOOP_UI_MLFLOW_URL``, else the `campaign-loop ui` defaults).
 
 What the page shows, all read from the published marts, the audit tables, MLflow and the plan exports:
 KPI trends (``published.kpi_daily``), the lift of this cycle's campaigns with 95% intervals by action
@@ -44,8 +44,8 @@ DAG_ID = "campaign_feedback_loop"
 EXPERIMENT = "campaign-loop"
 REPORT_EXPERIMENT = "campaign-loop-reports"
 MODELS = ("churn", "propensity", "clv", "uplift")
-AIRFLOW_URL_ENV = "CAMPAIGN_UI_AIRFLOW_URL"
-MLFLOW_URL_ENV = "CAMPAIGN_UI_MLFLOW_URL"
+AIRFLOW_URL_ENV = "CAMPAIGN_LOOP_UI_AIRFLOW_URL"
+MLFLOW_URL_ENV = "CAMPAIGN_LOOP_UI_MLFLOW_URL"
 DEFAULT_AIRFLOW_URL = "http://127.0.0.1:8080"
 DEFAULT_MLFLOW_URL = "http://127.0.0.1:5000"
 # Relative to <home>/reports/<cycle_id>/index.html.

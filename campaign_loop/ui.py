@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from campaign_loop.config import Settings
+from campaign_loop.cycle_report import AIRFLOW_URL_ENV, MLFLOW_URL_ENV
 
 HOST = "127.0.0.1"
 DEFAULT_AIRFLOW_PORT = 8080
@@ -41,11 +42,8 @@ AIRFLOW_USER = "admin"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # Top-level folders of the home directory the static site serves (nothing else: not the warehouse).
 SITE_FOLDERS = ("dbt_docs", "reports", "validation")
-# Where a report looks for the other surfaces when nobody passes their URLs (the `run_ui` defaults).
-AIRFLOW_URL_ENV = "CAMPAIGN_UI_AIRFLOW_URL"
-MLFLOW_URL_ENV = "CAMPAIGN_UI_MLFLOW_URL"
 # Where a task says its cycle report is served (the `report` task's log and its "Cycle report" link).
-SITE_URL_ENV = "CAMPAIGN_UI_SITE_URL"
+SITE_URL_ENV = "CAMPAIGN_LOOP_UI_SITE_URL"
 
 
 def site_url() -> str:

@@ -119,8 +119,8 @@ class IngestReport:
                 for f in bad
             )
             rows.append({
-                "source": b.source, "batch": b.batch, "files": b.files, "skipped": b.files_skipped,
-                "landed": b.rows_landed, "loaded": b.rows_loaded, "quarantined": b.rows_quarantined,
+                "source": b.source, "batch": b.batch, "files": b.files, "files_skipped": b.files_skipped,
+                "rows_landed": b.rows_landed, "rows_loaded": b.rows_loaded, "rows_quarantined": b.rows_quarantined,
                 "flag": flag,
             })
         return rows

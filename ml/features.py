@@ -276,11 +276,12 @@ def transactions(warehouse_path: Path | str, before: date, *, schema: str = DEFA
     return _query(warehouse_path, sql, [before])
 
 
-def holdout_mask(customer_ids: pd.Series, share: float = 0.2, salt: str = "campaign-loop-holdout") -> np.ndarray:
-    """True for the customers in the evaluation holdout: a fixed hash of the ID, the same every cycle.
+def evaluation_mask(customer_ids: pd.Series, share: float = 0.2, salt: str = "campaign-loop-holdout") -> np.ndarray:
+    """True for the customers of the models' evaluation set: a fixed hash of the ID, the same every cycle.
 
-    Fixed so that no champion trained in an earlier cycle has ever seen a holdout customer, which keeps
-    the champion-vs-challenger comparison on the same rows fair.
+    Fixed so that no champion trained in an earlier cycle has ever seen an evaluation customer, which keeps
+    the champion-vs-challenger comparison on the same rows fair. (Not a campaign's randomised holdout,
+    ``holdout_share``: these customers are still contacted; the models only never train on them.)
     """
     # Frames repeat each customer once per as-of date: hash every distinct ID once.
     codes, ids = pd.factorize(customer_ids.astype(str))

@@ -55,7 +55,7 @@ Status = Literal["promoted", "awaiting_review", "kept_champion", "rejected", "sk
 class TrainConfig:
     """Knobs of one training cycle; the defaults are sized for the simulated retailer."""
 
-    holdout_share: float = 0.2
+    evaluation_share: float = 0.2
     train_as_of_dates: int = 12  # newest as-of dates trained on (bounds the frame at 100k customers)
     eval_as_of_dates: int = 4  # newest complete as-of dates the classifiers are evaluated on
     min_train_rows: int = 500
@@ -313,7 +313,7 @@ def _train_classifier(frame: pd.DataFrame, name: str, as_of: date, config: Train
         raise _Skip(f"no as-of date up to {as_of} has a complete '{label}' window")
     train_dates = set(_window(as_of, dates, config.train_as_of_dates))
     eval_dates = set(_window(as_of, dates, config.eval_as_of_dates))
-    held = features.holdout_mask(frame["customer_id"], config.holdout_share)
+    held = features.evaluation_mask(frame["customer_id"], config.evaluation_share)
     train = frame[~held & frame["as_of_date"].isin(train_dates)]
     holdout = frame[held & frame["as_of_date"].isin(eval_dates)]
     rows = {
@@ -450,7 +450,7 @@ def _train_uplift(settings: Settings, as_of: date, schema: str, config: TrainCon
     frame = features.uplift_frame(settings.warehouse_path, schema=schema, max_as_of=as_of)
     if frame.empty:
         raise _Skip("no finished campaign assignments")
-    held = features.holdout_mask(frame["customer_id"], config.holdout_share)
+    held = features.evaluation_mask(frame["customer_id"], config.evaluation_share)
     train, holdout = frame[~held], frame[held]
 
     def arm_counts(part: pd.DataFrame) -> tuple[int, int, int, int]:

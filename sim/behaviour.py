@@ -62,8 +62,8 @@ def uplift(
     gain = people["lift"] * affinity * (1.0 + p.discount_gain * people["price_sens"] * share)
     gain = np.minimum(gain, np.minimum(MAX_UPLIFT, 1.0 - base))
     harm = -base * people["dog_harm"] * (0.5 + affinity / 2.0)
-    segment = people["segment"]
-    effect = np.where(segment == PERSUADABLE, gain, np.where(segment == SLEEPING_DOG, harm, 0.0))
+    response_class = people["response_class"]
+    effect = np.where(response_class == PERSUADABLE, gain, np.where(response_class == SLEEPING_DOG, harm, 0.0))
     # A bounce delivers nothing, and a person who dropped out does not come back for a message.
     return np.where(reachable & people["alive"], effect, 0.0)
 
@@ -79,7 +79,7 @@ def expected_discount(people: People, offer_type: np.ndarray | str, offer_value:
     return np.where(offer_type == "free_shipping", people["online_share"] * SHIPPING_FEE / 100.0 * 0.4, out)
 
 
-def expected_margin_uplift(
+def expected_incremental_profit(
     people: People, base: np.ndarray, lift: np.ndarray, offer_type: np.ndarray | str,
     offer_value: np.ndarray | float, cost_per_contact: np.ndarray | float,
 ) -> np.ndarray:

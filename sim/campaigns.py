@@ -158,7 +158,7 @@ def engage(
     open_ts = np.minimum(sent_at + rng.exponential(4 * 3_600, len(person)).astype(np.int64), last)
     clicked = ok & (rng.random(len(person)) < click_base * aff + CLICK_IF_BUYING * buys_if_treated)
     click_ts = np.minimum(np.where(opened, open_ts, sent_at) + rng.exponential(1_800, len(person)).astype(np.int64), last)
-    unsub_p = np.where(people["segment"][person] == SLEEPING_DOG, UNSUBSCRIBE_SLEEPING_DOG, UNSUBSCRIBE)
+    unsub_p = np.where(people["response_class"][person] == SLEEPING_DOG, UNSUBSCRIBE_SLEEPING_DOG, UNSUBSCRIBE)
     unsub = ok & (rng.random(len(person)) < unsub_p)
     unsub_ts = np.minimum(np.maximum(open_ts, delivered_ts) + rng.integers(10, 600, len(person)), last)
 

@@ -3,7 +3,7 @@
 Only benchmarks, tests and the demo's learning curve call this: it reads the simulator's ground truth,
 which the platform itself never sees. Both plans are valued the same way, by the true expected
 incremental margin of each treated customer's action (net of discount and contact cost,
-``margin_uplift__<action>`` in ``truth/effects``); the oracle is the platform's own optimiser
+``incremental_profit__<action>`` in ``truth/effects``); the oracle is the platform's own optimiser
 (``ml.decide.design_campaign``) fed the true effects instead of the models' estimates.
 """
 
@@ -55,7 +55,7 @@ def plan_value(effects: pd.DataFrame, member_id: pd.Series, action: pd.Series) -
     frame = frame[frame["member_id"].isin(lookup.index)]
     total = 0.0
     for name, rows in frame.groupby("action"):
-        total += float(lookup.loc[rows["member_id"], f"margin_uplift__{name}"].astype(float).sum())
+        total += float(lookup.loc[rows["member_id"], f"incremental_profit__{name}"].astype(float).sum())
     return total
 
 
@@ -98,23 +98,23 @@ def effects_at_start(settings: Settings, cycle: int) -> tuple[pd.DataFrame, np.n
     row's latent spend level (for ``expected_spend``).
     """
     from sim import ids
-    from sim.behaviour import expected_margin_uplift, uplift
-    from sim.world import SEGMENT_NAMES
+    from sim.behaviour import expected_incremental_profit, uplift
+    from sim.world import RESPONSE_CLASSES
 
     people, base = people_at_start(settings, cycle)
     frame = pd.DataFrame({
         "person_id": people["person_id"],
         "member_id": _member_ids(people),
         "alive": people["alive"].astype(bool),
-        "segment": ids.vocab(SEGMENT_NAMES, people["segment"]).to_pandas(),
+        "response_class": ids.vocab(RESPONSE_CLASSES, people["response_class"]).to_pandas(),
         "baseline_probability": base.astype(np.float32),
     })
     for c in CHANNELS:
-        frame[f"consent__{c}"] = people[f"consent_{c}"].astype(bool)
+        frame[f"consent_{c}"] = people[f"consent_{c}"].astype(bool)
     for action in ACTIONS:
         lift = uplift(people, base, action.offer.offer_type, action.offer.offer_value, action.channel)
         frame[f"uplift__{action.name}"] = lift.astype(np.float32)
-        frame[f"margin_uplift__{action.name}"] = expected_margin_uplift(
+        frame[f"incremental_profit__{action.name}"] = expected_incremental_profit(
             people, base, lift, action.offer.offer_type, action.offer.offer_value, action.cost_per_contact
         ).astype(np.float32)
     return frame, np.asarray(people["spend"], dtype=float)
@@ -184,7 +184,7 @@ def oracle_customers(
     frame = pd.DataFrame({
         "customer_id": members["member_id"].to_numpy(),
         "member_id": members["member_id"].to_numpy(),
-        "segment": members["segment"].astype(str).to_numpy(),
+        "segment": members["response_class"].astype(str).to_numpy(),  # the oracle's plans stratify by the true class
         "p_buy": members["baseline_probability"].astype(float).to_numpy(),
         "expected_spend": np.nan_to_num(expected_spend, nan=fill),
         "margin_rate": MARGIN_RATE,
@@ -192,7 +192,7 @@ def oracle_customers(
         "contacts_last_30d": recent_contacts(settings, cycle, members["member_id"]),
     })
     for channel in CHANNELS:
-        frame[f"consent_{channel}"] = members[f"consent__{channel}"].astype(bool).to_numpy()
+        frame[f"consent_{channel}"] = members[f"consent_{channel}"].astype(bool).to_numpy()
     for action in ACTIONS:
         frame[f"uplift__{action.name}"] = members[f"uplift__{action.name}"].astype(float).to_numpy()
     return frame

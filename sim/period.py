@@ -26,7 +26,7 @@ from campaign_loop.config import CHANNELS, Settings, cycle_id
 from ingest.contract import load_contract
 from sim import faults as fault_injection
 from sim import ids
-from sim.behaviour import EXTRA_ORDER_RATE, baseline_probability, expected_margin_uplift, uplift
+from sim.behaviour import EXTRA_ORDER_RATE, baseline_probability, expected_incremental_profit, uplift
 from sim.calendar import DAY_S, HOUR_ONLINE, HOUR_STORE, draw_times, exposure_weeks, intensity, period_days
 from sim.campaigns import (
     Assignment,
@@ -47,7 +47,7 @@ from sim.world import (
     CITIES,
     GENDERS,
     GIVEN_NAMES,
-    SEGMENT_NAMES,
+    RESPONSE_CLASSES,
     SURNAMES,
     TIERS,
     People,
@@ -246,15 +246,15 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
         "person_id": pa.array(people["person_id"]),
         "member_id": _member_or_null(people, np.arange(n)),
         "alive": pa.array(people["alive"]),
-        "segment": ids.vocab(SEGMENT_NAMES, people["segment"]),
+        "response_class": ids.vocab(RESPONSE_CLASSES, people["response_class"]),
         "baseline_probability": pa.array(base.astype(np.float32)),
     }
     for c in CHANNELS:
-        effects[f"consent__{c}"] = pa.array(people[f"consent_{c}"].copy())
+        effects[f"consent_{c}"] = pa.array(people[f"consent_{c}"].copy())
     for action in ACTIONS:
         lift = uplift(people, base, action.offer.offer_type, action.offer.offer_value, action.channel)
         effects[f"uplift__{action.name}"] = pa.array(lift.astype(np.float32))
-        effects[f"margin_uplift__{action.name}"] = pa.array(expected_margin_uplift(
+        effects[f"incremental_profit__{action.name}"] = pa.array(expected_incremental_profit(
             people, base, lift, action.offer.offer_type, action.offer.offer_value, action.cost_per_contact
         ).astype(np.float32))
     timer.lap("effects")

@@ -39,7 +39,7 @@ GENDERS: tuple[str, ...] = ("F", "M", "U")
 
 # The latent response classes of uplift modelling.
 LOST_CAUSE, PERSUADABLE, SURE_THING, SLEEPING_DOG = 0, 1, 2, 3
-SEGMENT_NAMES: tuple[str, ...] = ("lost_cause", "persuadable", "sure_thing", "sleeping_dog")
+RESPONSE_CLASSES: tuple[str, ...] = ("lost_cause", "persuadable", "sure_thing", "sleeping_dog")
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def draw_people(
         "price_sens": rng.beta(2.0, 3.0, n).astype(np.float32),
         "online_share": rng.beta(1.5, 1.5, n).astype(np.float32),
         "app_share": rng.beta(2.0, 3.0, n).astype(np.float32),
-        "segment": np.zeros(n, dtype=np.int8),  # set below from the observable-linked traits
+        "response_class": np.zeros(n, dtype=np.int8),  # set below from the observable-linked traits
         "lift": rng.gamma(p.lift_shape, p.lift_scale, n).astype(np.float32),
         "dog_harm": rng.beta(2.0, 3.0, n).astype(np.float32),
         "open_prop": rng.beta(2.0, 8.0, n).astype(np.float32),
@@ -185,7 +185,7 @@ def draw_people(
         "n_purchases": np.zeros(n, dtype=np.int32),
         "last_purchase": np.full(n, -1, dtype=np.int64),
     }
-    people["segment"] = response_class(people, noisy_rate > sure_cut, u_seg, p)
+    people["response_class"] = response_class(people, noisy_rate > sure_cut, u_seg, p)
     for c, channel in enumerate(CHANNELS):
         people[f"aff_{channel}"] = chan[:, c].astype(np.float32)
         people[f"consent_{channel}"] = consent[:, c]

@@ -59,7 +59,7 @@ def test_corrupt_type_quarantines_past_the_threshold_and_stops_at_the_raw_gate(f
     [bad] = [r for r in failed(validation_rows(settings, _cid(settings), "raw"), "quarantine_rate", "critical")]
     assert bad["observed"] > settings.quarantine_rate_max
     [orders] = [r for r in run.outputs["ingest"]["report"] if r["source"] == "orders" and r["batch"] == _cid(settings)]
-    assert orders["quarantined"] > settings.quarantine_rate_max * orders["landed"]
+    assert orders["rows_quarantined"] > settings.quarantine_rate_max * orders["rows_landed"]
     _assert_nothing_downstream_changed(settings, before)
 
 

@@ -131,12 +131,12 @@ def test_training_frames_stop_at_max_as_of_and_scoring_uses_the_newest_date(synt
     assert scoring["customer_id"].is_unique
 
 
-def test_holdout_is_a_fixed_share_of_customers() -> None:
+def test_evaluation_set_is_a_fixed_share_of_customers() -> None:
     ids = pd.Series([f"C{i}" for i in range(20_000)])
-    mask = features.holdout_mask(ids, 0.2)
+    mask = features.evaluation_mask(ids, 0.2)
     assert 0.18 < mask.mean() < 0.22
     shuffled = ids.sample(frac=1, random_state=0)  # the same customers in another order keep their split
-    by_position = pd.Series(features.holdout_mask(shuffled, 0.2), index=shuffled.index).sort_index()
+    by_position = pd.Series(features.evaluation_mask(shuffled, 0.2), index=shuffled.index).sort_index()
     assert np.array_equal(mask, by_position.to_numpy())
 
 

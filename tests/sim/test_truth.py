@@ -55,14 +55,14 @@ def test_given_bau_when_contacting_then_consent_is_never_violated(clean_world) -
     campaigns = pd.read_csv(settings.landing_dir / "campaigns" / "2026-01-12.csv", dtype=str)
     sent = sends[sends["sent_at"].notna()].merge(campaigns[["campaign_id", "channel"]], on="campaign_id")
     consent = effects.set_index("member_id")
-    ok = [consent.at[m, f"consent__{c}"] for m, c in zip(sent["member_id"], sent["channel"], strict=True)]
+    ok = [consent.at[m, f"consent_{c}"] for m, c in zip(sent["member_id"], sent["channel"], strict=True)]
     assert len(sent) > 0 and all(ok)
 
 
 def test_given_a_plan_contacting_opted_out_members_then_violations_are_counted_and_not_sent(tmp_path: Path) -> None:
     settings, _ = run_cycles(tmp_path, cycles=1, customers=1_000, dirt=0.0)
     effects = pd.read_parquet(settings.truth_dir / "effects" / "2026-01-05.parquet")
-    opted_out = effects[effects["member_id"].notna() & ~effects["consent__sms"]]["member_id"].head(20)
+    opted_out = effects[effects["member_id"].notna() & ~effects["consent_sms"]]["member_id"].head(20)
     plan = pd.DataFrame({"member_id": opted_out, "campaign_id": "c-bad", "channel": "sms", "offer_type": "none",
                          "offer_value": 0.0, "arm": "treatment", "assignment_probability": 1.0,
                          "cost_per_contact": 0.03})
@@ -96,12 +96,12 @@ def test_given_effects_when_averaging_then_uplifts_have_realistic_magnitudes(cle
     message = contactable["uplift__message__email"].mean()
     assert 0.0005 < message < 0.01  # a fraction of a percentage point
     assert contactable["uplift__pct20__email"].mean() > message
-    by_segment = contactable.groupby("segment")["uplift__pct10__email"].mean()
-    assert by_segment["persuadable"] > 0.005
-    assert by_segment["sleeping_dog"] < 0
-    assert by_segment["sure_thing"] == 0 and by_segment["lost_cause"] == 0
-    sure = contactable[(contactable["segment"] == "sure_thing") & contactable["alive"]]
-    assert (sure["margin_uplift__pct20__email"] < 0).all()  # a discount only gives margin away
+    by_class = contactable.groupby("response_class")["uplift__pct10__email"].mean()
+    assert by_class["persuadable"] > 0.005
+    assert by_class["sleeping_dog"] < 0
+    assert by_class["sure_thing"] == 0 and by_class["lost_cause"] == 0
+    sure = contactable[(contactable["response_class"] == "sure_thing") & contactable["alive"]]
+    assert (sure["incremental_profit__pct20__email"] < 0).all()  # a discount only gives margin away
 
 
 def test_given_outcomes_when_reading_then_potential_outcomes_are_consistent(clean_world) -> None:
@@ -124,7 +124,7 @@ def test_given_a_plan_when_treating_persuadables_then_they_buy_more_than_control
     consents = pd.read_csv(settings.landing_dir / "consents" / "2026-01-05.csv", dtype=str)
     email = consents[consents["channel"] == "email"].sort_values("changed_at").groupby("member_id")["status"].last()
     opted_in = set(email[email == "opt_in"].index)
-    target = effects[(effects["segment"] == "persuadable") & effects["alive"] & effects["member_id"].isin(opted_in)]
+    target = effects[(effects["response_class"] == "persuadable") & effects["alive"] & effects["member_id"].isin(opted_in)]
     arm = np.where(np.random.default_rng(0).random(len(target)) < 0.5, "treatment", "control")
     plan = pd.DataFrame({"member_id": target["member_id"], "campaign_id": "c-test", "channel": "email",
                          "offer_type": "percent_off", "offer_value": 20.0, "arm": arm,
@@ -161,7 +161,7 @@ def test_given_a_plan_ranked_by_the_true_uplift_when_scoring_then_its_qini_is_th
     settings = Settings(home=tmp_path, customers=20_000, dirt=0.0, history_weeks=8)
     simulate_period(settings, 0)
     effects = pd.read_parquet(settings.truth_dir / "effects" / "2026-01-05.parquet")
-    target = effects[effects["alive"] & effects["member_id"].notna() & effects["consent__email"]]
+    target = effects[effects["alive"] & effects["member_id"].notna() & effects["consent_email"]]
     arm = np.where(np.random.default_rng(1).random(len(target)) < 0.5, "treatment", "control")
     plan = pd.DataFrame({"member_id": target["member_id"], "campaign_id": "c-test", "offer": "pct20",
                          "channel": "email", "offer_type": "percent_off", "offer_value": 20.0, "arm": arm,

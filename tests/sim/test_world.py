@@ -11,10 +11,10 @@ from sim.world import PARAMS, PERSUADABLE, SLEEPING_DOG, SURE_THING, class_proba
 def test_class_probabilities_match_the_drawn_classes_bin_by_bin() -> None:
     people = draw_people(np.random.default_rng(3), 200_000, 0, np.zeros(200_000, dtype=np.int64))
     persuadable, sleeping_dog = class_probabilities(people)
-    rest = people["segment"] != SURE_THING
+    rest = people["response_class"] != SURE_THING
     frame = pd.DataFrame({
         "p": persuadable[rest], "d": sleeping_dog[rest],
-        "is_p": people["segment"][rest] == PERSUADABLE, "is_d": people["segment"][rest] == SLEEPING_DOG,
+        "is_p": people["response_class"][rest] == PERSUADABLE, "is_d": people["response_class"][rest] == SLEEPING_DOG,
     })
     by_bin = frame.groupby(pd.qcut(frame["p"], 10), observed=True)[["p", "is_p", "d", "is_d"]].mean()
     # ~17,000 people per bin: a binomial share has a standard error under 0.004.
