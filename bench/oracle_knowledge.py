@@ -56,15 +56,21 @@ def uplifts(people: People, base: np.ndarray) -> pd.DataFrame:
     })
 
 
-def class_from_traits(people: People, base: np.ndarray) -> pd.DataFrame:
-    """E[uplift] over the response class given the observable-linked traits (sure things known)."""
-    from sim.world import PERSUADABLE, SLEEPING_DOG, SURE_THING, class_probabilities
+def class_mixture(people: People, base: np.ndarray, persuadable: np.ndarray, sleeping_dog: np.ndarray) -> pd.DataFrame:
+    """E[uplift] of each person were they persuadable or a sleeping dog with these probabilities."""
+    from sim.world import PERSUADABLE, SLEEPING_DOG
 
-    persuadable, sleeping_dog = class_probabilities(people)
     n = len(base)
     gain = uplifts({**people, "response_class": np.full(n, PERSUADABLE, dtype=np.int8)}, base)
     harm = uplifts({**people, "response_class": np.full(n, SLEEPING_DOG, dtype=np.int8)}, base)
-    expected = gain.mul(persuadable, axis=0) + harm.mul(sleeping_dog, axis=0)
+    return gain.mul(persuadable, axis=0) + harm.mul(sleeping_dog, axis=0)
+
+
+def class_from_traits(people: People, base: np.ndarray) -> pd.DataFrame:
+    """E[uplift] over the response class given the observable-linked traits (sure things known)."""
+    from sim.world import SURE_THING, class_probabilities
+
+    expected = class_mixture(people, base, *class_probabilities(people))
     return expected.mul(people["response_class"] != SURE_THING, axis=0)
 
 
@@ -83,11 +89,10 @@ def class_from_features(people: People, base: np.ndarray, at: np.ndarray, x: pd.
     model = HistGradientBoostingClassifier(max_iter=150, min_samples_leaf=200, random_state=0)
     proba = cross_val_predict(model, x.to_numpy(float), response_class, cv=3, method="predict_proba")
     classes = np.unique(response_class)  # cross_val_predict's column order
-    n = len(base)
-    gain = uplifts({**known, "response_class": np.full(n, PERSUADABLE, dtype=np.int8)}, base).iloc[at].reset_index(drop=True)
-    harm = uplifts({**known, "response_class": np.full(n, SLEEPING_DOG, dtype=np.int8)}, base).iloc[at].reset_index(drop=True)
-    expected = gain.mul(proba[:, classes == PERSUADABLE].sum(axis=1), axis=0) + harm.mul(
-        proba[:, classes == SLEEPING_DOG].sum(axis=1), axis=0)
+    persuadable, sleeping_dog = np.zeros(len(base)), np.zeros(len(base))
+    persuadable[at] = proba[:, classes == PERSUADABLE].sum(axis=1)
+    sleeping_dog[at] = proba[:, classes == SLEEPING_DOG].sum(axis=1)
+    expected = class_mixture(known, base, persuadable, sleeping_dog).iloc[at].reset_index(drop=True)
     # Population means of lift, affinity and price sensitivity do not give the average of their product.
     return expected - expected.mean() + uplifts(people, base).iloc[at].mean().to_numpy()
 
@@ -139,7 +144,8 @@ def main() -> None:
     settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
     rng = np.random.default_rng(settings.seed)
     Variant = Callable[[People, np.ndarray], pd.DataFrame]  # people, baseline -> uplift per person
-    Planned = Callable[[People, np.ndarray, np.ndarray, pd.DataFrame], pd.DataFrame]  # ... candidates, features
+    # people, baseline, the candidates' rows and their features -> uplift per candidate
+    Planned = Callable[[People, np.ndarray, np.ndarray, pd.DataFrame], pd.DataFrame]
 
     def per_person(variant: Variant) -> Planned:
         return lambda p, b, at, x: variant(p, b).iloc[at].reset_index(drop=True)
@@ -199,9 +205,9 @@ def main() -> None:
         "less: a trait unknown is its population mean; class from traits is the class's probability given the "
         "traits behaviour reflects, sure things known; class from features ranks by the class's probability as a "
         "classifier of the warehouse features fitted on the truth predicts it (lift, affinity and price "
-        "sensitivity unknown), each action at its true average; average effects known gives everyone each action's true mean; affinity from k "
-        "opens is a hypothetical world whose opens "
-        "follow channel affinity, k past sends per channel.",
+        "sensitivity unknown), each action at its true average; average effects known gives everyone each "
+        "action's true mean; affinity from k opens is a hypothetical world whose opens follow channel "
+        "affinity, k past sends per channel.",
     ])
     print(text)  # noqa: T201
     if args.write:
