@@ -65,7 +65,7 @@ def planned_profit(settings: Settings, c: Cycle, scores: pd.DataFrame, seeds: in
 
     profits = []
     for seed in range(seeds):
-        config = DesignConfig.from_settings(settings, c.cycle_id, offers=tuple(settings.offers), seed=seed, **design)
+        config = DesignConfig.from_settings(settings, c.cycle_id, seed=seed, **design)
         plan = design_campaign(scores, config).rows
         treated = plan[plan["arm"] == "treatment"]
         profits.append(oracle.plan_value(c.effects, treated["member_id"], treated["offer"] + "__" + treated["channel"]))

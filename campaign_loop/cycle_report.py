@@ -15,7 +15,8 @@ the next campaign's plan (``exports/plans/<next cycle_id>.summary.json``) and th
 (``audit.validation_results``).
 
 Lineage note: a run for cycle K trains the models and designs the plan *for* cycle K+1, so the MLflow runs
-and model versions it creates carry ``cycle_id`` = K+1's key; the report lists both keys.
+and model versions it creates carry ``cycle_id`` = K+1's key (and K's as ``lineage.data_cycle_id``); the
+report lists both keys.
 """
 
 from __future__ import annotations

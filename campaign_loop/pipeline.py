@@ -165,7 +165,8 @@ def train(settings: Settings, cycle: int, lineage: dict[str, Any]) -> dict[str, 
     from ml.train import train_cycle
 
     next_cycle = cycle_key(settings, cycle + 1)
-    report = train_cycle(settings, next_cycle, {**lineage, "cycle_id": cycle_key(settings, cycle)},
+    # The runs carry cycle_id = the cycle they score; the cycle whose data trained them is lineage.
+    report = train_cycle(settings, next_cycle, {**lineage, "data_cycle_id": cycle_key(settings, cycle)},
                          mode=settings.promotion_mode, schema=PUBLISHED_SCHEMA)
     return report.to_dict()
 
@@ -179,7 +180,7 @@ def design(settings: Settings, cycle: int) -> dict[str, Any]:
 
     next_cycle = cycle_key(settings, cycle + 1)
     customers = score_customers(settings, schema=PUBLISHED_SCHEMA)
-    config = DesignConfig.from_settings(settings, next_cycle, offers=tuple(settings.offers))
+    config = DesignConfig.from_settings(settings, next_cycle)
     plan = design_campaign(customers, config)
     paths = write_plan(plan, settings)
     return {"cycle_id": next_cycle, "summary": plan.summary, "files": {k: str(v) for k, v in paths.items()}}

@@ -131,9 +131,11 @@ class DesignConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, cycle_id: str, **overrides: Any) -> DesignConfig:
-        """The design config of a cycle: budget, holdout floor, exploration and seed from Settings, the rest overridable."""
+        """The design config of a cycle: budget, offers, holdout floor, exploration and seed from Settings, the rest
+        overridable."""
         values: dict[str, Any] = {
-            "budget": settings.budget, "holdout_share": settings.holdout_share, "seed": settings.seed,
+            "budget": settings.budget, "offers": tuple(settings.offers), "holdout_share": settings.holdout_share,
+            "seed": settings.seed,
             "exploration": settings.exploration, "epsilon": settings.epsilon, "thompson_scale": settings.thompson_scale,
         }
         values.update(overrides)
@@ -142,6 +144,11 @@ class DesignConfig:
     @property
     def actions(self) -> tuple[Action, ...]:
         return action_catalogue(self.offers, self.channels)
+
+    @property
+    def channel_budget_vector(self) -> np.ndarray:
+        """``channel_budgets`` in ``channels`` order, +inf where a channel has no budget of its own."""
+        return np.array([self.channel_budgets.get(c, math.inf) for c in self.channels], dtype=float)
 
 
 @dataclass(frozen=True)
@@ -423,16 +430,8 @@ def design_campaign(customers: pd.DataFrame, config: DesignConfig) -> CampaignPl
     econ = action_economics(np.nan_to_num(uplift), np.nan_to_num(p_buy), np.nan_to_num(spend),
                             np.nan_to_num(margin_rate), actions)
 
-    # Who may be contacted on what. Consent is hard: a missing flag counts as no consent.
-    consent = np.column_stack([df[f"consent_{c}"].fillna(False).to_numpy(bool) for c in channels])
-    eligible = (
-        ~df["unsubscribed_recently"].fillna(True).to_numpy(bool)
-        & (df["contacts_last_30d"].fillna(config.contact_cap).to_numpy(float) < config.contact_cap)
-        & np.isfinite(p_buy) & np.isfinite(spend) & np.isfinite(margin_rate)
-    )
-    channel_budgets = np.array([config.channel_budgets.get(c, math.inf) for c in channels], dtype=float)
-    channel_open = channel_budgets > 0
-    allowed = consent[:, action_channel] & channel_open[action_channel][None, :] & np.isfinite(uplift) & eligible[:, None]
+    channel_budgets = config.channel_budget_vector
+    allowed = _allowed(df, config, action_channel, p_buy, spend, margin_rate) & np.isfinite(uplift)
     n_allowed = allowed.sum(axis=1)
     reachable = np.flatnonzero(n_allowed > 0)
 
@@ -533,14 +532,9 @@ def plan_from_choice(customers: pd.DataFrame, actions: pd.Series, config: Design
     uplift = df[[uplift_column(a) for a in catalogue]].to_numpy(float).reshape(len(df), len(catalogue))
     econ = action_economics(np.nan_to_num(uplift), np.nan_to_num(p_buy), np.nan_to_num(spend),
                             np.nan_to_num(margin_rate), catalogue)
-    consent = np.column_stack([df[f"consent_{c}"].fillna(False).to_numpy(bool) for c in channels])
-    eligible = (
-        ~df["unsubscribed_recently"].fillna(True).to_numpy(bool)
-        & (df["contacts_last_30d"].fillna(config.contact_cap).to_numpy(float) < config.contact_cap)
-        & np.isfinite(p_buy) & np.isfinite(spend) & np.isfinite(margin_rate)
-    )
-    channel_budgets = np.array([config.channel_budgets.get(c, math.inf) for c in channels], dtype=float)
-    allowed = consent[:, action_channel] & (channel_budgets > 0)[action_channel][None, :] & eligible[:, None]
+    # A baseline policy's actions need no uplift estimate: only the rules decide what is allowed.
+    allowed = _allowed(df, config, action_channel, p_buy, spend, margin_rate)
+    channel_budgets = config.channel_budget_vector
     ok = choice >= 0
     ok[ok] = allowed[np.flatnonzero(ok), choice[ok]]
     choice = np.where(ok, choice, NO_CONTACT)
@@ -578,6 +572,20 @@ def plan_from_choice(customers: pd.DataFrame, actions: pd.Series, config: Design
                        penalty=np.zeros(len(catalogue)))
     summary["method"] = "baseline policy: given actions in priority order, truncated to the budget"
     return CampaignPlan(cycle_id=config.cycle_id, rows=rows, summary=summary)
+
+
+def _allowed(df: pd.DataFrame, config: DesignConfig, action_channel: np.ndarray, p_buy: np.ndarray,
+             spend: np.ndarray, margin_rate: np.ndarray) -> np.ndarray:
+    """Who may be contacted with which action (rows x actions) under consent, unsubscribes, the contact
+    cap and closed channels. Consent is hard: a missing flag counts as no consent."""
+    consent = np.column_stack([df[f"consent_{c}"].fillna(False).to_numpy(bool) for c in config.channels])
+    eligible = (
+        ~df["unsubscribed_recently"].fillna(True).to_numpy(bool)
+        & (df["contacts_last_30d"].fillna(config.contact_cap).to_numpy(float) < config.contact_cap)
+        & np.isfinite(p_buy) & np.isfinite(spend) & np.isfinite(margin_rate)
+    )
+    channel_open = config.channel_budget_vector > 0
+    return consent[:, action_channel] & channel_open[action_channel][None, :] & eligible[:, None]
 
 
 def _uniform_allowed(allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -126,7 +126,7 @@ def design_for_policy(policy: str, settings: Settings, cycle: int) -> dict[str, 
     from sim.oracle import effects_at_start, oracle_customers, oracle_plan
 
     next_id = cycle_id(settings.cycle_start(cycle + 1))
-    config = DesignConfig.from_settings(settings, next_id, offers=tuple(settings.offers))
+    config = DesignConfig.from_settings(settings, next_id)
     info: dict[str, Any] = {}
     if policy == "platform":
         tracking.configure(settings)

@@ -602,7 +602,7 @@ def _log_register_gate(
             row_counts=trained.rows,
         ),
         "model_name": name, "gate.mode": mode,
-        **{f"lineage.{k}": str(v) for k, v in lineage.items() if k not in known and k != "cycle_id"},
+        **{f"lineage.{k}": str(v) for k, v in lineage.items() if k not in known},
     }
     metrics = _finite(trained.metrics)
     if champion_metrics is not None:

@@ -203,7 +203,7 @@ def oracle_plan(settings: Settings, cycle: int, customers: pd.DataFrame | None =
     from ml.decide import DesignConfig, design_campaign
 
     customers = oracle_customers(settings, cycle) if customers is None else customers
-    config = DesignConfig.from_settings(settings, cycle_id(settings.cycle_start(cycle)), offers=tuple(settings.offers),
+    config = DesignConfig.from_settings(settings, cycle_id(settings.cycle_start(cycle)),
                                         exploration="epsilon", epsilon=0.0)
     return design_campaign(customers, config)
 

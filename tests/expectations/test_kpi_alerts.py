@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import duckdb
 import pandas as pd
+import yaml
 
 from expectations.kpi import Alert, evaluate_kpi_alerts, load_kpi_alerts, record_alerts
 
@@ -13,8 +15,15 @@ CONFIG = {"kpis": {"orders": {"floor": 10, "max_relative_change": 0.5},
                    "quarantine_rate": {"ceiling": 0.05, "severity": "critical"}}}
 
 
-def test_the_committed_config_loads() -> None:
-    assert "revenue" in load_kpi_alerts()["kpis"]
+KPI_CYCLE_YML = Path(__file__).parents[2] / "dbt_project" / "models" / "marts" / "kpi" / "kpi_cycle.yml"
+
+
+def test_the_committed_config_watches_only_kpis_the_cycle_frame_has() -> None:
+    # The evaluator skips a KPI its frame lacks, so a misspelt name would never alert: pin the names here.
+    (model,) = yaml.safe_load(KPI_CYCLE_YML.read_text())["models"]
+    frame_columns = {c["name"] for c in model["columns"]} | {"quarantine_rate"}  # the pipeline adds the last
+    watched = set(load_kpi_alerts()["kpis"])
+    assert watched and watched <= frame_columns, watched - frame_columns
 
 
 def test_quiet_kpis_raise_nothing() -> None:
@@ -32,8 +41,8 @@ def test_each_rule_raises_its_alert() -> None:
 
 
 def test_without_a_previous_cycle_only_absolute_rules_apply() -> None:
-    kpis = pd.DataFrame({"orders": [5000]})
-    assert evaluate_kpi_alerts(kpis, None, CONFIG) == []
+    kpis = pd.DataFrame({"orders": [5]})  # below the floor, and a 95 % fall had there been a previous 100
+    assert [(a.kpi, a.rule) for a in evaluate_kpi_alerts(kpis, None, CONFIG)] == [("orders", "floor")]
 
 
 def test_alerts_are_recorded_logged_and_passed_to_the_callback(tmp_path, caplog) -> None:

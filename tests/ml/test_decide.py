@@ -286,6 +286,7 @@ def test_plan_rows_and_summary() -> None:
     world = make_world(2000, 3)
     config = DesignConfig.from_settings(Settings(budget=50.0, holdout_share=0.2, seed=9), "2026-01-12", epsilon=0.1)
     assert (config.budget, config.holdout_share, config.seed) == (50.0, 0.2, 9)
+    assert DesignConfig.from_settings(Settings(offers=("message", "pct10")), "2026-01-12").offers == ("message", "pct10")
     plan = design_campaign(world, config)
     rows, summary = plan.rows, plan.summary
     assert list(rows.columns)[:15] == [

@@ -11,7 +11,8 @@ from campaign_loop.config import Settings
 from ml.train import TrainConfig, TrainReport, train_cycle
 from ml.uplift import BoosterParams
 
-LINEAGE = {"dbt_invocation_id": "dbt-inv-123", "validation_result_id": "val-456", "dag_run_id": "manual__1"}
+LINEAGE = {"dbt_invocation_id": "dbt-inv-123", "validation_result_id": "val-456", "dag_run_id": "manual__1",
+           "data_cycle_id": "2026-02-09"}
 CYCLE = "2026-02-16"  # the synthetic marts' last complete as-of date (dates 2026-01-05 .. 2026-02-23)
 FAST = TrainConfig(
     classifier_params=BoosterParams(n_estimators=60, num_leaves=15, min_child_samples=50, n_jobs=1),
@@ -55,6 +56,7 @@ def test_runs_carry_lineage_metrics_artifacts_and_model(first: tuple[Settings, T
         assert tags["dbt_invocation_id"] == "dbt-inv-123"
         assert tags["validation_result_id"] == "val-456"
         assert tags["lineage.dag_run_id"] == "manual__1"
+        assert tags["lineage.data_cycle_id"] == "2026-02-09"  # the data's cycle beside the scored one
         assert "train_window_end" in tags
         assert any(k.startswith("rows.") for k in tags)
         assert tags["gate.decision"] == "promote"
