@@ -16,8 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-Channel = Literal["email", "push", "sms", "kakao"]
-Offer = Literal["message", "pct10", "pct20"]
+OfferName = Literal["message", "pct10", "pct20"]  # the keys of campaign_loop.actions.OFFERS
 CHANNELS: tuple[str, ...] = ("email", "push", "sms", "kakao")
 
 
@@ -69,7 +68,7 @@ class Settings(BaseSettings):
         1.0, ge=0.0, description="Thompson sampling draws each action's effect with its standard error times this "
                                  "(1: the posterior; 0: its mean, no exploration beyond epsilon).",
     )
-    offers: Annotated[tuple[Offer, ...], NoDecode] = Field(
+    offers: Annotated[tuple[OfferName, ...], NoDecode] = Field(
         ("message", "pct10", "pct20"), min_length=1, description="Offers the campaign may use (comma-separated)."
     )
     kpi_alert_callback: str | None = Field(

@@ -52,7 +52,6 @@ DEFAULT_MLFLOW_URL = "http://127.0.0.1:5000"
 # Relative to <home>/reports/<cycle_id>/index.html.
 DBT_DOCS_LINK = "../../dbt_docs/index.html"
 DATA_DOCS_LINK = "../../validation/gx/uncommitted/data_docs/local_site/index.html"
-Z95 = 1.959963984540054
 
 
 def report_path(settings: Settings, cycle: int) -> Path:
@@ -110,6 +109,8 @@ def _read_warehouse(settings: Settings, data: ReportData) -> None:
             select coalesce(f.rfm_segment, 'unknown') as segment,
                    count(*) filter (where s.arm = 'treatment') as n_treatment,
                    count(*) filter (where s.arm = 'control') as n_control,
+                   count(*) filter (where s.arm = 'treatment' and s.is_converted) as converted_treatment,
+                   count(*) filter (where s.arm = 'control' and s.is_converted) as converted_control,
                    avg(cast(s.is_converted as double)) filter (where s.arm = 'treatment') as p_treatment,
                    avg(cast(s.is_converted as double)) filter (where s.arm = 'control') as p_control
             from published.fct_campaign_sends s
@@ -132,17 +133,19 @@ def _read_warehouse(settings: Settings, data: ReportData) -> None:
 
 
 def _with_interval(frame: Any) -> Any:
-    """Difference in conversion (treatment - control) with a normal-approximation 95% interval."""
+    """Difference in conversion (treatment - control) with the 95% interval kpi_campaign_arms gives an
+    action (Newcombe's, which keeps its width when an arm has no conversions)."""
+    from ml.ab import two_proportion_test
+
     frame = frame.copy()
     lifts, lows, highs = [], [], []
     for row in frame.itertuples():
-        if not row.n_treatment or not row.n_control or row.p_treatment is None or row.p_control is None:
+        if not row.n_treatment or not row.n_control:
             lifts.append(math.nan), lows.append(math.nan), highs.append(math.nan)
             continue
-        lift = row.p_treatment - row.p_control
-        se = math.sqrt(row.p_treatment * (1 - row.p_treatment) / row.n_treatment
-                       + row.p_control * (1 - row.p_control) / row.n_control)
-        lifts.append(lift), lows.append(lift - Z95 * se), highs.append(lift + Z95 * se)
+        test = two_proportion_test(int(row.converted_control), int(row.n_control), int(row.converted_treatment),
+                                   int(row.n_treatment), ci="newcombe")
+        lifts.append(test.diff), lows.append(test.ci_low), highs.append(test.ci_high)
     frame["lift"], frame["ci_low"], frame["ci_high"] = lifts, lows, highs
     return frame
 

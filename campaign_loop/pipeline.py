@@ -190,6 +190,7 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     """Lift of the campaigns that ran during the cycle: treatment vs randomised holdout, pooled over actions."""
     import duckdb
 
+    from expectations.marts import design_shares
     from expectations.publish import PUBLISHED_SCHEMA
     from ml.ab import analyze
 
@@ -197,7 +198,8 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     end = settings.cycle_start(cycle + 1)
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         units = con.execute(
-            f"select arm as variant, cast(is_converted as integer) as converted, cast(margin as double) as margin "
+            f"select arm as variant, cast(is_converted as integer) as converted, cast(margin as double) as margin, "
+            f"assignment_probability "
             f"from {PUBLISHED_SCHEMA}.fct_campaign_sends "
             "where arm in ('treatment', 'control') and starts_at >= ? and starts_at < ?",
             [start, end],
@@ -206,10 +208,13 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     if units["variant"].nunique() < 2:
         return result | {"note": "no randomised campaign ran in this cycle"}
     summary_path = plan_path(settings, cycle).with_suffix(".summary.json")
-    holdout = (json.loads(summary_path.read_text())["holdout"]["share"] if summary_path.exists()
-               else 0.5)  # business-as-usual campaigns hold out half
-    report = analyze(units, {"converted": "binary", "margin": "continuous"}, control="control",
-                     allocation={"treatment": 1 - holdout, "control": holdout})
+    if summary_path.exists():
+        holdout = float(json.loads(summary_path.read_text())["holdout"]["share"])
+    else:  # campaigns the platform did not design: the shares their sends were assigned with
+        shares = design_shares(units.rename(columns={"variant": "arm"}))
+        holdout = shares.get("control", 0.0) / sum(shares.values())
+    report = analyze(units.drop(columns="assignment_probability"), {"converted": "binary", "margin": "continuous"},
+                     control="control", allocation={"treatment": 1 - holdout, "control": holdout})
     rows = report.frame()
     conversion = rows[rows["metric"] == "converted"].iloc[0]
     return result | {

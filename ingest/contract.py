@@ -43,10 +43,6 @@ class Source:
     def required_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns.values() if c.required)
 
-    @property
-    def timestamp_columns(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns.values() if c.type == "timestamp")
-
 
 @dataclass(frozen=True)
 class Contract:

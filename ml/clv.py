@@ -324,9 +324,6 @@ class CdnowBenchmark:
     model: ClvModel
     summary: pd.DataFrame
 
-    def max_relative_error(self) -> float:
-        return max(abs(self.params[k] - v) / v for k, v in self.published.items())
-
 
 def cdnow_sample_path() -> Path:
     """The raw CDNOW sample shipped inside ``lifetimes`` (a dev dependency; nothing is downloaded).

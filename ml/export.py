@@ -77,9 +77,10 @@ def sender_frame(rows: pd.DataFrame, channel: str) -> pd.DataFrame:
         "coupon_code": codes,
         "title": sent["offer"].map(lambda o: PUSH_COPY.get(o, PUSH_COPY["message"])[0]),
         "body": sent["offer"].map(lambda o: PUSH_COPY.get(o, PUSH_COPY["message"])[1]),
-        # utm_campaign is how the clickstream attributes an app session to its campaign.
-        "deep_link": "app://offers/" + sent["offer"].astype(str) + "?utm_source=campaign_loop&utm_medium="
-        + channel + "&utm_campaign=" + sent["campaign_id"].astype(str)
+        # The clickstream's utm_source is the channel attribution credits (and matches to spend), utm_campaign
+        # the campaign: the same tags a clicked e-mail, SMS or KakaoTalk link lands with.
+        "deep_link": "app://offers/" + sent["offer"].astype(str) + "?utm_source=" + channel
+        + "&utm_medium=crm&utm_campaign=" + sent["campaign_id"].astype(str)
         + codes.map(lambda c: f"&coupon={c}" if c else ""),
         "send_at": pd.to_datetime(sent["send_at"]).map(lambda t: t.isoformat()),
     })

@@ -110,10 +110,10 @@ def _build_marts(settings: Settings, cycle: int) -> None:
 def _score_without_models(settings: Settings) -> pd.DataFrame:
     from expectations.publish import PUBLISHED_SCHEMA
     from ml import features
-    from ml.score import _recent_purchase_rate, score_frame
+    from ml.score import recent_purchase_rate, score_frame
 
     frame = features.scoring_frame(settings.warehouse_path, schema=PUBLISHED_SCHEMA)
-    out = score_frame(frame, {}, fallback_rate=lambda: _recent_purchase_rate(settings, PUBLISHED_SCHEMA))
+    out = score_frame(frame, {}, fallback_rate=lambda: recent_purchase_rate(settings, PUBLISHED_SCHEMA))
     return out.assign(monetary_value=frame["monetary_value"].to_numpy()) if "monetary_value" in frame else out
 
 

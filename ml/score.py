@@ -75,7 +75,7 @@ def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -
         prior = uplift_prior(features.uplift_frame(settings.warehouse_path, schema=schema))
     except Exception:  # noqa: BLE001 - no campaign data yet (empty marts): the prior is simply absent
         prior = None
-    return score_frame(frame, champions, fallback_rate=lambda: _recent_purchase_rate(settings, schema), prior=prior)
+    return score_frame(frame, champions, fallback_rate=lambda: recent_purchase_rate(settings, schema), prior=prior)
 
 
 PRIOR_STRENGTH = 2_000.0  # pseudo-assignments of the pooled effect added to each action's own evidence
@@ -269,7 +269,7 @@ def score_frame(
     return out[[*DECIDE_COLUMNS, *extras]]
 
 
-def _recent_purchase_rate(settings: Settings, schema: str) -> float:
+def recent_purchase_rate(settings: Settings, schema: str) -> float:
     """Next-cycle purchase rate of the newest as-of date with complete labels (0 if none yet)."""
     sql = f"""
         select avg(cast(purchased_next_cycle as double)) as rate

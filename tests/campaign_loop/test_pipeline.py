@@ -53,3 +53,26 @@ def test_a_demo_run_ahead_of_the_simulated_world_says_which_run_to_trigger(tmp_p
     with pytest.raises(CycleOutOfOrder, match=r"cycles 0\.\.0; this run asks for cycle 2\. Trigger the run of logical date 2026-01-19 \(cycle 1\)"):
         simulate(settings, 2)
     assert simulate(settings, 1)["cycle"] == 1
+
+
+def test_measure_takes_an_undesigned_campaign_s_shares_from_its_sends(tmp_path: Path) -> None:
+    # No plan summary (a campaign the platform did not design): the arms' assignment probabilities say the
+    # holdout was a fifth, so 20 control of 100 is no sample-ratio mismatch.
+    import duckdb
+
+    from campaign_loop.pipeline import measure
+
+    settings = Settings(home=tmp_path)
+    settings.warehouse_path.parent.mkdir(parents=True)
+    starts = settings.cycle_start(0)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute("create schema published")
+        con.execute("create table published.fct_campaign_sends (arm varchar, is_converted boolean, margin double, "
+                    "assignment_probability double, starts_at timestamp)")
+        rows = [("treatment", i < 16, 10.0 if i < 16 else 0.0, 0.8, starts) for i in range(80)]
+        rows += [("control", i < 2, 10.0 if i < 2 else 0.0, 0.2, starts) for i in range(20)]
+        con.executemany("insert into published.fct_campaign_sends values (?, ?, ?, ?, ?)", rows)
+    result = measure(settings, 0)
+    assert result["units"] == 100 and result["designed_holdout_share"] == pytest.approx(0.2)
+    assert result["srm_ok"] and result["srm_p_value"] == pytest.approx(1.0)
+    assert (result["conversion_treatment"], result["conversion_control"], result["lift"]) == pytest.approx((0.2, 0.1, 0.1))

@@ -73,6 +73,8 @@ def test_coupons_only_for_discount_offers_and_unique(plan: CampaignPlan, written
     assert codes.str.match(r"^CL[0-9A-F]{10}$").all() and codes.is_unique
     push = pd.read_csv(paths["send_push"], dtype=str, keep_default_na=False)
     assert (push["deep_link"].str.contains("utm_campaign=") & push["deep_link"].str.startswith("app://")).all()
+    # Attribution credits the session's utm_source as the channel.
+    assert push["deep_link"].str.contains("?utm_source=push&utm_medium=crm&", regex=False).all()
 
 
 def test_summaries_are_written_and_reruns_are_identical(plan: CampaignPlan, written: tuple[Settings, dict[str, Path]]) -> None:

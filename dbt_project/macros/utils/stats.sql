@@ -28,3 +28,15 @@
 {% macro round_float(expr, places=6) -%}
     cast(round(cast({{ expr }} as numeric(38, 12)), {{ places }}) as float8)
 {%- endmacro %}
+
+{#-
+    Wilson score bound of a proportion (x successes of n) at z standard normal units: side -1 the lower,
+    +1 the upper. Unlike p +- z * se, it has width when x is 0 or n (the difference intervals are built on it).
+-#}
+{% macro wilson_bound(x, n, side, z=1.959964) -%}
+    ((({{ safe_divide(x, n) }}) + {{ z }} * {{ z }} / (2.0 * ({{ n }}))
+      {{ '-' if side < 0 else '+' }} {{ z }} * sqrt(
+          ({{ safe_divide(x, n) }}) * (1 - ({{ safe_divide(x, n) }})) / ({{ n }})
+          + {{ z }} * {{ z }} / (4.0 * ({{ n }}) * ({{ n }}))))
+     / (1 + {{ z }} * {{ z }} / ({{ n }})))
+{%- endmacro %}

@@ -1,6 +1,7 @@
 {#-
     Per campaign and arm: counts and rates, then each non-control arm compared with the control arm
-    (two-proportion z-test on conversion, Welch on revenue per customer, normal 95% intervals).
+    (two-proportion z-test on conversion with Newcombe's hybrid score 95% interval, which keeps its width
+    when an arm has no conversions where the normal interval collapses to [0, 0]; Welch on revenue per customer).
 -#}
 with
 
@@ -16,6 +17,7 @@ arms as (
         count(sent_at) as sent,
         count(case when is_delivered then 1 end) as delivered,
         count(case when is_opened then 1 end) as opened,
+        coalesce(bool_and(channel in ('{{ var("channels_without_opens") | join("', '") }}')), false) as opens_untracked,
         count(case when is_clicked then 1 end) as clicked,
         count(case when is_redeemed then 1 end) as redeemed,
         count(case when is_unsubscribed then 1 end) as unsubscribed,
@@ -40,6 +42,7 @@ compared as (
         {{ safe_divide('arms.converted', 'arms.assigned') }} as conversion_rate,
         {{ safe_divide('control.converted', 'control.assigned') }} as control_conversion_rate,
         control.assigned as control_assigned,
+        control.converted as control_converted,
         control.revenue_per_customer as control_revenue_per_customer,
         control.margin_per_customer as control_margin_per_customer,
         control.revenue_variance as control_revenue_variance
@@ -52,14 +55,19 @@ tested as (
     select
         *,
         conversion_rate - control_conversion_rate as conversion_lift,
+        -- Newcombe (1998) method 10: the difference's bounds from each arm's Wilson bounds.
         sqrt(
-            conversion_rate * (1 - conversion_rate) / nullif(assigned, 0)
-            + control_conversion_rate * (1 - control_conversion_rate) / nullif(control_assigned, 0)
-        ) as conversion_lift_se,
+            power(conversion_rate - {{ wilson_bound('converted', 'nullif(assigned, 0)', -1) }}, 2)
+            + power({{ wilson_bound('control_converted', 'nullif(control_assigned, 0)', 1) }} - control_conversion_rate, 2)
+        ) as conversion_lift_margin_low,
+        sqrt(
+            power({{ wilson_bound('converted', 'nullif(assigned, 0)', 1) }} - conversion_rate, 2)
+            + power(control_conversion_rate - {{ wilson_bound('control_converted', 'nullif(control_assigned, 0)', -1) }}, 2)
+        ) as conversion_lift_margin_high,
         -- Pooled standard error under H0 (equal rates) for the p-value.
         sqrt(
-            {{ safe_divide('converted + control_conversion_rate * control_assigned', 'assigned + control_assigned') }}
-            * (1 - {{ safe_divide('converted + control_conversion_rate * control_assigned', 'assigned + control_assigned') }})
+            {{ safe_divide('converted + control_converted', 'assigned + control_assigned') }}
+            * (1 - {{ safe_divide('converted + control_converted', 'assigned + control_assigned') }})
             * (1.0 / nullif(assigned, 0) + 1.0 / nullif(control_assigned, 0))
         ) as conversion_pooled_se,
         revenue_per_customer - control_revenue_per_customer as revenue_lift,
@@ -83,14 +91,14 @@ final as (
         cast(margin as decimal(18, 4)) as margin,
         cast(cost as decimal(18, 4)) as cost,
         {{ round_float('revenue_per_customer') }} as revenue_per_customer,
-        {{ round_float(safe_divide('opened', 'sent')) }} as open_rate,
+        case when not opens_untracked then {{ round_float(safe_divide('opened', 'sent')) }} end as open_rate,
         {{ round_float(safe_divide('clicked', 'sent')) }} as click_rate,
         {{ round_float(safe_divide('redeemed', 'assigned')) }} as redemption_rate,
         {{ round_float('conversion_rate') }} as conversion_rate,
         {{ round_float('control_conversion_rate') }} as control_conversion_rate,
         case when arm <> 'control' then {{ round_float('conversion_lift') }} end as conversion_lift,
-        case when arm <> 'control' then {{ round_float('conversion_lift - 1.959964 * conversion_lift_se') }} end as conversion_lift_ci_low,
-        case when arm <> 'control' then {{ round_float('conversion_lift + 1.959964 * conversion_lift_se') }} end as conversion_lift_ci_high,
+        case when arm <> 'control' then {{ round_float('conversion_lift - conversion_lift_margin_low') }} end as conversion_lift_ci_low,
+        case when arm <> 'control' then {{ round_float('conversion_lift + conversion_lift_margin_high') }} end as conversion_lift_ci_high,
         case when arm <> 'control' and conversion_pooled_se > 0
             then {{ round_float('2 * (1 - ' ~ normal_cdf('abs(conversion_lift) / conversion_pooled_se') ~ ')') }}
         end as conversion_lift_p_value,

@@ -9,9 +9,11 @@ daily as (
         session_date,
         coalesce(platform, 'unknown') as platform,
         count(*) as sessions,
-        count(case when product_views > 0 then 1 end) as product_view_sessions,
-        count(case when add_to_carts > 0 then 1 end) as add_to_cart_sessions,
-        count(case when checkouts > 0 then 1 end) as checkout_sessions,
+        -- A session reached a step when it logged that step or any later one: a buy-now purchase or a
+        -- cart filled from a list skips events, and counting steps alone put step rates above 1.
+        count(case when product_views + add_to_carts + checkouts + purchases > 0 then 1 end) as product_view_sessions,
+        count(case when add_to_carts + checkouts + purchases > 0 then 1 end) as add_to_cart_sessions,
+        count(case when checkouts + purchases > 0 then 1 end) as checkout_sessions,
         count(case when purchases > 0 then 1 end) as purchase_sessions
     from sessions
     group by session_date, coalesce(platform, 'unknown')
