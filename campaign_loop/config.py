@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     # The campaign (used by later stages; here so the DAG's Params and the CLI share them).
     budget: float = Field(20_000.0, ge=0.0, description="Total budget of one cycle's campaign (currency units).")
     holdout_share: float = Field(0.1, ge=0.05, le=0.5, description="Randomised holdout share of each campaign.")
+    min_detectable_lift: float = Field(
+        0.01, gt=0.0, lt=1.0,
+        description="Smallest lift in purchase probability (absolute, 0.01 = one point) a campaign's holdout must "
+                    "detect at 80 % power; the power calculation grows the holdout beyond holdout_share for it.",
+    )
+    contact_cap: int = Field(4, ge=1, description="Most marketing contacts a customer receives in 30 days, the next one included.")
     exploration: Literal["auto", "thompson", "epsilon"] = Field(
         "auto",
         description="How a campaign keeps every action measured beside its holdout: epsilon (a random share of the "
@@ -163,3 +169,12 @@ def cycle_id(day: date) -> str:
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, with explicit overrides (CLI flags, DAG params) on top."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def param_schema(key: str) -> dict[str, Any]:
+    """A Settings key's JSON schema (type, bounds, enum, description) for a form that sets it, such as
+    the Airflow trigger form's Params: one declaration of each knob's rules."""
+    schema = dict(Settings.model_json_schema()["properties"][key])
+    schema.pop("title", None)
+    schema.pop("default", None)
+    return schema

@@ -32,7 +32,7 @@ the next campaign; the next run measures that campaign against its randomised ho
 - Data quality: Great Expectations Data Docs, http://127.0.0.1:8090/validation/gx/uncommitted/data_docs/local_site/index.html
 
 **Params**: the cycle's knobs; defaults come from `campaign_loop.config.Settings`
-(environment `CAMPAIGN_LOOP_*`), each Param named like its setting.
+(environment `CAMPAIGN_LOOP_*`), each Param named like its setting and bound by its rules.
 """
 
 from __future__ import annotations
@@ -45,10 +45,16 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from campaign_loop.airflow_links import with_report_link
-from campaign_loop.config import Settings
+from campaign_loop.config import Settings, param_schema
 from campaign_loop.dbt import MANIFEST_PATH, PROFILE_NAME, PROJECT_DIR, dbt_env, dbt_executable
+from campaign_loop.pipeline import RUN_PARAMS
 
 _defaults = Settings()
+
+
+def _form_default(key: str) -> Any:
+    value = getattr(_defaults, key)
+    return list(value) if isinstance(value, tuple) else value  # a form's array field holds a list
 
 
 def _gate(stage: str) -> dict[str, Any]:
@@ -81,38 +87,8 @@ def _run() -> tuple[Settings, int]:
     max_active_runs=1,
     tags=["campaign-loop", "marketing"],
     default_args={"owner": "campaign-loop", "retries": 1, "retry_delay": pendulum.duration(minutes=2)},
-    params={
-        "demo": Param(_defaults.demo, type="boolean", description="Simulated retailer as the data source."),
-        "customers": Param(_defaults.customers, type="integer", minimum=100, description="People in the simulated world."),
-        "seed": Param(_defaults.seed, type="integer", description="Seed of the simulated world."),
-        "budget": Param(_defaults.budget, type="number", minimum=0, description="Budget of the next campaign."),
-        "holdout_share": Param(
-            _defaults.holdout_share, type="number", minimum=0.05, maximum=0.5,
-            description="Randomised holdout share of the next campaign (at least; power may raise it).",
-        ),
-        "exploration": Param(
-            _defaults.exploration, type="string", enum=["auto", "thompson", "epsilon"],
-            description="How the next campaign keeps every action measured: epsilon (a random share gets a random "
-                        "action, the rest the best expected one), thompson (plan on a draw of each action's effect) or auto.",
-        ),
-        "epsilon": Param(
-            _defaults.epsilon, type="number", minimum=0, exclusiveMaximum=1,
-            description="Share of the reachable audience given a random allowed action.",
-        ),
-        "thompson_scale": Param(
-            _defaults.thompson_scale, type="number", minimum=0,
-            description="Thompson sampling draws each action's effect with its standard error times this.",
-        ),
-        "offers": Param(
-            list(_defaults.offers), type="array", minItems=1,
-            items={"type": "string", "enum": ["message", "pct10", "pct20"]},
-            description="Offers the next campaign may use.",
-        ),
-        "promotion_mode": Param(
-            _defaults.promotion_mode, type="string", enum=["auto", "manual"],
-            description="auto: the gate promotes models; manual: a reviewer promotes in the MLflow registry.",
-        ),
-    },
+    # Each trigger-form field is the Settings key of its name, with its default, bounds and description.
+    params={key: Param(_form_default(key), **param_schema(key)) for key in RUN_PARAMS},
 )
 def campaign_feedback_loop() -> None:
     from campaign_loop import pipeline

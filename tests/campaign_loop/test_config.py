@@ -28,6 +28,7 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
         "cycle_days": ("14", 14), "cycles": ("3", 3), "history_weeks": ("10", 10), "dirt": ("0.5", 0.5),
         "bau_contact_share": ("0.2", 0.2), "file_format": ("parquet", "parquet"),
         "quarantine_rate_max": ("0.1", 0.1), "budget": ("500", 500.0), "holdout_share": ("0.2", 0.2),
+        "min_detectable_lift": ("0.02", 0.02), "contact_cap": ("2", 2),
         "exploration": ("epsilon", "epsilon"), "epsilon": ("0.1", 0.1), "thompson_scale": ("0.5", 0.5),
         "offers": ("message,pct10", ("message", "pct10")), "kpi_alert_callback": ("alerts:send", "alerts:send"),
         "promotion_mode": ("manual", "manual"), "faults": ("drop_source:pos_receipts", ("drop_source:pos_receipts",)),
