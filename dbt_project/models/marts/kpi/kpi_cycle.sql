@@ -1,9 +1,22 @@
 {#- One row per cycle: the headline KPIs the alert thresholds (expectations/kpi_alerts.yaml) watch. -#}
 with
 
-orders as (
+all_orders as (
     select * from {{ ref('fct_orders') }}
-    where is_revenue and order_date >= {{ cycle_start_date() }}
+    where is_revenue
+),
+
+orders as (
+    select * from all_orders
+    where order_date >= {{ cycle_start_date() }}
+),
+
+first_orders as (
+    -- From the whole history, so a customer's first order in the first cycle can still be a repeat.
+    select customer_id, min(order_date) as first_order_date
+    from all_orders
+    where customer_id is not null
+    group by customer_id
 ),
 
 sessions as (
@@ -13,10 +26,12 @@ sessions as (
 
 order_cycles as (
     select
-        floor({{ dbt.datediff(cycle_start_date(), 'order_date', 'day') }} / {{ cycle_days() }}) as cycle_number,
-        customer_id,
-        total_amount
+        floor({{ dbt.datediff(cycle_start_date(), 'orders.order_date', 'day') }} / {{ cycle_days() }}) as cycle_number,
+        orders.customer_id,
+        orders.total_amount,
+        first_orders.first_order_date
     from orders
+    left join first_orders on first_orders.customer_id = orders.customer_id
 ),
 
 session_cycles as (
@@ -31,7 +46,12 @@ order_kpis as (
         cycle_number,
         count(*) as orders,
         sum(total_amount) as revenue,
-        count(distinct customer_id) as customers
+        count(distinct customer_id) as customers,
+        -- Bought before the cycle began: the cycle's start is start_date + cycle_number x cycle_days.
+        count(distinct case
+            when first_order_date < {{ dbt.dateadd('day', 'cast(cycle_number as integer) * ' ~ cycle_days(), cycle_start_date()) }}
+            then customer_id
+        end) as repeat_customers
     from order_cycles
     group by cycle_number
 ),
@@ -53,6 +73,9 @@ final as (
         cast(order_kpis.orders as integer) as orders,
         cast(order_kpis.revenue as decimal(18, 4)) as revenue,
         cast(order_kpis.customers as integer) as customers,
+        cast({{ safe_divide('order_kpis.revenue', 'order_kpis.orders') }} as float8) as average_order_value,
+        cast(order_kpis.repeat_customers as integer) as repeat_customers,
+        cast({{ safe_divide('order_kpis.repeat_customers', 'order_kpis.customers') }} as float8) as repurchase_rate,
         cast(coalesce(session_kpis.sessions, 0) as integer) as sessions,
         cast({{ safe_divide('session_kpis.converted_sessions', 'session_kpis.sessions') }} as float8) as conversion_rate
     from order_kpis
