@@ -20,6 +20,10 @@ order_lines as (
     select * from {{ ref('fct_order_lines') }}
 ),
 
+reviews as (
+    select * from {{ ref('stg_shop__reviews') }}
+),
+
 identity as (
     select
         customer_id,
@@ -73,11 +77,23 @@ order_totals as (
         sum(case when sales_channel = 'online' then total_amount else 0 end) as online_revenue,
         sum(case when sales_channel = 'pos' then total_amount else 0 end) as pos_revenue,
         sum(margin_amount) as lifetime_margin,
+        count(case when discount_amount > 0 or coupon_code is not null then 1 end) as discounted_orders,
         min(ordered_at) as first_order_at,
         max(ordered_at) as last_order_at
     from orders
     where is_revenue and customer_id is not null
     group by customer_id
+),
+
+review_totals as (
+    select
+        member_id,
+        count(*) as review_count,
+        avg(cast(rating as {{ dbt.type_float() }})) as average_rating,
+        max(reviewed_at) as last_reviewed_at
+    from reviews
+    where member_id is not null
+    group by member_id
 ),
 
 category_spend as (
@@ -130,7 +146,20 @@ final as (
             when order_totals.online_orders >= order_totals.pos_orders then 'online'
             else 'pos'
         end as preferred_sales_channel,
-        category_spend.category as preferred_category
+        category_spend.category as preferred_category,
+        cast(coalesce(order_totals.discounted_orders, 0) as integer) as discounted_orders,
+        -- How a customer buys, beside RFM's how recently, often and much. Deal seekers first: a discount
+        -- share of half or more says more about what moves them than where they shop.
+        case
+            when order_totals.lifetime_orders is null then 'prospect'
+            when order_totals.discounted_orders * 2 >= order_totals.lifetime_orders then 'deal_seeker'
+            when order_totals.online_orders > 0 and order_totals.pos_orders > 0 then 'omnichannel'
+            when order_totals.online_orders > 0 then 'online_only'
+            else 'store_only'
+        end as behaviour_segment,
+        cast(coalesce(review_totals.review_count, 0) as integer) as review_count,
+        cast(review_totals.average_rating as float8) as average_rating,
+        review_totals.last_reviewed_at
     from identity
     left join crm_customers
         on crm_customers.member_id = identity.member_id
@@ -138,6 +167,8 @@ final as (
         on consent_flags.member_id = identity.member_id
     left join order_totals
         on order_totals.customer_id = identity.customer_id
+    left join review_totals
+        on review_totals.member_id = identity.member_id
     left join category_spend
         on category_spend.customer_id = identity.customer_id and category_spend.spend_rank = 1
 )
