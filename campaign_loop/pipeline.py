@@ -175,14 +175,14 @@ def design(settings: Settings, cycle: int) -> dict[str, Any]:
     """Design the next cycle's campaign from the champions' scores; export it for sending."""
     from expectations.publish import PUBLISHED_SCHEMA
     from ml.decide import DesignConfig, design_campaign
-    from ml.export import write_plan
+    from ml.export import write_plan, write_scores
     from ml.score import score_customers
 
     next_cycle = cycle_key(settings, cycle + 1)
     customers = score_customers(settings, schema=PUBLISHED_SCHEMA)
     config = DesignConfig.from_settings(settings, next_cycle)
     plan = design_campaign(customers, config)
-    paths = write_plan(plan, settings)
+    paths = write_plan(plan, settings) | {"scores": write_scores(customers, settings, next_cycle)}
     return {"cycle_id": next_cycle, "summary": plan.summary, "files": {k: str(v) for k, v in paths.items()}}
 
 

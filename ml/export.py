@@ -127,6 +127,23 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> Path:
     return path
 
 
+# What the models said of every scored customer, kept beside the plan: churn and CLV inform no action the
+# optimiser takes today, but a marketer reads them (retention lists, value tiers) and audits the plan by them.
+SCORE_COLUMNS: tuple[str, ...] = (
+    "customer_id", "member_id", "as_of_date", "segment", "p_buy", "p_churn", "p_alive", "clv_52w", "expected_spend",
+)
+
+
+def write_scores(scores: pd.DataFrame, settings: Settings, cycle_id: str) -> Path:
+    """Write the scores the plan of ``cycle_id`` was designed from (:data:`SCORE_COLUMNS` and which model
+    version gave each, ``scored_by__*``) to ``exports/scores/<cycle_id>.parquet``."""
+    if missing := [c for c in SCORE_COLUMNS if c not in scores.columns]:
+        raise ValueError(f"scores for {cycle_id} lack the columns {missing}")
+    columns = [*SCORE_COLUMNS, *(c for c in scores.columns if c.startswith("scored_by__"))]
+    frame = scores[columns].sort_values("customer_id", kind="stable").reset_index(drop=True)
+    return _atomic(settings.exports_dir / "scores" / f"{cycle_id}.parquet", lambda p: frame.to_parquet(p, index=False))
+
+
 def write_plan(plan: CampaignPlan, settings: Settings) -> dict[str, Path]:
     """Write the plan, its summaries and the per-channel sender files; returns name -> path."""
     rows = plan.rows

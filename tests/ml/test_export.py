@@ -11,7 +11,7 @@ import pytest
 from campaign_loop import pipeline
 from campaign_loop.config import CHANNELS, Settings
 from ml.decide import CampaignPlan, DesignConfig, design_campaign
-from ml.export import SENDER_COLUMNS, SIMULATOR_COLUMNS, write_plan
+from ml.export import SCORE_COLUMNS, SENDER_COLUMNS, SIMULATOR_COLUMNS, write_plan, write_scores
 from tests.ml.test_decide import make_world
 
 PII = {"email", "phone", "full_name", "address", "birth_date"}
@@ -132,3 +132,20 @@ def test_the_simulator_executes_the_exported_plan(tmp_path: Path) -> None:
     assert summary["plan"] == str(pipeline.plan_path(settings, 1))
     sends = pd.read_parquet(settings.landing_dir / "campaign_sends" / "2026-01-12.parquet")
     assert set(sends["campaign_id"]) <= set(plan.rows["campaign_id"]) and len(sends) > 0
+
+
+def test_the_scores_behind_a_plan_are_kept_for_the_marketer(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    scores = pd.DataFrame({
+        "customer_id": ["c2", "c1"], "member_id": ["M2", None], "as_of_date": ["2026-01-12"] * 2,
+        "segment": ["champions", "prospect"], "p_buy": [0.4, 0.02], "p_churn": [0.1, 0.9], "p_alive": [0.95, 0.3],
+        "clv_52w": [310.0, 4.5], "expected_spend": [61.0, 40.0], "scored_by__churn": ["3", "3"],
+        "uplift__message__email": [0.01, 0.0],  # the optimiser's input, not a score to keep
+    })
+    path = write_scores(scores, settings, "2026-01-12")
+    assert path == settings.exports_dir / "scores" / "2026-01-12.parquet"
+    kept = pd.read_parquet(path)
+    assert list(kept.columns) == [*SCORE_COLUMNS, "scored_by__churn"]
+    assert list(kept["customer_id"]) == ["c1", "c2"] and list(kept["p_churn"]) == [0.9, 0.1]
+    with pytest.raises(ValueError, match=r"scores for 2026-01-12 lack the columns \['clv_52w'\]"):
+        write_scores(scores.drop(columns="clv_52w"), settings, "2026-01-12")
