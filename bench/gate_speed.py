@@ -36,10 +36,9 @@ def main() -> None:
     import duckdb
 
     from campaign_loop.config import Settings
-    from campaign_loop.pipeline import cycle_key
 
     settings = Settings(home=args.home, customers=args.customers)
-    key = cycle_key(settings, args.cycle)
+    key = settings.cycle_key(args.cycle)
     started = time.perf_counter()
     from expectations.gate import run_gate
 

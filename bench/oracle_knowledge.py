@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
 
-    from campaign_loop.config import cycle_id, load_settings
+    from campaign_loop.config import load_settings
     from ml import features
     from sim import oracle
 
@@ -170,7 +170,7 @@ def main() -> None:
     }
     rows: list[dict[str, object]] = []
     for cycle in (int(c) for c in args.cycles.split(",")):
-        key = cycle_id(settings.cycle_start(cycle))
+        key = settings.cycle_key(cycle)
         effects = pd.read_parquet(settings.truth_dir / "effects" / f"{key}.parquet")
         people, base = oracle.people_at_start(settings, cycle)
         customers = oracle.oracle_customers(settings, cycle, effects)

@@ -31,11 +31,10 @@ class Cycle:
 
 
 def cycle_inputs(settings: Settings, cycle: int) -> Cycle:
-    from campaign_loop.config import cycle_id
     from ml import features
     from sim import oracle
 
-    key = cycle_id(settings.cycle_start(cycle))
+    key = settings.cycle_key(cycle)
     value = oracle.evaluate_cycle(settings, cycle)
     return Cycle(
         cycle=cycle, cycle_id=key,

@@ -161,6 +161,15 @@ class Settings(BaseSettings):
         return offset // self.cycle_days
 
 
+    def cycle_key(self, cycle: int) -> str:
+        """The lineage key (``cycle_id``) of cycle number ``cycle``: it tags the cycle's dbt invocation,
+        validation results, MLflow runs, plan and report."""
+        return cycle_id(self.cycle_start(cycle))
+
+    def plan_path(self, cycle_id: str) -> Path:
+        """Where the campaign plan of ``cycle_id`` is exported; its summaries sit beside it."""
+        return self.exports_dir / "plans" / f"{cycle_id}.parquet"
+
 def cycle_id(day: date) -> str:
     """The lineage key of a cycle: the ISO date its period starts."""
     return day.isoformat()

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from campaign_loop.config import Settings, cycle_id
+from campaign_loop.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ DATA_DOCS_LINK = "../../validation/gx/uncommitted/data_docs/local_site/index.htm
 
 
 def report_path(settings: Settings, cycle: int) -> Path:
-    return settings.reports_dir / cycle_id(settings.cycle_start(cycle)) / "index.html"
+    return settings.reports_dir / settings.cycle_key(cycle) / "index.html"
 
 
 # --- data -----------------------------------------------------------------------------------------------
@@ -223,15 +223,15 @@ def _read_airflow(settings: Settings, data: ReportData, run_id: str | None) -> N
 def collect(settings: Settings, cycle: int, airflow_run_id: str | None = None) -> ReportData:
     data = ReportData(
         cycle=cycle,
-        cycle_id=cycle_id(settings.cycle_start(cycle)),
-        next_cycle_id=cycle_id(settings.cycle_start(cycle + 1)),
+        cycle_id=settings.cycle_key(cycle),
+        next_cycle_id=settings.cycle_key(cycle + 1),
         start=settings.cycle_start(cycle).isoformat(),
         end=settings.cycle_start(cycle + 1).isoformat(),
     )
     _read_warehouse(settings, data)
     _read_mlflow(settings, data)
     _read_airflow(settings, data, airflow_run_id)
-    plan = settings.exports_dir / "plans" / f"{data.next_cycle_id}.summary.json"
+    plan = settings.plan_path(data.next_cycle_id).with_suffix(".summary.json")
     if plan.exists():
         data.plan = json.loads(plan.read_text())
     else:

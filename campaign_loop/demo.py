@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from campaign_loop.config import Settings, cycle_id
+from campaign_loop.config import Settings
 from campaign_loop.dbt import parse_project
 from campaign_loop.pipeline import batch_counts, logical_date_of_cycle, measure
 from campaign_loop.report import format_table
@@ -188,7 +188,7 @@ def _run_cycles(settings: Settings, log: Path) -> int:
         t0 = time.monotonic()
         if _airflow(["dags", "test", DAG_ID, f"{logical.isoformat()}T06:00:00+00:00"], log) != 0:
             return _fail(f"cycle {cycle} (airflow dags test {DAG_ID} {logical})", log)
-        print(f"\nCycle {cycle}: {cycle_id(settings.cycle_start(cycle))} .. {logical} "
+        print(f"\nCycle {cycle}: {settings.cycle_key(cycle)} .. {logical} "
               f"(Airflow run {time.monotonic() - t0:.0f} s)")
         print(format_table(batch_counts(settings, cycle)))
         curve.append(learning_row(settings, cycle))

@@ -10,10 +10,9 @@ import json
 import logging
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from campaign_loop.config import Settings, cycle_id
+from campaign_loop.config import Settings
 
 
 def cycle_of_logical_date(settings: Settings, logical_date: datetime | date) -> int:
@@ -24,16 +23,6 @@ def cycle_of_logical_date(settings: Settings, logical_date: datetime | date) -> 
 
 def logical_date_of_cycle(settings: Settings, cycle: int) -> date:
     return settings.cycle_start(cycle + 1)
-
-
-def plan_path(settings: Settings, cycle: int) -> Path:
-    """Where the campaign executed in ``cycle`` was exported, by the cycle before it."""
-    return settings.exports_dir / "plans" / f"{cycle_id(settings.cycle_start(cycle))}.parquet"
-
-
-def cycle_key(settings: Settings, cycle: int) -> str:
-    """The lineage key of a cycle: tags its dbt invocation, validation results, MLflow runs, plan and report."""
-    return cycle_id(settings.cycle_start(cycle))
 
 
 class CycleOutOfOrder(RuntimeError):
@@ -58,7 +47,7 @@ def simulate(settings: Settings, cycle: int) -> dict[str, Any]:
             "or run `campaign-loop demo --cycles N`."
         )
 
-    path = plan_path(settings, cycle)
+    path = settings.plan_path(settings.cycle_key(cycle))
     plan = pd.read_parquet(path) if path.exists() else None
     summary = simulate_period(settings, cycle, plan)
     return {
@@ -74,7 +63,7 @@ def ingest(settings: Settings, cycle: int) -> dict[str, Any]:
     from ingest import ingest as load
 
     report = load(settings)
-    return {"cycle": cycle, "cycle_id": cycle_id(settings.cycle_start(cycle)), "report": report.to_rows()}
+    return {"cycle": cycle, "cycle_id": settings.cycle_key(cycle), "report": report.to_rows()}
 
 
 def batch_counts(settings: Settings, cycle: int) -> list[dict[str, Any]]:
@@ -83,16 +72,16 @@ def batch_counts(settings: Settings, cycle: int) -> list[dict[str, Any]]:
 
     columns = ("source", "files", "rows_landed", "rows_loaded", "rows_quarantined")
     return [{k: v for k, v in asdict(row).items() if k in columns}
-            for row in batch_report(settings, cycle_id(settings.cycle_start(cycle)))]
+            for row in batch_report(settings, settings.cycle_key(cycle))]
 
 
 def validate(settings: Settings, cycle: int, stage: str) -> dict[str, Any]:
     """The validation gate; a critical failure raises, so nothing downstream runs (fail closed)."""
     from expectations import require_pass, run_gate
 
-    result = run_gate(settings, cycle_key(settings, cycle), stage)  # type: ignore[arg-type]
+    result = run_gate(settings, settings.cycle_key(cycle), stage)  # type: ignore[arg-type]
     summary = {
-        "cycle_id": cycle_key(settings, cycle),
+        "cycle_id": settings.cycle_key(cycle),
         "stage": stage,
         "validation_result_id": result.validation_result_id,
         "passed": result.passed,
@@ -114,7 +103,7 @@ def record_dbt_invocation(settings: Settings, cycle: int) -> str | None:
         if row is None:
             return None
         con.execute("update audit.dbt_invocations set cycle_id = ? where invocation_id = ?",
-                    [cycle_key(settings, cycle), row[0]])
+                    [settings.cycle_key(cycle), row[0]])
     return str(row[0])
 
 
@@ -122,7 +111,7 @@ def publish(settings: Settings, cycle: int, validation_result_id: str | None) ->
     """Write-audit-publish: only audited marts reach the `published` schema models and analysts read."""
     from expectations.publish import publish as publish_marts
 
-    publication = publish_marts(settings, cycle_key(settings, cycle), validation_result_id)
+    publication = publish_marts(settings, settings.cycle_key(cycle), validation_result_id)
     return {"cycle_id": publication.cycle_id, "tables": len(publication.tables)}
 
 
@@ -136,7 +125,7 @@ def kpi_alerts(settings: Settings, cycle: int) -> dict[str, Any]:
     from expectations.publish import PUBLISHED_SCHEMA
     from ingest import batch_report
 
-    counts = batch_report(settings, cycle_key(settings, cycle))
+    counts = batch_report(settings, settings.cycle_key(cycle))
     landed = sum(c.rows_landed for c in counts)
     callback = None
     if settings.kpi_alert_callback:
@@ -147,7 +136,7 @@ def kpi_alerts(settings: Settings, cycle: int) -> dict[str, Any]:
             f"select * from {PUBLISHED_SCHEMA}.kpi_cycle where cycle_number in (?, ?)", [cycle - 1, cycle]
         ).df()
         current = frame[frame["cycle_number"] == cycle].assign(
-            cycle_id=cycle_key(settings, cycle),
+            cycle_id=settings.cycle_key(cycle),
             quarantine_rate=sum(c.rows_quarantined for c in counts) / landed if landed else 0.0,
         )
         previous = frame[frame["cycle_number"] == cycle - 1]
@@ -155,7 +144,7 @@ def kpi_alerts(settings: Settings, cycle: int) -> dict[str, Any]:
             con, evaluate_kpi_alerts(current, previous if len(previous) else None, load_kpi_alerts()),
             callback=callback,
         )
-    return {"cycle_id": cycle_key(settings, cycle), "alerts": [a.message for a in alerts],
+    return {"cycle_id": settings.cycle_key(cycle), "alerts": [a.message for a in alerts],
             "kpis": json.loads(current.drop(columns=["cycle_start"]).to_json(orient="records"))}
 
 
@@ -164,9 +153,9 @@ def train(settings: Settings, cycle: int, lineage: dict[str, Any]) -> dict[str, 
     from expectations.publish import PUBLISHED_SCHEMA
     from ml.train import train_cycle
 
-    next_cycle = cycle_key(settings, cycle + 1)
+    next_cycle = settings.cycle_key(cycle + 1)
     # The runs carry cycle_id = the cycle they score; the cycle whose data trained them is lineage.
-    report = train_cycle(settings, next_cycle, {**lineage, "data_cycle_id": cycle_key(settings, cycle)},
+    report = train_cycle(settings, next_cycle, {**lineage, "data_cycle_id": settings.cycle_key(cycle)},
                          mode=settings.promotion_mode, schema=PUBLISHED_SCHEMA)
     return report.to_dict()
 
@@ -178,7 +167,7 @@ def design(settings: Settings, cycle: int) -> dict[str, Any]:
     from ml.export import write_plan, write_scores
     from ml.score import score_customers
 
-    next_cycle = cycle_key(settings, cycle + 1)
+    next_cycle = settings.cycle_key(cycle + 1)
     customers = score_customers(settings, schema=PUBLISHED_SCHEMA)
     config = DesignConfig.from_settings(settings, next_cycle)
     plan = design_campaign(customers, config)
@@ -204,10 +193,10 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
             "where arm in ('treatment', 'control') and starts_at >= ? and starts_at < ?",
             [start, end],
         ).df()
-    result: dict[str, Any] = {"cycle_id": cycle_key(settings, cycle), "units": len(units)}
+    result: dict[str, Any] = {"cycle_id": settings.cycle_key(cycle), "units": len(units)}
     if units["variant"].nunique() < 2:
         return result | {"note": "no randomised campaign ran in this cycle"}
-    summary_path = plan_path(settings, cycle).with_suffix(".summary.json")
+    summary_path = settings.plan_path(settings.cycle_key(cycle)).with_suffix(".summary.json")
     if summary_path.exists():
         holdout = float(json.loads(summary_path.read_text())["holdout"]["share"])
     else:  # campaigns the platform did not design: the shares their sends were assigned with
@@ -237,7 +226,7 @@ def report(settings: Settings, cycle: int, airflow_run_id: str | None = None) ->
 
     path = write_report(settings, cycle, airflow_run_id=airflow_run_id, log_to_mlflow=True)
     logging.getLogger(__name__).info("cycle report: %s", path)
-    return {"cycle_id": cycle_key(settings, cycle), "report": str(path)}
+    return {"cycle_id": settings.cycle_key(cycle), "report": str(path)}
 
 
 # The cycle knobs a marketer sets in the Airflow trigger form; each is a Settings key of the same name.

@@ -119,7 +119,7 @@ def mart_frames_and_checks(
             covariates = [c for c in rnd["covariates"] if c in features]
             snapshot = features[features["cycle_id"] == cycle_id][["customer_id", *covariates]]
             this_cycle = this_cycle.merge(snapshot, on="customer_id", how="left")
-        plan_path = settings.exports_dir / "plans" / f"{cycle_id}.parquet"
+        plan_path = settings.plan_path(cycle_id)
         plan = marts.planned_shares(pd.read_parquet(plan_path, columns=["campaign_id", "arm"])) \
             if plan_path.exists() else None
         checks += marts.randomisation_checks(

@@ -374,7 +374,9 @@ def _check_summary(summary: pd.DataFrame, columns: tuple[str, ...]) -> None:
     missing = [c for c in columns if c not in summary.columns]
     if missing:
         raise ValueError(f"RFM summary lacks columns {missing}")
-    if summary["customer_id"].duplicated().any():
-        raise ValueError("RFM summary has more than one row per customer_id")
-    if "recency" in columns and (summary["recency"] > summary["T"] + 1e-9).any():
-        raise ValueError("recency exceeds T for some customers: the summary's calibration end is wrong")
+    if (duplicated := summary["customer_id"].duplicated(keep=False)).any():
+        ids = sorted(summary.loc[duplicated, "customer_id"].astype(str).unique())
+        raise ValueError(f"RFM summary has more than one row for customer_id {ids[:5]} ({len(ids)} in all)")
+    if "recency" in columns and (late := summary["recency"] > summary["T"] + 1e-9).any():
+        ids = summary.loc[late, "customer_id"].astype(str).tolist()
+        raise ValueError(f"recency exceeds T for customer_id {ids[:5]} ({len(ids)} in all): the summary's calibration end is wrong")

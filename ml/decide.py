@@ -118,12 +118,15 @@ class DesignConfig:
         # 5% is the floor the measurement needs whatever a caller asks for.
         if not 0.05 <= self.holdout_share <= self.holdout_share_max <= 0.5:
             raise ValueError("need 0.05 <= holdout_share <= holdout_share_max <= 0.5")
-        if not 0 < self.alpha < 1 or not 0 < self.power < 1 or self.min_detectable_lift <= 0:
-            raise ValueError("need 0 < alpha, power < 1 and min_detectable_lift > 0")
-        if not 0 <= self.epsilon < 1:
-            raise ValueError("epsilon must be in [0, 1)")
-        if self.contact_cap < 1 or self.thompson_draws < 1 or self.thompson_uplift_sd < 0 or self.thompson_scale < 0:
-            raise ValueError("contact_cap and thompson_draws must be >= 1, thompson_uplift_sd and thompson_scale >= 0")
+        rules = {
+            "alpha": 0 < self.alpha < 1, "power": 0 < self.power < 1, "min_detectable_lift": self.min_detectable_lift > 0,
+            "epsilon": 0 <= self.epsilon < 1, "contact_cap": self.contact_cap >= 1, "thompson_draws": self.thompson_draws >= 1,
+            "thompson_uplift_sd": self.thompson_uplift_sd >= 0, "thompson_scale": self.thompson_scale >= 0,
+        }
+        if broken := [name for name, ok in rules.items() if not ok]:
+            raise ValueError("out of range: " + ", ".join(f"{name}={getattr(self, name)!r}" for name in broken)
+                             + " (need 0 < alpha, power < 1; min_detectable_lift > 0; 0 <= epsilon < 1; contact_cap, "
+                             "thompson_draws >= 1; thompson_uplift_sd, thompson_scale >= 0)")
         if self.exploration not in ("epsilon", "thompson", "auto"):
             raise ValueError(f"unknown exploration {self.exploration!r}")
         if self.send_date is None:
@@ -405,8 +408,10 @@ def _validate(customers: pd.DataFrame, config: DesignConfig) -> None:
     needed = list(BASE_COLUMNS) + [f"consent_{c}" for c in config.channels] + [uplift_column(a) for a in config.actions]
     if missing := [c for c in needed if c not in customers.columns]:
         raise ValueError(f"customers is missing columns: {missing}")
-    if customers["customer_id"].duplicated().any():
-        raise ValueError("customer_id must be unique: the plan gives at most one action per customer")
+    if (duplicated := customers["customer_id"].duplicated(keep=False)).any():
+        ids = sorted(customers.loc[duplicated, "customer_id"].astype(str).unique())
+        raise ValueError(f"customer_id must be unique (the plan gives at most one action per customer): {ids[:5]} "
+                         f"({len(ids)} repeated)")
 
 
 def design_campaign(customers: pd.DataFrame, config: DesignConfig) -> CampaignPlan:

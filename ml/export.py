@@ -45,11 +45,6 @@ PUSH_COPY: dict[str, tuple[str, str]] = {
 }
 
 
-def plan_path(settings: Settings, cycle_id: str) -> Path:
-    """Where the plan of ``cycle_id`` is written; the pipeline's ``plan_path`` reads the same place."""
-    return settings.exports_dir / "plans" / f"{cycle_id}.parquet"
-
-
 def coupon_codes(campaign_ids: pd.Series, member_ids: pd.Series) -> pd.Series:
     """One code per member and campaign, derived (not random) so a rerun issues the same codes and a
     redemption traces back to its campaign. Not reversible to the member ID."""
@@ -151,8 +146,8 @@ def write_plan(plan: CampaignPlan, settings: Settings) -> dict[str, Path]:
         raise ValueError(f"plan rows lack the simulator's columns: {missing}")
     ordered = rows[list(SIMULATOR_COLUMNS) + [c for c in rows.columns if c not in SIMULATOR_COLUMNS]]
     paths: dict[str, Path] = {}
-    paths["plan"] = _atomic(plan_path(settings, plan.cycle_id), lambda p: ordered.to_parquet(p, index=False))
-    plans = settings.exports_dir / "plans"
+    paths["plan"] = _atomic(settings.plan_path(plan.cycle_id), lambda p: ordered.to_parquet(p, index=False))
+    plans = settings.plan_path(plan.cycle_id).parent
     paths["summary_json"] = _atomic(
         plans / f"{plan.cycle_id}.summary.json",
         lambda p: p.write_text(json.dumps(plan.summary, indent=2, sort_keys=True, default=str)),

@@ -120,12 +120,11 @@ def _score_without_models(settings: Settings) -> pd.DataFrame:
 def design_for_policy(policy: str, settings: Settings, cycle: int) -> dict[str, Any]:
     """Design and export the plan ``policy`` executes in ``cycle + 1`` from the data of cycles <= ``cycle``."""
     from campaign_loop import pipeline
-    from campaign_loop.config import cycle_id
     from ml import tracking
     from ml.export import write_plan
     from sim.oracle import effects_at_start, oracle_customers, oracle_plan
 
-    next_id = cycle_id(settings.cycle_start(cycle + 1))
+    next_id = settings.cycle_key(cycle + 1)
     config = DesignConfig.from_settings(settings, next_id)
     info: dict[str, Any] = {}
     if policy == "platform":

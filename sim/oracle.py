@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from campaign_loop.actions import ACTIONS, CHANNELS
-from campaign_loop.config import Settings, cycle_id
+from campaign_loop.config import Settings
 from sim.behaviour import EXTRA_ORDER_RATE, MARGIN_RATE, ORDER_VALUE_FACTOR
 from sim.world import WorldStore
 
@@ -38,7 +38,7 @@ class CycleValue:
 
 
 def _effects(settings: Settings, cycle: int) -> pd.DataFrame:
-    return pd.read_parquet(settings.truth_dir / "effects" / f"{cycle_id(settings.cycle_start(cycle))}.parquet")
+    return pd.read_parquet(settings.truth_dir / "effects" / f"{settings.cycle_key(cycle)}.parquet")
 
 
 def by_member(effects: pd.DataFrame) -> pd.DataFrame:
@@ -62,7 +62,7 @@ def plan_value(effects: pd.DataFrame, member_id: pd.Series, action: pd.Series) -
 def executed_value(settings: Settings, cycle: int, effects: pd.DataFrame | None = None) -> tuple[int, float]:
     """The campaign the simulator executed in ``cycle`` (treatment arm only), valued by the truth."""
     effects = _effects(settings, cycle) if effects is None else effects
-    outcomes = pd.read_parquet(settings.truth_dir / "outcomes" / f"{cycle_id(settings.cycle_start(cycle))}.parquet")
+    outcomes = pd.read_parquet(settings.truth_dir / "outcomes" / f"{settings.cycle_key(cycle)}.parquet")
     treated = outcomes[outcomes["arm"] == "treatment"]
     return len(treated), plan_value(effects, treated["member_id"], treated["action"])
 
@@ -142,7 +142,7 @@ def recent_contacts(settings: Settings, cycle: int, member_id: pd.Series) -> np.
     for earlier in range(cycle - 1, -1, -1):
         if settings.cycle_start(earlier) < start - timedelta(days=CONTACT_WINDOW_DAYS):
             break
-        path = settings.truth_dir / "outcomes" / f"{cycle_id(settings.cycle_start(earlier))}.parquet"
+        path = settings.truth_dir / "outcomes" / f"{settings.cycle_key(earlier)}.parquet"
         if not path.exists():
             continue
         outcomes = pd.read_parquet(path, columns=["member_id", "arm"])
@@ -203,7 +203,7 @@ def oracle_plan(settings: Settings, cycle: int, customers: pd.DataFrame | None =
     from ml.decide import DesignConfig, design_campaign
 
     customers = oracle_customers(settings, cycle) if customers is None else customers
-    config = DesignConfig.from_settings(settings, cycle_id(settings.cycle_start(cycle)),
+    config = DesignConfig.from_settings(settings, settings.cycle_key(cycle),
                                         exploration="epsilon", epsilon=0.0)
     return design_campaign(customers, config)
 
@@ -216,7 +216,7 @@ def evaluate_cycle(settings: Settings, cycle: int) -> CycleValue:
     oracle_rows = plan.rows[plan.rows["arm"] == "treatment"]
     oracle_action = oracle_rows["offer"].astype(str) + "__" + oracle_rows["channel"].astype(str)
     return CycleValue(
-        cycle=cycle, cycle_id=cycle_id(settings.cycle_start(cycle)), treated=treated, incremental_profit=profit,
+        cycle=cycle, cycle_id=settings.cycle_key(cycle), treated=treated, incremental_profit=profit,
         oracle_treated=len(oracle_rows),
         oracle_incremental_profit=plan_value(effects, oracle_rows["member_id"], oracle_action),
     )
@@ -236,8 +236,8 @@ def uplift_ranking(settings: Settings, cycle: int) -> UpliftRanking | None:
     by their true uplift; score both with the Qini coefficient on who really bought. None without a plan."""
     from ml.evaluate import oracle_qini, qini_coefficient
 
-    key = cycle_id(settings.cycle_start(cycle))
-    plan_file = settings.exports_dir / "plans" / f"{key}.parquet"
+    key = settings.cycle_key(cycle)
+    plan_file = settings.plan_path(key)
     if not plan_file.exists():
         return None
     plan = pd.read_parquet(plan_file)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from campaign_loop.config import Settings, cycle_id, load_settings
+from campaign_loop.config import Settings, load_settings
 
 
 def test_defaults_put_all_state_under_var(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,6 +64,6 @@ def test_cycles_map_to_days_and_back() -> None:
     settings = Settings(start_date=date(2026, 1, 5), cycle_days=7)
     assert settings.cycle_start(2) == date(2026, 1, 19)
     assert settings.cycle_index(date(2026, 1, 25)) == 2
-    assert cycle_id(settings.cycle_start(0)) == "2026-01-05"
+    assert settings.cycle_key(0) == "2026-01-05"
     with pytest.raises(ValueError, match="before start_date"):
         settings.cycle_index(date(2026, 1, 4))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from campaign_loop.config import cycle_id
 from tests.faults.cycle import failed, landing_files, run_cycle, snapshot, validation_rows
 
 pytestmark = pytest.mark.slow
@@ -21,7 +20,7 @@ UP_TO_MARTS = ["simulate", "ingest", "validate_raw", "dbt"]
 
 
 def _cid(settings) -> str:
-    return cycle_id(settings.cycle_start(CYCLE))
+    return settings.cycle_key(CYCLE)
 
 
 def _assert_nothing_downstream_changed(settings, before) -> None:

@@ -77,7 +77,7 @@ def test_holdout_actuals_total_1882(cdnow_transactions: pd.DataFrame) -> None:
 
 def test_summary_with_recency_beyond_t_is_rejected() -> None:
     bad = pd.DataFrame({"customer_id": [1], "frequency": [1.0], "recency": [5.0], "T": [4.0]})
-    with pytest.raises(ValueError, match="recency exceeds T"):
+    with pytest.raises(ValueError, match=r"recency exceeds T for customer_id \['1'\] \(1 in all\)"):
         clv.fit_bgnbd(bad)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import date
 
 import numpy as np
@@ -346,12 +347,13 @@ def test_an_empty_world_gives_an_empty_plan() -> None:
     assert plan.rows.empty and plan.summary["customers_targeted"] == 0
 
 
-@pytest.mark.parametrize("bad", [
-    {"holdout_share": 0.04}, {"budget": -1.0}, {"epsilon": 1.0}, {"channel_budgets": {"fax": 1.0}},
-    {"offers": ("pct50",)}, {"contact_cap": 0}, {"thompson_scale": -0.5},
+@pytest.mark.parametrize(("bad", "named"), [
+    ({"holdout_share": 0.04}, "holdout_share"), ({"budget": -1.0}, "budget"), ({"epsilon": 1.0}, "epsilon=1.0"),
+    ({"channel_budgets": {"fax": 1.0}}, "'fax'"), ({"offers": ("pct50",)}, "'pct50'"),
+    ({"contact_cap": 0}, "contact_cap=0"), ({"thompson_scale": -0.5}, "thompson_scale=-0.5"),
 ])
-def test_invalid_configs_are_refused(bad: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+def test_invalid_configs_are_refused_naming_the_field(bad: dict[str, object], named: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(named)):
         DesignConfig(cycle_id="2026-01-12", **{"budget": 1.0, **bad})
 
 
@@ -360,7 +362,7 @@ def test_missing_columns_and_duplicate_customers_are_refused() -> None:
     config = DesignConfig(cycle_id="2026-01-12", budget=1.0)
     with pytest.raises(ValueError, match="missing"):
         design_campaign(world.drop(columns="consent_email"), config)
-    with pytest.raises(ValueError, match="unique"):
+    with pytest.raises(ValueError, match=re.escape(f"unique (the plan gives at most one action per customer): ['{world['customer_id'].iloc[0]}']")):
         design_campaign(pd.concat([world, world.head(1)]), config)
 
 

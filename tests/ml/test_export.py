@@ -33,7 +33,7 @@ def test_the_plan_file_is_where_the_next_cycle_reads_it_with_the_simulators_colu
     plan: CampaignPlan, written: tuple[Settings, dict[str, Path]]
 ) -> None:
     settings, paths = written
-    assert paths["plan"] == pipeline.plan_path(settings, 1)
+    assert paths["plan"] == settings.plan_path(settings.cycle_key(1))
     table = pd.read_parquet(paths["plan"])
     assert tuple(table.columns[: len(SIMULATOR_COLUMNS)]) == SIMULATOR_COLUMNS == (
         "member_id", "campaign_id", "channel", "offer_type", "offer_value", "arm", "assignment_probability",
@@ -113,7 +113,6 @@ def test_a_plan_without_the_simulators_columns_is_refused(plan: CampaignPlan, tm
 
 def test_the_simulator_executes_the_exported_plan(tmp_path: Path) -> None:
     """Contract test with sim/: the next cycle reads our file and lands our campaigns' sends."""
-    from campaign_loop.config import cycle_id
     from ml.decide import action_catalogue, uplift_column
 
     settings = Settings(home=tmp_path, customers=500, history_weeks=2, file_format="parquet")
@@ -126,10 +125,10 @@ def test_the_simulator_executes_the_exported_plan(tmp_path: Path) -> None:
     world["contacts_last_30d"] = 0
     for action in action_catalogue():
         world[uplift_column(action)] = 0.02  # worth sending to everyone, so the plan is not empty
-    plan = design_campaign(world, DesignConfig(cycle_id=cycle_id(settings.cycle_start(1)), budget=1e3, seed=1))
+    plan = design_campaign(world, DesignConfig(cycle_id=settings.cycle_key(1), budget=1e3, seed=1))
     write_plan(plan, settings)
     summary = pipeline.simulate(settings, 1)
-    assert summary["plan"] == str(pipeline.plan_path(settings, 1))
+    assert summary["plan"] == str(settings.plan_path(settings.cycle_key(1)))
     sends = pd.read_parquet(settings.landing_dir / "campaign_sends" / "2026-01-12.parquet")
     assert set(sends["campaign_id"]) <= set(plan.rows["campaign_id"]) and len(sends) > 0
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from campaign_loop.config import cycle_id
 from sim.oracle import oracle_customers, recent_contacts
 
 
 def _sends(settings, cycles: range) -> pd.Series:
-    frames = [pd.read_parquet(settings.truth_dir / "outcomes" / f"{cycle_id(settings.cycle_start(k))}.parquet")
+    frames = [pd.read_parquet(settings.truth_dir / "outcomes" / f"{settings.cycle_key(k)}.parquet")
               for k in cycles]
     rows = pd.concat(frames)
     return rows.loc[(rows["arm"] == "treatment") & rows["member_id"].notna(), "member_id"].value_counts()

@@ -93,14 +93,14 @@ def test_airflow_report_task_links_to_its_cycle_report(browser, services, world,
     from selenium.webdriver.common.by import By
 
     from campaign_loop.airflow_links import CycleReportLink
-    from campaign_loop.pipeline import cycle_key, logical_date_of_cycle
+    from campaign_loop.pipeline import logical_date_of_cycle
 
     last = world.cycles - 1
     runs = airflow_api(services, f"/api/v2/dags/{DAG_ID}/dagRuns?order_by=-logical_date&limit=1")["dag_runs"]
     assert runs and runs[0]["state"] == "success", runs
     assert runs[0]["logical_date"].startswith(logical_date_of_cycle(world, last).isoformat()), runs[0]
     run_id = quote(runs[0]["dag_run_id"], safe="")
-    expected = services.report_url(cycle_key(world, last))
+    expected = services.report_url(world.cycle_key(last))
     # What the UI shows: the URL the worker stored in XCom when the report task finished.
     links = airflow_api(services, f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/links")
     assert links["extra_links"] == {CycleReportLink.name: expected}, links
@@ -122,7 +122,7 @@ def test_airflow_report_task_links_to_its_cycle_report(browser, services, world,
     if new := set(browser.window_handles) - before:  # the UI opens links to other origins in a new tab
         browser.switch_to.window(new.pop())
     try:
-        wait_for(browser, lambda d: f"Cycle {cycle_key(world, last)}" in page_text(d), 30, "the report from Airflow")
+        wait_for(browser, lambda d: f"Cycle {world.cycle_key(last)}" in page_text(d), 30, "the report from Airflow")
         assert browser.current_url == expected
         shot(browser, artifacts, "airflow-link-to-report")
     finally:
@@ -171,9 +171,8 @@ def test_mlflow_registry_shows_the_uplift_champion(browser, services, artifacts)
 def test_cycle_report_shows_its_charts(browser, services, world, artifacts) -> None:
     from selenium.webdriver.common.by import By
 
-    from campaign_loop.pipeline import cycle_key
 
-    key = cycle_key(world, world.cycles - 1)
+    key = world.cycle_key(world.cycles - 1)
     browser.get(services.report_url(key))
     wait_for(browser, lambda d: f"Cycle {key}" in page_text(d), 30, "the report")
     charts = browser.find_elements(By.CSS_SELECTOR, "img.chart, svg")
