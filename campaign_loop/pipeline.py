@@ -220,13 +220,22 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     }
 
 
-def report(settings: Settings, cycle: int, airflow_run_id: str | None = None) -> dict[str, Any]:
-    """The cycle's HTML report under ``<home>/reports/<cycle_id>/``, also logged to MLflow under its cycle_id."""
+def report(settings: Settings, cycle: int, airflow_run_id: str | None = None,
+           outcomes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The cycle's HTML report under ``<home>/reports/<cycle_id>/``, also logged to MLflow under its cycle_id.
+
+    Returns the run's summary: the report's path and URL (the Airflow UI links to it), the batch's row
+    counts and ``outcomes`` (the other steps' summaries, e.g. plan, lift and KPIs) as given.
+    """
+    from campaign_loop.airflow_links import REPORT_URL_KEY
     from campaign_loop.cycle_report import write_report
+    from campaign_loop.ui import report_url
 
     path = write_report(settings, cycle, airflow_run_id=airflow_run_id, log_to_mlflow=True)
-    logging.getLogger(__name__).info("cycle report: %s", path)
-    return {"cycle_id": settings.cycle_key(cycle), "report": str(path)}
+    url = report_url(settings.cycle_key(cycle))
+    logging.getLogger(__name__).info("cycle report: %s (served at %s)", path, url)
+    return {"loaded": batch_counts(settings, cycle), **(outcomes or {}), REPORT_URL_KEY: url,
+            "cycle_id": settings.cycle_key(cycle), "report": str(path)}
 
 
 # The cycle knobs a marketer sets in the Airflow trigger form; each is a Settings key of the same name.

@@ -178,17 +178,8 @@ def campaign_feedback_loop() -> None:
 
     @task
     def report(plan: dict[str, Any], lift: dict[str, Any], kpis: dict[str, Any]) -> dict[str, Any]:
-        import logging
-
-        from campaign_loop.airflow_links import REPORT_URL_KEY
-        from campaign_loop.ui import report_url
-
-        settings, cycle = _run()
-        page = pipeline.report(settings, cycle, get_current_context()["dag_run"].run_id)
-        url = report_url(page["cycle_id"])
-        logging.getLogger(__name__).info("cycle report page: %s", url)
-        return {"loaded": pipeline.batch_counts(settings, cycle), "plan": plan["summary"], "lift": lift,
-                "kpis": kpis, REPORT_URL_KEY: url} | page
+        outcomes = {"plan": plan["summary"], "lift": lift, "kpis": kpis}
+        return pipeline.report(*_run(), get_current_context()["dag_run"].run_id, outcomes)
 
     audited = validate_marts()
     simulate() >> ingest() >> validate_raw() >> dbt >> audited
