@@ -25,6 +25,7 @@ arms as (
         sum(revenue) as revenue,
         sum(margin) as margin,
         sum(contact_cost) as cost,
+        coalesce(sum(redeemed_discount), 0) as discount,
         avg(cast(revenue as float8)) as revenue_per_customer,
         avg(cast(margin as float8)) as margin_per_customer,
         var_samp(cast(revenue as float8)) as revenue_variance
@@ -108,9 +109,10 @@ final as (
         case when arm <> 'control' and revenue_lift_se > 0
             then {{ round_float('2 * (1 - ' ~ normal_cdf('abs(revenue_lift) / revenue_lift_se') ~ ')') }}
         end as revenue_lift_p_value,
-        -- Incremental margin over the holdout, net of contact cost, per unit of contact cost.
+        -- Incremental margin over the holdout (already net of discounts), net of contact cost, per unit the
+        -- campaign cost (contacts and the discounts redeemed): the plan summary's expected ROI, as measured.
         case when arm <> 'control' then
-            {{ round_float(safe_divide('(margin_per_customer - control_margin_per_customer) * assigned - cost', 'cost')) }}
+            {{ round_float(safe_divide('(margin_per_customer - control_margin_per_customer) * assigned - cost', 'cost + discount')) }}
         end as roi
     from tested
 )
