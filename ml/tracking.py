@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -125,18 +122,9 @@ def wait_until_ready(url: str, timeout_s: float = 120.0, process: subprocess.Pop
 
     The default allows for a first start, which creates the database tables: ~45 s on a 2-core box.
     """
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with code {process.returncode} before becoming ready")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"mlflow server at {url} not ready after {timeout_s:.0f}s")
+    from campaign_loop.ui import wait_for_http
+
+    wait_for_http(f"{url}/health", timeout_s, process, name="mlflow server")
 
 
 def lineage_tags(
