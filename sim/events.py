@@ -45,8 +45,9 @@ class Sessions:
     n_carts: np.ndarray
     search: np.ndarray
     order_id: pa.Array | None = None  # checkout sessions
-    utm_source: pa.Array | None = None  # campaign click sessions
+    utm_source: pa.Array | None = None  # campaign click sessions, paid-media arrivals (null where organic)
     utm_campaign: pa.Array | None = None
+    utm_medium: pa.Array | None = None  # "crm" when not given
 
 
 def browse_counts(rng: np.random.Generator, people: People, exposure: float) -> np.ndarray:
@@ -163,7 +164,11 @@ def session_events(
     if checkout:
         frame["order_id"] = Col("str", s.order_id.take(pa.array(sess)), etype != 5)
     if s.utm_source is not None and s.utm_campaign is not None:
-        frame["utm_source"] = Col("str", s.utm_source.take(pa.array(sess)), ~first)
-        frame["utm_medium"] = Col("str", ids.vocab(("crm",), np.zeros(len(sess), dtype=np.int64)), ~first)
-        frame["utm_campaign"] = Col("str", s.utm_campaign.take(pa.array(sess)), ~first)
+        source = s.utm_source.take(pa.array(sess))
+        tagged = first & ~np.asarray(source.is_null(), dtype=bool)
+        medium = (s.utm_medium.take(pa.array(sess)) if s.utm_medium is not None
+                  else ids.vocab(("crm",), np.zeros(len(sess), dtype=np.int64)))
+        frame["utm_source"] = Col("str", source, ~tagged)
+        frame["utm_medium"] = Col("str", medium, ~tagged)
+        frame["utm_campaign"] = Col("str", s.utm_campaign.take(pa.array(sess)), ~tagged)
     return frame

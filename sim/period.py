@@ -9,6 +9,7 @@ the truth to ``truth_dir``, the state to ``truth_dir/world``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -38,7 +39,7 @@ from sim.campaigns import (
     engage,
     send_times,
 )
-from sim.events import browse_counts, make_sessions, session_events
+from sim.events import Sessions, browse_counts, make_sessions, session_events
 from sim.history import arrivals, create_people
 from sim.landing import Col, Frame, concat_frames, write_source
 from sim.transactions import Purchases, make_transactions
@@ -63,7 +64,7 @@ from sim.world import (
 )
 
 # Random streams of a cycle: np.random.default_rng([seed, cycle, stream]).
-ARRIVALS, CONSENT, CRM, PLAN, OUTCOME, ORDERS, SEND, ENGAGE, EVENTS, REVIEWS, ADS, DROPOUT, HISTORY = range(10, 23)
+ARRIVALS, CONSENT, CRM, PLAN, OUTCOME, ORDERS, SEND, ENGAGE, EVENTS, REVIEWS, ADS, DROPOUT, HISTORY, PAID = range(10, 24)
 DIRT_STREAM = 100
 CONSENT_DRIFT = 0.002  # share of members changing each channel's consent in a week
 TIER_CHANGE = 0.003
@@ -72,6 +73,10 @@ HISTORY_EVENT_DAYS = 28  # checkout sessions of the last weeks of history are la
 PAID_MEDIA: dict[str, tuple[float, float, float]] = {  # daily spend per 20k people, CPM, CTR
     "search": (1_500.0, 8.0, 0.030), "social": (900.0, 5.0, 0.012), "display": (600.0, 2.0, 0.004),
 }
+# Share of the world's own web/app sessions that arrive from a paid-media click, and the utm_medium it
+# tags them with. Most of the media's clicks come from people outside the customer base; these are the
+# ones attribution can credit (and ROAS and CAC count).
+PAID_ARRIVALS: dict[str, tuple[float, str]] = {"search": (0.06, "cpc"), "social": (0.03, "paid_social"), "display": (0.01, "display")}
 
 
 @dataclass(frozen=True)
@@ -329,14 +334,15 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
 
     # Clickstream: browsing, checkouts of online orders, campaign click-throughs.
     rng = _rng(settings, cycle, EVENTS)
+    paid = _rng(settings, cycle, PAID)  # its own stream: tagging arrivals changes no other draw
     count = browse_counts(rng, people, exposure)
     who = np.repeat(np.arange(n), count)
     salt = (cycle + 1) * 8
-    frames["events"].append(session_events(rng, seed, salt + 1, people, products, keys, make_sessions(
-        rng, people, who, draw_times(rng, days, len(who), HOUR_ONLINE))))
+    frames["events"].append(session_events(rng, seed, salt + 1, people, products, keys, _paid_arrivals(paid, make_sessions(
+        rng, people, who, draw_times(rng, days, len(who), HOUR_ONLINE)))))
     o = tx.online
-    frames["events"].append(session_events(rng, seed, salt + 2, people, products, keys, make_sessions(
-        rng, people, o.person, o.ts, o.app, o.ident_k, o.logged_in, o.n_lines, o.n_lines, order_id=o.order_id)))
+    frames["events"].append(session_events(rng, seed, salt + 2, people, products, keys, _paid_arrivals(paid, make_sessions(
+        rng, people, o.person, o.ts, o.app, o.ident_k, o.logged_in, o.n_lines, o.n_lines, order_id=o.order_id))))
     click_app = np.isin(e.click_channel, ("push", "kakao"))
     frames["events"].append(session_events(rng, seed, salt + 3, people, products, keys, make_sessions(
         rng, people, e.click_person, e.click_ts, app=click_app,
@@ -458,6 +464,21 @@ def _reviews(rng: np.random.Generator, people: People, products: dict[str, np.nd
         "review_text": Col("str", ids.vocab(texts, rating - 1)),
         "reviewed_at": Col("ts", when),
     }
+
+
+def _paid_arrivals(rng: np.random.Generator, sessions: Sessions) -> Sessions:
+    """Tag the sessions that a paid-media click started (:data:`PAID_ARRIVALS`) with its UTM fields."""
+    n = len(sessions.person)
+    shares = np.array([share for share, _ in PAID_ARRIVALS.values()])
+    medium = np.searchsorted(np.cumsum(shares), rng.random(n), side="right")  # len(shares): organic
+    organic = medium == len(shares)
+    source = ids.vocab((*PAID_ARRIVALS, ""), medium)
+    mediums = ids.vocab((*(m for _, m in PAID_ARRIVALS.values()), ""), medium)
+    campaign = ids.join(source, "_always_on")
+    null = pa.scalar(None, pa.string())
+    mask = pa.array(organic)
+    return dataclasses.replace(sessions, utm_source=pc.if_else(mask, null, source),
+                               utm_medium=pc.if_else(mask, null, mediums), utm_campaign=pc.if_else(mask, null, campaign))
 
 
 def _ad_spend(rng: np.random.Generator, settings: Settings, days: np.ndarray, a: Assignment, e: Engagement) -> Frame:
