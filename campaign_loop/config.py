@@ -160,7 +160,6 @@ class Settings(BaseSettings):
             raise ValueError(f"{day} is before start_date {self.start_date}")
         return offset // self.cycle_days
 
-
     def cycle_key(self, cycle: int) -> str:
         """The lineage key (``cycle_id``) of cycle number ``cycle``: it tags the cycle's dbt invocation,
         validation results, MLflow runs, plan and report."""
@@ -169,6 +168,7 @@ class Settings(BaseSettings):
     def plan_path(self, cycle_id: str) -> Path:
         """Where the campaign plan of ``cycle_id`` is exported; its summaries sit beside it."""
         return self.exports_dir / "plans" / f"{cycle_id}.parquet"
+
 
 def cycle_id(day: date) -> str:
     """The lineage key of a cycle: the ISO date its period starts."""

@@ -188,7 +188,7 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         units = con.execute(
             f"select arm as variant, cast(is_converted as integer) as converted, cast(margin as double) as margin, "
-            f"assignment_probability "
+            "assignment_probability "
             f"from {PUBLISHED_SCHEMA}.fct_campaign_sends "
             "where arm in ('treatment', 'control') and starts_at >= ? and starts_at < ?",
             [start, end],
