@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign_loop.config import Settings
+from campaign_loop.report import format_cell
 
 log = logging.getLogger(__name__)
 
@@ -376,17 +377,7 @@ def _table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = No
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, _Raw):
-        return str(value)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return html.escape(str(value))
+    return str(value) if isinstance(value, _Raw) else html.escape(format_cell(value))
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:

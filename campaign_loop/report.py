@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
     if not rows:
         return "(no rows)"
     columns = list(columns or rows[0].keys())
-    cells = [[_cell(row.get(col)) for col in columns] for row in rows]
+    cells = [[format_cell(row.get(col)) for col in columns] for row in rows]
     widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(columns)]
     numeric = [all(isinstance(row.get(col), int | float) or row.get(col) is None for row in rows) for col in columns]
 
@@ -22,8 +23,10 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
+def format_cell(value: Any) -> str:
+    """A value as the terminal tables and the cycle report print it: thousands separators, 4 significant
+    digits below 1, 2 decimals above, yes/no, and nothing for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"

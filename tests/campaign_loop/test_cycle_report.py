@@ -24,3 +24,12 @@ def test_segment_lift_has_the_marts_interval_even_without_conversions() -> None:
     # No conversion in either arm: a normal interval would be [0, 0], which claims a certainty 5 people cannot give.
     assert out.loc[1, "lift"] == 0.0 and out.loc[1, "ci_low"] < -0.5 and out.loc[1, "ci_high"] > 0.5
     assert math.isnan(out.loc[2, "lift"])  # no control arm, no lift
+
+
+def test_cells_read_like_the_terminal_tables_and_are_escaped() -> None:
+    from campaign_loop.cycle_report import _cell
+    from campaign_loop.report import format_cell
+
+    assert [format_cell(v) for v in (None, math.nan, True, 12345, 0.012345, 1234.5, "x")] == [
+        "", "", "yes", "12,345", "0.01235", "1,234.50", "x"]
+    assert _cell("<b>pct10</b>") == "&lt;b&gt;pct10&lt;/b&gt;" and _cell(0.5) == "0.5"
