@@ -29,8 +29,8 @@ def _parser_type(annotation: Any) -> Callable[[str], Any] | None:
         return annotation
     if annotation is date:
         return date.fromisoformat
-    if typing.get_origin(annotation) in (typing.Literal, typing.Annotated, tuple):
-        return str  # Settings validates it (a tuple arrives comma-separated)
+    if typing.get_origin(annotation) in (typing.Literal, typing.Annotated, tuple, dict):
+        return str  # Settings validates it (a tuple or a mapping arrives comma-separated)
     return None
 
 
@@ -53,7 +53,8 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         choices = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else None
         group.add_argument(
             *flags, dest=name, type=convert, default=None, choices=choices,
-            help=f"{field.description} (default: {field.default})",
+            # argparse expands %-formats in help texts: a literal % (as in "80 % power") is doubled.
+            help=f"{field.description} (default: {field.get_default(call_default_factory=True)})".replace("%", "%%"),
         )
 
 

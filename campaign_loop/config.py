@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     # The campaign (used by later stages; here so the DAG's Params and the CLI share them).
     budget: float = Field(20_000.0, ge=0.0, description="Total budget of one cycle's campaign (currency units).")
     holdout_share: float = Field(0.1, ge=0.05, le=0.5, description="Randomised holdout share of each campaign.")
+    channel_budgets: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict,
+        description="Per-channel caps within the budget, comma-separated channel:amount (e.g. sms:500,email:2000); "
+                    "a channel without one shares the total budget, 0 closes it.",
+    )
     min_detectable_lift: float = Field(
         0.01, gt=0.0, lt=1.0,
         description="Smallest lift in purchase probability (absolute, 0.01 = one point) a campaign's holdout must "
@@ -95,6 +100,25 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str) and not value.lstrip().startswith("["):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("channel_budgets", mode="before")
+    @classmethod
+    def _channel_amounts(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("{"):
+            pairs = [part.split(":", 1) for part in value.split(",") if part.strip()]
+            if malformed := [":".join(p).strip() for p in pairs if len(p) != 2]:
+                raise ValueError(f"expected channel:amount, got {malformed}")
+            return {channel.strip(): amount.strip() for channel, amount in pairs}
+        return value
+
+    @field_validator("channel_budgets")
+    @classmethod
+    def _known_channels(cls, value: dict[str, float]) -> dict[str, float]:
+        if unknown := sorted(set(value) - set(CHANNELS)):
+            raise ValueError(f"unknown channels {unknown} (known: {', '.join(CHANNELS)})")
+        if negative := {channel: amount for channel, amount in value.items() if amount < 0}:
+            raise ValueError(f"negative amounts {negative}")
         return value
 
     @field_validator("faults")

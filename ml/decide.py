@@ -134,10 +134,11 @@ class DesignConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, cycle_id: str, **overrides: Any) -> DesignConfig:
-        """The design config of a cycle: budget, offers, holdout floor and detectable lift, contact cap,
+        """The design config of a cycle: budgets, offers, holdout floor and detectable lift, contact cap,
         exploration and seed from Settings, the rest overridable."""
         values: dict[str, Any] = {
-            "budget": settings.budget, "offers": tuple(settings.offers), "holdout_share": settings.holdout_share,
+            "budget": settings.budget, "channel_budgets": dict(settings.channel_budgets),
+            "offers": tuple(settings.offers), "holdout_share": settings.holdout_share,
             "min_detectable_lift": settings.min_detectable_lift, "contact_cap": settings.contact_cap, "seed": settings.seed,
             "exploration": settings.exploration, "epsilon": settings.epsilon, "thompson_scale": settings.thompson_scale,
         }

@@ -19,6 +19,15 @@ def test_every_settings_key_is_a_flag_of_the_same_name() -> None:
         assert f"--{key}" in flags
 
 
+def test_every_command_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse formats help texts with %: a setting whose description holds a % once made --help crash.
+    for command in ([], ["simulate"], ["ingest"], ["demo"], ["ui"], ["bench", "loop-value"]):
+        with pytest.raises(SystemExit) as done:
+            main([*command, "--help"])
+        assert done.value.code == 0, command
+    assert "80 % power" in " ".join(capsys.readouterr().out.split())
+
+
 def test_simulate_then_ingest_loads_the_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     common = ["--home", str(tmp_path), "--customers", "300", "--history_weeks", "2"]
     assert main(["simulate", "--cycle", "0", *common]) == 0

@@ -288,6 +288,10 @@ def test_plan_rows_and_summary() -> None:
     config = DesignConfig.from_settings(Settings(budget=50.0, holdout_share=0.2, seed=9), "2026-01-12", epsilon=0.1)
     assert (config.budget, config.holdout_share, config.seed) == (50.0, 0.2, 9)
     assert DesignConfig.from_settings(Settings(offers=("message", "pct10")), "2026-01-12").offers == ("message", "pct10")
+    capped = DesignConfig.from_settings(Settings(budget=50.0, channel_budgets="sms:0.5,kakao:0"), "2026-01-12")
+    assert dict(capped.channel_budgets) == {"sms": 0.5, "kakao": 0.0}
+    spent = design_campaign(world, capped).summary["budget"]["by_channel"]
+    assert spent["sms"]["used"] <= 0.5 + 1e-9 and spent["kakao"]["used"] == 0.0
     plan = design_campaign(world, config)
     rows, summary = plan.rows, plan.summary
     assert list(rows.columns)[:15] == [
