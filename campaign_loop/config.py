@@ -9,6 +9,7 @@ Nothing here touches the file system: paths are derived, created by the code tha
 from __future__ import annotations
 
 import copy
+import json
 from datetime import date, timedelta
 from functools import cache, cached_property
 from pathlib import Path
@@ -106,7 +107,9 @@ class Settings(BaseSettings):
     @field_validator("channel_budgets", mode="before")
     @classmethod
     def _channel_amounts(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("{"):
+        if isinstance(value, str) and value.lstrip().startswith("{"):
+            return json.loads(value)
+        if isinstance(value, str):
             pairs = [part.split(":", 1) for part in value.split(",") if part.strip()]
             if malformed := [":".join(p).strip() for p in pairs if len(p) != 2]:
                 raise ValueError(f"expected channel:amount, got {malformed}")

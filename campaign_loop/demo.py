@@ -35,8 +35,12 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json").items():
         if value is None:
             env.pop(f"CAMPAIGN_LOOP_{name.upper()}", None)
+        elif isinstance(value, list):
+            env[f"CAMPAIGN_LOOP_{name.upper()}"] = ",".join(value)
+        elif isinstance(value, dict):
+            env[f"CAMPAIGN_LOOP_{name.upper()}"] = ",".join(f"{k}:{v}" for k, v in value.items())
         else:
-            env[f"CAMPAIGN_LOOP_{name.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
+            env[f"CAMPAIGN_LOOP_{name.upper()}"] = str(value)
     env["CAMPAIGN_LOOP_HOME"] = str(settings.root)
     env.update(
         AIRFLOW_HOME=str(settings.airflow_home),
