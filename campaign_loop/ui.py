@@ -205,9 +205,6 @@ def airflow_ui_env(settings: Settings, airflow_port: int, mlflow_url: str | None
 
     base = f"http://{HOST}:{airflow_port}"
     env = airflow_env(settings)
-    for key, value in settings.model_dump().items():
-        if value is None:  # airflow_env passes None down as the string "None"
-            env.pop(f"CAMPAIGN_LOOP_{key.upper()}", None)
     env.update(
         AIRFLOW__API__HOST=HOST,
         AIRFLOW__API__PORT=str(airflow_port),
