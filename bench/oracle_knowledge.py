@@ -21,6 +21,11 @@ the true effects:
   what perfectly measured per-action averages (the platform's prior, ``ml.score.uplift_prior``) are worth.
   Every row plans over the oracle's candidates, the members alive at the cycle's start: a platform that
   cannot tell who dropped out (a fifth of members) also spends on them, so it reaches less;
+* "the same, dropouts unknown" plans over every member, alive or not, each action at its true mean over
+  them all: what the platform's measured averages are (its candidates are every member; P(alive) from
+  behaviour, which the features reflect, does not separate the dropped out well enough to exclude them);
+  "bounced channels closed" adds what the platform knows of deliverability (``bounced_<channel>``: the
+  newest send on the channel bounced), which the oracle's true uplift already zeroes;
 * "affinity from k opens" is a world that does not exist yet: one in which opens on a channel follow
   the channel affinity and every customer has k past sends on each channel; affinity is then the
   posterior mean given those opens (sms has no opens: unknown). It asks whether a campaign history
@@ -45,6 +50,8 @@ from bench.results import append_section, home_world  # noqa: E402
 
 People = dict[str, np.ndarray]
 OPEN_HISTORY = (4, 26)  # past sends per channel in the "affinity from k opens" rows
+DROPOUTS_UNKNOWN = "the same, dropouts unknown"
+BOUNCES_CLOSED = "the same, bounced channels closed"
 
 
 def uplifts(people: People, base: np.ndarray) -> pd.DataFrame:
@@ -168,6 +175,7 @@ def main() -> None:
         **{f"the same, affinity from {k} opens": per_person(lambda p, b, k=k: class_from_traits(
             affinity_from_opens(mean_lift(p), k, rng), b)) for k in OPEN_HISTORY},
     }
+    names = [*variants, DROPOUTS_UNKNOWN, BOUNCES_CLOSED]
     rows: list[dict[str, object]] = []
     for cycle in (int(c) for c in args.cycles.split(",")):
         key = settings.cycle_key(cycle)
@@ -179,15 +187,23 @@ def main() -> None:
         row: dict[str, object] = {"cycle": cycle, "cycle_id": key}
         scoring = features.scoring_frame(settings.warehouse_path, as_of=settings.cycle_start(cycle))
         x = oracle.by_member(scoring).reindex(customers["member_id"])[list(features.FEATURES)]
+        def value(planned: pd.DataFrame, cycle: int = cycle, effects: pd.DataFrame = effects) -> float:
+            plan = oracle.oracle_plan(settings, cycle, planned).rows
+            treated = plan[plan["arm"] == "treatment"]
+            return oracle.plan_value(effects, treated["member_id"], treated["offer"] + "__" + treated["channel"])
+
         for name, variant in variants.items():
             known = variant(people, base, at, x)
-            plan = oracle.oracle_plan(settings, cycle, customers.assign(**{c: known[c].to_numpy() for c in known})).rows
-            treated = plan[plan["arm"] == "treatment"]
-            row[name] = oracle.plan_value(effects, treated["member_id"], treated["offer"] + "__" + treated["channel"])
+            row[name] = value(customers.assign(**{c: known[c].to_numpy() for c in known}))
+        everyone = oracle.oracle_customers(settings, cycle, effects.drop(columns="alive"))
+        columns = [c for c in everyone if c.startswith("uplift__")]
+        everyone = everyone.assign(**{c: everyone[c].mean() for c in columns})
+        row[DROPOUTS_UNKNOWN] = value(everyone)
+        bounced = oracle.by_member(scoring).reindex(everyone["member_id"])[list(features.BOUNCED_COLUMNS)]
+        row[BOUNCES_CLOSED] = value(everyone.assign(**{c: bounced[c].fillna(False).to_numpy(bool) for c in bounced}))
         rows.append(row)
-        print(f"cycle {cycle}: " + ", ".join(f"{k} {v:,.1f}" for k, v in row.items() if k in variants))  # noqa: T201
+        print(f"cycle {cycle}: " + ", ".join(f"{k} {v:,.1f}" for k, v in row.items() if k in names))  # noqa: T201
 
-    names = list(variants)
     table = [
         "| cycle | " + " | ".join(names) + " |",
         "|---|" + "---:|" * len(names),
@@ -207,7 +223,9 @@ def main() -> None:
         "classifier of the warehouse features fitted on the truth predicts it (lift, affinity and price "
         "sensitivity unknown), each action at its true average; average effects known gives everyone each "
         "action's true mean; affinity from k opens is a hypothetical world whose opens follow channel "
-        "affinity, k past sends per channel.",
+        "affinity, k past sends per channel; dropouts unknown plans over every member at each action's true "
+        "mean over them all, and bounced channels closed also closes each member's channels whose newest "
+        "send bounced.",
     ])
     print(text)  # noqa: T201
     if args.write:

@@ -505,6 +505,7 @@ def design_campaign(customers: pd.DataFrame, config: DesignConfig) -> CampaignPl
     rows = _plan_rows(df, planned, choice, explore, control, action_prob * np.where(control, share_eff, 1 - share_eff),
                       econ, uplift, actions, config)
     summary = _summary(rows, config, n_reachable=len(reachable), n_customers=n, epsilon_eff=epsilon_eff,
+                       bounced=_bounced_consents(df, config),
                        holdout={"share": share_eff, "size": int(n_holdout), "power": achieved_power,
                                 "underpowered": underpowered, "baseline_conversion": p0,
                                 "min_detectable_lift": config.min_detectable_lift, "alpha": config.alpha,
@@ -569,6 +570,7 @@ def plan_from_choice(customers: pd.DataFrame, actions: pd.Series, config: Design
                       econ, uplift, catalogue, config)
     p0 = float(p_buy[by_id][planned].mean()) if len(planned) else 0.0
     summary = _summary(rows, config, n_reachable=int(allowed.any(axis=1).sum()), n_customers=len(df), epsilon_eff=0.0,
+                       bounced=_bounced_consents(df, config),
                        holdout={"share": share_eff, "size": int(n_holdout),
                                 "power": power_two_proportions(p0, config.min_detectable_lift, n_holdout,
                                                                len(planned) - n_holdout, config.alpha),
@@ -582,9 +584,14 @@ def plan_from_choice(customers: pd.DataFrame, actions: pd.Series, config: Design
 
 def _allowed(df: pd.DataFrame, config: DesignConfig, action_channel: np.ndarray, p_buy: np.ndarray,
              spend: np.ndarray, margin_rate: np.ndarray) -> np.ndarray:
-    """Who may be contacted with which action (rows x actions) under consent, unsubscribes, the contact
-    cap and closed channels. Consent is hard: a missing flag counts as no consent."""
-    consent = np.column_stack([df[f"consent_{c}"].fillna(False).to_numpy(bool) for c in config.channels])
+    """Who may be contacted with which action (rows x actions) under consent, bounces, unsubscribes, the
+    contact cap and closed channels. Consent is hard: a missing flag counts as no consent. A channel whose
+    newest send bounced is closed: it would deliver nothing (a missing ``bounced_<channel>`` is no bounce)."""
+    consent = np.column_stack([
+        df[f"consent_{c}"].fillna(False).to_numpy(bool)
+        & ~(df[f"bounced_{c}"].fillna(False).to_numpy(bool) if f"bounced_{c}" in df else np.zeros(len(df), bool))
+        for c in config.channels
+    ])
     eligible = (
         ~df["unsubscribed_recently"].fillna(True).to_numpy(bool)
         & (df["contacts_last_30d"].fillna(config.contact_cap).to_numpy(float) < config.contact_cap)
@@ -592,6 +599,12 @@ def _allowed(df: pd.DataFrame, config: DesignConfig, action_channel: np.ndarray,
     )
     channel_open = config.channel_budget_vector > 0
     return consent[:, action_channel] & channel_open[action_channel][None, :] & eligible[:, None]
+
+
+def _bounced_consents(df: pd.DataFrame, config: DesignConfig) -> dict[str, int]:
+    """Per channel, the customers who consent to it but whose newest send on it bounced."""
+    return {c: int((df[f"consent_{c}"].fillna(False).astype(bool) & df[f"bounced_{c}"].fillna(False).astype(bool)).sum())
+            if f"bounced_{c}" in df else 0 for c in config.channels}
 
 
 def _uniform_allowed(allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -693,7 +706,7 @@ def _counts(rows: pd.DataFrame, by: str) -> dict[str, dict[str, int]]:
 
 def _summary(
     rows: pd.DataFrame, config: DesignConfig, *, n_reachable: int, n_customers: int, epsilon_eff: float,
-    holdout: dict[str, Any], penalty: np.ndarray,
+    bounced: dict[str, int], holdout: dict[str, Any], penalty: np.ndarray,
 ) -> dict[str, Any]:
     treated = rows[rows["arm"] == "treatment"]
     cost = float(treated["expected_cost"].sum())
@@ -707,6 +720,7 @@ def _summary(
         "exploration": config.exploration,
         "customers_in": int(n_customers),
         "customers_reachable": int(n_reachable),
+        "consents_closed_by_bounce": bounced,
         "customers_targeted": int(len(rows)),
         "treatment": int(len(treated)),
         "control": int(len(rows) - len(treated)),

@@ -51,6 +51,7 @@ FEATURES: tuple[str, ...] = (
 # What tells the actions apart inside the pooled uplift learners (see ml/uplift.py).
 ACTION_FEATURES: tuple[str, ...] = ("offer_discount", *(f"channel_{c}" for c in CHANNELS))
 CONSENT_COLUMNS: tuple[str, ...] = tuple(f"consent_{c}" for c in CHANNELS)
+BOUNCED_COLUMNS: tuple[str, ...] = tuple(f"bounced_{c}" for c in CHANNELS)
 
 Label = Literal["purchased_next_cycle", "churned"]
 LABEL_COMPLETE: dict[str, str] = {
@@ -224,8 +225,9 @@ def uplift_frame(
 def scoring_frame(warehouse_path: Path | str, *, schema: str = DEFAULT_SCHEMA, as_of: date | None = None) -> pd.DataFrame:
     """Features as of the newest as-of date (or ``as_of``) with the columns ml/decide.py reads besides
     the model outputs: consent flags, ``contacts_last_30d`` and ``unsubscribed_recently`` (sends of the
-    30 days before the date), ``segment`` (the RFM segment) and ``margin_rate`` (the customer's
-    historical margin over revenue, the population's where the customer has no revenue yet).
+    30 days before the date), ``bounced_<channel>`` (the customer's newest send on the channel before the
+    date bounced), ``segment`` (the RFM segment) and ``margin_rate`` (the customer's historical margin over
+    revenue, the population's where the customer has no revenue yet).
     """
     if as_of is None:
         dates = as_of_dates(warehouse_path, schema)
@@ -243,23 +245,35 @@ def scoring_frame(warehouse_path: Path | str, *, schema: str = DEFAULT_SCHEMA, a
                 and coalesce(sent_at, starts_at) < cast(? as timestamp)
                 and coalesce(sent_at, starts_at) >= cast(? as timestamp) - interval 30 day
             group by customer_id
+        ),
+        bounced as (
+            -- A hard bounce closes the channel until a later send on it is delivered (a new address).
+            select
+                customer_id,
+                {", ".join(f"coalesce(arg_max(is_bounced, sent_at) filter (where channel = '{c}'), false) as bounced_{c}"
+                           for c in CHANNELS)}
+            from {schema}.fct_campaign_sends
+            where customer_id is not null and sent_at < cast(? as timestamp)
+            group by customer_id
         )
         select
             f.customer_id, f.as_of_date, f.member_id, {_feature_select()}, f.rfm_segment as segment,
             coalesce(r.contacts_last_30d, 0) as contacts_last_30d,
-            coalesce(r.unsubscribed_recently, false) as unsubscribed_recently
+            coalesce(r.unsubscribed_recently, false) as unsubscribed_recently,
+            {", ".join(f"coalesce(b.bounced_{c}, false) as bounced_{c}" for c in CHANNELS)}
         from {schema}.fct_customer_features as f
         left join recent as r on r.customer_id = f.customer_id
+        left join bounced as b on b.customer_id = f.customer_id
         where f.as_of_date = ?
         order by f.customer_id
     """
-    frame = typed_features(_query(warehouse_path, sql, [as_of, as_of, as_of]))
+    frame = typed_features(_query(warehouse_path, sql, [as_of, as_of, as_of, as_of]))
     revenue, margin = frame["revenue_total"], frame["margin_total"]
     population_rate = float(margin.sum() / revenue.sum()) if revenue.sum() > 0 else 0.0
     frame["margin_rate"] = np.where(revenue > 0, margin / revenue.where(revenue > 0), population_rate)
     frame["contacts_last_30d"] = frame["contacts_last_30d"].astype("int64")
     frame["unsubscribed_recently"] = frame["unsubscribed_recently"].astype(bool)
-    for column in CONSENT_COLUMNS:
+    for column in (*CONSENT_COLUMNS, *BOUNCED_COLUMNS):
         frame[column] = frame[column].astype(bool)
     frame["segment"] = frame["segment"].astype(str)
     return frame

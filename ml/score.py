@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 
 from campaign_loop.actions import ACTIONS
-from campaign_loop.config import CHANNELS
 from ml import features
 
 if TYPE_CHECKING:
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 
 UPLIFT_COLUMNS: tuple[str, ...] = tuple(f"uplift__{a.name}" for a in ACTIONS)
 DECIDE_COLUMNS: tuple[str, ...] = (
-    "customer_id", "member_id", *(f"consent_{c}" for c in CHANNELS), "unsubscribed_recently",
+    "customer_id", "member_id", *features.CONSENT_COLUMNS, *features.BOUNCED_COLUMNS, "unsubscribed_recently",
     "contacts_last_30d", "segment", "p_buy", "expected_spend", "margin_rate", *UPLIFT_COLUMNS,
 )
 FALLBACK = "fallback"

@@ -160,7 +160,7 @@ def synthetic_marts(path: Path, *, customers: int = 2000, dates: int = 8, seed: 
                 "assignment_probability": 0.5,
                 "starts_at": pd.Timestamp(d), "ends_at": pd.Timestamp(d) + pd.Timedelta(days=7) - pd.Timedelta(seconds=1),
                 "is_converted": bool(converted[i]), "revenue": 80.0 * converted[i], "margin": 30.0 * converted[i],
-                "is_unsubscribed": False,
+                "is_unsubscribed": False, "is_bounced": False,
                 "sent_at": pd.Timestamp(d) + pd.Timedelta(days=1) if treated[i] else pd.NaT,
                 "true_uplift": effect[i],
             })

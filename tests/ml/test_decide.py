@@ -43,6 +43,7 @@ def make_world(n: int, seed: int, *, nan_share: float = 0.0, uplift_scale: float
     }
     for channel in CHANNELS:
         data[f"consent_{channel}"] = rng.random(n) < rng.uniform(0.2, 0.9)
+        data[f"bounced_{channel}"] = rng.random(n) < 0.05
     for action in action_catalogue():
         uplift = rng.normal(0.005 + 0.001 * action.offer.offer_value, 0.02, n) * uplift_scale
         uplift[rng.random(n) < nan_share] = np.nan
@@ -50,12 +51,17 @@ def make_world(n: int, seed: int, *, nan_share: float = 0.0, uplift_scale: float
     return pd.DataFrame(data)
 
 
+def open_to(world: pd.DataFrame, channel: str) -> pd.Series:
+    """Who may be sent to on ``channel``: consent given, and its newest send did not bounce."""
+    return world[f"consent_{channel}"] & ~world[f"bounced_{channel}"]
+
+
 def allowed_actions(world: pd.DataFrame, config: DesignConfig) -> pd.DataFrame:
     """Per customer_id, how many actions the policy may use (consent x offers x open channels x uplift known)."""
     counts = np.zeros(len(world), dtype=int)
     for action in config.actions:
         open_channel = config.channel_budgets.get(action.channel, math.inf) > 0
-        counts += (world[f"consent_{action.channel}"] & world[uplift_column(action)].notna() & open_channel).to_numpy()
+        counts += (open_to(world, action.channel) & world[uplift_column(action)].notna() & open_channel).to_numpy()
     return pd.Series(counts, index=world["customer_id"])
 
 
@@ -100,6 +106,9 @@ def test_hard_constraints_hold_in_any_world(case: tuple[pd.DataFrame, DesignConf
     # Consent is hard: the planned channel is always one the customer opted in to.
     consent = np.array([merged.at[i, f"consent_{c}"] for i, c in enumerate(merged["channel"])], dtype=bool)
     assert consent.all()
+    # A channel whose newest send bounced is never used.
+    bounced = np.array([merged.at[i, f"bounced_{c}"] for i, c in enumerate(merged["channel"])], dtype=bool)
+    assert not bounced.any()
     # Recent unsubscribers and customers at the contact cap are never planned.
     assert not merged["unsubscribed_recently"].any()
     assert (merged["contacts_last_30d"] < config.contact_cap).all()
@@ -168,7 +177,7 @@ def random_feasible_value(world: pd.DataFrame, config: DesignConfig, rng: np.ran
     left_channel = dict(config.channel_budgets)
     total = 0.0
     for i in rng.permutation(len(world)):
-        options = [j for j, a in enumerate(actions) if eligible[i] and world[f"consent_{a.channel}"].iat[i]
+        options = [j for j, a in enumerate(actions) if eligible[i] and open_to(world, a.channel).iat[i]
                    and np.isfinite(econ.value[i, j])]
         if not options:
             continue
@@ -210,7 +219,7 @@ def test_optimiser_beats_random_plans_and_nears_the_dual_bound_on_a_tight_budget
         econ = action_economics(world[[uplift_column(a) for a in actions]].to_numpy(float), world["p_buy"].to_numpy(float),
                                 world["expected_spend"].to_numpy(float), world["margin_rate"].to_numpy(float), actions)
         eligible = (~world["unsubscribed_recently"] & (world["contacts_last_30d"] < config.contact_cap)).to_numpy()
-        consent = np.column_stack([world[f"consent_{a.channel}"].to_numpy(bool) for a in actions])
+        consent = np.column_stack([open_to(world, a.channel).to_numpy(bool) for a in actions])
         ok = consent & eligible[:, None]
         bound = min(
             lam * config.budget + np.maximum(np.where(ok, econ.value - lam * econ.cost, 0), 0).max(axis=1).sum()
@@ -310,6 +319,8 @@ def test_plan_rows_and_summary() -> None:
     assert summary["expected"]["roi"] == pytest.approx(treated["expected_incremental_value"].sum() / treated["expected_cost"].sum())
     assert sum(v["treatment"] + v["control"] for v in summary["by_segment"].values()) == len(rows)
     assert summary["explored"] == rows["exploration"].sum() > 0
+    assert summary["consents_closed_by_bounce"] == {
+        c: int((world[f"consent_{c}"] & world[f"bounced_{c}"]).sum()) for c in CHANNELS} != dict.fromkeys(CHANNELS, 0)
 
 
 def test_thompson_sampling_explores_with_estimated_probabilities() -> None:

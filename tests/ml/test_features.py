@@ -144,3 +144,16 @@ def test_action_names_follow_the_catalogue() -> None:
     assert features.action_name("percent_off", 20.0, "email") == "pct20__email"
     assert features.action_name("none", 0.0, "kakao") == "message__kakao"
     assert features.action_name("amount_off", 5.0, "sms") is None  # not in the catalogue: no evidence
+
+
+def test_a_channel_is_bounced_when_its_newest_send_before_the_date_bounced(world: Settings) -> None:
+    as_of = features.as_of_dates(world.warehouse_path)[-1]
+    scoring = features.scoring_frame(world.warehouse_path, as_of=as_of).set_index("customer_id")
+    sends = _table(world, f"""
+        select customer_id, channel, sent_at, is_bounced from marts.fct_campaign_sends
+        where customer_id is not null and sent_at < timestamp '{as_of}'""")
+    newest = sends.sort_values("sent_at").groupby(["customer_id", "channel"])["is_bounced"].last()
+    assert newest.any(), "the world has no bounced send to check"
+    for channel in ("email", "push", "sms", "kakao"):
+        expected = newest.xs(channel, level="channel").reindex(scoring.index, fill_value=False)
+        assert (scoring[f"bounced_{channel}"] == expected.astype(bool)).all(), channel
