@@ -21,10 +21,10 @@ the true effects:
   what perfectly measured per-action averages (the platform's prior, ``ml.score.uplift_prior``) are worth.
   Every row plans over the oracle's candidates, the members alive at the cycle's start: a platform that
   cannot tell who dropped out (a fifth of members) also spends on them, so it reaches less;
-* "the same, dropouts unknown" plans over every member, alive or not, each action at its true mean over
+* "average effects, dropouts unknown" plans over every member, alive or not, each action at its true mean over
   them all: what the platform's measured averages are (its candidates are every member; P(alive) from
   behaviour, which the features reflect, does not separate the dropped out well enough to exclude them);
-  "bounced channels closed" adds what the platform knows of deliverability (``bounced_<channel>``: the
+  "bounced channels closed too" adds what the platform knows of deliverability (``bounced_<channel>``: the
   newest send on the channel bounced), which the oracle's true uplift already zeroes;
 * "affinity from k opens" is a world that does not exist yet: one in which opens on a channel follow
   the channel affinity and every customer has k past sends on each channel; affinity is then the
@@ -50,8 +50,8 @@ from bench.results import append_section, home_world  # noqa: E402
 
 People = dict[str, np.ndarray]
 OPEN_HISTORY = (4, 26)  # past sends per channel in the "affinity from k opens" rows
-DROPOUTS_UNKNOWN = "the same, dropouts unknown"
-BOUNCES_CLOSED = "the same, bounced channels closed"
+DROPOUTS_UNKNOWN = "average effects, dropouts unknown"
+BOUNCES_CLOSED = "the same, bounced channels closed too"
 
 
 def uplifts(people: People, base: np.ndarray) -> pd.DataFrame:

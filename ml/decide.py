@@ -587,11 +587,7 @@ def _allowed(df: pd.DataFrame, config: DesignConfig, action_channel: np.ndarray,
     """Who may be contacted with which action (rows x actions) under consent, bounces, unsubscribes, the
     contact cap and closed channels. Consent is hard: a missing flag counts as no consent. A channel whose
     newest send bounced is closed: it would deliver nothing (a missing ``bounced_<channel>`` is no bounce)."""
-    consent = np.column_stack([
-        df[f"consent_{c}"].fillna(False).to_numpy(bool)
-        & ~(df[f"bounced_{c}"].fillna(False).to_numpy(bool) if f"bounced_{c}" in df else np.zeros(len(df), bool))
-        for c in config.channels
-    ])
+    consent = np.column_stack([_flag(df, f"consent_{c}") & ~_flag(df, f"bounced_{c}") for c in config.channels])
     eligible = (
         ~df["unsubscribed_recently"].fillna(True).to_numpy(bool)
         & (df["contacts_last_30d"].fillna(config.contact_cap).to_numpy(float) < config.contact_cap)
@@ -601,10 +597,14 @@ def _allowed(df: pd.DataFrame, config: DesignConfig, action_channel: np.ndarray,
     return consent[:, action_channel] & channel_open[action_channel][None, :] & eligible[:, None]
 
 
+def _flag(df: pd.DataFrame, column: str) -> np.ndarray:
+    """A boolean input column; missing (the column or a value) is False."""
+    return df[column].fillna(False).to_numpy(bool) if column in df else np.zeros(len(df), dtype=bool)
+
+
 def _bounced_consents(df: pd.DataFrame, config: DesignConfig) -> dict[str, int]:
     """Per channel, the customers who consent to it but whose newest send on it bounced."""
-    return {c: int((df[f"consent_{c}"].fillna(False).astype(bool) & df[f"bounced_{c}"].fillna(False).astype(bool)).sum())
-            if f"bounced_{c}" in df else 0 for c in config.channels}
+    return {c: int((_flag(df, f"consent_{c}") & _flag(df, f"bounced_{c}")).sum()) for c in config.channels}
 
 
 def _uniform_allowed(allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
