@@ -99,6 +99,8 @@ def summary_markdown(plan: CampaignPlan) -> str:
         f"value after contact cost {e['incremental_value']:,.2f}; cost {e['cost']:,.2f} "
         f"(contacts {e['contact_cost']:,.2f}, discounts {e['discount_cost']:,.2f}), ROI {roi}",
         f"- Budget used {b['used']:,.2f} of {b['total']:,.2f}",
+        "- Consents closed by a bounce (newest send on the channel bounced): "
+        + (", ".join(f"{c} {n:,}" for c, n in s["consents_closed_by_bounce"].items()) or "none"),
         *_arm_table("campaign (offer x channel)", s["by_action"]),
         *_arm_table("channel", s["by_channel"]),
         *_arm_table("segment", s["by_segment"]),

@@ -83,6 +83,8 @@ def test_summaries_are_written_and_reruns_are_identical(plan: CampaignPlan, writ
     assert summary["customers_targeted"] == len(plan.rows)
     markdown = paths["summary_md"].read_text()
     assert "Holdout" in markdown and f"incremental revenue {summary['expected']['incremental_revenue']:,.2f}" in markdown
+    bounced = ", ".join(f"{c} {n:,}" for c, n in plan.summary["consents_closed_by_bounce"].items())
+    assert f"bounced): {bounced}" in markdown and any(summary["consents_closed_by_bounce"].values())
     # Offers and segments, as a marketer reads them: every campaign and segment with its arms.
     for counts in (summary["by_action"], summary["by_segment"]):
         assert counts
