@@ -400,9 +400,13 @@ def _systematic_holdout(strata: np.ndarray, n_holdout: int, rng: np.random.Gener
 # The design
 
 
-def _rng(config: DesignConfig) -> np.random.Generator:
-    # The cycle enters the seed so successive cycles do not reuse one random stream.
-    return np.random.default_rng(np.random.SeedSequence([config.seed, zlib.crc32(config.cycle_id.encode())]))
+def _rng(config: DesignConfig, purpose: str) -> np.random.Generator:
+    """The random stream of one decision of the design (exploration, Thompson's draw, its probabilities,
+    the holdout). The cycle enters the seed so successive cycles do not reuse a stream; the purpose, so
+    that one decision's draws do not depend on how many another consumed: closing a few customers'
+    channels once moved Thompson's draw for the whole campaign (bench/RESULTS.md, "Loop value")."""
+    return np.random.default_rng(np.random.SeedSequence(
+        [config.seed, zlib.crc32(config.cycle_id.encode()), zlib.crc32(purpose.encode())]))
 
 
 def _validate(customers: pd.DataFrame, config: DesignConfig) -> None:
@@ -425,7 +429,7 @@ def design_campaign(customers: pd.DataFrame, config: DesignConfig) -> CampaignPl
     # Sorted so the plan does not depend on the order the rows arrived in.
     df = customers.sort_values("customer_id", kind="stable").reset_index(drop=True)
     n, n_actions = len(df), len(actions)
-    rng = _rng(config)
+    rng = _rng(config, "exploration")
     channels = config.channels
     action_channel = np.array([channels.index(a.channel) for a in actions], dtype=np.int64)
 
@@ -471,7 +475,7 @@ def design_campaign(customers: pd.DataFrame, config: DesignConfig) -> CampaignPl
     value_for_choice, cost_for_choice = econ.value, econ.cost
     if config.exploration == "thompson":
         sd = _uplift_sd(df, actions, config)
-        sampled = _sample_economics(uplift, sd, p_buy, spend, margin_rate, actions, rng)
+        sampled = _sample_economics(uplift, sd, p_buy, spend, margin_rate, actions, _rng(config, "thompson"))
         value_for_choice, cost_for_choice = sampled.value, sampled.cost
     exploit_allowed = allowed & ~explore[:, None]
     exploit_choice, penalty = _optimise(value_for_choice, cost_for_choice, exploit_allowed, action_channel,
@@ -485,7 +489,7 @@ def design_campaign(customers: pd.DataFrame, config: DesignConfig) -> CampaignPl
     # Probability that the exploitation policy gives each customer the action it got.
     planned = np.flatnonzero(choice >= 0)
     policy_prob = _exploit_probability(planned, choice, explore, econ, allowed, penalty,
-                                       uplift, df, actions, config, rng)
+                                       uplift, df, actions, config, _rng(config, "thompson probabilities"))
     action_prob = (1 - epsilon_eff) * policy_prob + epsilon_eff / np.maximum(n_allowed[planned], 1)
 
     # Holdout: sized for the planned customers' baseline conversion, stratified by action x segment.
@@ -500,7 +504,7 @@ def design_campaign(customers: pd.DataFrame, config: DesignConfig) -> CampaignPl
         achieved_power = power_two_proportions(p0, config.min_detectable_lift, n_holdout, len(planned) - n_holdout,
                                                config.alpha)
     strata = pd.factorize(pd.Series(choice[planned]).astype(str) + "|" + df["segment"].astype(str).to_numpy()[planned])[0]
-    control = _systematic_holdout(strata, n_holdout, rng) if len(planned) else np.zeros(0, dtype=bool)
+    control = _systematic_holdout(strata, n_holdout, _rng(config, "holdout")) if len(planned) else np.zeros(0, dtype=bool)
 
     rows = _plan_rows(df, planned, choice, explore, control, action_prob * np.where(control, share_eff, 1 - share_eff),
                       econ, uplift, actions, config)
@@ -558,13 +562,12 @@ def plan_from_choice(customers: pd.DataFrame, actions: pd.Series, config: Design
     by_id = np.argsort(df["customer_id"].to_numpy().astype(str), kind="stable")
     df, final, uplift, econ = df.iloc[by_id].reset_index(drop=True), final[by_id], uplift[by_id], _Economics(
         value=econ.value[by_id], cost=econ.cost[by_id], margin=econ.margin[by_id], revenue=econ.revenue[by_id])
-    rng = _rng(config)
     planned = np.flatnonzero(final >= 0)
     share = config.holdout_share if holdout_share is None else holdout_share
     n_holdout = math.ceil(share * len(planned) - 1e-9)
     share_eff = n_holdout / len(planned) if len(planned) else share
     strata = pd.factorize(pd.Series(final[planned]).astype(str) + "|" + df["segment"].astype(str).to_numpy()[planned])[0]
-    control = _systematic_holdout(strata, n_holdout, rng) if len(planned) else np.zeros(0, dtype=bool)
+    control = _systematic_holdout(strata, n_holdout, _rng(config, "holdout")) if len(planned) else np.zeros(0, dtype=bool)
     explore = np.zeros(len(df), dtype=bool)
     rows = _plan_rows(df, planned, final, explore, control, np.where(control, share_eff, 1 - share_eff),
                       econ, uplift, catalogue, config)

@@ -262,6 +262,23 @@ def test_the_plan_is_reproducible_for_a_seed_and_changes_with_it() -> None:
     assert not first.rows[["customer_id", "arm", "campaign_id"]].equals(other[["customer_id", "arm", "campaign_id"]])
 
 
+def test_closing_some_customers_channels_leaves_thompsons_draw_for_everyone_else() -> None:
+    # One shared draw per action decides most of a Thompson campaign, so it must not depend on how many
+    # random numbers exploration consumed before it (a function of the audience's size).
+    world = make_world(3000, 5)
+    for action in action_catalogue():
+        world[f"uplift_sd__{action.name}"] = 0.02
+    config = DesignConfig(cycle_id="2026-01-12", budget=1e9, exploration="thompson", epsilon=0.05, seed=3)
+    before = design_campaign(world, config).rows.set_index("customer_id")
+    closed = world.copy()
+    closed.loc[closed["customer_id"].isin(before.index[:200]), [f"consent_{c}" for c in CHANNELS]] = False
+    after = design_campaign(closed, config).rows.set_index("customer_id")
+    kept = before.index.intersection(after.index)
+    kept = kept[~before.loc[kept, "exploration"].to_numpy() & ~after.loc[kept, "exploration"].to_numpy()]
+    assert len(kept) > 1500
+    assert (before.loc[kept, "campaign_id"] == after.loc[kept, "campaign_id"]).all()
+
+
 def test_economics_of_one_action_by_hand() -> None:
     pct10_email = next(a for a in action_catalogue() if a.name == "pct10__email")
     econ = action_economics(np.array([[0.1]]), np.array([0.2]), np.array([100.0]), np.array([0.3]), (pct10_email,))
