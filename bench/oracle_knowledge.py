@@ -187,6 +187,7 @@ def main() -> None:
         row: dict[str, object] = {"cycle": cycle, "cycle_id": key}
         scoring = features.scoring_frame(settings.warehouse_path, as_of=settings.cycle_start(cycle))
         x = oracle.by_member(scoring).reindex(customers["member_id"])[list(features.FEATURES)]
+
         def value(planned: pd.DataFrame, cycle: int = cycle, effects: pd.DataFrame = effects) -> float:
             plan = oracle.oracle_plan(settings, cycle, planned).rows
             treated = plan[plan["arm"] == "treatment"]
