@@ -91,10 +91,9 @@ class DesignConfig:
     exploration: Literal["epsilon", "thompson", "auto"] = "auto"
     epsilon: float = 0.05
     thompson_uplift_sd: float = 0.01  # used when the input has no uplift_sd__<offer>__<channel> columns
-    # Multiplies each action's posterior standard deviation before the draw. One draw decides a whole
-    # campaign, so the full posterior reshuffles thousands of contacts on one draw's luck (0.25 earned
-    # more at 100k); but where the measured means are near what a contact costs, the draw also decides
-    # whether contacts pay at all, and narrow draws then follow a noisy mean to nobody (0.25 lost at 20k).
+    # Multiplies each action's posterior standard deviation before the draw: narrower draws explore less
+    # (0.25 earned more at 100k when one draw decided a whole campaign); but where the measured means are
+    # near what a contact costs, they follow a noisy mean to nobody (0.25 lost at 20k).
     # bench/RESULTS.md, "Exploration in the closed loop".
     thompson_scale: float = 1.0
     thompson_draws: int = 64  # Monte Carlo draws that estimate Thompson assignment probabilities
@@ -629,10 +628,12 @@ def _sample_economics(
     uplift: np.ndarray, sd: np.ndarray, p_buy: np.ndarray, spend: np.ndarray, margin_rate: np.ndarray,
     actions: tuple[Action, ...], rng: np.random.Generator,
 ) -> _Economics:
-    # One draw per action, shared by every customer: the uncertainty is the action's effect (pooled
-    # evidence), not independent noise per person; independent draws contacted about half of all
-    # customers at a negative expected value whenever the posterior was wide.
-    draw = np.nan_to_num(uplift) + sd * rng.standard_normal((1, uplift.shape[1]))
+    # A draw per customer (batched Thompson sampling): each customer's action follows the posterior
+    # probability that it is best, exactly as under one draw per action shared by everyone, so the
+    # expected value is the same; but the campaign no longer moves as a whole on one draw's luck (shared,
+    # the 20k demo's first designed cycle contacted 5,271 to 11,597 customers as the draw fell), and every
+    # action gets its posterior share of each cycle's evidence. bench/RESULTS.md, "Thompson's draw: shared or per customer".
+    draw = np.nan_to_num(uplift) + sd * rng.standard_normal(uplift.shape)
     return action_economics(draw, np.nan_to_num(p_buy), np.nan_to_num(spend), np.nan_to_num(margin_rate), actions)
 
 

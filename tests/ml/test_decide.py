@@ -263,8 +263,8 @@ def test_the_plan_is_reproducible_for_a_seed_and_changes_with_it() -> None:
 
 
 def test_closing_some_customers_channels_leaves_thompsons_draw_for_everyone_else() -> None:
-    # One shared draw per action decides most of a Thompson campaign, so it must not depend on how many
-    # random numbers exploration consumed before it (a function of the audience's size).
+    # Thompson's draws must not depend on how many random numbers exploration consumed before them (a
+    # function of the audience's size): closing a few customers' channels would reshuffle everyone's.
     world = make_world(3000, 5)
     for action in action_catalogue():
         world[f"uplift_sd__{action.name}"] = 0.02
