@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from campaign_loop.config import Settings
+from campaign_loop.config import CHANNELS, Settings
 from sim import simulate_period
 from tests.sim.conftest import run_cycles
 
@@ -179,3 +179,31 @@ def test_given_a_plan_ranked_by_the_true_uplift_when_scoring_then_its_qini_is_th
 
     plan.assign(expected_uplift=-plan["expected_uplift"]).to_parquet(path)  # the worst ranking there is
     assert uplift_ranking(settings, 1).qini_model < 0 < perfect.qini_oracle
+
+
+def test_given_sends_when_engaging_then_people_open_more_on_the_channel_they_prefer() -> None:
+    from sim.campaigns import Assignment, engage
+    from sim.world import LOST_CAUSE, member_ids
+
+    n = 40_000
+    preferred = np.arange(n) < n // 2
+    people = {
+        "open_prop": np.full(n, 0.2, dtype=np.float32),
+        "response_class": np.full(n, LOST_CAUSE, dtype=np.int8),
+        **{f"aff_{c}": np.where(preferred, 1.6, 0.4).astype(np.float32) for c in CHANNELS},
+        **{f"unreachable_{c}": np.zeros(n, dtype=bool) for c in CHANNELS},
+    }
+    everyone = np.arange(n)
+    sent = np.ones(n, dtype=bool)
+    a = Assignment(
+        person=everyone, campaign_id=np.full(n, "c1"), channel=np.full(n, "email"), offer_type=np.full(n, "none"),
+        offer_value=np.zeros(n), treatment=sent, probability=np.full(n, 0.9), cost=np.zeros(n), delivered=sent,
+        consent_violations=0, unknown_members=0,
+    )
+    events = engage(np.random.default_rng(0), people, a, np.zeros(n), np.full(n, 1_000), 10**6).frames["campaign_events"]
+    opened = pd.Series(events["member_id"].values.to_pylist())[
+        np.asarray(events["event_type"].values.to_pylist()) == "open"]
+    opened_preferring = opened.isin(member_ids(everyone[preferred]).to_pylist())
+    # Email opens are 20 % for an average person: 32 % for those who prefer the channel, 8 % for the others.
+    assert opened_preferring.sum() / (n // 2) == pytest.approx(0.32, abs=0.015)
+    assert (~opened_preferring).sum() / (n // 2) == pytest.approx(0.08, abs=0.01)
