@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         1.0, ge=0.0, description="Thompson sampling draws each action's effect with its standard error times this "
                                  "(1: the posterior; 0: its mean, no exploration beyond epsilon).",
     )
+    channel_preference: bool = Field(
+        True, description="Scale each customer's measured effect of an action by their preference for its channel "
+                          "(their opens there against the channel's average), as far as the randomised campaigns "
+                          "confirm that customers who prefer a channel respond more on it.",
+    )
     offers: Annotated[tuple[OfferName, ...], NoDecode] = Field(
         ("message", "pct10", "pct20"), min_length=1, description="Offers the campaign may use (comma-separated)."
     )

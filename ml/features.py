@@ -48,6 +48,9 @@ FEATURES: tuple[str, ...] = (
     "add_to_carts_30d", "sends_90d", "opens_90d", "clicks_90d", "consent_email", "consent_push",
     "consent_sms", "consent_kakao", "r_score", "f_score", "m_score", "is_member",
 )
+# Sends and opens per channel over the past year: read by ml/engagement.py's channel preference, which
+# uses them with a structure (opens are Binomial around a rate) no tree learner finds in a few cycles' data.
+ENGAGEMENT_COLUMNS: tuple[str, ...] = tuple(f"{count}_{c}_365d" for c in CHANNELS for count in ("sends", "opens"))
 # What tells the actions apart inside the pooled uplift learners (see ml/uplift.py).
 ACTION_FEATURES: tuple[str, ...] = ("offer_discount", *(f"channel_{c}" for c in CHANNELS))
 CONSENT_COLUMNS: tuple[str, ...] = tuple(f"consent_{c}" for c in CHANNELS)
@@ -79,14 +82,15 @@ def _query(warehouse_path: Path | str, sql: str, params: Sequence[object] = ()) 
 
 
 def _feature_select(alias: str = "f") -> str:
-    columns = [c for c in FEATURES if c != "is_member"]
+    columns = [*(c for c in FEATURES if c != "is_member"), *ENGAGEMENT_COLUMNS]
     return ", ".join(f"{alias}.{c}" for c in columns) + f", {alias}.member_id is not null as is_member"
 
 
 def typed_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Cast :data:`FEATURES` to float64 in place of DuckDB's decimals, booleans and nullable ints."""
+    """Cast :data:`FEATURES` and :data:`ENGAGEMENT_COLUMNS` to float64 in place of DuckDB's decimals,
+    booleans and nullable ints."""
     out = frame.copy()
-    for column in FEATURES:
+    for column in (*FEATURES, *(c for c in ENGAGEMENT_COLUMNS if c in frame)):
         out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
     out["as_of_date"] = pd.to_datetime(out["as_of_date"]).dt.date
     return out

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from campaign_loop.actions import ACTIONS
-from ml import features
+from campaign_loop.config import CHANNELS
+from ml import engagement, features
 
 if TYPE_CHECKING:
     from campaign_loop.config import Settings
@@ -69,12 +70,17 @@ def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -
         tracking.configure(settings)
     frame = features.scoring_frame(settings.warehouse_path, schema=schema)
     champions = load_champions()
-    prior = None
+    prior, weight = None, 0.0
     try:
-        prior = uplift_prior(features.uplift_frame(settings.warehouse_path, schema=schema))
+        assignments = features.uplift_frame(settings.warehouse_path, schema=schema)
+        above = above_baseline(assignments)
+        prior = uplift_prior(assignments, above=above)
+        if settings.channel_preference and not prior.empty:
+            weight = engagement.preference_weight(assignments, above, prior["uplift"])[0]
     except Exception:  # noqa: BLE001 - no campaign data yet (empty marts): the prior is simply absent
         prior = None
-    return score_frame(frame, champions, fallback_rate=lambda: recent_purchase_rate(settings, schema), prior=prior)
+    return score_frame(frame, champions, fallback_rate=lambda: recent_purchase_rate(settings, schema), prior=prior,
+                       preference_weight=weight)
 
 
 PRIOR_STRENGTH = 2_000.0  # pseudo-assignments of the pooled effect added to each action's own evidence
@@ -123,8 +129,14 @@ def baseline_conversion(assignments: pd.DataFrame, covariates: tuple[str, ...] =
     return predicted
 
 
+def above_baseline(assignments: pd.DataFrame, covariates: tuple[str, ...] = features.FEATURES) -> np.ndarray:
+    """Each assignment's conversion minus its :func:`baseline_conversion`."""
+    return assignments["is_converted"].to_numpy(dtype=float) - baseline_conversion(assignments, covariates)
+
+
 def uplift_prior(
     assignments: pd.DataFrame, strength: float = PRIOR_STRENGTH, covariates: tuple[str, ...] = features.FEATURES,
+    above: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per action, the average uplift measured on all randomised assignments so far (every cycle pooled).
 
@@ -141,11 +153,12 @@ def uplift_prior(
     action's own arms.
 
     Returns one row per catalogue action: ``uplift``, ``sd`` (standard error of the shrunk estimate),
-    ``n`` (treated assignments). Empty without both arms.
+    ``n`` (treated assignments). Empty without both arms. ``above``: :func:`above_baseline`, when the
+    caller already has it.
     """
     if assignments.empty or assignments["treatment"].nunique() < 2:
         return pd.DataFrame(columns=["uplift", "sd", "n"])
-    above = assignments["is_converted"].to_numpy(dtype=float) - baseline_conversion(assignments, covariates)
+    above = above_baseline(assignments, covariates) if above is None else above
     treated = assignments["treatment"].to_numpy() == 1
     control_mean, control_var = above[~treated].mean(), above[~treated].var() / (~treated).sum()
 
@@ -190,8 +203,13 @@ def score_frame(
     champions: dict[str, tuple[Any, str]],
     fallback_rate: Any = None,
     prior: pd.DataFrame | None = None,
+    preference_weight: float = 0.0,
 ) -> pd.DataFrame:
-    """Apply loaded champions (``name -> (model, version)``) to a :func:`ml.features.scoring_frame`."""
+    """Apply loaded champions (``name -> (model, version)``) to a :func:`ml.features.scoring_frame`.
+
+    ``preference_weight`` (:func:`ml.engagement.preference_weight`) scales each customer's effect of an
+    action, and its standard error, by ``1 + weight * (preference - 1)`` of the action's channel.
+    """
     out = frame.reset_index(drop=True).copy()
     scored_by: dict[str, str] = {}
 
@@ -258,10 +276,21 @@ def score_frame(
         margin_column = column.replace("uplift__", "uplift_margin__")
         if margin_column not in out.columns:
             out[margin_column] = 0.0
+    preference = engagement.channel_preference(out)
+    for channel in CHANNELS:
+        out[engagement.preference_column(channel)] = preference[engagement.preference_column(channel)].to_numpy()
+    if preference_weight > 0:
+        for action in ACTIONS:
+            factor = 1.0 + preference_weight * (out[engagement.preference_column(action.channel)] - 1.0)
+            for column in (f"uplift__{action.name}", f"uplift_sd__{action.name}"):
+                if column in out.columns:
+                    out[column] = out[column] * factor
+    out["preference_weight"] = preference_weight
 
     for name, source in scored_by.items():
         out[f"scored_by__{name}"] = source
-    extras = ["as_of_date", "p_churn", "p_alive", "clv_52w",
+    extras = ["as_of_date", "p_churn", "p_alive", "clv_52w", "preference_weight",
+              *(engagement.preference_column(c) for c in CHANNELS),
               *(c for c in out.columns if c.startswith("uplift_sd__")),
               *(c.replace("uplift__", "uplift_margin__") for c in UPLIFT_COLUMNS),
               *(f"scored_by__{n}" for n in scored_by)]

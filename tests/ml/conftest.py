@@ -70,6 +70,9 @@ def synthetic_marts(path: Path, *, customers: int = 2000, dates: int = 8, seed: 
     consent = {c: rng.random(customers) < share for c, share in zip(CHANNELS, (0.7, 0.4, 0.5, 0.6), strict=True)}
     as_of = [START + timedelta(weeks=k) for k in range(dates)]
     history_start = START - timedelta(weeks=52)
+    # Opens come from a stream of their own, so the rest of the marts stay as they were before them.
+    engagement_rng = np.random.default_rng([seed, 1])
+    open_rate = engagement_rng.beta(2.0, 8.0, customers)
 
     # Orders: a Poisson process per customer over the year of history and the cycles.
     order_rows = []
@@ -121,6 +124,8 @@ def synthetic_marts(path: Path, *, customers: int = 2000, dates: int = 8, seed: 
             f[c] = 0
         for c in CHANNELS:
             f[f"consent_{c}"] = consent[c]
+            f[f"sends_{c}_365d"] = engagement_rng.poisson(3.0, customers) * consent[c]
+            f[f"opens_{c}_365d"] = engagement_rng.binomial(f[f"sends_{c}_365d"], 0.0 if c == "sms" else open_rate)
         for c in ("r_score", "f_score", "m_score"):
             f[c] = np.nan
         f["rfm_segment"] = np.where(f["orders_total"] > 0, "loyal", "prospect")

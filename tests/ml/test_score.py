@@ -89,6 +89,24 @@ def test_the_champions_ranking_counts_as_much_as_its_holdout_confirmed(
     assert column.max() - column.min() == pytest.approx(weight * 0.04)
 
 
+def test_a_confirmed_channel_preference_scales_each_customers_effect_on_the_channel(
+    synthetic_home: tuple[Path, dict],
+) -> None:
+    home, _ = synthetic_home
+    frame = features.scoring_frame(Settings(home=home).warehouse_path)
+    prior = pd.DataFrame({"uplift": 0.004, "sd": 0.002, "n": 500}, index=list(UPLIFT_COLUMNS))
+    flat = score_frame(frame, {}, fallback_rate=0.03, prior=prior)
+    scaled = score_frame(frame, {}, fallback_rate=0.03, prior=prior, preference_weight=0.5)
+
+    preference = scaled["preference_email"]
+    assert preference.std() > 0.05  # the synthetic opens vary
+    assert np.allclose(flat["uplift__pct10__email"], 0.004)
+    assert np.allclose(scaled["uplift__pct10__email"], 0.004 * (1 + 0.5 * (preference - 1)))
+    assert np.allclose(scaled["uplift_sd__pct10__email"], 0.002 * (1 + 0.5 * (preference - 1)))
+    assert np.allclose(scaled["uplift__pct10__sms"], 0.004)  # SMS reports no opens: no preference to read
+    assert (scaled["preference_weight"] == 0.5).all()
+
+
 def _assignments(rng: np.random.Generator, action: str, n: int, effect: float, busy: bool, holdout: float = 0.1) -> pd.DataFrame:
     """Assignments of one action whose customers were chosen by their orders: a busy audience converts
     at ~6 %, a quiet one at ~1 % (selection on a feature, as the optimiser does)."""

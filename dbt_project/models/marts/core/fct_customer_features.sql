@@ -122,15 +122,20 @@ campaign_history as (
     select
         population.as_of_date,
         population.customer_id,
-        count(sends.sent_at) as sends_90d,
-        count(case when sends.is_opened then 1 end) as opens_90d,
-        count(case when sends.is_clicked then 1 end) as clicks_90d
+        {%- set since_90d = dbt.dateadd('day', -90, 'cast(population.as_of_date as timestamp)') %}
+        count(case when sends.starts_at >= {{ since_90d }} then sends.sent_at end) as sends_90d,
+        count(case when sends.starts_at >= {{ since_90d }} and sends.is_opened then 1 end) as opens_90d,
+        count(case when sends.starts_at >= {{ since_90d }} and sends.is_clicked then 1 end) as clicks_90d,
+        {%- for channel in var('channels') %}
+        count(case when sends.channel = '{{ channel }}' then sends.sent_at end) as sends_{{ channel }}_365d,
+        count(case when sends.channel = '{{ channel }}' and sends.is_opened then 1 end) as opens_{{ channel }}_365d{{ "," if not loop.last }}
+        {%- endfor %}
     from population
     inner join sends
         on sends.customer_id = population.customer_id
         -- Only campaigns that ended before the as-of date: their engagement is fully known by then.
         and sends.ends_at < cast(population.as_of_date as timestamp)
-        and sends.starts_at >= {{ dbt.dateadd('day', -90, 'cast(population.as_of_date as timestamp)') }}
+        and sends.starts_at >= {{ dbt.dateadd('day', -365, 'cast(population.as_of_date as timestamp)') }}
     group by population.as_of_date, population.customer_id
 ),
 
@@ -194,6 +199,10 @@ features as (
         coalesce(campaign_history.sends_90d, 0) as sends_90d,
         coalesce(campaign_history.opens_90d, 0) as opens_90d,
         coalesce(campaign_history.clicks_90d, 0) as clicks_90d,
+        {%- for channel in var('channels') %}
+        coalesce(campaign_history.sends_{{ channel }}_365d, 0) as sends_{{ channel }}_365d,
+        coalesce(campaign_history.opens_{{ channel }}_365d, 0) as opens_{{ channel }}_365d,
+        {%- endfor %}
         coalesce(consent_flags.consent_email, false) as consent_email,
         coalesce(consent_flags.consent_push, false) as consent_push,
         coalesce(consent_flags.consent_sms, false) as consent_sms,
@@ -256,6 +265,10 @@ final as (
         cast(sends_90d as integer) as sends_90d,
         cast(opens_90d as integer) as opens_90d,
         cast(clicks_90d as integer) as clicks_90d,
+        {%- for channel in var('channels') %}
+        cast(sends_{{ channel }}_365d as integer) as sends_{{ channel }}_365d,
+        cast(opens_{{ channel }}_365d as integer) as opens_{{ channel }}_365d,
+        {%- endfor %}
         consent_email,
         consent_push,
         consent_sms,
