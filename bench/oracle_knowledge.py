@@ -26,10 +26,12 @@ the true effects:
   behaviour, which the features reflect, does not separate the dropped out well enough to exclude them);
   "bounced channels closed too" adds what the platform knows of deliverability (``bounced_<channel>``: the
   newest send on the channel bounced), which the oracle's true uplift already zeroes;
-* "affinity from k opens" is a world that does not exist yet: one in which opens on a channel follow
-  the channel affinity and every customer has k past sends on each channel; affinity is then the
-  posterior mean given those opens (sms has no opens: unknown). It asks whether a campaign history
-  would let a platform reach the issue's target.
+  "preference from opens" then scales each action's mean by the member's channel preference as the
+  platform reads it from the warehouse's sends and opens (``ml.engagement.channel_preference``, all of
+  it: weight 1), what the world's opens (which follow channel affinity since 8a84973) tell;
+* "affinity from k opens" gives every customer k past sends on each channel, opens following the
+  channel affinity as in the world; affinity is then the posterior mean given those opens (sms has no
+  opens: unknown). It asks what a longer campaign history than the loop's would be worth.
 
 Needs a home whose cycles were simulated (``make demo``, or a loop_value world).
 """
@@ -52,6 +54,7 @@ People = dict[str, np.ndarray]
 OPEN_HISTORY = (4, 26)  # past sends per channel in the "affinity from k opens" rows
 DROPOUTS_UNKNOWN = "average effects, dropouts unknown"
 BOUNCES_CLOSED = "the same, bounced channels closed too"
+PREFERENCE = "the same, preference from opens"
 
 
 def uplifts(people: People, base: np.ndarray) -> pd.DataFrame:
@@ -144,8 +147,9 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
 
+    from campaign_loop.actions import ACTIONS
     from campaign_loop.config import load_settings
-    from ml import features
+    from ml import engagement, features
     from sim import oracle
 
     settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
@@ -175,7 +179,7 @@ def main() -> None:
         **{f"the same, affinity from {k} opens": per_person(lambda p, b, k=k: class_from_traits(
             affinity_from_opens(mean_lift(p), k, rng), b)) for k in OPEN_HISTORY},
     }
-    names = [*variants, DROPOUTS_UNKNOWN, BOUNCES_CLOSED]
+    names = [*variants, DROPOUTS_UNKNOWN, BOUNCES_CLOSED, PREFERENCE]
     rows: list[dict[str, object]] = []
     for cycle in (int(c) for c in args.cycles.split(",")):
         key = settings.cycle_key(cycle)
@@ -201,7 +205,12 @@ def main() -> None:
         everyone = everyone.assign(**{c: everyone[c].mean() for c in columns})
         row[DROPOUTS_UNKNOWN] = value(everyone)
         bounced = oracle.by_member(scoring).reindex(everyone["member_id"])[list(features.BOUNCED_COLUMNS)]
-        row[BOUNCES_CLOSED] = value(everyone.assign(**{c: bounced[c].fillna(False).to_numpy(bool) for c in bounced}))
+        closed = everyone.assign(**{c: bounced[c].fillna(False).to_numpy(bool) for c in bounced})
+        row[BOUNCES_CLOSED] = value(closed)
+        preference = engagement.channel_preference(oracle.by_member(scoring)).reindex(everyone["member_id"]).fillna(1.0)
+        row[PREFERENCE] = value(closed.assign(**{
+            f"uplift__{a.name}": closed[f"uplift__{a.name}"] * preference[engagement.preference_column(a.channel)].to_numpy()
+            for a in ACTIONS}))
         rows.append(row)
         print(f"cycle {cycle}: " + ", ".join(f"{k} {v:,.1f}" for k, v in row.items() if k in names))  # noqa: T201
 
@@ -223,10 +232,11 @@ def main() -> None:
         "traits behaviour reflects, sure things known; class from features ranks by the class's probability as a "
         "classifier of the warehouse features fitted on the truth predicts it (lift, affinity and price "
         "sensitivity unknown), each action at its true average; average effects known gives everyone each "
-        "action's true mean; affinity from k opens is a hypothetical world whose opens follow channel "
-        "affinity, k past sends per channel; dropouts unknown plans over every member at each action's true "
-        "mean over them all, and bounced channels closed also closes each member's channels whose newest "
-        "send bounced.",
+        "action's true mean; affinity from k opens gives everyone k past sends per channel, opens following "
+        "affinity; dropouts unknown plans over every member at each action's true "
+        "mean over them all, bounced channels closed also closes each member's channels whose newest "
+        "send bounced, and preference from opens scales each action's mean by the member's preference for its "
+        "channel as the warehouse's opens show it.",
     ])
     print(text)  # noqa: T201
     if args.write:

@@ -508,7 +508,7 @@ def design_campaign(customers: pd.DataFrame, config: DesignConfig) -> CampaignPl
     rows = _plan_rows(df, planned, choice, explore, control, action_prob * np.where(control, share_eff, 1 - share_eff),
                       econ, uplift, actions, config)
     summary = _summary(rows, config, n_reachable=len(reachable), n_customers=n, epsilon_eff=epsilon_eff,
-                       bounced=_bounced_consents(df, config),
+                       bounced=_bounced_consents(df, config), preference_weight=_preference_weight(df),
                        holdout={"share": share_eff, "size": int(n_holdout), "power": achieved_power,
                                 "underpowered": underpowered, "baseline_conversion": p0,
                                 "min_detectable_lift": config.min_detectable_lift, "alpha": config.alpha,
@@ -572,7 +572,7 @@ def plan_from_choice(customers: pd.DataFrame, actions: pd.Series, config: Design
                       econ, uplift, catalogue, config)
     p0 = float(p_buy[by_id][planned].mean()) if len(planned) else 0.0
     summary = _summary(rows, config, n_reachable=int(allowed.any(axis=1).sum()), n_customers=len(df), epsilon_eff=0.0,
-                       bounced=_bounced_consents(df, config),
+                       bounced=_bounced_consents(df, config), preference_weight=_preference_weight(df),
                        holdout={"share": share_eff, "size": int(n_holdout),
                                 "power": power_two_proportions(p0, config.min_detectable_lift, n_holdout,
                                                                len(planned) - n_holdout, config.alpha),
@@ -708,9 +708,16 @@ def _counts(rows: pd.DataFrame, by: str) -> dict[str, dict[str, int]]:
     return {str(k): {arm: int(table.loc[k].get(arm, 0)) for arm in ("treatment", "control")} for k in table.index}
 
 
+def _preference_weight(df: pd.DataFrame) -> float | None:
+    """The weight the scorer gave the customers' channel preference (ml/engagement.py); None if it did not say."""
+    if "preference_weight" not in df or df.empty:
+        return None
+    return float(df["preference_weight"].iloc[0])
+
+
 def _summary(
     rows: pd.DataFrame, config: DesignConfig, *, n_reachable: int, n_customers: int, epsilon_eff: float,
-    bounced: dict[str, int], holdout: dict[str, Any], penalty: np.ndarray,
+    bounced: dict[str, int], preference_weight: float | None, holdout: dict[str, Any], penalty: np.ndarray,
 ) -> dict[str, Any]:
     treated = rows[rows["arm"] == "treatment"]
     cost = float(treated["expected_cost"].sum())
@@ -725,6 +732,7 @@ def _summary(
         "customers_in": int(n_customers),
         "customers_reachable": int(n_reachable),
         "consents_closed_by_bounce": bounced,
+        "channel_preference_weight": preference_weight,
         "customers_targeted": int(len(rows)),
         "treatment": int(len(treated)),
         "control": int(len(rows) - len(treated)),

@@ -101,11 +101,21 @@ def summary_markdown(plan: CampaignPlan) -> str:
         f"- Budget used {b['used']:,.2f} of {b['total']:,.2f}",
         "- Consents closed by a bounce (newest send on the channel bounced): "
         + (", ".join(f"{c} {n:,}" for c, n in s["consents_closed_by_bounce"].items()) or "none"),
+        _preference_line(s.get("channel_preference_weight")),
         *_arm_table("campaign (offer x channel)", s["by_action"]),
         *_arm_table("channel", s["by_channel"]),
         *_arm_table("segment", s["by_segment"]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _preference_line(weight: float | None) -> str:
+    if weight is None:
+        return "- Channel preference (opens): not scored"
+    if weight == 0:
+        return "- Channel preference (opens): not used; the randomised campaigns do not confirm it (yet)"
+    return (f"- Channel preference (opens): each customer's effect on a channel moves by {weight:.2f} of their "
+            "preference for it, as far as the randomised campaigns confirm it")
 
 
 def _arm_table(heading: str, counts: dict[str, dict[str, int]]) -> list[str]:
@@ -128,6 +138,7 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> Path:
 # optimiser takes today, but a marketer reads them (retention lists, value tiers) and audits the plan by them.
 SCORE_COLUMNS: tuple[str, ...] = (
     "customer_id", "member_id", "as_of_date", "segment", "p_buy", "p_churn", "p_alive", "clv_52w", "expected_spend",
+    *(f"preference_{c}" for c in CHANNELS),
 )
 
 

@@ -14,6 +14,9 @@ Frames:
   evidence about it, so each action only sees its own treatment and control rows.
 * :func:`scoring_frame`: features as of the newest as-of date, plus what ``ml/decide.py`` needs
   besides model outputs (consent, recent contacts and unsubscribes, segment, margin rate).
+
+The uplift and scoring frames also carry :data:`ENGAGEMENT_COLUMNS` (sends and opens per channel), which
+no model reads: ``ml/engagement.py`` turns them into each customer's channel preference.
 * :func:`transactions`: the order log up to a date, for the CLV models.
 """
 
@@ -81,8 +84,8 @@ def _query(warehouse_path: Path | str, sql: str, params: Sequence[object] = ()) 
         return connection.execute(sql, list(params)).df()
 
 
-def _feature_select(alias: str = "f") -> str:
-    columns = [*(c for c in FEATURES if c != "is_member"), *ENGAGEMENT_COLUMNS]
+def _feature_select(alias: str = "f", extra: tuple[str, ...] = ()) -> str:
+    columns = [*(c for c in FEATURES if c != "is_member"), *extra]
     return ", ".join(f"{alias}.{c}" for c in columns) + f", {alias}.member_id is not null as is_member"
 
 
@@ -201,7 +204,7 @@ def uplift_frame(
     sql = f"""
         with data_end as (select max(data_end_at) as data_end_at from {schema}.fct_customer_labels)
         select
-            f.customer_id, f.as_of_date, {_feature_select()},
+            f.customer_id, f.as_of_date, {_feature_select(extra=ENGAGEMENT_COLUMNS)},
             s.campaign_id, s.member_id as send_member_id, s.channel, s.offer_type, s.offer_value,
             cast(s.is_treatment as integer) as treatment, s.assignment_probability,
             cast(s.is_converted as integer) as is_converted, cast(s.margin as double) as margin
@@ -261,7 +264,7 @@ def scoring_frame(warehouse_path: Path | str, *, schema: str = DEFAULT_SCHEMA, a
             group by customer_id
         )
         select
-            f.customer_id, f.as_of_date, f.member_id, {_feature_select()}, f.rfm_segment as segment,
+            f.customer_id, f.as_of_date, f.member_id, {_feature_select(extra=ENGAGEMENT_COLUMNS)}, f.rfm_segment as segment,
             coalesce(r.contacts_last_30d, 0) as contacts_last_30d,
             coalesce(r.unsubscribed_recently, false) as unsubscribed_recently,
             {", ".join(f"coalesce(b.bounced_{c}, false) as bounced_{c}" for c in CHANNELS)}

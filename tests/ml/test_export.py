@@ -11,7 +11,14 @@ import pytest
 from campaign_loop import pipeline
 from campaign_loop.config import CHANNELS, Settings
 from ml.decide import CampaignPlan, DesignConfig, design_campaign
-from ml.export import SCORE_COLUMNS, SENDER_COLUMNS, SIMULATOR_COLUMNS, write_plan, write_scores
+from ml.export import (
+    SCORE_COLUMNS,
+    SENDER_COLUMNS,
+    SIMULATOR_COLUMNS,
+    summary_markdown,
+    write_plan,
+    write_scores,
+)
 from tests.ml.test_decide import make_world
 
 PII = {"email", "phone", "full_name", "address", "birth_date"}
@@ -141,6 +148,7 @@ def test_the_scores_behind_a_plan_are_kept_for_the_marketer(tmp_path: Path) -> N
         "customer_id": ["c2", "c1"], "member_id": ["M2", None], "as_of_date": ["2026-01-12"] * 2,
         "segment": ["champions", "prospect"], "p_buy": [0.4, 0.02], "p_churn": [0.1, 0.9], "p_alive": [0.95, 0.3],
         "clv_52w": [310.0, 4.5], "expected_spend": [61.0, 40.0], "scored_by__churn": ["3", "3"],
+        **{f"preference_{c}": [1.2, 0.9] for c in CHANNELS},
         "uplift__message__email": [0.01, 0.0],  # the optimiser's input, not a score to keep
     })
     path = write_scores(scores, settings, "2026-01-12")
@@ -150,3 +158,17 @@ def test_the_scores_behind_a_plan_are_kept_for_the_marketer(tmp_path: Path) -> N
     assert list(kept["customer_id"]) == ["c1", "c2"] and list(kept["p_churn"]) == [0.9, 0.1]
     with pytest.raises(ValueError, match=r"scores for 2026-01-12 lack the columns \['clv_52w'\]"):
         write_scores(scores.drop(columns="clv_52w"), settings, "2026-01-12")
+
+
+@pytest.mark.parametrize(("weight", "line"), [
+    (None, "- Channel preference (opens): not scored"),
+    (0.0, "- Channel preference (opens): not used; the randomised campaigns do not confirm it (yet)"),
+    (0.4, "- Channel preference (opens): each customer's effect on a channel moves by 0.40 of their preference"),
+])
+def test_the_summary_says_how_much_channel_preference_the_plan_used(weight: float | None, line: str) -> None:
+    world = make_world(500, 2)
+    if weight is not None:
+        world["preference_weight"] = weight
+    plan = design_campaign(world, DesignConfig(cycle_id="2026-01-12", budget=40.0, seed=4))
+    assert plan.summary["channel_preference_weight"] == weight
+    assert line in summary_markdown(plan)
