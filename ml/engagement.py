@@ -115,6 +115,7 @@ def preference_slope(above: np.ndarray, treated: np.ndarray, level: np.ndarray, 
     spread = np.asarray(preference, dtype=float) - 1.0
     if treated.all() or not treated.any():
         return 0.0, math.inf
+    # Three regressors and a sandwich: numpy does it without taking statsmodels on as a dependency.
     x = np.column_stack([np.ones(len(above)), spread, treated * level * spread])
     residual = above - treated * level
     xtx = x.T @ x

@@ -14,10 +14,10 @@ Frames:
   evidence about it, so each action only sees its own treatment and control rows.
 * :func:`scoring_frame`: features as of the newest as-of date, plus what ``ml/decide.py`` needs
   besides model outputs (consent, recent contacts and unsubscribes, segment, margin rate).
+* :func:`transactions`: the order log up to a date, for the CLV models.
 
 The uplift and scoring frames also carry :data:`ENGAGEMENT_COLUMNS` (sends and opens per channel), which
 no model reads: ``ml/engagement.py`` turns them into each customer's channel preference.
-* :func:`transactions`: the order log up to a date, for the CLV models.
 """
 
 from __future__ import annotations

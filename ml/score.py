@@ -19,6 +19,10 @@ Fallbacks when a model has no champion yet (first cycles, or every challenger fa
 * ``clv`` (``expected_spend``): the customer's average order value, else the population's.
 * ``churn``: NaN (decisioning does not read it).
 
+Each customer's uplift of an action (and its standard error) is then scaled by their preference for the
+action's channel, as far as the randomised assignments confirm it (``ml/engagement.py``; Settings
+``channel_preference``); ``preference_<channel>`` and ``preference_weight`` say by how much.
+
 ``scored_by__<model>`` says which champion version (or ``fallback``) produced each column group.
 """
 
@@ -75,10 +79,10 @@ def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -
         assignments = features.uplift_frame(settings.warehouse_path, schema=schema)
         above = above_baseline(assignments)
         prior = uplift_prior(assignments, above=above)
-        if settings.channel_preference and not prior.empty:
-            weight = engagement.preference_weight(assignments, above, prior["uplift"])[0]
     except Exception:  # noqa: BLE001 - no campaign data yet (empty marts): the prior is simply absent
         prior = None
+    if settings.channel_preference and prior is not None and not prior.empty:
+        weight = engagement.preference_weight(assignments, above, prior["uplift"])[0]
     return score_frame(frame, champions, fallback_rate=lambda: recent_purchase_rate(settings, schema), prior=prior,
                        preference_weight=weight)
 

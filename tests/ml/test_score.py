@@ -41,6 +41,9 @@ def test_scores_have_the_decide_columns(trained: Settings) -> None:
     assert (scores["expected_spend"] > 0).all()
     assert np.isfinite(scores[list(UPLIFT_COLUMNS)].to_numpy()).all()
     assert (scores.filter(like="scored_by__") == "1").all().all()
+    # The synthetic effects ignore the opens: the preference varies, but the evidence gives it little weight.
+    assert scores["preference_email"].std() > 0.05 and (scores["preference_sms"] == 1.0).all()
+    assert scores["preference_weight"].nunique() == 1 and 0.0 <= scores["preference_weight"].iloc[0] < 0.5
     # the synthetic truth: pct20 by e-mail works (for e-mail consenters), message by push does nothing
     consenting = scores["consent_email"]
     assert scores.loc[consenting, "uplift__pct20__email"].mean() > scores.loc[consenting, "uplift__message__push"].mean() + 0.02
