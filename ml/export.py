@@ -26,6 +26,7 @@ import pandas as pd
 from campaign_loop.actions import PLAN_COLUMNS
 from campaign_loop.config import CHANNELS, Settings
 from ml.decide import CampaignPlan
+from ml.engagement import preference_column
 
 # What the next cycle's simulator reads from the plan file: the contract campaign_loop.actions owns.
 SIMULATOR_COLUMNS: tuple[str, ...] = PLAN_COLUMNS
@@ -138,7 +139,7 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> Path:
 # optimiser takes today, but a marketer reads them (retention lists, value tiers) and audits the plan by them.
 SCORE_COLUMNS: tuple[str, ...] = (
     "customer_id", "member_id", "as_of_date", "segment", "p_buy", "p_churn", "p_alive", "clv_52w", "expected_spend",
-    *(f"preference_{c}" for c in CHANNELS),
+    *(preference_column(c) for c in CHANNELS),
 )
 
 

@@ -155,7 +155,7 @@ def engage(
     last = period_end - 1
     delivered_ts = sent_at + rng.integers(2, 120, len(person))
     # A person opens more on the channels they prefer, as they click more there: channel preference shows
-    # in engagement, as CRM teams read it (mean affinity is 1, so the channels' open rates are unchanged).
+    # in engagement, as CRM teams read it (mean affinity is 1, so each channel's open rate hardly changes).
     opened = ok & (rng.random(len(person)) < np.minimum(people["open_prop"][person] * open_factor * aff, 1.0))
     open_ts = np.minimum(sent_at + rng.exponential(4 * 3_600, len(person)).astype(np.int64), last)
     clicked = ok & (rng.random(len(person)) < click_base * aff + CLICK_IF_BUYING * buys_if_treated)
