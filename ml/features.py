@@ -34,6 +34,7 @@ import pandas as pd
 
 from campaign_loop.actions import OFFERS
 from campaign_loop.config import CHANNELS
+from ml.engagement import opens_column, sends_column
 
 if TYPE_CHECKING:
     import duckdb
@@ -53,7 +54,7 @@ FEATURES: tuple[str, ...] = (
 )
 # Sends and opens per channel over the past year: read by ml/engagement.py's channel preference, which
 # uses them with a structure (opens are Binomial around a rate) no tree learner finds in a few cycles' data.
-ENGAGEMENT_COLUMNS: tuple[str, ...] = tuple(f"{count}_{c}_365d" for c in CHANNELS for count in ("sends", "opens"))
+ENGAGEMENT_COLUMNS: tuple[str, ...] = tuple(column for c in CHANNELS for column in (sends_column(c), opens_column(c)))
 # What tells the actions apart inside the pooled uplift learners (see ml/uplift.py).
 ACTION_FEATURES: tuple[str, ...] = ("offer_discount", *(f"channel_{c}" for c in CHANNELS))
 CONSENT_COLUMNS: tuple[str, ...] = tuple(f"consent_{c}" for c in CHANNELS)
