@@ -156,3 +156,14 @@ def test_sources_yaml_matches_the_landing_contract() -> None:
 def test_repo_paths() -> None:
     assert (REPO / "dbt_project" / "dbt_project.yml").exists()
     assert Path(PROJECT_DIR / "profiles.yml").exists()
+
+
+def test_the_projects_channels_are_the_platforms() -> None:
+    # fct_customer_features names a sends and an opens column per channel of this var; ml.features reads
+    # them by campaign_loop.config.CHANNELS, so the two lists must not drift apart.
+    import yaml
+
+    from campaign_loop.config import CHANNELS
+
+    project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
+    assert project["vars"]["channels"] == list(CHANNELS)
