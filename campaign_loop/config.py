@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         0.1, ge=0.0, le=1.0,
         description="Share of consenting customers a business-as-usual period contacts at random (half held out).",
     )
+    newsletter_history: int = Field(
+        12, ge=0, le=52,
+        description="Monthly newsletters the retailer sent every member on each consented channel before cycle 0 "
+                    "(no holdout; the newest five weeks before it); their sends and engagement land with cycle 0.",
+    )
     file_format: Literal["csv", "parquet"] = Field("csv", description="Format the simulator lands files in.")
 
     # Ingestion.

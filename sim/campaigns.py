@@ -1,21 +1,23 @@
 """Executing a campaign plan: who gets what, sends, delivery and engagement events, coupons, costs.
 
 With no plan the retailer runs business as usual: a random share of consenting members gets a random
-action, half held out at random, so randomised campaign data exists from cycle 0.
+action, half held out at random, so randomised campaign data exists from cycle 0. Before cycle 0 the
+retailer ran a monthly newsletter on every channel (``newsletter_history``), without a holdout.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from campaign_loop.actions import CHANNEL_COST, OFFERS, PLAN_COLUMNS
-from campaign_loop.config import CHANNELS, Settings
+from campaign_loop.config import CHANNELS, Settings, cycle_id
 from sim import ids
-from sim.calendar import DAY_S
+from sim.calendar import DAY_S, period_days
 from sim.landing import Col, Frame
 from sim.world import SLEEPING_DOG, People, member_ids, member_numbers
 
@@ -26,6 +28,10 @@ CLICK_IF_BUYING = 0.15  # a recipient about to buy is much likelier to click thr
 UNSUBSCRIBE = 0.0008
 UNSUBSCRIBE_SLEEPING_DOG = 0.015
 _MEMBER_INVERSE = pow(7_368_787, -1, 1_000_000_000)
+NEWSLETTER_INTERVAL_DAYS = 28
+# The newest newsletter's week starts five weeks before cycle 0, so it is outside every contact cap's
+# 30 days when the platform designs its first campaign.
+NEWSLETTER_GAP_DAYS = 35
 
 
 def person_of_member(member_id: pd.Series, people: People) -> np.ndarray:
@@ -235,3 +241,37 @@ def coupon_codes(seed: int, cycle: int, a: Assignment) -> pa.Array:
     code = ids.join(pa.array(a.campaign_id, type=pa.string()), "-",
                     ids.hex_ids(ids.hash64(seed, cycle, 77, a.person), "", 8))
     return pa.array(np.where(has, code.to_numpy(zero_copy_only=False), None), type=pa.string())
+
+
+def newsletter_history(settings: Settings, people: People, stream: int) -> dict[str, list[Frame]]:
+    """The retailer's monthly newsletter before cycle 0: every member signed up by then gets a message on each
+    channel they consent to, with no holdout. Its sends, deliveries, bounces, opens, clicks and
+    unsubscribes (which withdraw consent in ``people``) land with cycle 0; what it did to purchases is
+    part of the purchase history's baseline, so a click here never marks a purchase.
+
+    This is the engagement history any retailer's CRM holds, and where channel preference first shows.
+    """
+    frames: dict[str, list[Frame]] = {}
+    message = OFFERS["message"]
+    for k in range(settings.newsletter_history - 1, -1, -1):
+        week = settings.start_date - timedelta(days=NEWSLETTER_GAP_DAYS + k * NEWSLETTER_INTERVAL_DAYS)
+        days = period_days(week, 7)
+        start, end = int(days[0]) * DAY_S, (int(days[-1]) + 1) * DAY_S
+        cid = cycle_id(week)
+        for c in CHANNELS:
+            rng = np.random.default_rng([settings.seed, stream, k, CHANNELS.index(c)])
+            who = np.flatnonzero(people["member"] & people[f"consent_{c}"] & (people["signup"] < start))
+            if not len(who):
+                continue
+            a = Assignment(
+                person=who, campaign_id=np.full(len(who), f"newsletter-{cid}-{c}"), channel=np.full(len(who), c),
+                offer_type=np.full(len(who), message.offer_type), offer_value=np.full(len(who), message.offer_value),
+                treatment=np.ones(len(who), dtype=bool), probability=np.ones(len(who)),
+                cost=np.full(len(who), CHANNEL_COST[c]), delivered=np.ones(len(who), dtype=bool),
+                consent_violations=0, unknown_members=0,
+            )
+            e = engage(rng, people, a, np.zeros(len(who)), send_times(rng, len(who), start, 7), end)
+            people[f"consent_{c}"][who[e.unsubscribed]] = False
+            for source, frame in (e.frames | campaign_frames(a, e, cid, start, end)).items():
+                frames.setdefault(source, []).append(frame)
+    return frames

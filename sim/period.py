@@ -37,6 +37,7 @@ from sim.campaigns import (
     campaign_frames,
     coupon_codes,
     engage,
+    newsletter_history,
     send_times,
 )
 from sim.events import Sessions, browse_counts, make_sessions, session_events
@@ -64,7 +65,7 @@ from sim.world import (
 )
 
 # Random streams of a cycle: np.random.default_rng([seed, cycle, stream]).
-ARRIVALS, CONSENT, CRM, PLAN, OUTCOME, ORDERS, SEND, ENGAGE, EVENTS, REVIEWS, ADS, DROPOUT, HISTORY, PAID = range(10, 24)
+ARRIVALS, CONSENT, CRM, PLAN, OUTCOME, ORDERS, SEND, ENGAGE, EVENTS, REVIEWS, ADS, DROPOUT, HISTORY, PAID, NEWSLETTERS = range(10, 25)
 DIRT_STREAM = 100
 CONSENT_DRIFT = 0.002  # share of members changing each channel's consent in a week
 TIER_CHANGE = 0.003
@@ -213,6 +214,8 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
                                  o.logged_in[recent], o.n_lines[recent], o.n_lines[recent],
                                  order_id=o.order_id.take(pa.array(recent)))
         frames["events"].append(session_events(rng, seed, 0, people, products, keys, sessions))
+        for source, parts in newsletter_history(settings, people, NEWSLETTERS).items():
+            frames[source] += parts
         timer.lap("history")
     else:
         store.check_manifest()

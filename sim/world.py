@@ -325,6 +325,7 @@ class WorldStore:
         return {
             "seed": s.seed, "customers": s.customers, "start_date": s.start_date.isoformat(),
             "cycle_days": s.cycle_days, "history_weeks": s.history_weeks,
+            "newsletter_history": s.newsletter_history,
         }
 
     def write_manifest(self) -> None:
