@@ -10,8 +10,8 @@ stays near 1; a channel that reports no opens (SMS) is 1 for everyone.
 :func:`preference_weight` asks the randomised assignments whether an action works better on customers
 who prefer its channel: the slope ``beta`` of ``effect = level * (1 + beta * (preference - 1))``, fitted
 on every assignment's outcome above its predicted baseline (the baseline free to move with the
-preference too: engaged customers may buy more anyway), with its standard error, and shrunk like a
-model's ranking (:func:`ml.evaluate.ranking_weight`). The scorer multiplies each action's level by
+preference too: engaged customers may buy more anyway), with its standard error, and combined with a
+prior centred on 1 (:data:`SLOPE_PRIOR`). The scorer multiplies each action's level by
 ``1 + weight * (preference - 1)``; a weight of 0 leaves every customer at the level.
 """
 
@@ -23,6 +23,13 @@ import numpy as np
 import pandas as pd
 
 from campaign_loop.config import CHANNELS
+
+# The slope's prior, (mean, standard deviation). A message moves a customer only if it is seen, so its
+# effect scales with how often the customer opens on the channel: slope 1, the CRM practice of sending
+# where customers engage. Randomised evidence moves it: a slope measured at 0 with the ~0.3 standard error
+# of a large campaign history leaves a quarter of the prior, and the ~0.65 of six weekly cycles at 100k
+# customers, which cannot tell 1 from 0, leaves about two thirds.
+SLOPE_PRIOR = (1.0, 0.5)
 
 
 def sends_column(channel: str) -> str:
@@ -128,14 +135,23 @@ def preference_slope(above: np.ndarray, treated: np.ndarray, level: np.ndarray, 
     return float(coef[2]), math.sqrt(float(cov[2, 2]))
 
 
+def slope_posterior(slope: float, se: float, prior: tuple[float, float] = SLOPE_PRIOR) -> float:
+    """The posterior mean of the slope under a normal prior and the measured (slope, standard error), in
+    [0, 1]: the weight the scorer gives the preference. Without a finite error the prior's mean."""
+    mean, sd = prior
+    if not (math.isfinite(slope) and math.isfinite(se) and se > 0):
+        return float(np.clip(mean, 0.0, 1.0))
+    evidence, belief = se**-2, sd**-2
+    return float(np.clip((evidence * slope + belief * mean) / (evidence + belief), 0.0, 1.0))
+
+
 def preference_weight(assignments: pd.DataFrame, above: np.ndarray, levels: pd.Series) -> tuple[float, float, float]:
-    """(weight, slope, standard error): how much of the channel preference the randomised assignments confirm.
+    """(weight, slope, standard error): how much of the channel preference to use, the randomised
+    assignments' slope combined with :data:`SLOPE_PRIOR`.
 
     ``assignments``: :func:`ml.features.uplift_frame` rows; ``above``: their outcomes above the predicted
     baseline; ``levels``: each action's measured average effect, indexed ``uplift__<action>``.
     """
-    from ml.evaluate import ranking_weight
-
     preference = preference_by_date(assignments)
     if preference.empty:
         return 0.0, 0.0, math.inf
@@ -144,4 +160,4 @@ def preference_weight(assignments: pd.DataFrame, above: np.ndarray, levels: pd.S
         above, assignments["treatment"].to_numpy() == 1, level,
         action_preference(preference, assignments["channel"]),
     )
-    return ranking_weight(slope, se), slope, se
+    return slope_posterior(slope, se), slope, se

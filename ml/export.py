@@ -114,9 +114,9 @@ def _preference_line(weight: float | None) -> str:
     if weight is None:
         return "- Channel preference (opens): not scored"
     if weight == 0:
-        return "- Channel preference (opens): weight 0, not used; the randomised campaigns do not confirm it (yet)"
+        return "- Channel preference (opens): weight 0, not used; the randomised campaigns contradict it"
     return (f"- Channel preference (opens): weight {weight:.3f} (0: effects ignore it; 1: in proportion to it), "
-            "as far as the randomised campaigns confirm it")
+            "the randomised campaigns' slope weighed against a prior of 1")
 
 
 def _arm_table(heading: str, counts: dict[str, dict[str, int]]) -> list[str]:

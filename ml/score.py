@@ -20,8 +20,9 @@ Fallbacks when a model has no champion yet (first cycles, or every challenger fa
 * ``churn``: NaN (decisioning does not read it).
 
 Each customer's uplift of an action (and its standard error) is then scaled by their preference for the
-action's channel, as far as the randomised assignments confirm it (``ml/engagement.py``; Settings
-``channel_preference``); ``preference_<channel>`` and ``preference_weight`` say by how much.
+action's channel, by the slope the randomised assignments measure weighed against a prior of 1
+(``ml/engagement.py``; Settings ``channel_preference``); ``preference_<channel>`` and
+``preference_weight`` say by how much.
 
 ``scored_by__<model>`` says which champion version (or ``fallback``) produced each column group.
 """

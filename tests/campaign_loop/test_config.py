@@ -26,7 +26,7 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
         "home": (str(tmp_path), tmp_path), "demo": ("false", False), "airflow_runner": ("dags_test", "dags_test"),
         "customers": ("1234", 1234), "seed": ("7", 7), "start_date": ("2026-03-02", date(2026, 3, 2)),
         "cycle_days": ("14", 14), "cycles": ("3", 3), "history_weeks": ("10", 10), "dirt": ("0.5", 0.5),
-        "bau_contact_share": ("0.2", 0.2), "file_format": ("parquet", "parquet"),
+        "bau_contact_share": ("0.2", 0.2), "newsletter_history": ("3", 3), "file_format": ("parquet", "parquet"),
         "quarantine_rate_max": ("0.1", 0.1), "budget": ("500", 500.0),
         "channel_budgets": ("sms:50, email:200", {"sms": 50.0, "email": 200.0}), "holdout_share": ("0.2", 0.2),
         "min_detectable_lift": ("0.02", 0.02), "contact_cap": ("2", 2),

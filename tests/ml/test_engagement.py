@@ -57,3 +57,15 @@ def test_preference_slope_without_both_arms_or_variation_is_unknown() -> None:
     assert engagement.preference_slope(np.zeros(4), np.ones(4, bool), np.full(4, 0.01), np.full(4, 2.0)) == (0.0, math.inf)
     treated = np.array([True, False, True, False])
     assert engagement.preference_slope(np.zeros(4), treated, np.full(4, 0.01), np.ones(4)) == (0.0, math.inf)
+
+
+def test_slope_posterior_weighs_the_evidence_against_the_prior() -> None:
+    mean, sd = engagement.SLOPE_PRIOR
+    assert engagement.slope_posterior(mean, 0.3) == pytest.approx(min(mean, 1.0))
+    # A slope of 0 measured as precisely as the prior leaves half of it; much more precisely, little.
+    assert engagement.slope_posterior(0.0, sd) == pytest.approx(mean / 2)
+    assert engagement.slope_posterior(0.0, sd / 10) < 0.02
+    # Noisy evidence hardly moves it; a weight never leaves [0, 1].
+    assert engagement.slope_posterior(0.0, 10 * sd) > 0.95 * mean
+    assert engagement.slope_posterior(-5.0, 0.01) == 0.0 and engagement.slope_posterior(3.0, 0.01) == 1.0
+    assert engagement.slope_posterior(0.0, math.inf) == pytest.approx(min(mean, 1.0))

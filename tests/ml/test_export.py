@@ -162,7 +162,7 @@ def test_the_scores_behind_a_plan_are_kept_for_the_marketer(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("weight", "line"), [
     (None, "- Channel preference (opens): not scored"),
-    (0.0, "- Channel preference (opens): weight 0, not used; the randomised campaigns do not confirm it (yet)"),
+    (0.0, "- Channel preference (opens): weight 0, not used; the randomised campaigns contradict it"),
     (0.4, "- Channel preference (opens): weight 0.400 (0: effects ignore it; 1: in proportion to it)"),
 ])
 def test_the_summary_says_how_much_channel_preference_the_plan_used(weight: float | None, line: str) -> None:

@@ -207,3 +207,41 @@ def test_given_sends_when_engaging_then_people_open_more_on_the_channel_they_pre
     # Email opens are 20 % for an average person: 32 % for those who prefer the channel, 8 % for the others.
     assert opened_preferring.sum() / (n // 2) == pytest.approx(0.32, abs=0.015)
     assert (~opened_preferring).sum() / (n // 2) == pytest.approx(0.08, abs=0.01)
+
+
+def test_given_newsletter_history_then_every_member_got_it_on_each_consented_channel_until_unsubscribing(clean_world) -> None:
+    settings, _ = clean_world
+    day = settings.start_date.isoformat()
+    campaigns = pd.read_csv(settings.landing_dir / "campaigns" / f"{day}.csv", dtype=str)
+    newsletters = campaigns[campaigns["campaign_id"].str.startswith("newsletter-")]
+    assert len(newsletters) == settings.newsletter_history * len(CHANNELS)
+    assert set(newsletters["offer_type"]) == {"none"}
+    sends = pd.read_csv(settings.landing_dir / "campaign_sends" / f"{day}.csv", dtype=str)
+    sends = sends.merge(newsletters[["campaign_id", "channel"]], on="campaign_id")
+    assert set(sends["arm"]) == {"treatment"}  # no holdout: it measures engagement, not effects
+    sent_at = pd.to_datetime(sends["sent_at"], format="mixed", utc=True)
+    assert sent_at.max() < pd.Timestamp(settings.start_date, tz="UTC") - pd.Timedelta(days=30)
+    # Each newsletter goes to the members consenting then; most members get all twelve on a channel.
+    per_member = sends.groupby(["member_id", "channel"]).size()
+    assert per_member.max() == settings.newsletter_history and per_member.median() >= settings.newsletter_history - 1
+    consents = pd.read_csv(settings.landing_dir / "consents" / f"{day}.csv", dtype=str)
+    signup = consents[consents["source"] == "signup"]
+    opted_out = signup.loc[signup["status"] == "opt_out", ["member_id", "channel"]]
+    assert sends.merge(opted_out, on=["member_id", "channel"]).empty
+    # An unsubscribe withdraws the consent: nothing more on that channel, and a consent row says so.
+    events = pd.read_csv(settings.landing_dir / "campaign_events" / f"{day}.csv", dtype=str)
+    events = events.merge(newsletters[["campaign_id", "channel"]], on="campaign_id")
+    unsubscribed = events[events["event_type"] == "unsubscribe"]
+    assert len(unsubscribed) > 0
+    withdrawn = consents[(consents["source"] == "unsubscribe_link") & (consents["status"] == "opt_out")]
+    assert len(withdrawn.merge(unsubscribed[["member_id", "channel"]], on=["member_id", "channel"])) == len(unsubscribed)
+    after = sends.merge(unsubscribed[["member_id", "channel", "occurred_at"]], on=["member_id", "channel"])
+    assert (pd.to_datetime(after["sent_at"], format="mixed", utc=True)
+            <= pd.to_datetime(after["occurred_at"].astype("int64"), unit="ms", utc=True)).all()
+    assert {"delivered", "open", "click", "bounce"} <= set(events["event_type"])
+
+
+def test_given_no_newsletter_history_then_cycle_0_lands_only_its_own_campaign(tmp_path: Path) -> None:
+    settings, _ = run_cycles(tmp_path, cycles=1, customers=300, history_weeks=4, dirt=0.0, newsletter_history=0)
+    campaigns = pd.read_csv(settings.landing_dir / "campaigns" / f"{settings.start_date.isoformat()}.csv", dtype=str)
+    assert not campaigns["campaign_id"].str.startswith("newsletter-").any() and len(campaigns) > 0
