@@ -259,7 +259,9 @@ def newsletter_history(settings: Settings, people: People, stream: int) -> dict[
         start, end = int(days[0]) * DAY_S, (int(days[-1]) + 1) * DAY_S
         cid = cycle_id(week)
         for c in CHANNELS:
-            rng = np.random.default_rng([settings.seed, stream, k, CHANNELS.index(c)])
+            # Cycle 0's stream, then the newsletter and the channel; the last number is never 0 because
+            # numpy's seeding ignores trailing zeros, which would let a key repeat another cycle's.
+            rng = np.random.default_rng([settings.seed, 0, stream, k, CHANNELS.index(c) + 1])
             who = np.flatnonzero(people["member"] & people[f"consent_{c}"] & (people["signup"] < start))
             if not len(who):
                 continue
