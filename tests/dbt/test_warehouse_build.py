@@ -164,7 +164,5 @@ def test_the_projects_channels_are_the_platforms() -> None:
     # them by campaign_loop.config.CHANNELS, so the two lists must not drift apart.
     import yaml
 
-    from campaign_loop.config import CHANNELS
-
     project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
     assert project["vars"]["channels"] == list(CHANNELS)
