@@ -3,9 +3,9 @@
     .venv/bin/python bench/exploration.py --home H --customers 100000 --budget 5000 --cycles 2,3,4,5,6 --write
 
 For each cycle of a home whose loop has run (a loop_value platform world, or ``make demo``'s), rebuild
-the scorer's input as of the cycle's start with ``ml.score.uplift_prior`` on the evidence measured
-before it, design the campaign with each exploration design and value each plan by the simulator's
-truth against the oracle plan: Thompson sampling with the posterior's standard errors scaled by each
+the scorer's input as of the cycle's start from the evidence measured before it (the levels and the
+channel preference's weight of ``ml.score.prior_with_preference``), design the campaign with each
+exploration design and value each plan by the simulator's truth against the oracle plan: Thompson sampling with the posterior's standard errors scaled by each
 ``--scales`` value, and epsilon-greedy (the posterior means); epsilon is the settings' in every design.
 The same designs on each action's true average effect (the platform's standard errors kept) show what
 the exploration alone costs. Thompson plans are averaged over ``--seeds`` design seeds. One step only:
@@ -38,7 +38,7 @@ def main() -> None:
 
     from campaign_loop.config import load_settings
     from ml import tracking
-    from ml.score import load_champions, score_frame, uplift_prior
+    from ml.score import above_baseline, load_champions, prior_with_preference, score_frame, uplift_prior
 
     settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
     tracking.configure(settings)
@@ -50,9 +50,12 @@ def main() -> None:
     for cycle in (int(c) for c in args.cycles.split(",")):
         c = cycle_inputs(settings, cycle)
         row = c.row()
-        measured = uplift_prior(c.evidence)
+        above = above_baseline(c.evidence)
+        measured, weight = uplift_prior(c.evidence, above=above), 0.0
+        if settings.channel_preference:  # the levels and the preference's weight as the scorer forms them
+            measured, weight = prior_with_preference(c.evidence, above, measured)
         for name, prior in (("measured", measured), ("true averages", true_averages(measured, c))):
-            scores = score_frame(c.frame, champions, fallback_rate=0.0, prior=prior)
+            scores = score_frame(c.frame, champions, fallback_rate=0.0, prior=prior, preference_weight=weight)
             for scale in scales:
                 row[f"{name}, thompson x{scale:g}"] = planned_profit(settings, c, scores, args.seeds,
                                                                      exploration="thompson", thompson_scale=scale)

@@ -107,6 +107,17 @@ def action_preference(preference: pd.DataFrame, channel: pd.Series) -> np.ndarra
     return out
 
 
+def preference_factor(assignments: pd.DataFrame, weight: float) -> np.ndarray:
+    """Each assignment's ``1 + weight * (preference - 1)`` for its action's channel, as of its date:
+    its effect relative to its action's level under the scorer's rule."""
+    if weight == 0 or assignments.empty:
+        return np.ones(len(assignments))
+    preference = preference_by_date(assignments)
+    if preference.empty:
+        return np.ones(len(assignments))
+    return 1.0 + weight * (action_preference(preference, assignments["channel"]) - 1.0)
+
+
 def preference_slope(above: np.ndarray, treated: np.ndarray, level: np.ndarray, preference: np.ndarray) -> tuple[float, float]:
     """(beta, standard error) of ``above = c + gamma * (preference - 1) + treated * level * (1 + beta * (preference - 1))``.
 

@@ -83,7 +83,7 @@ def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -
     except Exception:  # noqa: BLE001 - no campaign data yet (empty marts): the prior is simply absent
         prior = None
     if settings.channel_preference and prior is not None and not prior.empty:
-        weight = engagement.preference_weight(assignments, above, prior["uplift"])[0]
+        prior, weight = prior_with_preference(assignments, above, prior)
     return score_frame(frame, champions, fallback_rate=lambda: recent_purchase_rate(settings, schema), prior=prior,
                        preference_weight=weight)
 
@@ -141,7 +141,7 @@ def above_baseline(assignments: pd.DataFrame, covariates: tuple[str, ...] = feat
 
 def uplift_prior(
     assignments: pd.DataFrame, strength: float = PRIOR_STRENGTH, covariates: tuple[str, ...] = features.FEATURES,
-    above: np.ndarray | None = None,
+    above: np.ndarray | None = None, factor: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per action, the average uplift measured on all randomised assignments so far (every cycle pooled).
 
@@ -157,6 +157,12 @@ def uplift_prior(
     sends borrows from the others. The campaign reports keep the plain randomised contrast of each
     action's own arms.
 
+    ``factor``: each assignment's effect relative to its action's level, the channel preference's
+    ``1 + weight * (preference - 1)`` (:func:`ml.engagement.preference_factor`). The level is then the
+    effect per unit of factor, the action's effect on the average customer: the plans send each action to
+    the customers who prefer its channel, so its treated rows' plain mean overstates it for everyone else,
+    and the scorer multiplies the level by each customer's factor again.
+
     Returns one row per catalogue action: ``uplift``, ``sd`` (standard error of the shrunk estimate),
     ``n`` (treated assignments). Empty without both arms. ``above``: :func:`above_baseline`, when the
     caller already has it.
@@ -164,12 +170,15 @@ def uplift_prior(
     if assignments.empty or assignments["treatment"].nunique() < 2:
         return pd.DataFrame(columns=["uplift", "sd", "n"])
     above = above_baseline(assignments, covariates) if above is None else above
+    factor = np.ones(len(assignments)) if factor is None else np.asarray(factor, dtype=float)
     treated = assignments["treatment"].to_numpy() == 1
     control_mean, control_var = above[~treated].mean(), above[~treated].var() / (~treated).sum()
 
     def effect(rows: np.ndarray) -> tuple[float, float]:
         # A floor on the variance keeps the standard error honest while an arm has no conversions yet.
-        return above[rows].mean() - control_mean, math.sqrt(max(above[rows].var(), 0.005) / rows.sum() + control_var)
+        scale = factor[rows].mean()
+        return ((above[rows].mean() - control_mean) / scale,
+                math.sqrt(max(above[rows].var(), 0.005) / rows.sum() + control_var) / scale)
 
     pooled, pooled_se = effect(treated)
     rows = {}
@@ -184,6 +193,22 @@ def uplift_prior(
             "n": n,
         }
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def prior_with_preference(
+    assignments: pd.DataFrame, above: np.ndarray, prior: pd.DataFrame, rounds: int = 2,
+) -> tuple[pd.DataFrame, float]:
+    """(the prior's levels per unit of preference factor, the preference weight), from :func:`uplift_prior`'s
+    plain levels ``prior``.
+
+    The weight's slope is measured around the levels and the levels are measured per unit of the weight's
+    factor, so the two are refined in turn; ``rounds`` of it settle them (the weight moves by hundredths).
+    """
+    weight = 0.0
+    for _ in range(rounds):
+        weight = engagement.preference_weight(assignments, above, prior["uplift"])[0]
+        prior = uplift_prior(assignments, above=above, factor=engagement.preference_factor(assignments, weight))
+    return prior, weight
 
 
 def calibrate_uplift(predicted: pd.Series, level: float, spread: float) -> pd.Series:

@@ -149,6 +149,33 @@ def test_the_prior_uses_every_holdout_adjusted_for_features_as_each_actions_cont
     assert pooled_between[0] <= prior.loc[f"uplift__{ACTIONS[5].name}", "uplift"] <= pooled_between[1]
 
 
+def test_the_prior_with_preference_measures_the_average_customers_effect() -> None:
+    from ml.score import above_baseline, prior_with_preference, uplift_prior
+
+    rng = np.random.default_rng(6)
+    n, level = 300_000, 0.03
+    rate = {c: rng.beta(2.0, 8.0, n) for c in ("email", "push")}
+    opens = {c: rng.binomial(12, rate[c]) for c in rate}
+    # The plan sends each customer the channel they open more: each action's treated rows prefer its channel.
+    channel = np.where(opens["email"] >= opens["push"], "email", "push")
+    effect = level * np.where(channel == "email", rate["email"] / 0.2, rate["push"] / 0.2)
+    treatment = rng.random(n) >= 0.1
+    assignments = pd.DataFrame({
+        "action": "message__" + pd.Series(channel), "channel": channel, "treatment": treatment.astype(int),
+        "is_converted": (rng.random(n) < 0.03 + treatment * effect).astype(int), "orders_90d": 0.0,
+        "as_of_date": pd.Timestamp("2026-02-16"),
+        **{f"sends_{c}_365d": 12 for c in rate}, **{f"opens_{c}_365d": opens[c] for c in rate},
+    })
+    above = above_baseline(assignments, covariates=("orders_90d",))
+    plain = uplift_prior(assignments, above=above)
+    per_unit, weight = prior_with_preference(assignments, above, plain)
+    for c in rate:
+        # The treated rows' mean is the effect on customers who prefer the channel, not on the average one.
+        assert plain.loc[f"uplift__message__{c}", "uplift"] > 1.1 * level
+        assert per_unit.loc[f"uplift__message__{c}", "uplift"] == pytest.approx(level, rel=0.08)
+    assert weight > 0.6
+
+
 def test_the_prior_needs_both_arms() -> None:
     from ml.score import uplift_prior
 
