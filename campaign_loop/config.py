@@ -83,8 +83,8 @@ class Settings(BaseSettings):
     )
     epsilon: float = Field(0.05, ge=0.0, lt=1.0, description="Share of the reachable audience given a random allowed action.")
     thompson_scale: float = Field(
-        1.0, ge=0.0, description="Thompson sampling draws each action's effect with its standard error times this "
-                                 "(1: the posterior; 0: its mean, no exploration beyond epsilon).",
+        0.25, ge=0.0, description="Thompson sampling draws each action's effect with its standard error times this "
+                                  "(1: the posterior; 0: its mean, no exploration beyond epsilon).",
     )
     channel_preference: bool = Field(
         True, description="Scale each customer's measured effect of an action by their preference for its channel "

@@ -91,11 +91,12 @@ class DesignConfig:
     exploration: Literal["epsilon", "thompson", "auto"] = "auto"
     epsilon: float = 0.05
     thompson_uplift_sd: float = 0.01  # used when the input has no uplift_sd__<offer>__<channel> columns
-    # Multiplies each action's posterior standard deviation before the draw: narrower draws explore less
-    # (0.25 earned more at 100k when one draw decided a whole campaign); but where the measured means are
-    # near what a contact costs, they follow a noisy mean to nobody (0.25 lost at 20k).
+    # Multiplies each action's posterior standard deviation before the draw. Drawn per customer, the full
+    # posterior (1) gives each customer an action other than the best as often as the posterior allows, which
+    # tens of thousands of customers a cycle do not need to keep every action measured: 0.25 earned 0.04-0.09
+    # of the oracle more per cycle at 100k, and more in four of five cycles in the 20k demo world.
     # bench/RESULTS.md, "Exploration in the closed loop".
-    thompson_scale: float = 1.0
+    thompson_scale: float = 0.25
     thompson_draws: int = 64  # Monte Carlo draws that estimate Thompson assignment probabilities
     seed: int = 0
     timezone: str = "Asia/Seoul"

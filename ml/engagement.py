@@ -147,8 +147,9 @@ def preference_slope(above: np.ndarray, treated: np.ndarray, level: np.ndarray, 
 
 
 def slope_posterior(slope: float, se: float, prior: tuple[float, float] = SLOPE_PRIOR) -> float:
-    """The posterior mean of the slope under a normal prior and the measured (slope, standard error), in
-    [0, 1]: the weight the scorer gives the preference. Without a finite error the prior's mean."""
+    """The posterior mean of a slope under a normal prior and the measured (slope, standard error), in
+    [0, 1]: the weight the scorer gives the preference (and, under ``ml.evaluate.RANKING_PRIOR``, an uplift
+    champion's ranking). Without a finite error the prior's mean."""
     mean, sd = prior
     if not (math.isfinite(slope) and math.isfinite(se) and se > 0):
         return float(np.clip(mean, 0.0, 1.0))

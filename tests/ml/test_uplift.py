@@ -149,9 +149,10 @@ def test_calibration_slope_is_one_for_true_uplift_half_for_doubled_and_zero_for_
 
 
 def test_ranking_weight_trusts_a_confirmed_slope_and_not_a_noisy_one() -> None:
-    assert evaluate.ranking_weight(1.0, 0.01) == pytest.approx(1.0, abs=1e-3)
-    assert evaluate.ranking_weight(1.8, 0.01) == pytest.approx(1.0, abs=1e-3)  # never amplified
-    assert evaluate.ranking_weight(0.5, 0.5) == pytest.approx(0.25)  # as big as its error: half of it
+    assert evaluate.ranking_weight(1.0, 0.005) == pytest.approx(0.99, abs=0.01)
+    assert evaluate.ranking_weight(1.8, 0.01) == 1.0  # never amplified
+    assert evaluate.ranking_weight(0.5, 0.05) == pytest.approx(0.25)  # as precise as the prior: half of it
+    assert evaluate.ranking_weight(0.42, 0.18) < 0.04  # a promoted champion's 2.3-sigma slope: little
     assert evaluate.ranking_weight(0.05, 0.2) < 0.01  # what the 20k demo measures: nothing to trust
     assert evaluate.ranking_weight(-0.3, 0.1) == 0.0
     assert evaluate.ranking_weight(math.nan, 0.1) == 0.0
