@@ -15,36 +15,26 @@ what the exploration buys, better evidence for the cycles after, only the closed
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.replay import cycle_inputs, planned_profit, ratio_table, true_averages  # noqa: E402
+from bench.replay import cycle_inputs, planned_profit, ratio_table, replay_home, replay_parser, true_averages  # noqa: E402
 from bench.results import append_section, home_world  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--budget", type=float, default=None, help="the campaign budget (default: the settings')")
-    parser.add_argument("--cycles", default="2,3,4,5,6")
+    parser = replay_parser(__doc__, "2,3,4,5,6")
     parser.add_argument("--scales", default="1,0.5,0.25", help="Thompson standard-error scales to compare")
-    parser.add_argument("--seeds", type=int, default=3, help="design seeds per Thompson plan")
-    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
 
-    from campaign_loop.config import load_settings
-    from ml import tracking
-    from ml.score import above_baseline, load_champions, prior_with_preference, score_frame, uplift_prior
+    from ml.score import above_baseline, prior_with_preference, score_frame, uplift_prior
 
-    settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
-    tracking.configure(settings)
+    settings, champions = replay_home(args)
     # The uplift champion is left out as in bench/uplift_prior.py: its ranking weight is near 0, so the
     # prior's levels (and their standard errors, which Thompson draws from) decide.
-    champions = {name: model for name, model in load_champions().items() if name != "uplift"}
+    champions.pop("uplift", None)
     scales = [float(s) for s in args.scales.split(",")]
     rows: list[dict[str, object]] = []
     for cycle in (int(c) for c in args.cycles.split(",")):

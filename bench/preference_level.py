@@ -16,7 +16,6 @@ members (mean absolute, relative to the true mean), and the same designs on the 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,30 +23,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.replay import cycle_inputs, planned_profit, ratio_table, true_averages  # noqa: E402
+from bench.replay import cycle_inputs, planned_profit, ratio_table, replay_home, replay_parser, true_averages  # noqa: E402
 from bench.results import append_section, home_world  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--budget", type=float, default=None, help="the campaign budget (default: the settings')")
-    parser.add_argument("--cycles", default="2,3,4,5,6")
-    parser.add_argument("--seeds", type=int, default=3, help="design seeds per Thompson plan")
+    parser = replay_parser(__doc__, "2,3,4,5,6")
     parser.add_argument("--thompson-scale", type=float, default=None, help="Thompson's scale (default: the settings')")
-    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
 
-    from campaign_loop.config import load_settings
-    from ml import engagement, tracking
-    from ml.score import above_baseline, load_champions, prior_with_preference, score_frame, uplift_prior
+    from ml import engagement
+    from ml.score import above_baseline, prior_with_preference, score_frame, uplift_prior
 
-    settings = load_settings(home=args.home, customers=args.customers, budget=args.budget,
-                             thompson_scale=args.thompson_scale)
-    tracking.configure(settings)
-    # The uplift champion is left out as in bench/uplift_prior.py: the prior's levels decide.
-    champions = {name: model for name, model in load_champions().items() if name != "uplift"}
+    settings, champions = replay_home(args, thompson_scale=args.thompson_scale)
+    champions.pop("uplift", None)  # as in bench/uplift_prior.py: the prior's levels decide
     rows: list[dict[str, object]] = []
     notes: list[str] = []
     for cycle in (int(c) for c in args.cycles.split(",")):

@@ -3,7 +3,9 @@ the truth, and the table of plans against the oracle."""
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,6 +13,29 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from campaign_loop.config import Settings
+
+
+def replay_parser(doc: str, cycles: str, seeds: int = 3) -> argparse.ArgumentParser:
+    """The options every replay of a home's cycles takes (``doc``: the benchmark's module docstring)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--budget", type=float, default=None, help="the campaign budget (default: the settings')")
+    parser.add_argument("--cycles", default=cycles)
+    parser.add_argument("--seeds", type=int, default=seeds, help="design seeds per Thompson plan")
+    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    return parser
+
+
+def replay_home(args: argparse.Namespace, **overrides: Any) -> tuple[Settings, dict[str, Any]]:
+    """The home's settings (MLflow pointed at its store) and its current champions."""
+    from campaign_loop.config import load_settings
+    from ml import tracking
+    from ml.score import load_champions
+
+    settings = load_settings(home=args.home, customers=args.customers, budget=args.budget, **overrides)
+    tracking.configure(settings)
+    return settings, load_champions()
 
 
 @dataclass(frozen=True)

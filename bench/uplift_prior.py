@@ -22,7 +22,6 @@ Thompson), also designed without exploration (epsilon 0).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +31,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.replay import cycle_inputs, planned_profit, ratio_table, true_averages  # noqa: E402
+from bench.replay import cycle_inputs, planned_profit, ratio_table, replay_home, replay_parser, true_averages  # noqa: E402
 from bench.results import append_section, home_world  # noqa: E402
 
 if TYPE_CHECKING:
@@ -92,23 +91,14 @@ def _true_purchases(settings: Settings) -> dict[tuple[str, str], bool]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--budget", type=float, default=None, help="the campaign budget (default: the settings')")
-    parser.add_argument("--cycles", default="1,2,3,4,5,6")
-    parser.add_argument("--seeds", type=int, default=3, help="design seeds per plan (Thompson draws differ)")
+    parser = replay_parser(__doc__, "1,2,3,4,5,6")
     parser.add_argument("--truth", action="store_true", help="add the references that read the truth (see above)")
-    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
 
-    from campaign_loop.config import load_settings
-    from ml import tracking
-    from ml.score import load_champions, score_frame, uplift_prior
+    from ml.score import score_frame, uplift_prior
 
-    settings = load_settings(home=args.home, customers=args.customers, budget=args.budget)
-    tracking.configure(settings)
-    champions = {name: model for name, model in load_champions().items() if name != "uplift"}
+    settings, champions = replay_home(args)
+    champions.pop("uplift", None)
     estimators = {"platform (uplift_prior)": uplift_prior, "own holdout only": own_holdout_prior,
                   "empirical Bayes": empirical_bayes_prior}
     modes = {"thompson": ("thompson", settings.epsilon), "epsilon": ("epsilon", settings.epsilon)}

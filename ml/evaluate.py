@@ -157,7 +157,7 @@ def uplift_calibration(score: np.ndarray, treatment: np.ndarray, outcome: np.nda
 # is presumed not to hold until precise evidence says it does. A champion is the challenger whose holdout
 # metrics beat the champion's, so its holdout slope carries the winner's curse: in the 100k world a promoted
 # champion's slope of 0.42 +- 0.18 came with predictions uncorrelated with the true uplift (-0.02), and using
-# them at the weight that slope gave cost the plans 0.09-0.12 of the oracle (bench/RESULTS.md, "Uplift ranking").
+# them at the weight that slope gave cost the plans 0.08-0.12 of the oracle (bench/RESULTS.md, "Uplift ranking").
 RANKING_PRIOR = (0.0, 0.05)
 
 
