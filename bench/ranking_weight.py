@@ -61,7 +61,7 @@ def main() -> None:
         members = oracle.by_member(c.effects)
         predicted = model.predict(c.frame)
         correlations = []
-        for column in (c for c in predicted.columns if c.startswith("uplift__")):
+        for column in (name for name in predicted.columns if name.startswith("uplift__")):
             truth = members[column].reindex(c.frame["member_id"]).to_numpy(float)
             guess = predicted[column].to_numpy(float)
             ok = np.isfinite(truth) & np.isfinite(guess)
