@@ -5,8 +5,9 @@
 For each cycle of a home whose loop has run (a loop_value platform world, or ``make demo``'s), rebuild
 the scorer's input as of the cycle's start from the evidence measured before it (the levels and the
 channel preference's weight of ``ml.score.prior_with_preference``), design the campaign with each
-exploration design and value each plan by the simulator's truth against the oracle plan: Thompson sampling with the posterior's standard errors scaled by each
-``--scales`` value, and epsilon-greedy (the posterior means); epsilon is the settings' in every design.
+exploration design and value each plan by the simulator's truth against the oracle plan: Thompson
+sampling with the posterior's standard errors scaled by each ``--scales`` value, and epsilon-greedy (the
+posterior means); epsilon is the settings' in every design.
 The same designs on each action's true average effect (the platform's standard errors kept) show what
 the exploration alone costs. Thompson plans are averaged over ``--seeds`` design seeds. One step only:
 what the exploration buys, better evidence for the cycles after, only the closed loop shows

@@ -46,10 +46,11 @@ def main() -> None:
         plain = uplift_prior(c.evidence, above=above)
         plain_weight = engagement.preference_weight(c.evidence, above, plain["uplift"])[0]
         per_unit, weight = prior_with_preference(c.evidence, above, plain)
-        truth = true_averages(plain, c)["uplift"]
+        averages = true_averages(plain, c)
+        truth = averages["uplift"]
         errors = []
         for name, prior, w in (("treated-row means", plain, plain_weight), ("per unit of factor", per_unit, weight),
-                               ("true averages", true_averages(plain, c), weight)):
+                               ("true averages", averages, weight)):
             scores = score_frame(c.frame, champions, fallback_rate=0.0, prior=prior, preference_weight=w)
             row[f"{name}, thompson"] = planned_profit(settings, c, scores, args.seeds, exploration="thompson")
             row[f"{name}, epsilon-greedy"] = planned_profit(settings, c, scores, 1, exploration="epsilon")
