@@ -35,6 +35,11 @@ class LandingFile:
     relpath: str  # relative to the landing directory, POSIX separators: the lineage value in raw._file
     format: FileFormat
 
+    @property
+    def slot(self) -> str:
+        """The file's place in its batch; a later file in the same place is a correction of it."""
+        return slot(self.relpath)
+
     def sha256(self) -> str:
         digest = hashlib.sha256()
         with self.path.open("rb") as handle:
@@ -56,6 +61,22 @@ def _format_of(path: Path) -> tuple[str, FileFormat] | None:
         if name.endswith(suffix):
             return path.name[: -len(suffix)], fmt
     return None
+
+
+def slot(relpath: str) -> str:
+    """``relpath`` without its format suffix: `orders/2026-01-05.csv` and `orders/2026-01-05.parquet` share one.
+
+    A retailer re-sending a batch file, even converted to another format, means to replace it.
+    """
+    parsed = _format_of(Path(relpath))
+    return relpath[: len(relpath) - len(Path(relpath).name)] + parsed[0] if parsed else relpath
+
+
+def same_slot_error(first: LandingFile, second: LandingFile) -> LandingError:
+    return LandingError(
+        f"{first.path} and {second.path} are new versions of the same batch file {first.slot!r}; "
+        f"keep only the one that is meant ({_DOCS}, \"Corrections\")"
+    )
 
 
 def check_sources(contract: Contract, sources: Sequence[str] | None) -> tuple[str, ...]:

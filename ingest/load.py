@@ -1,7 +1,9 @@
 """Idempotent ingestion: every landing file is loaded into ``raw.<source>`` exactly once.
 
 A file is recognised by the sha256 of its content, so renaming or re-landing an identical file changes
-nothing. Each file is read by DuckDB's own readers into temporary tables, validated with one SQL
+nothing. A new file in the place of an earlier one (same source, batch and path, whatever its format) is
+a correction: the earlier file's load-log row gets ``superseded_by`` = the new hash, and staging reads
+only rows of files nobody superseded. Each file is read by DuckDB's own readers into temporary tables, validated with one SQL
 statement, and written in ONE transaction: its good rows, its quarantined rows and its load-log row
 either all land or none do. Rows are never de-duplicated here: raw is append-only, staging dedupes.
 """
@@ -20,7 +22,7 @@ import duckdb
 
 from campaign_loop.config import Settings
 from ingest.contract import Source, load_contract
-from ingest.landing import LandingFile, check_sources, discover, missing_columns_error
+from ingest.landing import LandingFile, check_sources, discover, missing_columns_error, same_slot_error, slot
 from ingest.report import FileResult, IngestReport
 from ingest.validate import problems, raw_name, typed, typed_name
 from ingest.warehouse import METADATA_COLUMNS, ensure_schema, literal, quote, raw_table
@@ -68,12 +70,18 @@ def ingest(settings: Settings, sources: Sequence[str] | None = None) -> IngestRe
 
         results: dict[str, FileResult] = {}
         plans: list[_Plan] = []
+        new: dict[tuple[str, str, str], LandingFile] = {}
         for file in files:
             file_hash = file.sha256()
             if file_hash in seen:
                 results[file.relpath] = FileResult(file.source, file.batch, file.relpath, file_hash, "skipped")
                 continue
             seen.add(file_hash)
+            place = (file.source, file.batch, file.slot)
+            if place in new:
+                # Which of two new versions corrects the other is a question for a person, not for sort order.
+                raise same_slot_error(new[place], file)
+            new[place] = file
             # Probing every new file before loading any is what lets a missing column stop the run clean.
             plans.append(_probe(con, file, contract.source(file.source), file_hash))
 
@@ -240,9 +248,6 @@ def _check(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
     cleaned = []
     for name in source.columns:
         value = f"NULLIF(trim({quote(plan.columns[name][0])}), '')" if name in plan.columns else "CAST(NULL AS VARCHAR)"
-        if name == source.derived_key:
-            # Deterministic: the same file always derives the same keys, so re-landing it is harmless.
-            value = f"coalesce({value}, 'derived-' || {literal(plan.file_hash[:16])} || '-' || _row_number)"
         cleaned.append(f"{value} AS {raw[name]}")
     typed_columns = [f"{typed(col, raw[name], source.timezone)} AS {typ[name]}" for name, col in source.columns.items()]
     # The raw row as the file had it, kept only for the rows that go to the quarantine.
@@ -252,11 +257,34 @@ def _check(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
         CREATE OR REPLACE TEMP TABLE _ingest_checked AS
         WITH cleaned AS (SELECT *, {', '.join(cleaned)} FROM _ingest_rows),
              parsed AS (SELECT *, {', '.join(typed_columns)} FROM cleaned),
-             checked AS (SELECT *, {problems(source, raw, typ)} AS _problems FROM parsed)
+             keyed AS ({_derive_key(source, raw, typ)}),
+             checked AS (SELECT *, {problems(source, raw, typ)} AS _problems FROM keyed)
         SELECT _row_number, {', '.join(typ.values())}, _problems,
                CASE WHEN len(_problems) > 0 THEN {record} END AS _record
         FROM checked
         """
+    )
+
+
+def _derive_key(source: Source, raw: dict[str, str], typ: dict[str, str]) -> str:
+    """SQL over ``parsed``: the rows with an absent ``derived_key`` filled from the row's own content.
+
+    The key is a hash of what identifies a transaction (the identifier columns and the required
+    columns, e.g. member_id, ordered_at, total_amount, as typed, so `12.5` and `12.50` agree) plus the
+    row's occurrence among identical keyless rows of the file: a corrected or re-sent log derives the
+    same keys for the same purchases, and two identical purchases in one file stay two.
+    """
+    key = source.derived_key
+    if key is None:
+        return "SELECT * FROM parsed"
+    parts = [c for group in source.required_one_of for c in group] + list(source.required_columns)
+    content = [c for c in dict.fromkeys(parts) if c != key]
+    fingerprint = "to_json({" + ", ".join(f"{literal(c)}: CAST({typ[c]} AS VARCHAR)" for c in content) + "})"
+    occurrence = f"row_number() OVER (PARTITION BY {fingerprint}, {raw[key]} IS NULL ORDER BY _row_number)"
+    derived = f"'derived-' || substr(sha256({fingerprint}), 1, 16) || '-' || {occurrence}"
+    return (
+        f"SELECT * REPLACE (coalesce({raw[key]}, {derived}) AS {raw[key]}, "
+        f"coalesce({typ[key]}, {derived}) AS {typ[key]}) FROM parsed"
     )
 
 
@@ -293,7 +321,8 @@ def _insert_quarantine(con: duckdb.DuckDBPyConnection, plan: _Plan, loaded_at: d
 
 def _insert_log(con: duckdb.DuckDBPyConnection, result: FileResult, fmt: str, loaded_at: datetime) -> None:
     con.execute(
-        "INSERT INTO raw._load_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO raw._load_log (file_hash, source, batch, file, format, rows_in_file, rows_loaded, "
+        "rows_quarantined, status, error, unknown_columns, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             result.file_hash, result.source, result.batch, result.file, fmt,
             None if result.status == "quarantined_file" else result.rows_in_file,
@@ -325,11 +354,18 @@ def _load(con: duckdb.DuckDBPyConnection, plan: _Plan, settings: Settings, loade
         quarantined = _insert_quarantine(con, plan, loaded_at)
         result = FileResult(
             file.source, file.batch, file.relpath, plan.file_hash, "loaded",
-            rows_in_file, loaded, quarantined, None, plan.unknown,
+            rows_in_file, loaded, quarantined, None, plan.unknown, _earlier_versions(con, file),
         )
         if loaded + quarantined != rows_in_file:
             raise RuntimeError(f"{file.relpath}: {rows_in_file} rows read but {loaded} loaded + {quarantined} quarantined")
         _insert_log(con, result, file.format, loaded_at)
+        # Same transaction as the rows: a reader never sees both versions live, or neither.
+        if result.supersedes:
+            marks = ", ".join("?" for _ in result.supersedes)
+            con.execute(
+                f"UPDATE raw._load_log SET superseded_by = ? WHERE file_hash IN ({marks})",
+                [plan.file_hash, *result.supersedes],
+            )
         con.commit()
     except BaseException:
         con.rollback()
@@ -337,7 +373,20 @@ def _load(con: duckdb.DuckDBPyConnection, plan: _Plan, settings: Settings, loade
     finally:
         _drop_staging(con)
     log.info("%s: %d rows loaded, %d quarantined", file.relpath, loaded, quarantined)
+    if result.supersedes:
+        log.warning("%s: corrects %d earlier version(s) of its batch file (%s): their rows are no longer staged",
+                    file.relpath, len(result.supersedes), ", ".join(h[:12] for h in result.supersedes))
     return result
+
+
+def _earlier_versions(con: duckdb.DuckDBPyConnection, file: LandingFile) -> tuple[str, ...]:
+    """Hashes of the live files this one replaces: same source, batch and place (a file quarantined whole
+    included, so its error no longer counts against the batch)."""
+    rows = con.execute(
+        "SELECT file_hash, file FROM raw._load_log WHERE source = ? AND batch = ? AND superseded_by IS NULL",
+        [file.source, file.batch],
+    ).fetchall()
+    return tuple(sorted(h for h, f in rows if slot(f) == file.slot))
 
 
 def _drop_staging(con: duckdb.DuckDBPyConnection) -> None:

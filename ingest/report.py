@@ -24,6 +24,8 @@ class FileResult:
     rows_quarantined: int = 0
     error: str | None = None
     unknown_columns: tuple[str, ...] = ()
+    # Hashes of the earlier files of the same batch and place that this file corrects (raw._load_log.superseded_by).
+    supersedes: tuple[str, ...] = ()
 
     @property
     def quarantine_share(self) -> float:

@@ -34,9 +34,12 @@ CREATE TABLE IF NOT EXISTS raw._load_log (
     status VARCHAR NOT NULL CHECK (status IN ('loaded', 'quarantined_file')),
     error VARCHAR,
     unknown_columns VARCHAR,
-    loaded_at TIMESTAMP NOT NULL
+    loaded_at TIMESTAMP NOT NULL,
+    superseded_by VARCHAR
 )
 """
+# Columns added to the load log after warehouses existed: ensure_schema adds them (NULL for old rows).
+LOAD_LOG_ADDED = {"superseded_by": "VARCHAR"}
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS raw._quarantine (
     source VARCHAR NOT NULL,
@@ -76,6 +79,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'raw'"
     ).fetchall():
         existing.setdefault(table, set()).add(column)
+    for name, sql_type in LOAD_LOG_ADDED.items():
+        if name not in existing["_load_log"]:
+            con.execute(f"ALTER TABLE raw._load_log ADD COLUMN {quote(name)} {sql_type}")
     for source in contract.sources.values():
         columns = {name: SQL_TYPES[col.type] for name, col in source.columns.items()} | METADATA_COLUMNS
         ddl = ", ".join(f"{quote(name)} {sql_type}" for name, sql_type in columns.items())

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from campaign_loop.config import Settings
-from ingest import batch_report, ingest
+from ingest import LandingError, batch_report, ingest
 from ingest import load as load_module
 from ingest.contract import load_contract
+from ingest.warehouse import LOAD_LOG_DDL
 
 from .conftest import Land, Query
 
@@ -207,7 +210,115 @@ def test_derived_key_fills_only_empty_values(settings: Settings, land: Land, que
     ingest(settings)
 
     ((kept,), (derived,)) = query("SELECT order_id FROM raw.orders ORDER BY _row_number")
-    assert kept == "A1" and derived.startswith("derived-") and derived.endswith("-2")
+    # The first keyless row with this content: the suffix counts identical purchases, not file rows.
+    assert kept == "A1" and derived.startswith("derived-") and derived.endswith("-1")
+
+
+BARE_LOG = "member_id,ordered_at,total_amount\n"
+
+
+def test_a_re_sent_bare_log_derives_the_same_order_ids(settings: Settings, land: Land, query: Query) -> None:
+    # The first export, then the same purchases re-sent in another batch with another layout: a new row on
+    # top, the amounts and dates written differently, columns in another order.
+    land("orders/2026-01-05.csv", BARE_LOG + "m1,2026-01-05 10:00:00,12.5\nm2,2026-01-06,30\nm2,2026-01-06,30\n")
+    ingest(settings)
+    land("orders/2026-01-12.csv", "total_amount,member_id,ordered_at\n"
+                                  "7,m3,2026-01-07\n12.50,m1,2026-01-05T10:00:00Z\n30.0,m2,20260106\n30,m2,2026-01-06\n")
+    ingest(settings)
+
+    keys = query("SELECT _batch, member_id, order_id FROM raw.orders ORDER BY _batch, _row_number")
+    first = {(m, k) for b, m, k in keys if b == "2026-01-05"}
+    second = {(m, k) for b, m, k in keys if b == "2026-01-12"}
+    assert len(first) == 3  # two identical purchases in one file stay two orders
+    assert first <= second and len(second - first) == 1
+    # Staging keeps one row per order_id: the re-sent purchases are counted once.
+    assert query("SELECT count(DISTINCT order_id) FROM raw.orders") == [(4,)]
+
+
+def test_a_changed_purchase_derives_a_new_order_id(settings: Settings, land: Land, query: Query) -> None:
+    land("orders/a.csv", BARE_LOG + "m1,2026-01-05,12.5\n")
+    land("orders/b.csv", BARE_LOG + "m1,2026-01-05,12.6\n")
+
+    ingest(settings)
+
+    assert query("SELECT count(DISTINCT order_id) FROM raw.orders") == [(2,)]
+
+
+def test_a_corrected_file_supersedes_the_earlier_version(settings: Settings, land: Land, query: Query) -> None:
+    land("orders/2026-01-05.csv", "order_id,member_id,ordered_at,total_amount\nA1,m1,2026-01-05,-5\nA2,m2,2026-01-05,9\n")
+    land("orders/2026-01-12.csv", "order_id,member_id,ordered_at,total_amount\nB1,m1,2026-01-12,3\n")
+    first = ingest(settings)
+    old_hash = first.files[0].file_hash
+    land("orders/2026-01-05.csv", "order_id,member_id,ordered_at,total_amount\nA1,m1,2026-01-05,5\n")
+
+    second = ingest(settings)
+
+    (corrected,) = [f for f in second.files if f.status == "loaded"]
+    assert corrected.supersedes == (old_hash,)
+    log = dict(query("SELECT file_hash, superseded_by FROM raw._load_log"))
+    assert log[old_hash] == corrected.file_hash and log[corrected.file_hash] is None
+    assert sum(v is None for v in log.values()) == 2  # the other batch's file is untouched
+    # raw stays append-only: both versions' rows are there, told apart by the log.
+    assert query("SELECT count(*) FROM raw.orders WHERE _batch = '2026-01-05'") == [(2,)]
+    assert query(
+        "SELECT o.order_id FROM raw.orders o JOIN raw._load_log l ON l.file_hash = o._file_hash "
+        "WHERE l.superseded_by IS NULL ORDER BY 1"
+    ) == [("A1",), ("B1",)]
+
+
+def test_a_correction_in_another_format_and_a_correction_of_the_correction(
+    settings: Settings, land: Land, query: Query
+) -> None:
+    land("orders/2026-01-05.csv", BARE_LOG + "m1,2026-01-05,1\n")
+    ingest(settings)
+    (settings.landing_dir / "orders/2026-01-05.csv").unlink()
+    table = pa.table({"member_id": ["m1"], "ordered_at": ["2026-01-05"], "total_amount": ["2"]})
+    pq.write_table(table, settings.landing_dir / "orders/2026-01-05.parquet")
+    ingest(settings)
+    land("orders/2026-01-05.csv.gz", gzip.compress((BARE_LOG + "m1,2026-01-05,3\n").encode()))
+    ingest(settings)
+
+    chain = query("SELECT file, superseded_by IS NULL FROM raw._load_log ORDER BY loaded_at")
+    assert chain == [("orders/2026-01-05.csv", False), ("orders/2026-01-05.parquet", False),
+                     ("orders/2026-01-05.csv.gz", True)]
+    trail = dict(query("SELECT file_hash, superseded_by FROM raw._load_log"))
+    hashes = [h for (h,) in query("SELECT file_hash FROM raw._load_log ORDER BY loaded_at")]
+    assert trail[hashes[0]] == hashes[1] and trail[hashes[1]] == hashes[2]
+
+
+def test_another_file_of_the_batch_is_not_a_correction(settings: Settings, land: Land, query: Query) -> None:
+    land("events/2026-01-05/part-0.csv", EVENTS_HEADER + "e1,search,2026-01-05T10:00:00Z,c1\n")
+    ingest(settings)
+    land("events/2026-01-05/part-1.csv", EVENTS_HEADER + "e2,search,2026-01-05T10:00:00Z,c1\n")
+
+    report = ingest(settings)
+
+    assert [f.supersedes for f in report.files if f.status == "loaded"] == [()]
+    assert query("SELECT count(*) FROM raw._load_log WHERE superseded_by IS NULL") == [(2,)]
+
+
+def test_two_new_versions_of_one_file_stop_the_run(settings: Settings, land: Land, query: Query) -> None:
+    land("orders/2026-01-05.csv", BARE_LOG + "m1,2026-01-05,1\n")
+    land("orders/2026-01-05.csv.gz", gzip.compress((BARE_LOG + "m1,2026-01-05,2\n").encode()))
+
+    with pytest.raises(LandingError, match=r"2026-01-05\.csv\.gz.*same batch file 'orders/2026-01-05'"):
+        ingest(settings)
+    assert query("SELECT count(*) FROM raw._load_log") == [(0,)]
+
+
+def test_a_load_log_without_the_superseded_column_is_migrated(settings: Settings, land: Land, query: Query) -> None:
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute("CREATE SCHEMA raw")
+        con.execute(LOAD_LOG_DDL.replace(",\n    superseded_by VARCHAR", ""))
+        con.execute("INSERT INTO raw._load_log VALUES ('h0', 'orders', 'b', 'orders/b.csv', 'csv', 1, 1, 0, "
+                    "'loaded', NULL, NULL, TIMESTAMP '2026-01-01')")
+    land("orders/b.csv", BARE_LOG + "m1,2026-01-05,1\n")
+
+    ingest(settings)
+
+    assert query("SELECT file_hash = 'h0', superseded_by IS NOT NULL FROM raw._load_log ORDER BY loaded_at") == [
+        (True, True), (False, False)]
 
 
 def test_outcome_only_campaign_export_loads(settings: Settings, land: Land, query: Query) -> None:
