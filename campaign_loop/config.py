@@ -13,13 +13,15 @@ import json
 from datetime import date, timedelta
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OfferName = Literal["message", "pct10", "pct20"]  # the keys of campaign_loop.actions.OFFERS
-CHANNELS: tuple[str, ...] = ("email", "push", "sms", "kakao")
+ChannelName = Literal["email", "push", "sms", "kakao"]
+CHANNELS: tuple[str, ...] = get_args(ChannelName)  # every channel the platform knows how to send on
 
 
 class Settings(BaseSettings):
@@ -94,6 +96,20 @@ class Settings(BaseSettings):
     offers: Annotated[tuple[OfferName, ...], NoDecode] = Field(
         ("message", "pct10", "pct20"), min_length=1, description="Offers the campaign may use (comma-separated)."
     )
+    channels: Annotated[tuple[ChannelName, ...], NoDecode] = Field(
+        CHANNELS, min_length=1,
+        description="Channels the retailer sends on (comma-separated, of email, push, sms, kakao): the plans use "
+                    "only these and a send file is written for each.",
+    )
+    assume_consent: bool = Field(
+        False, description="Treat a member without a consent record on an enabled channel as opted in (for a "
+                           "retailer with no consents export); a recorded opt-out always holds. Off: no record, "
+                           "no contact.",
+    )
+    timezone: str = Field(
+        "Asia/Seoul", description="The retailer's local time zone (IANA name): the plans' send times are local "
+                                  "hours in it, and store sources' naive timestamps are read in it.",
+    )
     kpi_alert_callback: str | None = Field(
         None, description="module:function called with each KPI alert (off by default; alerts are always recorded)."
     )
@@ -107,7 +123,7 @@ class Settings(BaseSettings):
         "corrupt_type:orders.total_amount,drop_source:pos_receipts (cycles >= 1; <fault>@<cycle> for one cycle).",
     )
 
-    @field_validator("offers", "faults", mode="before")
+    @field_validator("offers", "channels", "faults", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str) and not value.lstrip().startswith("["):
@@ -134,6 +150,27 @@ class Settings(BaseSettings):
         if negative := {channel: amount for channel, amount in value.items() if amount < 0}:
             raise ValueError(f"negative amounts {negative}")
         return value
+
+    @field_validator("offers", "channels")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(value))  # "email,email" is one channel, not two
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/London or Asia/Seoul") from None
+        return value
+
+    @model_validator(mode="after")
+    def _budgets_on_enabled_channels(self) -> Settings:
+        if disabled := sorted(set(self.channel_budgets) - set(self.channels)):
+            raise ValueError(f"channel_budgets names {disabled}, which channels ({','.join(self.channels)}) does not "
+                             "enable: drop the budget or enable the channel")
+        return self
 
     @field_validator("faults")
     @classmethod

@@ -239,9 +239,11 @@ def report(settings: Settings, cycle: int, airflow_run_id: str | None = None,
 
 
 # The cycle knobs a marketer sets in the Airflow trigger form; each is a Settings key of the same name.
+# `timezone` is not one: it says how ingest reads store times already loaded, so it belongs to the deployment.
 RUN_PARAMS: tuple[str, ...] = (
     "demo", "customers", "seed", "budget", "channel_budgets", "holdout_share", "min_detectable_lift", "contact_cap",
-    "exploration", "epsilon", "thompson_scale", "channel_preference", "offers", "promotion_mode",
+    "exploration", "epsilon", "thompson_scale", "channel_preference", "offers", "channels", "assume_consent",
+    "promotion_mode",
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
         "exploration": ("epsilon", "epsilon"), "epsilon": ("0.1", 0.1), "thompson_scale": ("0.5", 0.5),
         "channel_preference": ("false", False),
         "offers": ("message,pct10", ("message", "pct10")), "kpi_alert_callback": ("alerts:send", "alerts:send"),
+        "channels": ("email, sms, email", ("email", "sms")), "assume_consent": ("true", True),
+        "timezone": ("Europe/London", "Europe/London"),
         "promotion_mode": ("manual", "manual"), "faults": ("drop_source:pos_receipts", ("drop_source:pos_receipts",)),
     }
     assert set(overrides) == set(Settings.model_fields)
@@ -55,6 +58,25 @@ def test_invalid_values_are_rejected_with_the_key_named() -> None:
         Settings(holdout_share=0.9)
     with pytest.raises(ValidationError, match="Monday"):
         Settings(start_date=date(2026, 1, 6))
+
+
+def test_channels_are_a_subset_of_the_known_ones_and_carry_every_budget() -> None:
+    assert Settings().channels == ("email", "push", "sms", "kakao")  # KakaoTalk available, not forced
+    with pytest.raises(ValidationError, match="channels"):
+        Settings(channels="email,fax")
+    with pytest.raises(ValidationError, match="channels"):
+        Settings(channels="")
+    with pytest.raises(ValidationError, match=r"channel_budgets names \['kakao'\], which channels \(email,sms\)"):
+        Settings(channels="email,sms", channel_budgets="sms:5,kakao:1")
+    assert Settings(channels="email,sms", channel_budgets="sms:5").channel_budgets == {"sms": 5.0}
+
+
+def test_timezone_is_an_iana_zone() -> None:
+    assert Settings().timezone == "Asia/Seoul"  # the demo's retailer
+    assert Settings(timezone="America/New_York").timezone == "America/New_York"
+    for bad in ("Mars/Olympus_Mons", "KST", "../etc/passwd"):
+        with pytest.raises(ValidationError, match=f"timezone\n.*unknown time zone '{re.escape(bad)}'"):
+            Settings(timezone=bad)
 
 
 def test_settings_are_frozen() -> None:
