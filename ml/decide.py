@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from types import MappingProxyType
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,10 @@ from campaign_loop.config import CHANNELS, Settings
 # The action catalogue lives in campaign_loop.actions (shared with the simulator); here only what
 # decisioning adds: where each action's uplift is found, what its offer gives away, when it is sent.
 
-# Local send hours: inside the 08:00-21:00 window in which Korean law (Network Act art. 50) allows
-# advertising messages without a separate night-time consent, at each channel's usual engagement peak.
+# Local send hours, in the retailer's time zone (Settings ``timezone``): inside 08:00-21:00, the window in
+# which Korean law (Network Act art. 50) allows advertising messages without a separate night-time consent
+# (the US TCPA's telemarketing hours are the same, 8 a.m. to 9 p.m. at the recipient's), at each channel's
+# usual engagement peak.
 SEND_TIME: Mapping[str, time] = MappingProxyType({
     "email": time(9, 0), "push": time(19, 0), "sms": time(11, 0), "kakao": time(12, 0),
 })
@@ -99,7 +101,10 @@ class DesignConfig:
     thompson_scale: float = 0.25
     thompson_draws: int = 64  # Monte Carlo draws that estimate Thompson assignment probabilities
     seed: int = 0
-    timezone: str = "Asia/Seoul"
+    timezone: str = "Asia/Seoul"  # the retailer's local time, in which SEND_TIME's hours are read
+    # A member without a consent record on a channel (consent_<channel> missing) counts as opted in, not
+    # out: for a retailer that exports no consents. A recorded opt-out always holds.
+    assume_consent: bool = False
     send_date: date | None = None  # defaults to the cycle's first day, parsed from cycle_id
 
     def __post_init__(self) -> None:
@@ -109,12 +114,18 @@ class DesignConfig:
             raise ValueError("budget must be >= 0")
         if any(v < 0 for v in self.channel_budgets.values()):
             raise ValueError("channel budgets must be >= 0")
-        if unknown := set(self.channel_budgets) - set(self.channels):
-            raise ValueError(f"budgets for unknown channels: {sorted(unknown)}")
-        if unknown := set(self.offers) - set(OFFERS):
-            raise ValueError(f"unknown offers: {sorted(unknown)}")
         if unknown := set(self.channels) - set(CHANNEL_COST):
             raise ValueError(f"unknown channels: {sorted(unknown)}")
+        if not self.channels:
+            raise ValueError("channels is empty: enable at least one channel")
+        if unknown := set(self.channel_budgets) - set(self.channels):
+            raise ValueError(f"channel budgets for channels not enabled ({', '.join(self.channels)}): {sorted(unknown)}")
+        if unknown := set(self.offers) - set(OFFERS):
+            raise ValueError(f"unknown offers: {sorted(unknown)}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r}") from None
         # 5% is the floor the measurement needs whatever a caller asks for.
         if not 0.05 <= self.holdout_share <= self.holdout_share_max <= 0.5:
             raise ValueError("need 0.05 <= holdout_share <= holdout_share_max <= 0.5")
@@ -134,11 +145,13 @@ class DesignConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, cycle_id: str, **overrides: Any) -> DesignConfig:
-        """The design config of a cycle: budgets, offers, holdout floor and detectable lift, contact cap,
-        exploration and seed from Settings, the rest overridable."""
+        """The design config of a cycle: budgets, offers, channels, consent rule, time zone, holdout floor and
+        detectable lift, contact cap, exploration and seed from Settings, the rest overridable."""
         values: dict[str, Any] = {
             "budget": settings.budget, "channel_budgets": dict(settings.channel_budgets),
-            "offers": tuple(settings.offers), "holdout_share": settings.holdout_share,
+            "offers": tuple(settings.offers), "channels": tuple(settings.channels),
+            "assume_consent": settings.assume_consent, "timezone": settings.timezone,
+            "holdout_share": settings.holdout_share,
             "min_detectable_lift": settings.min_detectable_lift, "contact_cap": settings.contact_cap, "seed": settings.seed,
             "exploration": settings.exploration, "epsilon": settings.epsilon, "thompson_scale": settings.thompson_scale,
         }
@@ -441,7 +454,8 @@ def design_campaign(customers: pd.DataFrame, config: DesignConfig) -> CampaignPl
                             np.nan_to_num(margin_rate), actions)
 
     channel_budgets = config.channel_budget_vector
-    allowed = _allowed(df, config, action_channel, p_buy, spend, margin_rate) & np.isfinite(uplift)
+    eligibility = _eligibility(df, config, p_buy, spend, margin_rate)
+    allowed = eligibility.allowed(action_channel) & np.isfinite(uplift)
     n_allowed = allowed.sum(axis=1)
     reachable = np.flatnonzero(n_allowed > 0)
 
@@ -508,8 +522,8 @@ def design_campaign(customers: pd.DataFrame, config: DesignConfig) -> CampaignPl
 
     rows = _plan_rows(df, planned, choice, explore, control, action_prob * np.where(control, share_eff, 1 - share_eff),
                       econ, uplift, actions, config)
-    summary = _summary(rows, config, n_reachable=len(reachable), n_customers=n, epsilon_eff=epsilon_eff,
-                       bounced=_bounced_consents(df, config), preference_weight=_preference_weight(df),
+    summary = _summary(rows, config, reach=eligibility.funnel() | {"reachable": len(reachable)}, epsilon_eff=epsilon_eff,
+                       bounced=_bounced_consents(eligibility, config), preference_weight=_preference_weight(df),
                        holdout={"share": share_eff, "size": int(n_holdout), "power": achieved_power,
                                 "underpowered": underpowered, "baseline_conversion": p0,
                                 "min_detectable_lift": config.min_detectable_lift, "alpha": config.alpha,
@@ -544,7 +558,8 @@ def plan_from_choice(customers: pd.DataFrame, actions: pd.Series, config: Design
     econ = action_economics(np.nan_to_num(uplift), np.nan_to_num(p_buy), np.nan_to_num(spend),
                             np.nan_to_num(margin_rate), catalogue)
     # A baseline policy's actions need no uplift estimate: only the rules decide what is allowed.
-    allowed = _allowed(df, config, action_channel, p_buy, spend, margin_rate)
+    eligibility = _eligibility(df, config, p_buy, spend, margin_rate)
+    allowed = eligibility.allowed(action_channel)
     channel_budgets = config.channel_budget_vector
     ok = choice >= 0
     ok[ok] = allowed[np.flatnonzero(ok), choice[ok]]
@@ -572,8 +587,9 @@ def plan_from_choice(customers: pd.DataFrame, actions: pd.Series, config: Design
     rows = _plan_rows(df, planned, final, explore, control, np.where(control, share_eff, 1 - share_eff),
                       econ, uplift, catalogue, config)
     p0 = float(p_buy[by_id][planned].mean()) if len(planned) else 0.0
-    summary = _summary(rows, config, n_reachable=int(allowed.any(axis=1).sum()), n_customers=len(df), epsilon_eff=0.0,
-                       bounced=_bounced_consents(df, config), preference_weight=_preference_weight(df),
+    summary = _summary(rows, config, reach=eligibility.funnel() | {"reachable": int(allowed.any(axis=1).sum())},
+                       epsilon_eff=0.0,
+                       bounced=_bounced_consents(eligibility, config), preference_weight=_preference_weight(df),
                        holdout={"share": share_eff, "size": int(n_holdout),
                                 "power": power_two_proportions(p0, config.min_detectable_lift, n_holdout,
                                                                len(planned) - n_holdout, config.alpha),
@@ -585,19 +601,72 @@ def plan_from_choice(customers: pd.DataFrame, actions: pd.Series, config: Design
     return CampaignPlan(cycle_id=config.cycle_id, rows=rows, summary=summary)
 
 
+@dataclass(frozen=True)
+class _Eligibility:
+    """Who may be contacted, rule by rule: per customer x enabled channel, and per customer."""
+
+    recorded: np.ndarray  # (n, channels) a consent record exists (consent_<channel> is not missing)
+    consented: np.ndarray  # (n, channels) opted in, or no record and assume_consent
+    deliverable: np.ndarray  # (n, channels) consented and the newest send on the channel did not bounce
+    channel_open: np.ndarray  # (channels,) the channel's budget is not 0
+    subscribed: np.ndarray  # (n,) no unsubscribe in the last 30 days
+    under_cap: np.ndarray  # (n,) fewer contacts in the last 30 days than the cap
+    scored: np.ndarray  # (n,) purchase probability, spend and margin rate are known
+
+    def allowed(self, action_channel: np.ndarray) -> np.ndarray:
+        """(n, actions): the action's channel is deliverable and open, and the customer is eligible."""
+        eligible = self.subscribed & self.under_cap & self.scored
+        return (self.deliverable[:, action_channel] & self.channel_open[action_channel][None, :]
+                & eligible[:, None])
+
+    def funnel(self) -> dict[str, int]:
+        """Customers left after each rule in turn, over the enabled channels (what ``reach`` reports)."""
+        consented = self.consented.any(axis=1)
+        deliverable = self.deliverable.any(axis=1)
+        open_ = (self.deliverable & self.channel_open[None, :]).any(axis=1)
+        subscribed = open_ & self.subscribed
+        under_cap = subscribed & self.under_cap
+        return {
+            "customers": len(self.subscribed),
+            "consent_recorded": int(self.recorded.any(axis=1).sum()),
+            "consent_assumed": int((self.consented & ~self.recorded).any(axis=1).sum()),
+            "consented": int(consented.sum()),
+            "deliverable": int(deliverable.sum()),
+            "channel_open": int(open_.sum()),
+            "not_unsubscribed": int(subscribed.sum()),
+            "under_contact_cap": int(under_cap.sum()),
+            "scored": int((under_cap & self.scored).sum()),
+        }
+
+
+def _eligibility(df: pd.DataFrame, config: DesignConfig, p_buy: np.ndarray, spend: np.ndarray,
+                 margin_rate: np.ndarray) -> _Eligibility:
+    """The contact rules of :func:`_allowed`, kept apart so the summary can say which one stopped whom."""
+    recorded = np.column_stack([_recorded(df, f"consent_{c}") for c in config.channels])
+    opted_in = np.column_stack([_flag(df, f"consent_{c}") for c in config.channels])
+    consented = opted_in | (~recorded if config.assume_consent else False)
+    bounced = np.column_stack([_flag(df, f"bounced_{c}") for c in config.channels])
+    return _Eligibility(
+        recorded=recorded, consented=consented, deliverable=consented & ~bounced,
+        channel_open=config.channel_budget_vector > 0,
+        subscribed=~df["unsubscribed_recently"].fillna(True).to_numpy(bool),
+        under_cap=df["contacts_last_30d"].fillna(config.contact_cap).to_numpy(float) < config.contact_cap,
+        scored=np.isfinite(p_buy) & np.isfinite(spend) & np.isfinite(margin_rate),
+    )
+
+
 def _allowed(df: pd.DataFrame, config: DesignConfig, action_channel: np.ndarray, p_buy: np.ndarray,
              spend: np.ndarray, margin_rate: np.ndarray) -> np.ndarray:
     """Who may be contacted with which action (rows x actions) under consent, bounces, unsubscribes, the
-    contact cap and closed channels. Consent is hard: a missing flag counts as no consent. A channel whose
-    newest send bounced is closed: it would deliver nothing (a missing ``bounced_<channel>`` is no bounce)."""
-    consent = np.column_stack([_flag(df, f"consent_{c}") & ~_flag(df, f"bounced_{c}") for c in config.channels])
-    eligible = (
-        ~df["unsubscribed_recently"].fillna(True).to_numpy(bool)
-        & (df["contacts_last_30d"].fillna(config.contact_cap).to_numpy(float) < config.contact_cap)
-        & np.isfinite(p_buy) & np.isfinite(spend) & np.isfinite(margin_rate)
-    )
-    channel_open = config.channel_budget_vector > 0
-    return consent[:, action_channel] & channel_open[action_channel][None, :] & eligible[:, None]
+    contact cap and closed channels. Consent is hard: a recorded opt-out never gets a contact, and a missing
+    consent (no record for the member and channel) counts as no consent unless ``assume_consent``. A channel
+    whose newest send bounced is closed: it would deliver nothing (a missing ``bounced_<channel>`` is no bounce)."""
+    return _eligibility(df, config, p_buy, spend, margin_rate).allowed(action_channel)
+
+
+def _recorded(df: pd.DataFrame, column: str) -> np.ndarray:
+    """Where a consent column holds a value: True or False was recorded, missing means no record."""
+    return df[column].notna().to_numpy(bool) if column in df else np.zeros(len(df), dtype=bool)
 
 
 def _flag(df: pd.DataFrame, column: str) -> np.ndarray:
@@ -605,9 +674,10 @@ def _flag(df: pd.DataFrame, column: str) -> np.ndarray:
     return df[column].fillna(False).to_numpy(bool) if column in df else np.zeros(len(df), dtype=bool)
 
 
-def _bounced_consents(df: pd.DataFrame, config: DesignConfig) -> dict[str, int]:
+def _bounced_consents(eligibility: _Eligibility, config: DesignConfig) -> dict[str, int]:
     """Per channel, the customers who consent to it but whose newest send on it bounced."""
-    return {c: int((_flag(df, f"consent_{c}") & _flag(df, f"bounced_{c}")).sum()) for c in config.channels}
+    closed = eligibility.consented & ~eligibility.deliverable
+    return {c: int(closed[:, i].sum()) for i, c in enumerate(config.channels)}
 
 
 def _uniform_allowed(allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -711,13 +781,54 @@ def _counts(rows: pd.DataFrame, by: str) -> dict[str, dict[str, int]]:
 
 def _preference_weight(df: pd.DataFrame) -> float | None:
     """The weight the scorer gave the customers' channel preference (ml/engagement.py); None if it did not say."""
-    if "preference_weight" not in df or df.empty:
-        return None
+    if "preference_weight" not in df or df.empty or pd.isna(df["preference_weight"].iloc[0]):
+        return None  # not scored, or scored without randomised evidence to weigh (ml.score)
     return float(df["preference_weight"].iloc[0])
 
 
+def zero_reach_reason(reach: Mapping[str, int], config: DesignConfig, targeted: int) -> str | None:
+    """Why a plan contacts nobody, from the ``reach`` funnel: the first rule that left no one, with its counts;
+    None when the plan targets someone."""
+    if targeted:
+        return None
+    channels = ", ".join(config.channels)
+    n, recorded, consented = reach["customers"], reach["consent_recorded"], reach["consented"]
+    if n == 0:
+        return "no customers were scored (the features mart has no customer as of this cycle)"
+    if consented == 0 and recorded == 0:
+        return (f"no consents landed: none of the {n:,} customers has a consent record on the enabled channels "
+                f"({channels}); land a consents export, or set assume_consent to treat members without a record "
+                "as opted in")
+    if consented == 0:
+        unrecorded = n - recorded
+        return (f"everyone opted out: all {recorded:,} customers with a consent record opted out on every enabled "
+                f"channel ({channels})" + (f"; {unrecorded:,} more have no record (set assume_consent to contact "
+                                          "them)" if unrecorded and not config.assume_consent else ""))
+    if reach["deliverable"] == 0:
+        return f"every consented channel of the {consented:,} consented customers bounced on its newest send"
+    if reach["channel_open"] == 0:
+        closed = ", ".join(c for c in config.channels if config.channel_budgets.get(c, math.inf) <= 0)
+        return (f"channel budgets of 0 close every channel the {reach['deliverable']:,} consented customers can "
+                f"be reached on ({closed})")
+    if reach["not_unsubscribed"] == 0:
+        return f"all {reach['channel_open']:,} consented customers unsubscribed in the last 30 days"
+    if reach["under_contact_cap"] == 0:
+        return (f"every one of the {reach['not_unsubscribed']:,} consented customers is at the contact cap "
+                f"({config.contact_cap} contacts in 30 days)")
+    if reach["scored"] == 0:
+        return (f"none of the {reach['under_contact_cap']:,} eligible customers has a purchase probability, "
+                "expected spend and margin rate")
+    if reach["reachable"] == 0:
+        return f"no action of the {reach['scored']:,} eligible customers has an uplift estimate"
+    if config.budget <= 0:
+        return f"the budget is 0 ({reach['reachable']:,} customers reachable)"
+    return (f"no action is worth its cost for any of the {reach['reachable']:,} reachable customers, and "
+            f"exploration (epsilon {config.epsilon:g}) drew none within its share of the budget "
+            f"({config.budget:,.2f})")
+
+
 def _summary(
-    rows: pd.DataFrame, config: DesignConfig, *, n_reachable: int, n_customers: int, epsilon_eff: float,
+    rows: pd.DataFrame, config: DesignConfig, *, reach: dict[str, int], epsilon_eff: float,
     bounced: dict[str, int], preference_weight: float | None, holdout: dict[str, Any], penalty: np.ndarray,
 ) -> dict[str, Any]:
     treated = rows[rows["arm"] == "treatment"]
@@ -730,8 +841,14 @@ def _summary(
         "seed": config.seed,
         "method": "lagrangian relaxation (bisection on budget multipliers) + greedy repair and fill",
         "exploration": config.exploration,
-        "customers_in": int(n_customers),
-        "customers_reachable": int(n_reachable),
+        "customers_in": int(reach["customers"]),
+        "customers_reachable": int(reach["reachable"]),
+        "channels": list(config.channels),
+        "timezone": config.timezone,
+        "assume_consent": config.assume_consent,
+        # Customers left after each contact rule in turn; zero_reach_reason names the rule that left no one.
+        "reach": {k: int(v) for k, v in reach.items()},
+        "zero_reach_reason": zero_reach_reason(reach, config, len(rows)),
         "consents_closed_by_bounce": bounced,
         "channel_preference_weight": preference_weight,
         "customers_targeted": int(len(rows)),

@@ -406,3 +406,108 @@ def test_plans_100k_customers_by_12_actions_within_the_budgets() -> None:
     assert len(rows) > 0 and rows["customer_id"].is_unique
     assert rows["expected_cost"].sum() <= config.budget + 1e-9
     assert rows.loc[rows["channel"] == "sms", "expected_cost"].sum() <= 20.0 + 1e-9
+
+
+# --------------------------------------------------------------------------------------------------
+# The retailer's channels, consent rule and time zone (Settings channels, assume_consent, timezone)
+
+
+def test_a_plan_uses_only_the_enabled_channels() -> None:
+    world = make_world(3000, 11)
+    config = DesignConfig.from_settings(Settings(channels="email,sms", budget=100.0), "2026-01-12", epsilon=0.2)
+    assert config.channels == ("email", "sms") and {a.channel for a in config.actions} == {"email", "sms"}
+    plan = design_campaign(world, config)
+    assert len(plan.rows) > 0 and set(plan.rows["channel"]) == {"email", "sms"}  # exploration too
+    assert plan.summary["channels"] == ["email", "sms"] and set(plan.summary["budget"]["by_channel"]) == {"email", "sms"}
+    # The customers who consent only to push or kakao cannot be reached.
+    only_elsewhere = world[~open_to(world, "email") & ~open_to(world, "sms")]["customer_id"]
+    assert not set(plan.rows["customer_id"]) & set(only_elsewhere)
+    with pytest.raises(ValueError, match=re.escape("channel budgets for channels not enabled (email, sms): ['kakao']")):
+        DesignConfig(cycle_id="2026-01-12", budget=1.0, channels=("email", "sms"), channel_budgets={"kakao": 1.0})
+
+
+def without_consent_records(world: pd.DataFrame) -> pd.DataFrame:
+    """``world`` as a retailer without a consents export scores it: no consent record for anyone."""
+    return world.assign(**{f"consent_{c}": pd.array([pd.NA] * len(world), dtype="boolean") for c in CHANNELS})
+
+
+def test_without_consents_nobody_is_contacted_unless_consent_is_assumed() -> None:
+    world = without_consent_records(make_world(2000, 12))
+    off = design_campaign(world, DesignConfig(cycle_id="2026-01-12", budget=50.0, seed=2))
+    assert off.rows.empty and off.summary["customers_reachable"] == 0
+    assert off.summary["reach"]["consent_recorded"] == 0 and off.summary["reach"]["consented"] == 0
+    assert off.summary["zero_reach_reason"].startswith(
+        "no consents landed: none of the 2,000 customers has a consent record on the enabled channels")
+    assert "set assume_consent" in off.summary["zero_reach_reason"]
+
+    config = DesignConfig.from_settings(Settings(assume_consent=True, channels="email,push", budget=50.0), "2026-01-12")
+    on = design_campaign(world, config)
+    assert len(on.rows) > 0 and set(on.rows["channel"]) <= {"email", "push"}
+    assert on.summary["assume_consent"] is True and on.summary["zero_reach_reason"] is None
+    assert on.summary["reach"]["consent_assumed"] == on.summary["reach"]["consented"] == 2000
+    # Bounces, unsubscribes and the contact cap still hold for assumed consent.
+    planned = world.set_index("customer_id").loc[on.rows["customer_id"]]
+    assert not planned["unsubscribed_recently"].any() and (planned["contacts_last_30d"] < config.contact_cap).all()
+    bounced = [planned.loc[c, f"bounced_{ch}"] for c, ch in zip(on.rows["customer_id"], on.rows["channel"], strict=True)]
+    assert not any(bounced)
+
+
+def test_assumed_consent_never_overrides_a_recorded_opt_out() -> None:
+    world = make_world(2000, 13)
+    opted_out = world["consent_email"] == False  # noqa: E712 - recorded False, not missing
+    world["consent_email"] = world["consent_email"].astype("boolean").mask(world.index % 2 == 0)  # half unrecorded
+    config = DesignConfig(cycle_id="2026-01-12", budget=1e3, channels=("email",), assume_consent=True, seed=3)
+    plan = design_campaign(world, config)
+    recorded_out = set(world.loc[opted_out & (world.index % 2 == 1), "customer_id"])
+    assert len(plan.rows) > 0 and not recorded_out & set(plan.rows["customer_id"])
+    assumed = set(world.loc[world.index % 2 == 0, "customer_id"])
+    assert assumed & set(plan.rows["customer_id"])  # the unrecorded half is reachable
+    assert plan.summary["reach"]["consent_assumed"] == len(assumed)
+
+
+def _reason(world: pd.DataFrame, **config: object) -> str:
+    plan = design_campaign(world, DesignConfig(cycle_id="2026-01-12", **{"budget": 50.0, **config}))  # type: ignore[arg-type]
+    assert plan.rows.empty and plan.summary["customers_targeted"] == 0
+    return str(plan.summary["zero_reach_reason"])
+
+
+def test_a_plan_that_reaches_nobody_says_why_with_counts() -> None:
+    world = make_world(1000, 14)
+    everyone_out = world.assign(**{f"consent_{c}": False for c in CHANNELS})
+    assert _reason(everyone_out) == ("everyone opted out: all 1,000 customers with a consent record opted out on every "
+                                     "enabled channel (email, push, sms, kakao)")
+    half = world.assign(**{f"consent_{c}": pd.array([False, pd.NA] * 500, dtype="boolean") for c in CHANNELS})
+    assert _reason(half).endswith("opted out on every enabled channel (email, push, sms, kakao); 500 more have no "
+                                  "record (set assume_consent to contact them)")
+    consented = int(world[[f"consent_{c}" for c in CHANNELS]].any(axis=1).sum())
+    assert _reason(world.assign(**{f"bounced_{c}": True for c in CHANNELS})) == (
+        f"every consented channel of the {consented:,} consented customers bounced on its newest send")
+    capped = world.assign(contacts_last_30d=4, unsubscribed_recently=False)
+    assert _reason(capped).startswith("every one of the ") and _reason(capped).endswith(
+        " consented customers is at the contact cap (4 contacts in 30 days)")
+    assert "unsubscribed in the last 30 days" in _reason(world.assign(unsubscribed_recently=True))
+    assert _reason(world, channel_budgets=dict.fromkeys(CHANNELS, 0.0)).endswith("(email, push, sms, kakao)")
+    assert _reason(world, budget=0.0).startswith("the budget is 0 (")
+    worthless = world.assign(**{uplift_column(a): -0.05 for a in action_catalogue()})
+    assert _reason(worthless, epsilon=0.0).startswith("no action is worth its cost for any of the ")
+    assert _reason(make_world(0, 0)).startswith("no customers were scored")
+
+
+@pytest.mark.parametrize(("zone", "day", "utc_offset_hours"), [
+    ("Europe/London", date(2026, 7, 6), 1), ("Europe/London", date(2026, 1, 12), 0),
+    ("America/Los_Angeles", date(2026, 7, 6), -7), ("Asia/Seoul", date(2026, 7, 6), 9),
+])
+def test_send_times_fall_in_the_legal_window_of_the_retailers_zone(zone: str, day: date, utc_offset_hours: int) -> None:
+    config = DesignConfig.from_settings(Settings(timezone=zone, budget=200.0), day.isoformat(), epsilon=0.2)
+    assert config.timezone == zone
+    plan = design_campaign(make_world(3000, 15), config)
+    send_at = pd.DatetimeIndex(plan.rows["send_at"])
+    assert len(send_at) > 0 and str(send_at.tz) == zone and plan.summary["timezone"] == zone
+    assert set(plan.rows["channel"]) == set(CHANNELS)
+    local = send_at.tz_convert(zone)
+    assert ((local.hour >= 8) & (local.hour + local.minute / 60 <= 21)).all() and (local.date == day).all()
+    # The same local hour in UTC moves with the zone (and its daylight saving time).
+    utc = send_at.tz_convert("UTC")
+    assert ((local.hour - utc.hour) % 24 == utc_offset_hours % 24).all()
+    with pytest.raises(ValueError, match="unknown timezone 'Mars/Base'"):
+        DesignConfig(cycle_id="2026-01-12", budget=1.0, timezone="Mars/Base")
