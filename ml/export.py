@@ -5,7 +5,7 @@ Layout under ``settings.exports_dir``::
     plans/<cycle_id>.parquet        the plan, both arms (the simulator / next cycle reads this file)
     plans/<cycle_id>.summary.json   the plan summary
     plans/<cycle_id>.summary.md     the same, for people
-    send/<cycle_id>/<channel>.csv   one file per channel, treatment arm only, in the sender's format
+    send/<cycle_id>/<channel>.csv   one file per enabled channel, treatment arm only, in the sender's format
 
 Exports carry ``member_id`` only: the senders look contact details up themselves, so no e-mail
 address or phone number leaves the warehouse through this path. Every file is written to a temporary
@@ -100,6 +100,7 @@ def summary_markdown(plan: CampaignPlan) -> str:
         f"value after contact cost {e['incremental_value']:,.2f}; cost {e['cost']:,.2f} "
         f"(contacts {e['contact_cost']:,.2f}, discounts {e['discount_cost']:,.2f}), ROI {roi}",
         f"- Budget used {b['used']:,.2f} of {b['total']:,.2f}",
+        *_reach_lines(s),
         "- Consents closed by a bounce (newest send on the channel bounced): "
         + (", ".join(f"{c} {n:,}" for c, n in s["consents_closed_by_bounce"].items()) or "none"),
         _preference_line(s.get("channel_preference_weight")),
@@ -110,9 +111,28 @@ def summary_markdown(plan: CampaignPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _reach_lines(s: dict[str, Any]) -> list[str]:
+    """Channels, the consent rule, and why nobody is targeted when that is so (plans written before these
+    keys existed have none of them)."""
+    lines = []
+    if "channels" in s:
+        lines.append(f"- Channels: {', '.join(s['channels'])}; send times are local hours in {s['timezone']}")
+    reach = s.get("reach")
+    if reach is not None:
+        if s.get("assume_consent"):
+            lines.append(f"- Consent: assumed (assume_consent) where a member has no consent record on an enabled "
+                         f"channel: {reach['consent_assumed']:,} customers; recorded opt-outs hold")
+        else:
+            lines.append(f"- Consent: recorded opt-ins only; {reach['customers'] - reach['consent_recorded']:,} of "
+                         f"{reach['customers']:,} customers have no consent record on an enabled channel")
+    if s.get("zero_reach_reason"):
+        lines.append(f"- **No customer targeted**: {s['zero_reach_reason']}")
+    return lines
+
+
 def _preference_line(weight: float | None) -> str:
     if weight is None:
-        return "- Channel preference (opens): not scored"
+        return "- Channel preference (opens): not used (no randomised campaign has measured it yet, or channel_preference is off)"
     if weight == 0:
         return "- Channel preference (opens): weight 0, not used; the randomised campaigns contradict it"
     return (f"- Channel preference (opens): weight {weight:.3f} (0: effects ignore it; 1: in proportion to it), "
@@ -167,11 +187,15 @@ def write_plan(plan: CampaignPlan, settings: Settings) -> dict[str, Path]:
         lambda p: p.write_text(json.dumps(plan.summary, indent=2, sort_keys=True, default=str)),
     )
     paths["summary_md"] = _atomic(plans / f"{plan.cycle_id}.summary.md", lambda p: p.write_text(summary_markdown(plan)))
-    # Every channel gets a file, empty ones with a header: "nothing to send" is explicit, and a rerun
-    # with fewer channels cannot leave last run's file behind.
+    # Every enabled channel gets a file, empty ones with a header: "nothing to send" is explicit. A channel
+    # the retailer does not send on gets none, and a rerun with fewer channels removes last run's file.
+    send_dir = settings.exports_dir / "send" / plan.cycle_id
+    enabled = tuple(plan.summary.get("channels", CHANNELS))
     for channel in CHANNELS:
+        path = send_dir / f"{channel}.csv"
+        if channel not in enabled:
+            path.unlink(missing_ok=True)
+            continue
         frame = sender_frame(rows, channel)
-        paths[f"send_{channel}"] = _atomic(
-            settings.exports_dir / "send" / plan.cycle_id / f"{channel}.csv", lambda p, f=frame: f.to_csv(p, index=False)
-        )
+        paths[f"send_{channel}"] = _atomic(path, lambda p, f=frame: f.to_csv(p, index=False))
     return paths

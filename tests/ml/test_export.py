@@ -19,7 +19,7 @@ from ml.export import (
     write_plan,
     write_scores,
 )
-from tests.ml.test_decide import make_world
+from tests.ml.test_decide import make_world, without_consent_records
 
 PII = {"email", "phone", "full_name", "address", "birth_date"}
 
@@ -161,7 +161,7 @@ def test_the_scores_behind_a_plan_are_kept_for_the_marketer(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(("weight", "line"), [
-    (None, "- Channel preference (opens): not scored"),
+    (None, "- Channel preference (opens): not used (no randomised campaign has measured it yet, or channel_preference is off)"),
     (0.0, "- Channel preference (opens): weight 0, not used; the randomised campaigns contradict it"),
     (0.4, "- Channel preference (opens): weight 0.400 (0: effects ignore it; 1: in proportion to it)"),
 ])
@@ -172,3 +172,34 @@ def test_the_summary_says_how_much_channel_preference_the_plan_used(weight: floa
     plan = design_campaign(world, DesignConfig(cycle_id="2026-01-12", budget=40.0, seed=4))
     assert plan.summary["channel_preference_weight"] == weight
     assert line in summary_markdown(plan)
+
+
+def test_send_files_only_for_the_enabled_channels(plan: CampaignPlan, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, channels="email,sms")
+    send_dir = settings.exports_dir / "send" / "2026-01-12"
+    write_plan(plan, Settings(home=tmp_path))  # last run's plan, on every channel
+    assert {p.stem for p in send_dir.glob("*.csv")} == set(CHANNELS)
+    narrow = design_campaign(make_world(3000, 21), DesignConfig.from_settings(settings, "2026-01-12", epsilon=0.1))
+    paths = write_plan(narrow, settings)
+    assert {p.stem for p in send_dir.glob("*.csv")} == {"email", "sms"}  # no push or kakao file, none left over
+    assert {k for k in paths if k.startswith("send_")} == {"send_email", "send_sms"}
+    for channel in ("email", "sms"):
+        sent = pd.read_csv(paths[f"send_{channel}"], dtype=str)
+        assert len(sent) == ((narrow.rows["channel"] == channel) & (narrow.rows["arm"] == "treatment")).sum() > 0
+    assert "- Channels: email, sms; send times are local hours in Asia/Seoul" in paths["summary_md"].read_text()
+
+
+def test_the_summary_says_why_a_plan_reaches_nobody_and_when_consent_is_assumed(tmp_path: Path) -> None:
+    world = without_consent_records(make_world(800, 22))
+    empty = design_campaign(world, DesignConfig(cycle_id="2026-01-12", budget=40.0))
+    paths = write_plan(empty, Settings(home=tmp_path))
+    text = paths["summary_md"].read_text()
+    assert "- **No customer targeted**: no consents landed: none of the 800 customers has a consent record" in text
+    assert "- Consent: recorded opt-ins only; 800 of 800 customers have no consent record on an enabled channel" in text
+    assert "contradict" not in text
+    assert json.loads(paths["summary_json"].read_text())["zero_reach_reason"] == empty.summary["zero_reach_reason"]
+    assumed = design_campaign(world, DesignConfig(cycle_id="2026-01-12", budget=40.0, assume_consent=True))
+    text = summary_markdown(assumed)
+    assert "- Consent: assumed (assume_consent) where a member has no consent record on an enabled channel: 800 " \
+           "customers; recorded opt-outs hold" in text
+    assert "No customer targeted" not in text and len(assumed.rows) > 0
