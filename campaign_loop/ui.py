@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import html
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,8 +43,12 @@ DEFAULT_MLFLOW_PORT = 5000
 DEFAULT_SITE_PORT = 8090
 AIRFLOW_USER = "admin"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-# Top-level folders of the home directory the static site serves (nothing else: not the warehouse).
-SITE_FOLDERS = ("dbt_docs", "reports", "validation")
+# The folders of the home directory the static site serves, at the same paths as in the home (so a report's
+# relative links work from disk too); nothing else: not the warehouse, MLflow's store or Airflow's passwords.
+DATA_DOCS_ROOT = "validation/gx/uncommitted/data_docs/local_site"
+SITE_ROOTS = ("dbt_docs", "reports", DATA_DOCS_ROOT)
+ALLOWED_SITE_HOSTS = ("127.0.0.1", "localhost")
+_STILL_ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
 # Where a task says its cycle report is served (the `report` task's log and its "Cycle report" link).
 SITE_URL_ENV = "CAMPAIGN_LOOP_UI_SITE_URL"
 
@@ -98,7 +105,7 @@ class Services:
 
     @property
     def data_docs_url(self) -> str:
-        return f"{self.site_url}/validation/gx/uncommitted/data_docs/local_site/index.html"
+        return f"{self.site_url}/{DATA_DOCS_ROOT}/index.html"
 
     @property
     def password_file(self) -> Path:
@@ -138,47 +145,130 @@ def generate_dbt_docs(settings: Settings) -> Path:
 # --- the static site ------------------------------------------------------------------------------------
 
 class _SiteHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves only ``SITE_FOLDERS`` of the home directory, plus a small index page at ``/``."""
+    """Serves only the files under ``SITE_ROOTS`` of the home directory, plus a small index page at ``/``.
+
+    The home also holds the warehouse, the MLflow database and Airflow's admin password, so every request
+    is judged on its *decoded and resolved* path: percent-decoded once (what is still encoded after that
+    is a second encoding, refused), no backslashes, NUL or control characters, no ``.``/``..`` segments, and
+    the resolved file (symlinks followed) must lie inside the root its URL names. The Host header must be
+    this machine's (a page on another site that rebinds its name to 127.0.0.1 cannot read ours).
+    """
 
     def __init__(self, *args: object, home: Path, **kwargs: object) -> None:
         self._home = home
+        self._target: Path | None = None
         super().__init__(*args, directory=str(home), **kwargs)  # type: ignore[arg-type]
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        path = self.path.split("?", 1)[0].split("#", 1)[0]
-        if path in ("/", "/index.html"):
-            return self._index()
-        top = path.lstrip("/").split("/", 1)[0]
-        if top not in SITE_FOLDERS:
-            self.send_error(404, "not served")
-            return None
-        return super().do_GET()
+        if self._admit():
+            return self._index() if self._target is None else super().do_GET()
+        return None
 
     def do_HEAD(self) -> None:  # noqa: N802
-        top = self.path.lstrip("/").split("/", 1)[0]
-        if self.path != "/" and top not in SITE_FOLDERS:
-            self.send_error(404, "not served")
-            return None
-        return super().do_HEAD()
+        if self._admit():
+            return self._index(head=True) if self._target is None else super().do_HEAD()
+        return None
 
-    def _index(self) -> None:
+    def translate_path(self, path: str) -> str:
+        # http.server decodes and joins the raw path itself; only the path _admit resolved is ever opened.
+        if self._target is None:
+            raise RuntimeError("translate_path before _admit")
+        return str(self._target)
+
+    def end_headers(self) -> None:
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Frame-Options", "SAMEORIGIN")
+        self.send_header("Referrer-Policy", "same-origin")
+        super().end_headers()
+
+    def _admit(self) -> bool:
+        """Check the Host header and the path; on success ``_target`` is the file (None: the index page)."""
+        host_error = site_host_error(self.headers.get_all("Host") or [], self.server.server_address[1])
+        if host_error is not None:
+            self.send_error(*host_error)
+            return False
+        resolved = resolve_site_path(self._home, self.path)
+        if isinstance(resolved, tuple):
+            self.send_error(*resolved)
+            return False
+        self._target = resolved
+        return True
+
+    def _index(self, head: bool = False) -> None:
         reports = sorted((p.parent.name for p in (self._home / "reports").glob("*/index.html")), reverse=True)
-        items = "".join(f'<li><a href="/reports/{c}/index.html">cycle {c}</a></li>' for c in reports)
+        items = "".join(
+            f'<li><a href="/reports/{html.escape(urllib.parse.quote(c), quote=True)}/index.html">'
+            f"cycle {html.escape(c)}</a></li>" for c in reports)
         body = (
             "<!doctype html><html><head><meta charset='utf-8'><title>Campaign Loop</title></head><body>"
             "<h1>Campaign Loop</h1><ul>"
             "<li><a href='/dbt_docs/index.html'>dbt docs</a></li>"
-            "<li><a href='/validation/gx/uncommitted/data_docs/local_site/index.html'>Data Docs</a></li>"
+            f"<li><a href='/{DATA_DOCS_ROOT}/index.html'>Data Docs</a></li>"
             f"</ul><h2>Cycle reports</h2><ul>{items or '<li>none yet</li>'}</ul></body></html>"
         ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if not head:
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (quiet)
         pass
+
+
+def site_host_error(hosts: list[str], port: int) -> tuple[int, str] | None:
+    """Why a request's Host header(s) are refused (status, message), or None: one Host naming this machine.
+
+    Only 127.0.0.1 and localhost, with no port or the site's own: a browser that loaded another site whose
+    name now resolves to 127.0.0.1 sends that site's name, and is refused.
+    """
+    if len(hosts) != 1 or not hosts[0].strip():
+        return 400, "exactly one Host header is required"
+    name, sep, given_port = hosts[0].strip().lower().rpartition(":")
+    if not sep or name.endswith("]"):  # no port, or a bare IPv6 literal
+        name, given_port = hosts[0].strip().lower(), ""
+    if given_port and given_port != str(port):
+        return 421, f"this site answers on port {port} only"
+    if name not in ALLOWED_SITE_HOSTS:
+        return 421, f"this site answers only to {' or '.join(ALLOWED_SITE_HOSTS)}"
+    return None
+
+
+def resolve_site_path(home: Path, raw_path: str) -> Path | None | tuple[int, str]:
+    """The file (or directory) a request path names inside one of ``SITE_ROOTS``; None for the index page;
+    (status, message) when it is refused: 400 for a malformed or traversing path, 404 for anything else."""
+    if not raw_path.startswith("/") or raw_path.startswith("//"):
+        return 400, "the request target must be a path"
+    path = raw_path.split("?", 1)[0].split("#", 1)[0]
+    if "\\" in path:
+        return 400, "backslash in path"
+    try:
+        decoded = urllib.parse.unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        return 400, "path is not UTF-8"
+    if _STILL_ENCODED.search(decoded):
+        return 400, "path is encoded twice"
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in decoded):
+        return 400, "control character or backslash in path"
+    segments = decoded.split("/")[1:]
+    if any(s in (".", "..") for s in segments):
+        return 400, "relative segment in path"
+    if decoded in ("/", "/index.html"):
+        return None
+    parts = [s for s in segments if s]
+    for root in SITE_ROOTS:
+        prefix = root.split("/")
+        if parts[:len(prefix)] != prefix:
+            continue
+        base = home.joinpath(*prefix).resolve()
+        target = home.joinpath(*parts).resolve()
+        if target != base and base not in target.parents:
+            return 404, "not served"  # a symlink that leads out of its root
+        if not target.exists():
+            return 404, "file not found"
+        return target
+    return 404, "not served"
 
 
 @contextlib.contextmanager
