@@ -27,6 +27,9 @@ class Column:
     min: float | None = None
     max: float | None = None
     pii: bool = False
+    # (column, values): a negative value is a credit note's, accepted despite `min` when the row's `column`
+    # is one of `values`, and quarantined as negative_not_allowed anywhere else.
+    negative_when: tuple[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Source:
     columns: dict[str, Column]
     required_one_of: tuple[tuple[str, ...], ...] = ()
     derived_key: str | None = None
+    # Columns that name the customer, all optional: a row with none of them is a guest's, kept.
+    identifiers: tuple[str, ...] = ()
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -57,8 +62,8 @@ class Contract:
             raise KeyError(f"unknown source {name!r}; the landing contract knows: {known}") from None
 
 
-_COLUMN_KEYS = frozenset({"type", "required", "accepted", "min", "max", "pii", "description"})
-_SOURCE_KEYS = frozenset({"description", "key", "timezone", "columns", "required_one_of", "derived_key"})
+_COLUMN_KEYS = frozenset({"type", "required", "accepted", "min", "max", "pii", "description", "negative_when"})
+_SOURCE_KEYS = frozenset({"description", "key", "timezone", "columns", "required_one_of", "derived_key", "identifiers"})
 _TYPES = frozenset({"string", "integer", "decimal", "boolean", "timestamp", "date"})
 
 
@@ -74,6 +79,15 @@ def _column(name: str, spec: dict) -> Column:
     if spec["type"] not in _TYPES:
         raise ValueError(f"landing contract, column {name}: unknown type {spec['type']!r}")
     accepted = spec.get("accepted")
+    negative_when = spec.get("negative_when")
+    if negative_when is not None:
+        if not (isinstance(negative_when, dict) and len(negative_when) == 1
+                and isinstance(next(iter(negative_when.values())), list)):
+            raise ValueError(f"landing contract, column {name}: negative_when must be {{column: [values]}}")
+        if spec.get("min") is None or spec["min"] < 0:
+            raise ValueError(f"landing contract, column {name}: negative_when needs a min of 0 or more to relax")
+        (when_column, when_values), = negative_when.items()
+        negative_when = (str(when_column), tuple(str(v) for v in when_values))
     return Column(
         name=name,
         type=spec["type"],
@@ -83,6 +97,7 @@ def _column(name: str, spec: dict) -> Column:
         min=spec.get("min"),
         max=spec.get("max"),
         pii=bool(spec.get("pii", False)),
+        negative_when=negative_when,
     )
 
 
@@ -93,7 +108,9 @@ def load_contract(path: Path = CONTRACT_PATH) -> Contract:
     for name, spec in raw["sources"].items():
         _check_keys(f"source {name}", spec, _SOURCE_KEYS)
         columns = {col: _column(col, cspec) for col, cspec in spec["columns"].items()}
-        for col in (*spec["key"], *(c for g in spec.get("required_one_of", ()) for c in g), spec.get("derived_key")):
+        conditions = (c.negative_when[0] for c in columns.values() if c.negative_when)
+        for col in (*spec["key"], *(c for g in spec.get("required_one_of", ()) for c in g), spec.get("derived_key"),
+                    *spec.get("identifiers", ()), *conditions):
             if col is not None and col not in columns:
                 raise ValueError(f"landing contract, source {name}: {col!r} is not one of its columns")
         timezone = spec.get("timezone", "UTC")
@@ -109,6 +126,7 @@ def load_contract(path: Path = CONTRACT_PATH) -> Contract:
             columns=columns,
             required_one_of=tuple(tuple(group) for group in spec.get("required_one_of", ())),
             derived_key=spec.get("derived_key"),
+            identifiers=tuple(spec.get("identifiers", ())),
         )
     return Contract(version=int(raw["version"]), sources=sources)
 
@@ -136,6 +154,9 @@ def _rule(column: Column) -> str:
         parts.append(f">= {column.min:g}")
     elif column.max is not None:
         parts.append(f"<= {column.max:g}")
+    if column.negative_when is not None:
+        when_column, values = column.negative_when
+        parts.append(f"negative when `{when_column}` is {' or '.join(f'`{v}`' for v in values)}")
     return "; ".join(parts)
 
 
@@ -145,6 +166,9 @@ def source_markdown(source: Source) -> str:
     lines.append(f"- Naive timestamps are read in: `{source.timezone}`")
     for group in source.required_one_of:
         lines.append(f"- Each row fills at least one of: {', '.join(f'`{c}`' for c in group)}")
+    if source.identifiers:
+        lines.append(f"- Customer identifiers (a row with none of them is a guest's): "
+                     f"{', '.join(f'`{c}`' for c in source.identifiers)}")
     if source.derived_key:
         lines.append(f"- `{source.derived_key}` is derived from the file's hash and the row number when absent or empty")
     lines += ["", "| column | type | required | accepted / range | PII | description |",

@@ -17,6 +17,8 @@ QUARANTINE_REASONS: dict[str, str] = {
     "bad_type": "The value does not parse as the column's type.",
     "not_accepted": "The value is not in the column's accepted list (case-sensitive).",
     "out_of_range": "The value is below the column's min or above its max.",
+    "negative_not_allowed": "A negative amount or quantity on a sale: only a credit note (the column's "
+    "negative_when, e.g. order_type return or cancellation) may carry one; `value` holds the value.",
     "missing_identifier": "None of the columns of a required_one_of group is filled; `field` lists the group.",
 }
 
@@ -85,8 +87,12 @@ def _problem(field: str, reason: str, value: str) -> str:
     return f"{{'field': {literal(field)}, 'reason': {literal(reason)}, 'value': {value}}}"
 
 
-def problem(column: Column, value: str, typed_value: str) -> str | None:
-    """SQL: the first rule ``value`` breaks as a struct, NULL when it keeps them all; None if no rule applies."""
+def problem(column: Column, value: str, typed_value: str, row: dict[str, str] | None = None) -> str | None:
+    """SQL: the first rule ``value`` breaks as a struct, NULL when it keeps them all; None if no rule applies.
+
+    ``row`` maps the source's columns to their raw SQL values, for rules that read another column
+    (negative_when); without it such a rule is treated as unmet.
+    """
     branches: list[str] = []
     if column.required:
         branches.append(f"WHEN {value} IS NULL THEN {_problem(column.name, 'missing_required', _NULL)}")
@@ -97,6 +103,12 @@ def problem(column: Column, value: str, typed_value: str) -> str | None:
     if column.accepted is not None:
         accepted = ", ".join(map(literal, column.accepted))
         branches.append(f"WHEN {value} NOT IN ({accepted}) THEN {_problem(column.name, 'not_accepted', value)}")
+    if column.negative_when is not None:
+        when_column, values = column.negative_when
+        credit_note = f"{row[when_column]} IN ({', '.join(map(literal, values))})" if row else "false"
+        # A credit note's negative value is fine; zero still has to meet min (a line of 0 units is no line).
+        branches.append(f"WHEN {typed_value} < 0 AND {credit_note} THEN NULL")
+        branches.append(f"WHEN {typed_value} < 0 THEN {_problem(column.name, 'negative_not_allowed', value)}")
     bounds = [f"{typed_value} < {column.min}" if column.min is not None else None,
               f"{typed_value} > {column.max}" if column.max is not None else None]
     if any(bounds):
@@ -109,7 +121,7 @@ def problem(column: Column, value: str, typed_value: str) -> str | None:
 
 def problems(source: Source, raw: dict[str, str], typed_values: dict[str, str]) -> str:
     """SQL: the list of every problem of a row, in contract column order, identifier groups last."""
-    items = [p for name, col in source.columns.items() if (p := problem(col, raw[name], typed_values[name]))]
+    items = [p for name, col in source.columns.items() if (p := problem(col, raw[name], typed_values[name], raw))]
     for group in source.required_one_of:
         all_empty = " AND ".join(f"{raw[name]} IS NULL" for name in group)
         items.append(f"CASE WHEN {all_empty} THEN {_problem('|'.join(group), 'missing_identifier', _NULL)} END")

@@ -37,6 +37,31 @@ def test_loader_rejects_unknown_keys(tmp_path: Path) -> None:
         load_contract(path)
 
 
+def test_negative_when_reads_the_document_type() -> None:
+    orders = load_contract().source("orders")
+    assert orders.columns["total_amount"].negative_when == ("order_type", ("return", "cancellation"))
+    assert orders.identifiers == ("member_id", "email", "phone", "cookie_id", "device_id")
+    assert orders.required_one_of == ()  # a guest checkout is a valid order
+    assert "| `quantity` | integer | yes | >= 1; negative when `receipt_type` is `return` or `cancellation` |" in markdown()
+
+
+@pytest.mark.parametrize(
+    ("rule", "error"),
+    [
+        ("{min: 0, negative_when: {kind: [return]}}", r"'kind' is not one of its columns"),
+        ("{negative_when: {a: [x]}}", r"column n: negative_when needs a min"),
+        ("{min: 0, negative_when: [a]}", r"column n: negative_when must be \{column: \[values\]\}"),
+    ],
+)
+def test_loader_rejects_bad_negative_when(tmp_path: Path, rule: str, error: str) -> None:
+    path = tmp_path / "contract.yaml"
+    path.write_text("version: 1\nsources:\n  s:\n    description: d\n    key: [a]\n    columns:\n"
+                    f"      a: {{type: string, description: A}}\n      n: {{type: decimal, description: N, {rule[1:]}\n")
+
+    with pytest.raises(ValueError, match=error):
+        load_contract(path)
+
+
 def test_markdown_command_prints_the_tables(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--markdown"]) == 0
     assert capsys.readouterr().out.strip() == markdown()

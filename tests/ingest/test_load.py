@@ -180,7 +180,7 @@ def test_parquet_input_with_typed_columns(settings: Settings, land: Land, query:
         ("o1", datetime(2026, 1, 5, 0, 30), Decimal("12.5000"), 2, 1),
         ("o2", datetime(2026, 1, 5, 1, 0), Decimal("0.0000"), 1, 2),
     ]
-    assert query("SELECT row_number, field, reason FROM raw._quarantine") == [(3, "total_amount", "out_of_range")]
+    assert query("SELECT row_number, field, reason FROM raw._quarantine") == [(3, "total_amount", "negative_not_allowed")]
     assert report.files[0].rows_in_file == 3
 
 
