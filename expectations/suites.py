@@ -107,9 +107,11 @@ def _source_suite(source: Source, raw_rules: dict[str, Any]) -> SuiteSpec:
         if col.accepted is not None:
             out.append(_exp("ExpectColumnValuesToBeInSet", "accepted_values", sev["accepted_values"],
                             column=col.name, value_set=list(col.accepted)))
-        if col.min is not None or col.max is not None:
+        # A negative_when column's negatives are credit notes ingest already let through: only max applies.
+        low = None if col.negative_when else col.min
+        if low is not None or col.max is not None:
             out.append(_exp("ExpectColumnValuesToBeBetween", "range", sev["range"],
-                            column=col.name, min_value=col.min, max_value=col.max))
+                            column=col.name, min_value=low, max_value=col.max))
         if col.type in ("timestamp", "date") and f"{source.name}.{col.name}" not in future_allowed:
             out.append(_exp("ExpectColumnValuesToBeBetween", "not_in_future", sev["not_in_future"],
                             column=col.name, max_value={"$PARAMETER": "batch_end"}))
