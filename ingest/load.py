@@ -277,7 +277,7 @@ def _derive_key(source: Source, raw: dict[str, str], typ: dict[str, str]) -> str
     key = source.derived_key
     if key is None:
         return "SELECT * FROM parsed"
-    parts = [c for group in source.required_one_of for c in group] + list(source.required_columns)
+    parts = [c for group in source.required_one_of for c in group] + [*source.identifiers, *source.required_columns]
     content = [c for c in dict.fromkeys(parts) if c != key]
     fingerprint = "to_json({" + ", ".join(f"{literal(c)}: CAST({typ[c]} AS VARCHAR)" for c in content) + "})"
     occurrence = f"row_number() OVER (PARTITION BY {fingerprint}, {raw[key]} IS NULL ORDER BY _row_number)"
