@@ -1,4 +1,7 @@
-"""The validation gate: ``run_gate(settings, cycle_id, stage)`` judges one cycle's raw batch or marts.
+"""The validation gate: ``run_gate(settings, cycle_id, stage)`` judges one cycle's raw batches or marts.
+
+The raw stage judges every batch not yet published (``expectations.raw.pending_batches``): this cycle's,
+and any an earlier gate rejected or a correction changed since, each on its live rows.
 
 A critical failure makes ``GateResult.passed`` False and the DAG stops the cycle before training,
 decisioning and publishing (fail closed); warnings are recorded and logged but let the cycle go on.
@@ -20,7 +23,14 @@ import pandas as pd
 
 from campaign_loop.config import Settings
 from expectations.context import Validator, data_docs_index, open_context
-from expectations.raw import batch_window, raw_frames, raw_parameters
+from expectations.raw import (
+    batch_window,
+    pending_batches,
+    raw_frames,
+    raw_parameters,
+    schema_frame,
+    transaction_checks,
+)
 from expectations.results import CheckResult, from_gx
 from expectations.suites import FILES_SUITE, SCHEMA_SUITE, STATISTICS_SUITE, load_rules
 
@@ -110,7 +120,7 @@ def run_gate(settings: Settings, cycle_id: str, stage: Stage) -> GateResult:
     with duckdb.connect(str(settings.warehouse_path)) as con:
         con.execute("SET TimeZone = 'UTC'")
         if stage == "raw":
-            checks = _validate(validator, raw_frames(con, cycle_id), raw_parameters(settings, cycle_id))
+            checks = _validate_raw(validator, con, settings, cycle_id)
         else:
             from expectations.marts_gate import mart_frames_and_checks
 
@@ -128,6 +138,31 @@ def run_gate(settings: Settings, cycle_id: str, stage: Stage) -> GateResult:
         log.log(level, "validation %s %s: %s", stage, cycle_id, check.describe())
     log.info("%s", result.summary())
     return result
+
+
+def _validate_raw(
+    validator: Validator, con: duckdb.DuckDBPyConnection, settings: Settings, cycle_id: str
+) -> list[CheckResult]:
+    from ingest.contract import load_contract
+
+    contract = load_contract()
+    checks = _validate(validator, [(SCHEMA_SUITE, schema_frame(con, contract))], {})
+    batches = pending_batches(con, cycle_id)
+    for batch in batches:
+        found = _validate(validator, raw_frames(con, batch, contract, schema=False),
+                          raw_parameters(settings, cycle_id, batch))
+        # The audit row is the cycle's; an earlier batch's checks say which batch they judged.
+        checks += found if batch == cycle_id else [_in_batch(c, batch) for c in found]
+    if len(batches) > 1:
+        log.warning("validation raw %s: also judging unpublished batch(es) %s",
+                    cycle_id, ", ".join(b for b in batches if b != cycle_id))
+    return checks + transaction_checks(con, cycle_id, batches, load_rules()["raw"]["severity"])
+
+
+def _in_batch(row: CheckResult, batch: str) -> CheckResult:
+    from dataclasses import replace
+
+    return replace(row, details=f"batch {batch}" + (f": {row.details}" if row.details else ""))
 
 
 def _validate(validator: Validator, frames: Iterable[tuple[str, pd.DataFrame]], parameters: dict[str, Any]) -> list[CheckResult]:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import duckdb
 import pytest
 
 from campaign_loop.config import Settings
 from expectations.gate import GateFailed, GateResult, require_pass, run_gate
+from expectations.publish import _PUBLICATIONS_DDL
+from ingest import ingest
 from tests.expectations.conftest import CYCLE
+
+NEXT, LATER = "2026-01-19", "2026-01-26"  # the cycles after the world's two
 
 
 def failed(result: GateResult, check: str, table: str | None = None) -> list:
@@ -107,11 +114,85 @@ def test_a_file_quarantining_too_many_rows_is_critical(home: Settings, sql) -> N
     assert check.severity == "critical" and check.threshold == home.quarantine_rate_max
 
 
-def test_a_cycle_never_ingested_fails_closed(home: Settings) -> None:
-    result = run_gate(home, "2026-03-02", "raw")
+def test_a_warehouse_never_ingested_fails_closed(tmp_path: Path) -> None:
+    result = run_gate(Settings(home=tmp_path), CYCLE, "raw")
 
     assert not result.passed
-    assert failed(result, "transactions_present")
+    [check] = failed(result, "transactions_present")
+    assert check.severity == "critical" and "nothing was ever ingested" in check.details
+
+
+def _publish_everything_so_far(sql) -> None:
+    # What publish() records after cycles 0 and 1 passed: their batches are settled.
+    sql("CREATE SCHEMA IF NOT EXISTS audit")
+    sql(_PUBLICATIONS_DDL)
+    sql("INSERT INTO audit.publications VALUES (?, NULL, 1, ?)", [CYCLE, datetime.now(UTC).replace(tzinfo=None)])
+
+
+def _land(home: Settings, relpath: str, text: str) -> None:
+    path = home.landing_dir / relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+ORDERS = "order_id,member_id,ordered_at,total_amount\n"
+
+
+def _orders(batch: str, prefix: str, amount: str = "10") -> str:
+    return ORDERS + "".join(f"{prefix}{i},m{i},{batch} 1{i % 10}:00:00,{amount}\n" for i in range(40))
+
+
+def test_an_empty_week_passes_with_a_warning(home: Settings, sql) -> None:
+    _publish_everything_so_far(sql)
+
+    # No batch at all for the cycle: the week the shops were closed.
+    nothing = run_gate(home, NEXT, "raw")
+    # A batch whose transaction export has a header and no rows.
+    _land(home, f"orders/{LATER}.csv", ORDERS)
+    ingest(home)
+    header_only = run_gate(home, LATER, "raw")
+
+    for result, says in ((nothing, "no file landed"), (header_only, "hold no rows")):
+        assert result.passed, [c.describe() for c in result.critical_failures]
+        [check] = failed(result, "empty_week")
+        assert check.severity == "warning" and says in check.details and "empty week" in check.details
+        assert result.warnings == (check,)
+
+
+def test_a_rejected_batch_blocks_the_next_cycle_until_a_correction_supersedes_it(home: Settings, sql) -> None:
+    _publish_everything_so_far(sql)
+    # Cycle NEXT lands an orders export with a broken amount column: the gate rejects it.
+    _land(home, f"orders/{NEXT}.csv", _orders(NEXT, "N", amount="12,3x"))
+    ingest(home)
+    assert not run_gate(home, NEXT, "raw").passed
+
+    # The next cycle's own batch is clean, but the rejected one was never published: it still blocks.
+    _land(home, f"orders/{LATER}.csv", _orders(LATER, "L"))
+    ingest(home)
+    blocked = run_gate(home, LATER, "raw")
+
+    assert not blocked.passed
+    [check] = failed(blocked, "quarantine_rate", "raw._load_log")
+    assert check.severity == "critical" and check.details.startswith(f"batch {NEXT}")
+
+    # The retailer re-sends the batch's file corrected: the gate re-judges the batch on its live rows.
+    _land(home, f"orders/{NEXT}.csv", _orders(NEXT, "N"))
+    ingest(home)
+    cleared = run_gate(home, LATER, "raw")
+
+    assert cleared.passed, [c.describe() for c in cleared.critical_failures]
+    judged = [c for c in cleared.checks if c.check == "transactions_present" and c.success]
+    assert {c.details for c in judged} == {f"batch {NEXT}", f"batch {LATER}"}
+
+
+def test_a_published_batch_is_not_judged_again(home: Settings, sql) -> None:
+    sql("UPDATE raw.orders SET total_amount = NULL WHERE _batch = ?", [CYCLE])
+    assert not run_gate(home, NEXT, "raw").passed  # unpublished: the broken batch is judged with NEXT's
+
+    _publish_everything_so_far(sql)
+
+    result = run_gate(home, NEXT, "raw")
+    assert result.passed and [c.check for c in result.failures] == ["empty_week"]
 
 
 def test_a_bad_stage_or_cycle_is_refused(home: Settings) -> None:
