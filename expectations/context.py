@@ -8,6 +8,8 @@ read-only, and every home (each test's tmp dir, each demo) has its own history.
 
 from __future__ import annotations
 
+import copy
+import html
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -148,6 +150,42 @@ class Validator:
         return run
 
     def build_docs(self) -> None:
-        """Render this run's results (incrementally: older pages stay) and the site index."""
+        """Render this run's results (incrementally: older pages stay) and the site index.
+
+        GX puts a result's unexpected values into its HTML tables as they are, and those values are data
+        (a landed member id, a campaign id in a check's description): each stored result is rewritten with
+        its data HTML-escaped first, so a hostile value renders as text. The in-memory results the audit
+        table is built from keep the values as they were.
+        """
+        store = self.context.validation_results_store
+        for run in self.runs:
+            store.set(run.result_id, escaped_for_docs(store.get(run.result_id)))
         ids = [run.result_id for run in self.runs]
         self.context.build_data_docs(resource_identifiers=ids or None)
+
+
+# The parts of an expectation's result that carry data values; GX escapes the rest (its string templates'
+# parameters, such as observed_value) itself, so escaping those too would show "&amp;lt;".
+_DATA_RESULT_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "partial_unexpected_index_list",
+                     "unexpected_list", "unexpected_index_list", "details")
+
+
+def _escape_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return html.escape(value, quote=True)
+    if isinstance(value, list | tuple):
+        return type(value)(_escape_strings(v) for v in value)
+    if isinstance(value, dict):
+        return {_escape_strings(k): _escape_strings(v) for k, v in value.items()}
+    return value
+
+
+def escaped_for_docs(result: ExpectationSuiteValidationResult) -> ExpectationSuiteValidationResult:
+    """A copy of a suite result whose data values (unexpected values, their counts and indexes) are HTML-escaped."""
+    result = copy.deepcopy(result)
+    for expectation in result.results:
+        info = expectation.result or {}
+        for key in _DATA_RESULT_KEYS:
+            if key in info:
+                info[key] = _escape_strings(info[key])
+    return result
