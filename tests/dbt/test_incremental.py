@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -164,3 +165,82 @@ def test_world_has_late_events(con: duckdb.DuckDBPyConnection) -> None:
         "                                      join batches as pb using (loaded_at) where pb.batch = batches.batch - 1)"
     ).fetchall()[0][0]
     assert late > 0
+
+
+# Corrections and late sources: a few hand-written landing files, two incremental runs of the staging
+# models they feed, then a full refresh of a copy as the reference.
+ORDERS = "order_id,member_id,ordered_at,total_amount\n"
+LINES = "order_id,line_number,product_id,quantity,unit_price\n"
+RECEIPTS = "receipt_id,store_id,purchased_at,total_amount,member_id\n"
+CORRECTION_MODELS = ("stg_shop__orders", "stg_shop__order_lines", "stg_pos__receipts", "stg_marketing__campaigns")
+
+
+@dataclass(frozen=True)
+class Corrected:
+    incremental: Path
+    full_refresh: Path
+
+
+@pytest.fixture(scope="module")
+def corrected(tmp_path_factory: pytest.TempPathFactory) -> Corrected:
+    from campaign_loop.config import Settings
+    from ingest import ingest
+
+    home = tmp_path_factory.mktemp("corrections")
+    settings = Settings(home=home)
+
+    def land(relpath: str, text: str) -> None:
+        path = settings.landing_dir / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def run(*args: str) -> None:
+        result = run_dbt(home, "run", "-s", *CORRECTION_MODELS, *args)
+        assert result.returncode == 0, result.stdout[-4000:]
+
+    land("orders/2025-12-29.csv", ORDERS + "A3,m3,2025-12-30,1\n")
+    # A bad export: A1's amount has a sign error, A2 is not an order at all, A3 is re-sent changed.
+    land("orders/2026-01-05.csv", ORDERS + "A1,m1,2026-01-05,-5\nA2,m2,2026-01-05,9\nA3,m3,2025-12-30,2\n")
+    land("order_lines/2026-01-05.csv", LINES + "A1,1,p1,1,5\nA1,2,p2,1,5\nA2,1,p1,1,9\n")
+    ingest(settings)
+    run()  # pos_receipts is empty: its staging table is created with no rows
+    # The corrected export replaces the bad one; the stores' first file arrives.
+    land("orders/2026-01-05.csv", ORDERS + "A1,m1,2026-01-05,5\n")
+    land("order_lines/2026-01-05.csv", LINES + "A1,1,p1,1,5\n")
+    land("pos_receipts/2026-01-05.csv", RECEIPTS + "R1,s1,2026-01-05 10:00:00,4,m1\n")
+    ingest(settings)
+    run()
+
+    full_home = tmp_path_factory.mktemp("corrections_full_refresh")
+    (full_home / "warehouse").mkdir()
+    full = full_home / "warehouse" / settings.warehouse_path.name
+    shutil.copy(settings.warehouse_path, full)
+    result = run_dbt(full_home, "run", "-s", *CORRECTION_MODELS, "--full-refresh")
+    assert result.returncode == 0, result.stdout[-4000:]
+    return Corrected(settings.warehouse_path, full)
+
+
+def _staged(warehouse: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.sql(sql).fetchall()
+
+
+def test_a_corrected_file_replaces_the_rows_of_the_bad_one(corrected: Corrected) -> None:
+    for warehouse in (corrected.incremental, corrected.full_refresh):
+        # A1 corrected; A2, only in the bad file, gone; A3 back to the version of the older live file.
+        assert _staged(warehouse, "select order_id, total_amount from staging.stg_shop__orders order by 1") == [
+            ("A1", Decimal("5")), ("A3", Decimal("1"))]
+        assert _staged(warehouse, "select order_id, line_number from staging.stg_shop__order_lines order by 1, 2") == [
+            ("A1", 1)]
+
+
+def test_a_source_first_landing_after_the_first_build_is_staged(corrected: Corrected) -> None:
+    for warehouse in (corrected.incremental, corrected.full_refresh):
+        assert _staged(warehouse, "select receipt_id, total_amount from staging.stg_pos__receipts") == [
+            ("R1", Decimal("4"))]
+
+
+def test_corrections_incremental_equals_full_refresh(corrected: Corrected) -> None:
+    for model in CORRECTION_MODELS:
+        sql = f"select * from staging.{model} order by all"
+        assert _staged(corrected.incremental, sql) == _staged(corrected.full_refresh, sql), model

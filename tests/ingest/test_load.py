@@ -437,3 +437,18 @@ def test_the_header_line_decides_the_delimiter_whatever_the_rows_hold(
         ("r1", 'a "quoted" value'), ("r2,|;x", "s1"),
     ]
     assert query("SELECT row_number, reason FROM raw._quarantine") == [(3, "malformed_row")]
+
+
+def test_a_re_sent_bare_log_is_counted_once_after_dbt(settings: Settings, land: Land) -> None:
+    from tests.dbt.conftest import run_dbt
+
+    land("orders/2026-01-05.csv", BARE_LOG + "m1,2026-01-05,12.5\nm2,2026-01-06,30\nm2,2026-01-06,30\n")
+    land("orders/2026-01-12.csv", BARE_LOG + "m1,2026-01-05,12.50\nm2,2026-01-06,30\nm2,2026-01-06,30\nm3,2026-01-12,7\n")
+    ingest(settings)
+
+    result = run_dbt(settings.home, "run", "-s", "stg_shop__orders")
+
+    assert result.returncode == 0, result.stdout[-4000:]
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        staged = con.execute("SELECT count(*), sum(total_amount) FROM staging.stg_shop__orders").fetchone()
+    assert staged == (4, Decimal("79.5"))

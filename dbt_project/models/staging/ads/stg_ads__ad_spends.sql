@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('raw', 'ad_spend') }}
+    {{ live_raw(source('raw', 'ad_spend')) }}
 ),
 
 renamed as (

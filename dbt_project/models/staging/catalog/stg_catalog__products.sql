@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('raw', 'products') }}
+    {{ live_raw(source('raw', 'products')) }}
 ),
 
 renamed as (

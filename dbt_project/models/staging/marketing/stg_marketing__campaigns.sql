@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('raw', 'campaigns') }}
+    {{ live_raw(source('raw', 'campaigns')) }}
 ),
 
 renamed as (

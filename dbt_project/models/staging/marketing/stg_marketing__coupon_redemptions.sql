@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('raw', 'coupon_redemptions') }}
+    {{ live_raw(source('raw', 'coupon_redemptions')) }}
 ),
 
 renamed as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    select * from {{ source('raw', 'reviews') }}
+    {{ live_raw(source('raw', 'reviews')) }}
 ),
 
 renamed as (
