@@ -25,11 +25,17 @@ action's channel, by the slope the randomised assignments measure weighed agains
 ``preference_weight`` say by how much.
 
 ``scored_by__<model>`` says which champion version (or ``fallback``) produced each column group.
+
+``consent_<channel>`` is True (opted in), False (opted out) or missing (``pd.NA``: no consent record for the
+member and channel, :func:`mark_unrecorded_consents`), so that decisioning can tell "no consents landed" from
+"opted out" and apply Settings ``assume_consent`` to the first only.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,6 +54,7 @@ DECIDE_COLUMNS: tuple[str, ...] = (
     "contacts_last_30d", "segment", "p_buy", "expected_spend", "margin_rate", *UPLIFT_COLUMNS,
 )
 FALLBACK = "fallback"
+log = logging.getLogger(__name__)
 
 
 def load_champions(names: tuple[str, ...] = ("churn", "propensity", "clv", "uplift")) -> dict[str, tuple[Any, str]]:
@@ -75,7 +82,8 @@ def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -
         tracking.configure(settings)
     frame = features.scoring_frame(settings.warehouse_path, schema=schema)
     champions = load_champions()
-    prior, weight = None, 0.0
+    prior: pd.DataFrame | None = None
+    weight: float | None = None  # not measured: no randomised evidence yet, or channel_preference is off
     try:
         assignments = features.uplift_frame(settings.warehouse_path, schema=schema)
         above = above_baseline(assignments)
@@ -84,8 +92,41 @@ def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -
         prior = None
     if settings.channel_preference and prior is not None and not prior.empty:
         prior, weight = prior_with_preference(assignments, above, prior)
-    return score_frame(frame, champions, fallback_rate=lambda: recent_purchase_rate(settings, schema), prior=prior,
-                       preference_weight=weight)
+    scores = score_frame(frame, champions, fallback_rate=lambda: recent_purchase_rate(settings, schema), prior=prior,
+                         preference_weight=weight)
+    return mark_unrecorded_consents(scores, consent_records(settings.warehouse_path, schema))
+
+
+def consent_records(warehouse_path: Path | str, schema: str = features.DEFAULT_SCHEMA) -> pd.DataFrame | None:
+    """Per customer, whether a consent record exists for their member ID on each channel
+    (``recorded_<channel>``), from ``dim_customers`` (whose consent flags stay NULL without a record, where the
+    features mart reads them as False). None when the schema has no ``dim_customers`` (the model tests'
+    synthetic marts): every flag then counts as recorded, which is the rule without ``assume_consent``."""
+    with features.connect(warehouse_path) as connection:
+        exists = connection.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = 'dim_customers'",
+            [schema],
+        ).fetchone()
+        if not exists or not exists[0]:
+            log.warning("%s.dim_customers is absent: consent flags count as recorded (assume_consent has no effect)",
+                        schema)
+            return None
+        recorded = ", ".join(f"consent_{c} is not null as recorded_{c}" for c in CHANNELS)
+        return connection.execute(f"select customer_id, {recorded} from {schema}.dim_customers").df()
+
+
+def mark_unrecorded_consents(scores: pd.DataFrame, records: pd.DataFrame | None) -> pd.DataFrame:
+    """``scores`` with ``consent_<channel>`` missing (``pd.NA``) where ``records`` (:func:`consent_records`)
+    says no consent record exists; customers ``records`` does not list keep their flags."""
+    out = scores.copy()
+    if records is None:
+        return out
+    by_customer = records.drop_duplicates("customer_id").set_index("customer_id")
+    for channel in CHANNELS:
+        recorded = out["customer_id"].map(by_customer[f"recorded_{channel}"]).astype("boolean").fillna(True).astype(bool)
+        column = out[f"consent_{channel}"].astype("boolean")
+        out[f"consent_{channel}"] = column.mask(~recorded.to_numpy())
+    return out
 
 
 PRIOR_STRENGTH = 2_000.0  # pseudo-assignments of the pooled effect added to each action's own evidence
@@ -123,6 +164,9 @@ def baseline_conversion(assignments: pd.DataFrame, covariates: tuple[str, ...] =
         return np.full(len(y), y[control].mean() if control.any() else 0.0)
     day = pd.to_datetime(assignments["as_of_date"]).map(pd.Timestamp.toordinal).to_numpy(dtype=float)
     x = np.column_stack([assignments[list(covariates)].astype("float64").to_numpy(), day])
+    # A covariate without a value in any row says nothing, and scikit-learn's binning raises on it; raised, it
+    # cost the scorer its measured prior (score_customers treats a failure here as "no campaign data yet").
+    x = x[:, ~np.isnan(x).all(axis=0)]
     predicted = np.empty(len(y))
     for fit_rows, predict_rows in KFold(BASELINE_FOLDS, shuffle=True, random_state=0).split(x):
         fit_rows = fit_rows[control[fit_rows]]
@@ -234,12 +278,14 @@ def score_frame(
     champions: dict[str, tuple[Any, str]],
     fallback_rate: Any = None,
     prior: pd.DataFrame | None = None,
-    preference_weight: float = 0.0,
+    preference_weight: float | None = 0.0,
 ) -> pd.DataFrame:
     """Apply loaded champions (``name -> (model, version)``) to a :func:`ml.features.scoring_frame`.
 
     ``preference_weight`` (:func:`ml.engagement.preference_weight`) scales each customer's effect of an
-    action, and its standard error, by ``1 + weight * (preference - 1)`` of the action's channel.
+    action, and its standard error, by ``1 + weight * (preference - 1)`` of the action's channel; None (not
+    measured) scales nothing and leaves the ``preference_weight`` column missing, so the plan summary does
+    not report a measured weight of 0.
     """
     out = frame.reset_index(drop=True).copy()
     scored_by: dict[str, str] = {}
@@ -310,13 +356,13 @@ def score_frame(
     preference = engagement.channel_preference(out)
     for channel in CHANNELS:
         out[engagement.preference_column(channel)] = preference[engagement.preference_column(channel)].to_numpy()
-    if preference_weight > 0:
+    if preference_weight is not None and preference_weight > 0:
         for action in ACTIONS:
             factor = 1.0 + preference_weight * (out[engagement.preference_column(action.channel)] - 1.0)
             for column in (f"uplift__{action.name}", f"uplift_sd__{action.name}"):
                 if column in out.columns:
                     out[column] = out[column] * factor
-    out["preference_weight"] = preference_weight
+    out["preference_weight"] = np.nan if preference_weight is None else preference_weight
 
     for name, source in scored_by.items():
         out[f"scored_by__{name}"] = source

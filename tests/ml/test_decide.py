@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -511,3 +512,33 @@ def test_send_times_fall_in_the_legal_window_of_the_retailers_zone(zone: str, da
     assert ((local.hour - utc.hour) % 24 == utc_offset_hours % 24).all()
     with pytest.raises(ValueError, match="unknown timezone 'Mars/Base'"):
         DesignConfig(cycle_id="2026-01-12", budget=1.0, timezone="Mars/Base")
+
+
+def test_the_scorer_marks_consents_without_a_record_from_the_warehouse(tmp_path: Path) -> None:
+    import duckdb
+
+    from ml.score import consent_records, mark_unrecorded_consents
+
+    world = make_world(4, 16)
+    ids = world["customer_id"].tolist()
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create schema marts")
+        con.execute("create table marts.dim_customers (customer_id bigint, consent_email boolean, consent_push boolean, "
+                    "consent_sms boolean, consent_kakao boolean)")
+        # ids[0] opted out of e-mail, ids[1] has no e-mail record, ids[2] no record at all; ids[3] is not listed.
+        con.executemany("insert into marts.dim_customers values (?, ?, ?, ?, ?)", [
+            [ids[0], False, True, None, None], [ids[1], None, True, False, True], [ids[2], None, None, None, None]])
+    records = consent_records(warehouse, "marts")
+    assert records is not None and consent_records(warehouse, "published") is None  # no dim_customers there
+    # The features mart reads a missing consent as False; the scorer tells it apart.
+    marked = mark_unrecorded_consents(world.assign(consent_email=False, consent_push=True), records).set_index("customer_id")
+    assert marked["consent_email"].isna().tolist() == [False, True, True, False]
+    assert marked["consent_push"].isna().tolist() == [False, False, True, False]
+    assert marked.loc[ids[0], "consent_email"] == False  # noqa: E712 - a recorded opt-out stays one
+    assert marked.loc[ids[3], "consent_email"] == False  # noqa: E712 - not in dim_customers: as the mart says
+    assert mark_unrecorded_consents(world, None).equals(world)
+    # A preference weight the scorer could not measure (no randomised campaign yet) is reported as none,
+    # not as a measured 0.
+    unmeasured = design_campaign(world.assign(preference_weight=np.nan), DesignConfig(cycle_id="2026-01-12", budget=1.0))
+    assert unmeasured.summary["channel_preference_weight"] is None

@@ -41,12 +41,15 @@ def test_scores_have_the_decide_columns(trained: Settings) -> None:
     assert (scores["expected_spend"] > 0).all()
     assert np.isfinite(scores[list(UPLIFT_COLUMNS)].to_numpy()).all()
     assert (scores.filter(like="scored_by__") == "1").all().all()
-    # The synthetic effects ignore the opens: the preference varies, but the evidence gives it little weight.
+    # The synthetic effect lands on e-mail consenters, who open more: the measured slope (about 13, standard
+    # error 7) keeps the prior's full weight. Measured, not missing: the baseline model skips the synthetic
+    # marts' empty RFM scores, which used to make the prior, and so the weight, silently absent.
     assert scores["preference_email"].std() > 0.05 and (scores["preference_sms"] == 1.0).all()
-    assert scores["preference_weight"].nunique() == 1 and 0.0 <= scores["preference_weight"].iloc[0] < 0.5
-    # the synthetic truth: pct20 by e-mail works (for e-mail consenters), message by push does nothing
+    assert scores["preference_weight"].nunique() == 1 and 0.5 < scores["preference_weight"].iloc[0] <= 1.0
+    # the synthetic truth: pct20 by e-mail works (for e-mail consenters), message by push does nothing; the
+    # measured prior sets each action's level, shrunk towards the pooled effect (PRIOR_STRENGTH pseudo-rows)
     consenting = scores["consent_email"]
-    assert scores.loc[consenting, "uplift__pct20__email"].mean() > scores.loc[consenting, "uplift__message__push"].mean() + 0.02
+    assert scores.loc[consenting, "uplift__pct20__email"].mean() > scores.loc[consenting, "uplift__message__push"].mean() + 0.005
 
 
 def test_decide_accepts_the_scores(trained: Settings) -> None:
