@@ -170,7 +170,7 @@ def source_markdown(source: Source) -> str:
         lines.append(f"- Customer identifiers (a row with none of them is a guest's): "
                      f"{', '.join(f'`{c}`' for c in source.identifiers)}")
     if source.derived_key:
-        lines.append(f"- `{source.derived_key}` is derived from the file's hash and the row number when absent or empty")
+        lines.append(f"- `{source.derived_key}` is derived from the row's content (its identifiers and required columns) when absent or empty")
     lines += ["", "| column | type | required | accepted / range | PII | description |",
               "|---|---|---|---|---|---|"]
     for c in source.columns.values():
