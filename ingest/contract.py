@@ -15,6 +15,9 @@ CONTRACT_PATH = Path(__file__).with_name("landing_contract.yaml")
 FILE_FORMATS: tuple[str, ...] = ("csv", "parquet")
 # The one source of which a cycle needs at least one: without transactions nothing can be learned.
 TRANSACTION_SOURCES: tuple[str, ...] = ("orders", "pos_receipts")
+# A source's `timezone: local`: its naive times are the retailer's local time, Settings `timezone`, which
+# depends on the deployment and so is not written into the contract.
+LOCAL_TIMEZONE = "local"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class Source:
     derived_key: str | None = None
     # Columns that name the customer, all optional: a row with none of them is a guest's, kept.
     identifiers: tuple[str, ...] = ()
+
+    def zone(self, local: str) -> str:
+        """The IANA zone the source's naive timestamps are read in; ``local`` is Settings ``timezone``."""
+        return local if self.timezone == LOCAL_TIMEZONE else self.timezone
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -115,9 +122,11 @@ def load_contract(path: Path = CONTRACT_PATH) -> Contract:
                 raise ValueError(f"landing contract, source {name}: {col!r} is not one of its columns")
         timezone = spec.get("timezone", "UTC")
         try:
-            ZoneInfo(timezone)
+            if timezone != LOCAL_TIMEZONE:
+                ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"landing contract, source {name}: unknown timezone {timezone!r}") from None
+            raise ValueError(f"landing contract, source {name}: unknown timezone {timezone!r} "
+                             f"(an IANA name, or {LOCAL_TIMEZONE!r} for the retailer's Settings timezone)") from None
         sources[name] = Source(
             name=name,
             description=" ".join(spec["description"].split()),
@@ -163,7 +172,8 @@ def _rule(column: Column) -> str:
 def source_markdown(source: Source) -> str:
     lines = [f"### `{source.name}`", "", _cell(source.description), ""]
     lines.append(f"- Key: {', '.join(f'`{k}`' for k in source.key)}")
-    lines.append(f"- Naive timestamps are read in: `{source.timezone}`")
+    zone = "the retailer's local time (Settings `timezone`)" if source.timezone == LOCAL_TIMEZONE else f"`{source.timezone}`"
+    lines.append(f"- Naive timestamps are read in: {zone}")
     for group in source.required_one_of:
         lines.append(f"- Each row fills at least one of: {', '.join(f'`{c}`' for c in group)}")
     if source.identifiers:

@@ -240,7 +240,7 @@ def _file_types(plan: _Plan) -> dict[str, str]:
     return {name: kinds.get(name, "VARCHAR") for name in plan.file_columns}
 
 
-def _check(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
+def _check(con: duckdb.DuckDBPyConnection, plan: _Plan, local_timezone: str) -> None:
     """Type and validate every row in one statement into ``_ingest_checked`` (typed values + problems)."""
     source = plan.source
     raw = {name: raw_name(name) for name in source.columns}
@@ -249,7 +249,8 @@ def _check(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
     for name in source.columns:
         value = f"NULLIF(trim({quote(plan.columns[name][0])}), '')" if name in plan.columns else "CAST(NULL AS VARCHAR)"
         cleaned.append(f"{value} AS {raw[name]}")
-    typed_columns = [f"{typed(col, raw[name], source.timezone)} AS {typ[name]}" for name, col in source.columns.items()]
+    zone = source.zone(local_timezone)
+    typed_columns = [f"{typed(col, raw[name], zone)} AS {typ[name]}" for name, col in source.columns.items()]
     # The raw row as the file had it, kept only for the rows that go to the quarantine.
     record = "CAST(to_json({" + ", ".join(f"{literal(n)}: {quote(n)}" for n in plan.file_columns) + "}) AS VARCHAR)"
     con.execute(
@@ -345,7 +346,7 @@ def _load(con: duckdb.DuckDBPyConnection, plan: _Plan, settings: Settings, loade
         _drop_staging(con)
         return _quarantine_file(con, plan, error, settings, loaded_at)
 
-    _check(con, plan)
+    _check(con, plan, settings.timezone)
     counts = con.execute("SELECT (SELECT count(*) FROM _ingest_rows) + (SELECT count(*) FROM _ingest_bad)").fetchone()
     rows_in_file = int(counts[0]) if counts else 0
     con.begin()

@@ -175,7 +175,7 @@ def apply_to_frame(settings: Settings, cycle: int, source: str, frame: Frame, fa
             col = frame[fault.column]
             rate = min(1.0, max(CORRUPT_RATE, 2 * settings.quarantine_rate_max))
             hit = _rng(settings, cycle, fault).random(len(col)) < rate
-            text = render(col, primary_format(source))
+            text = render(col, primary_format(source), zone=settings.timezone)
             bad = pa.array(np.full(int(hit.sum()), CORRUPT_VALUE), type=pa.string())
             frame[fault.column] = Col("str", pc.replace_with_mask(text, pa.array(hit), bad))
     return frame

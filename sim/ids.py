@@ -73,18 +73,20 @@ def cents(values: np.ndarray) -> pa.Array:
 TIMESTAMP_FORMATS: tuple[str, ...] = ("iso_z", "iso_offset", "naive_local", "epoch_s", "epoch_ms")
 
 
-def timestamps(seconds: np.ndarray, fmt: str) -> pa.Array:
-    """Epoch seconds (UTC) rendered in one of the contract's timestamp formats."""
+def timestamps(seconds: np.ndarray, fmt: str, zone: str = "Asia/Seoul") -> pa.Array:
+    """Epoch seconds (UTC) rendered in one of the contract's timestamp formats; ``naive_local`` is wall-clock
+    time in ``zone``, the retailer's Settings ``timezone`` that ingest reads store sources' naive times in."""
     s = np.asarray(seconds, dtype=np.int64)
     if fmt == "epoch_s":
         return pa.array(s).cast(pa.string())
     if fmt == "epoch_ms":
         # Millisecond part derived from the value itself so re-runs are byte-identical.
         return pa.array(s * 1000 + (s * 7919) % 1000).cast(pa.string())
-    shift = 9 * 3_600 if fmt in ("iso_offset", "naive_local") else 0
-    text = pa.array((s + shift).astype("datetime64[s]")).cast(pa.string())  # 'YYYY-MM-DD HH:MM:SS'
     if fmt == "naive_local":
-        return text
+        aware = pa.array(s, type=pa.timestamp("s", tz=zone))
+        return pc.local_timestamp(aware).cast(pa.string())  # 'YYYY-MM-DD HH:MM:SS'
+    shift = 9 * 3_600 if fmt == "iso_offset" else 0
+    text = pa.array((s + shift).astype("datetime64[s]")).cast(pa.string())  # 'YYYY-MM-DD HH:MM:SS'
     iso = pc.utf8_replace_slice(text, 10, 11, "T")
     suffix = "+09:00" if fmt == "iso_offset" else "Z"
     return pc.binary_join_element_wise(iso, suffix, "")

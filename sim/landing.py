@@ -104,17 +104,18 @@ def _with_nulls(arr: pa.Array, mask: np.ndarray | None) -> pa.Array:
     return pc.if_else(pa.array(mask), pa.scalar(None, pa.string()), arr)
 
 
-def render(col: Col, fmt: str, formats: np.ndarray | None = None) -> pa.Array:
-    """A column as strings; ``formats`` picks a timestamp format per row (index into TIMESTAMP_FORMATS)."""
+def render(col: Col, fmt: str, formats: np.ndarray | None = None, zone: str = "Asia/Seoul") -> pa.Array:
+    """A column as strings; ``formats`` picks a timestamp format per row (index into TIMESTAMP_FORMATS);
+    naive local times are wall-clock time in ``zone`` (Settings ``timezone``)."""
     if col.kind == "str":
         text = col.values.cast(pa.string())
     elif col.kind == "ts":
-        text = ids.timestamps(col.values, fmt)
+        text = ids.timestamps(col.values, fmt, zone)
         if formats is not None:
             for code, other in enumerate(ids.TIMESTAMP_FORMATS):
                 rows = formats == code
                 if other != fmt and rows.any():
-                    text = pc.replace_with_mask(text, pa.array(rows), ids.timestamps(col.values[rows], other))
+                    text = pc.replace_with_mask(text, pa.array(rows), ids.timestamps(col.values[rows], other, zone))
     elif col.kind == "cents":
         text = ids.cents(col.values)
     elif col.kind == "int":
@@ -135,9 +136,9 @@ class Written:
     late: pa.Table | None
 
 
-def _clean_table(source: str, frame: Frame) -> pa.Table:
+def _clean_table(source: str, frame: Frame, zone: str) -> pa.Table:
     fmt = primary_format(source)
-    return pa.table({name: render(col, fmt) for name, col in frame.items()})
+    return pa.table({name: render(col, fmt, zone=zone) for name, col in frame.items()})
 
 
 def write_source(
@@ -162,7 +163,7 @@ def write_source(
     if hold_late and dirt > 0:
         held = rng.random(n) < LATE_EVENT_RATE * dirt
         if held.any():
-            late_out = _clean_table(source, {k: c.take(rows[held]) for k, c in frame.items()})
+            late_out = _clean_table(source, {k: c.take(rows[held]) for k, c in frame.items()}, settings.timezone)
         rows = rows[~held]
     duplicates = rows[rng.random(len(rows)) < DUPLICATE_RATE * dirt]
     rows = np.concatenate([rows, rng.permutation(duplicates)])  # a re-sent row arrives later in the file
@@ -181,7 +182,7 @@ def write_source(
         if col.kind == "ts":
             other = rng.random(m) < OTHER_TIMESTAMP_RATE * dirt
             formats = np.where(other, np.array(others)[rng.integers(0, len(others), m)], ids.TIMESTAMP_FORMATS.index(fmt))
-        text = render(col, fmt, formats)
+        text = render(col, fmt, formats, settings.timezone)
         if name in ("cookie_id", "device_id"):
             junk = rng.random(m) < JUNK_ID_RATE * dirt
             if junk.any():
