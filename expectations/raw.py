@@ -123,6 +123,26 @@ def files_frame(con: duckdb.DuckDBPyConnection, batch: str) -> pd.DataFrame:
     ).df()
 
 
+def empty_week(con: duckdb.DuckDBPyConnection, batch: str) -> bool:
+    """Whether ``batch`` is a week without transactions: no live file, or transaction files without rows,
+    in a warehouse that ingested something (the raw gate's ``empty_week`` warning)."""
+    if not _has_load_log(con):
+        return False
+    transactions = ", ".join(literal(s) for s in TRANSACTION_SOURCES)
+    anything, files, rows = con.execute(
+        f"""
+        SELECT (SELECT count(*) FROM raw._load_log WHERE {_LIVE}),
+               count(*), coalesce(sum(rows_loaded) FILTER (WHERE source IN ({transactions})), 0)
+        FROM raw._load_log WHERE batch = ? AND {_LIVE}
+        """,
+        [batch],
+    ).fetchone()
+    has_transaction_file = con.execute(
+        f"SELECT count(*) FROM raw._load_log WHERE batch = ? AND {_LIVE} AND source IN ({transactions})", [batch]
+    ).fetchone()[0]
+    return anything > 0 and (files == 0 or (has_transaction_file > 0 and rows == 0))
+
+
 def transaction_checks(
     con: duckdb.DuckDBPyConnection, cycle_id: str, batches: tuple[str, ...], severity: dict[str, str]
 ) -> list[CheckResult]:
