@@ -59,7 +59,11 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(**{name: getattr(args, name, None) for name in Settings.model_fields})
+    from campaign_loop.dbt_duckdb_plugin import uses_dev_key
+
+    settings = load_settings(**{name: getattr(args, name, None) for name in Settings.model_fields})
+    uses_dev_key(settings.demo)  # a run on a retailer's data refuses to start without its own PII key
+    return settings
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -153,11 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from pydantic import ValidationError
 
+    from campaign_loop.dbt_duckdb_plugin import MissingPiiKeyError
     from ingest import LandingError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except MissingPiiKeyError as error:
+        print(f"campaign-loop: {error}", file=sys.stderr)
+        return 2
     except LandingError as error:
         print(f"campaign-loop: {error}", file=sys.stderr)
         return 2

@@ -80,6 +80,7 @@ class ReportData:
     airflow_run_id: str | None = None
     airflow_state: str | None = None
     notes: list[str] = field(default_factory=list)
+    dev_pii_key: bool = False  # pseudonymised with the public development key (a demo without CAMPAIGN_LOOP_PII_KEY)
 
 
 def _read_warehouse(settings: Settings, data: ReportData) -> None:
@@ -229,6 +230,12 @@ def collect(settings: Settings, cycle: int, airflow_run_id: str | None = None) -
         start=settings.cycle_start(cycle).isoformat(),
         end=settings.cycle_start(cycle + 1).isoformat(),
     )
+    from campaign_loop.dbt_duckdb_plugin import MissingPiiKeyError, uses_dev_key
+
+    try:
+        data.dev_pii_key = uses_dev_key(settings.demo)
+    except MissingPiiKeyError as error:  # the cycle's tasks refused to run; the page says why
+        data.notes.append(str(error))
     _read_warehouse(settings, data)
     _read_mlflow(settings, data)
     _read_airflow(settings, data, airflow_run_id)
@@ -421,10 +428,13 @@ h1{margin-bottom:.2rem}h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;m
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}td,th{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:left}
 th{background:#f6f8fa}img.chart{max-width:100%;border:1px solid #eee}.empty{color:#57606a;font-style:italic}
 nav a{margin-right:1rem}.row{display:flex;gap:2rem;flex-wrap:wrap}.note{color:#9a6700}
+.warning{background:#fff1e5;border:2px solid #cf222e;color:#cf222e;padding:.6rem .8rem}
 """
 
 
 def render(data: ReportData, airflow_url: str, mlflow_url: str) -> str:
+    from campaign_loop.dbt_duckdb_plugin import DEV_KEY_NOTICE
+
     e = html.escape
     airflow_run = (f"{airflow_url}/dags/{DAG_ID}/runs/{urllib.parse.quote(data.airflow_run_id, safe='')}"
                    if data.airflow_run_id else f"{airflow_url}/dags/{DAG_ID}")
@@ -466,6 +476,7 @@ def render(data: ReportData, airflow_url: str, mlflow_url: str) -> str:
         f" models and plan produced by this run are keyed <code>{e(data.next_cycle_id)}</code>, the cycle they serve)."
         f" Generated {generated}.</p>",
         "<nav>" + "".join(links) + "</nav>",
+        (f"<p class='warning' id='dev-pii-key'><b>{e(DEV_KEY_NOTICE)}</b></p>" if data.dev_pii_key else ""),
         "<h2 id='kpis'>KPI trends</h2>", _img(chart_kpis(data), "KPI trends"),
         "<h2 id='lift'>Campaign lift</h2>",
         _img(chart_arms(data), "Lift by action"),

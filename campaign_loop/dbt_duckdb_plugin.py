@@ -25,12 +25,50 @@ PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 log = logging.getLogger(__name__)
 
 
-def pii_key() -> bytes:
-    key = os.environ.get(PII_KEY_ENV)
-    if not key:
-        log.warning("%s is not set: pseudonymising with the development key (not for production)", PII_KEY_ENV)
-        key = DEV_PII_KEY
-    return key.encode()
+# Settings.demo as the environment spells it: dbt runs in a subprocess that has the environment, not Settings.
+DEMO_ENV = "CAMPAIGN_LOOP_DEMO"
+GENERATE_KEY = "python -c 'import secrets; print(secrets.token_hex(32))'"
+DEV_KEY_NOTICE = (
+    f"WARNING: {PII_KEY_ENV} is not set: e-mails and phones are pseudonymised with the public development key, "
+    "so anyone can reverse their hashes in published.dim_customers. Fine for the simulated retailer only; "
+    f"set {PII_KEY_ENV} (generate one with: {GENERATE_KEY}) before loading real customers."
+)
+
+
+class MissingPiiKeyError(RuntimeError):
+    """A run on a retailer's data (demo off) without its own pseudonymisation key."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"{PII_KEY_ENV} is not set, and this is not a demo run (demo=false): the key pseudonymises customers' "
+            f"e-mails and phones, and the public development key would let anyone reverse them. Generate a key "
+            f"once with\n    {GENERATE_KEY}\nexport it as {PII_KEY_ENV}=<key> wherever the loop runs (Airflow's "
+            "workers included) and keep it secret and unchanged: a new key changes every hash."
+        )
+
+
+def uses_dev_key(demo: bool) -> bool:
+    """Whether a run pseudonymises with the development key: only a demo may; any other run without
+    ``CAMPAIGN_LOOP_PII_KEY`` raises :class:`MissingPiiKeyError` (call this before the run starts)."""
+    if os.environ.get(PII_KEY_ENV):
+        return False
+    if not demo:
+        raise MissingPiiKeyError()
+    return True
+
+
+def _demo_from_env() -> bool:
+    # Settings.demo defaults to True, so only an explicit "false" in the environment marks a retailer's run.
+    return os.environ.get(DEMO_ENV, "true").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def pii_key(demo: bool | None = None) -> bytes:
+    """The pseudonymisation key: ``CAMPAIGN_LOOP_PII_KEY``, else the development key in a demo (``demo`` or
+    ``CAMPAIGN_LOOP_DEMO``), else :class:`MissingPiiKeyError`."""
+    if uses_dev_key(_demo_from_env() if demo is None else demo):
+        log.warning("%s", DEV_KEY_NOTICE)
+        return DEV_PII_KEY.encode()
+    return os.environ[PII_KEY_ENV].encode()
 
 
 def hmac_hex(key: bytes, value: str | None) -> str | None:

@@ -145,6 +145,10 @@ def run_demo(settings: Settings, fresh: bool = False) -> int:
 
     print(f"Campaign Loop demo: {settings.cycles} cycles of {settings.cycle_days} days, "
           f"{settings.customers:,} simulated customers, home {settings.root}")
+    from campaign_loop.dbt_duckdb_plugin import DEV_KEY_NOTICE, uses_dev_key
+
+    if uses_dev_key(settings.demo):
+        print(f"\n{'!' * 100}\n{DEV_KEY_NOTICE}\n{'!' * 100}\n", flush=True)
     started = time.monotonic()
     parse_project(settings)
     if _airflow(["db", "migrate"], log) != 0:

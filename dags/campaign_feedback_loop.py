@@ -71,10 +71,12 @@ def _gate(stage: str) -> dict[str, Any]:
 
 
 def _run() -> tuple[Settings, int]:
+    from campaign_loop.dbt_duckdb_plugin import uses_dev_key
     from campaign_loop.pipeline import cycle_of_logical_date, settings_for_run
 
     context = get_current_context()
     settings = settings_for_run(dict(context["params"]))
+    uses_dev_key(settings.demo)  # every task of a retailer's run fails here without its own PII key
     return settings, cycle_of_logical_date(settings, context["logical_date"])
 
 
