@@ -644,7 +644,10 @@ def _eligibility(df: pd.DataFrame, config: DesignConfig, p_buy: np.ndarray, spen
     """The contact rules of :func:`_allowed`, kept apart so the summary can say which one stopped whom."""
     recorded = np.column_stack([_recorded(df, f"consent_{c}") for c in config.channels])
     opted_in = np.column_stack([_flag(df, f"consent_{c}") for c in config.channels])
-    consented = opted_in | (~recorded if config.assume_consent else False)
+    # Consent is assumed only for members: the senders address a member ID, and a customer known by a cookie
+    # alone has neither a record nor a way to be reached.
+    member = df["member_id"].notna().to_numpy(bool)
+    consented = opted_in | (~recorded & member[:, None] if config.assume_consent else False)
     bounced = np.column_stack([_flag(df, f"bounced_{c}") for c in config.channels])
     return _Eligibility(
         recorded=recorded, consented=consented, deliverable=consented & ~bounced,

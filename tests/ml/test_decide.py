@@ -434,6 +434,7 @@ def without_consent_records(world: pd.DataFrame) -> pd.DataFrame:
 
 def test_without_consents_nobody_is_contacted_unless_consent_is_assumed() -> None:
     world = without_consent_records(make_world(2000, 12))
+    world.loc[world.index < 100, "member_id"] = None  # known by a cookie alone: no one to address
     off = design_campaign(world, DesignConfig(cycle_id="2026-01-12", budget=50.0, seed=2))
     assert off.rows.empty and off.summary["customers_reachable"] == 0
     assert off.summary["reach"]["consent_recorded"] == 0 and off.summary["reach"]["consented"] == 0
@@ -445,7 +446,8 @@ def test_without_consents_nobody_is_contacted_unless_consent_is_assumed() -> Non
     on = design_campaign(world, config)
     assert len(on.rows) > 0 and set(on.rows["channel"]) <= {"email", "push"}
     assert on.summary["assume_consent"] is True and on.summary["zero_reach_reason"] is None
-    assert on.summary["reach"]["consent_assumed"] == on.summary["reach"]["consented"] == 2000
+    assert on.summary["reach"]["consent_assumed"] == on.summary["reach"]["consented"] == 1900
+    assert on.rows["member_id"].notna().all()
     # Bounces, unsubscribes and the contact cap still hold for assumed consent.
     planned = world.set_index("customer_id").loc[on.rows["customer_id"]]
     assert not planned["unsubscribed_recently"].any() and (planned["contacts_last_30d"] < config.contact_cap).all()
