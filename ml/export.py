@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,19 @@ def sender_frame(rows: pd.DataFrame, channel: str) -> pd.DataFrame:
         "send_at": pd.to_datetime(sent["send_at"]).map(lambda t: t.isoformat()),
     })
     return out.loc[:, list(SENDER_COLUMNS[channel])].reset_index(drop=True)
+
+
+# A cell a spreadsheet would read as a formula (OWASP's CSV injection list), also after leading whitespace,
+# which Excel and LibreOffice skip: a member id "=HYPERLINK(...)" from a retailer's export must stay text.
+_FORMULA_START = re.compile(r"^\s*[=+\-@\t\r]")
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every text cell a spreadsheet would evaluate prefixed by a single quote (OWASP's fix)."""
+    def cell(value: Any) -> Any:
+        return f"'{value}" if isinstance(value, str) and _FORMULA_START.match(value) else value
+
+    return frame.map(cell)
 
 
 def summary_markdown(plan: CampaignPlan) -> str:
@@ -196,6 +210,8 @@ def write_plan(plan: CampaignPlan, settings: Settings) -> dict[str, Path]:
         if channel not in enabled:
             path.unlink(missing_ok=True)
             continue
-        frame = sender_frame(rows, channel)
-        paths[f"send_{channel}"] = _atomic(path, lambda p, f=frame: f.to_csv(p, index=False))
+        frame = neutralise_formulas(sender_frame(rows, channel))  # people open these in spreadsheets
+        # RFC 4180's CRLF: the writer then quotes a cell holding a bare CR, which a spreadsheet would
+        # otherwise take for the end of the row (and read the rest of the cell as a new row's formula).
+        paths[f"send_{channel}"] = _atomic(path, lambda p, f=frame: f.to_csv(p, index=False, lineterminator="\r\n"))
     return paths
