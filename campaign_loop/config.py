@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     quarantine_rate_max: float = Field(
         0.05, ge=0.0, le=1.0, description="A file quarantining a larger share of its rows is reported as failing."
     )
+    default_margin_rate: float = Field(
+        0.3, ge=0.0, lt=1.0,
+        description="Margin assumed, as a share of a line's net amount, for products the catalogue gives no "
+                    "unit_cost (those lines are marked is_margin_estimated).",
+    )
 
     # The campaign (used by later stages; here so the DAG's Params and the CLI share them).
     budget: float = Field(20_000.0, ge=0.0, description="Total budget of one cycle's campaign (currency units).")

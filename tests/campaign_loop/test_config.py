@@ -36,6 +36,7 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
         "offers": ("message,pct10", ("message", "pct10")), "kpi_alert_callback": ("alerts:send", "alerts:send"),
         "channels": ("email, sms, email", ("email", "sms")), "assume_consent": ("true", True),
         "timezone": ("Europe/London", "Europe/London"),
+        "default_margin_rate": ("0.25", 0.25),
         "promotion_mode": ("manual", "manual"), "faults": ("drop_source:pos_receipts", ("drop_source:pos_receipts",)),
     }
     assert set(overrides) == set(Settings.model_fields)

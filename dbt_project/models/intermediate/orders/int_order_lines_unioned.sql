@@ -1,4 +1,8 @@
-{#- Online order lines and store receipt lines as one list, costed with the catalogue. -#}
+{#-
+    Online order lines and store receipt lines as one list, costed with the catalogue. A product without
+    a unit_cost (or missing from the catalogue) is costed at (1 - default_margin_rate) of the line's net
+    amount, and the line says its margin is estimated.
+-#}
 with
 
 shop_order_lines as (
@@ -34,7 +38,11 @@ final as (
         lines.discount_amount,
         cast(lines.quantity * lines.unit_price as decimal(18, 4)) as gross_amount,
         cast(lines.quantity * lines.unit_price - lines.discount_amount as decimal(18, 4)) as net_amount,
-        cast(lines.quantity * products.unit_cost as decimal(18, 4)) as cost_amount
+        cast(coalesce(
+            lines.quantity * products.unit_cost,
+            (lines.quantity * lines.unit_price - lines.discount_amount) * (1 - {{ var('default_margin_rate') | float }})
+        ) as decimal(18, 4)) as cost_amount,
+        products.unit_cost is null as is_margin_estimated
     from lines
     left join products
         on products.product_id = lines.product_id

@@ -1,4 +1,7 @@
-{#- Online orders and store receipts as one order list, each with its resolved customer. -#}
+{#-
+    Online orders and store receipts as one document list, each with its resolved customer. A credit
+    note (order_type return or cancellation) that names no customer belongs to its original's.
+-#}
 with
 
 shop_orders as (
@@ -32,7 +35,13 @@ online as (
         shop_orders.status,
         cast(null as varchar) as store_id,
         cast(null as varchar) as payment_method,
-        shop_orders.item_count
+        shop_orders.item_count,
+        -- Staged before these columns existed (an incremental table kept its old rows): a sale.
+        coalesce(shop_orders.order_type, 'sale') as order_type,
+        shop_orders.original_order_id,
+        'online:' || shop_orders.original_order_id as original_order_key,
+        shop_orders.country,
+        shop_orders.currency
     from shop_orders
     left join resolved as by_member
         on by_member.identifier_type = 'member_id' and by_member.identifier_value = shop_orders.member_id
@@ -61,16 +70,50 @@ store as (
         'placed' as status,
         pos_receipts.store_id,
         pos_receipts.payment_method,
-        cast(null as integer) as item_count
+        cast(null as integer) as item_count,
+        coalesce(pos_receipts.receipt_type, 'sale') as order_type,
+        pos_receipts.original_receipt_id as original_order_id,
+        'pos:' || pos_receipts.original_receipt_id as original_order_key,
+        pos_receipts.country,
+        pos_receipts.currency
     from pos_receipts
     left join resolved as by_member
         on by_member.identifier_type = 'member_id' and by_member.identifier_value = pos_receipts.member_id
 ),
 
-final as (
+unioned as (
     select * from online
     union all
     select * from store
+),
+
+final as (
+    select
+        unioned.order_key,
+        unioned.order_id,
+        unioned.sales_channel,
+        unioned.ordered_at,
+        case
+            when unioned.order_type = 'sale' then unioned.customer_id
+            else coalesce(unioned.customer_id, originals.customer_id)
+        end as customer_id,
+        unioned.member_id,
+        unioned.total_amount,
+        unioned.discount_amount,
+        unioned.shipping_amount,
+        unioned.coupon_code,
+        unioned.status,
+        unioned.store_id,
+        unioned.payment_method,
+        unioned.item_count,
+        unioned.order_type,
+        unioned.original_order_id,
+        unioned.original_order_key,
+        unioned.country,
+        unioned.currency
+    from unioned
+    left join unioned as originals
+        on originals.order_key = unioned.original_order_key
 )
 
 select * from final

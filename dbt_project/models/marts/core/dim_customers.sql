@@ -85,6 +85,16 @@ order_totals as (
     group by customer_id
 ),
 
+return_totals as (
+    select
+        customer_id,
+        count(*) as lifetime_returns,
+        sum(total_amount) as lifetime_returned_amount
+    from orders
+    where is_return and customer_id is not null
+    group by customer_id
+),
+
 review_totals as (
     select
         member_id,
@@ -102,7 +112,7 @@ category_spend as (
         category,
         row_number() over (partition by customer_id order by sum(net_amount) desc, category) as spend_rank
     from order_lines
-    where customer_id is not null and category is not null
+    where customer_id is not null and category is not null and order_type = 'sale'
     group by customer_id, category
 ),
 
@@ -126,6 +136,7 @@ final as (
         cast(crm_customers.birth_year as integer) as birth_year,
         crm_customers.gender,
         crm_customers.city,
+        crm_customers.country,
         crm_customers.loyalty_tier,
         crm_customers.signup_at,
         consent_flags.consent_email,
@@ -139,6 +150,10 @@ final as (
         cast(coalesce(order_totals.online_revenue, 0) as decimal(18, 4)) as online_revenue,
         cast(coalesce(order_totals.pos_revenue, 0) as decimal(18, 4)) as pos_revenue,
         cast(order_totals.lifetime_margin as decimal(18, 4)) as lifetime_margin,
+        cast(coalesce(return_totals.lifetime_returns, 0) as integer) as lifetime_returns,
+        cast(coalesce(return_totals.lifetime_returned_amount, 0) as decimal(18, 4)) as lifetime_returned_amount,
+        cast(coalesce(order_totals.lifetime_revenue, 0) - coalesce(return_totals.lifetime_returned_amount, 0)
+            as decimal(18, 4)) as lifetime_net_revenue,
         order_totals.first_order_at,
         order_totals.last_order_at,
         case
@@ -167,6 +182,8 @@ final as (
         on consent_flags.member_id = identity.member_id
     left join order_totals
         on order_totals.customer_id = identity.customer_id
+    left join return_totals
+        on return_totals.customer_id = identity.customer_id
     left join review_totals
         on review_totals.member_id = identity.member_id
     left join category_spend

@@ -1,3 +1,4 @@
+{%- set rfm_quintile = "least(5, 1 + floor(5 * percent_rank() over (partition by as_of_date, orders_total > 0 order by VALUE) + 1e-9))" -%}
 {#-
     Point-in-time features: every input is filtered to strictly before the as-of date, so a row for
     cycle k can train a model scored on cycle k without leaking what happened during cycle k.
@@ -11,6 +12,19 @@ customers as (
 orders as (
     select * from {{ ref('fct_orders') }}
     where is_revenue and customer_id is not null
+),
+
+credit_notes as (
+    -- A return's value belongs to the purchase day it takes back (its original's, when that is known).
+    select
+        credit.customer_id,
+        credit.ordered_at,
+        credit.total_amount,
+        coalesce(originals.order_date, credit.order_date) as value_date
+    from {{ ref('fct_orders') }} as credit
+    left join {{ ref('fct_orders') }} as originals
+        on originals.order_key = credit.original_order_key
+    where credit.is_return and credit.customer_id is not null
 ),
 
 sessions as (
@@ -75,17 +89,40 @@ order_history as (
     group by population.as_of_date, population.customer_id
 ),
 
-daily_revenue as (
+return_history as (
+    -- Only credit notes issued before the as-of date: a return made later is not known yet.
     select
         population.as_of_date,
         population.customer_id,
-        orders.order_date,
-        sum(orders.total_amount) as day_revenue
+        sum(credit_notes.total_amount) as returns_total
     from population
-    inner join orders
-        on orders.customer_id = population.customer_id
-        and orders.ordered_at < cast(population.as_of_date as timestamp)
-    group by population.as_of_date, population.customer_id, orders.order_date
+    inner join credit_notes
+        on credit_notes.customer_id = population.customer_id
+        and credit_notes.ordered_at < cast(population.as_of_date as timestamp)
+    group by population.as_of_date, population.customer_id
+),
+
+day_values as (
+    select orders.customer_id, orders.ordered_at, orders.order_date as value_date, orders.total_amount as amount, 1 as is_sale
+    from orders
+    union all
+    select customer_id, ordered_at, value_date, -total_amount, 0
+    from credit_notes
+),
+
+daily_revenue as (
+    -- A purchase day's value net of what was returned from it by the as-of date.
+    select
+        population.as_of_date,
+        population.customer_id,
+        day_values.value_date as order_date,
+        sum(day_values.amount) as day_revenue
+    from population
+    inner join day_values
+        on day_values.customer_id = population.customer_id
+        and day_values.ordered_at < cast(population.as_of_date as timestamp)
+    group by population.as_of_date, population.customer_id, day_values.value_date
+    having max(day_values.is_sale) = 1
 ),
 
 repeat_value as (
@@ -176,6 +213,8 @@ features as (
         coalesce(order_history.orders_total, 0) as orders_total,
         coalesce(order_history.revenue_total, 0) as revenue_total,
         coalesce(order_history.margin_total, 0) as margin_total,
+        coalesce(return_history.returns_total, 0) as returns_total,
+        coalesce(order_history.revenue_total, 0) - coalesce(return_history.returns_total, 0) as net_revenue_total,
         order_history.first_order_date,
         order_history.last_order_date,
         {{ dbt.datediff('order_history.last_order_date', 'population.as_of_date', 'day') }} as recency_days,
@@ -212,6 +251,8 @@ features as (
         on order_history.as_of_date = population.as_of_date and order_history.customer_id = population.customer_id
     left join repeat_value
         on repeat_value.as_of_date = population.as_of_date and repeat_value.customer_id = population.customer_id
+    left join return_history
+        on return_history.as_of_date = population.as_of_date and return_history.customer_id = population.customer_id
     left join engagement
         on engagement.as_of_date = population.as_of_date and engagement.customer_id = population.customer_id
     left join campaign_history
@@ -221,17 +262,14 @@ features as (
 ),
 
 scored as (
+    -- Quintiles of value, not of row position: percent_rank gives equal values equal ranks, so customers
+    -- with the same recency, orders or net spend get the same score and segment, whatever their ids.
+    -- The lowest value scores 1; a score needs its value to pass 20 %, 40 %, ... of the other buyers.
     select
         *,
-        case when orders_total > 0 then ntile(5) over (
-            partition by as_of_date, orders_total > 0 order by recency_days desc, customer_id
-        ) end as r_score,
-        case when orders_total > 0 then ntile(5) over (
-            partition by as_of_date, orders_total > 0 order by orders_total, customer_id
-        ) end as f_score,
-        case when orders_total > 0 then ntile(5) over (
-            partition by as_of_date, orders_total > 0 order by revenue_total, customer_id
-        ) end as m_score
+        case when orders_total > 0 then {{ rfm_quintile | replace('VALUE', 'recency_days desc') }} end as r_score,
+        case when orders_total > 0 then {{ rfm_quintile | replace('VALUE', 'orders_total') }} end as f_score,
+        case when orders_total > 0 then {{ rfm_quintile | replace('VALUE', 'net_revenue_total') }} end as m_score
     from features
 ),
 
@@ -244,6 +282,8 @@ final as (
         cast(orders_total as integer) as orders_total,
         cast(revenue_total as decimal(18, 4)) as revenue_total,
         cast(margin_total as decimal(18, 4)) as margin_total,
+        cast(returns_total as decimal(18, 4)) as returns_total,
+        cast(net_revenue_total as decimal(18, 4)) as net_revenue_total,
         first_order_date,
         last_order_date,
         cast(recency_days as integer) as recency_days,

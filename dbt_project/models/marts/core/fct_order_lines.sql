@@ -15,6 +15,7 @@ final as (
         order_lines.sales_channel,
         orders.customer_id,
         orders.ordered_at,
+        orders.order_type,
         order_lines.line_number,
         order_lines.product_id,
         order_lines.category,
@@ -24,7 +25,8 @@ final as (
         order_lines.gross_amount,
         order_lines.net_amount,
         order_lines.cost_amount,
-        cast(order_lines.net_amount - order_lines.cost_amount as decimal(18, 4)) as margin_amount
+        cast(order_lines.net_amount - order_lines.cost_amount as decimal(18, 4)) as margin_amount,
+        order_lines.is_margin_estimated
     from order_lines
     left join orders
         on orders.order_key = order_lines.order_key

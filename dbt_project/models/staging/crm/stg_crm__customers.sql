@@ -3,6 +3,7 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='member_id',
+    on_schema_change='append_new_columns',
 ) }}
 
 with
@@ -20,6 +21,7 @@ renamed as (
         cast(birth_year as integer) as birth_year,
         coalesce(upper(trim(gender)), 'U') as gender,
         nullif(trim(city), '') as city,
+        nullif(upper(trim(country)), '') as country,
         lower(trim(loyalty_tier)) as loyalty_tier,
         signup_at,
         updated_at,
@@ -50,6 +52,7 @@ final as (
         birth_year,
         gender,
         city,
+        country,
         loyalty_tier,
         signup_at,
         updated_at,

@@ -3,6 +3,7 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='receipt_id',
+    on_schema_change='append_new_columns',
 ) }}
 
 with
@@ -16,7 +17,8 @@ renamed as (
         trim(receipt_id) as receipt_id,
         cast(line_number as integer) as line_number,
         trim(product_id) as product_id,
-        cast(quantity as integer) as quantity,
+        -- A credit note's line may come negative; its document's type gives the sign, staging the size.
+        cast(abs(quantity) as integer) as quantity,
         cast(unit_price as decimal(18, 4)) as unit_price,
         cast(coalesce(discount_amount, 0) as decimal(18, 4)) as discount_amount,
         _loaded_at,

@@ -3,6 +3,7 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='receipt_id',
+    on_schema_change='append_new_columns',
 ) }}
 
 with
@@ -17,10 +18,15 @@ renamed as (
         trim(store_id) as store_id,
         purchased_at,
         {{ clean_identifier('member_id') }} as member_id,
-        cast(total_amount as decimal(18, 4)) as total_amount,
+        -- A credit note may come signed either way; its type gives the sign, staging keeps the size.
+        cast(abs(total_amount) as decimal(18, 4)) as total_amount,
         cast(coalesce(discount_amount, 0) as decimal(18, 4)) as discount_amount,
         nullif(upper(trim(coupon_code)), '') as coupon_code,
         lower(trim(payment_method)) as payment_method,
+        coalesce(trim(receipt_type), 'sale') as receipt_type,
+        nullif(trim(original_receipt_id), '') as original_receipt_id,
+        nullif(upper(trim(country)), '') as country,
+        nullif(upper(trim(currency)), '') as currency,
         _loaded_at,
         _file,
         _row_number
@@ -48,6 +54,10 @@ final as (
         discount_amount,
         coupon_code,
         payment_method,
+        receipt_type,
+        original_receipt_id,
+        country,
+        currency,
         _loaded_at as loaded_at
     from ranked
     where load_rank = 1

@@ -3,6 +3,7 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='order_id',
+    on_schema_change='append_new_columns',
 ) }}
 
 with
@@ -20,12 +21,17 @@ renamed as (
         {{ pseudonymize(normalize_phone('phone')) }} as phone_hash,
         {{ clean_identifier('cookie_id') }} as cookie_id,
         {{ clean_identifier('device_id') }} as device_id,
-        cast(total_amount as decimal(18, 4)) as total_amount,
+        -- A credit note may come signed either way; its type gives the sign, staging keeps the size.
+        cast(abs(total_amount) as decimal(18, 4)) as total_amount,
         cast(coalesce(discount_amount, 0) as decimal(18, 4)) as discount_amount,
-        cast(coalesce(shipping_amount, 0) as decimal(18, 4)) as shipping_amount,
+        cast(abs(coalesce(shipping_amount, 0)) as decimal(18, 4)) as shipping_amount,
         nullif(upper(trim(coupon_code)), '') as coupon_code,
-        cast(item_count as integer) as item_count,
+        cast(abs(item_count) as integer) as item_count,
         coalesce(lower(trim(status)), 'placed') as status,
+        coalesce(trim(order_type), 'sale') as order_type,
+        nullif(trim(original_order_id), '') as original_order_id,
+        nullif(upper(trim(country)), '') as country,
+        nullif(upper(trim(currency)), '') as currency,
         _loaded_at,
         _file,
         _row_number
@@ -59,6 +65,10 @@ final as (
         coupon_code,
         item_count,
         status,
+        order_type,
+        original_order_id,
+        country,
+        currency,
         _loaded_at as loaded_at
     from ranked
     where load_rank = 1
