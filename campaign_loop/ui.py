@@ -33,9 +33,13 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from campaign_loop.config import Settings
 from campaign_loop.cycle_report import AIRFLOW_URL_ENV, MLFLOW_URL_ENV
+
+if TYPE_CHECKING:
+    from ml.tracking import ServerCredentials
 
 HOST = "127.0.0.1"
 DEFAULT_AIRFLOW_PORT = 8080
@@ -114,10 +118,18 @@ class Services:
     def airflow_password(self) -> str | None:
         return airflow_password(self.settings)
 
+    def mlflow_login(self) -> ServerCredentials:
+        from ml.tracking import server_credentials
+
+        return server_credentials(self.settings)
+
     def summary(self) -> str:
+        from ml.tracking import credentials_path
+
         return "\n".join([
             f"Airflow   {self.airflow_url}   user {AIRFLOW_USER}, password in {self.password_file}",
-            f"MLflow    {self.mlflow_url}",
+            f"MLflow    {self.mlflow_url}   user {self.mlflow_login().username}, password in "
+            f"{credentials_path(self.settings)}",
             f"dbt docs  {self.dbt_docs_url}",
             f"Reports   {self.reports_url}",
             f"Data Docs {self.data_docs_url}",
@@ -310,9 +322,10 @@ def airflow_ui_env(settings: Settings, airflow_port: int, mlflow_url: str | None
         PYTHONUNBUFFERED="1",
     )
     if mlflow_url:
-        from ml.tracking import server_env
+        from ml.tracking import client_auth_env, server_env
 
         env.update(server_env(mlflow_url))
+        env.update(client_auth_env(settings))  # the tasks train and register through the authenticated server
         env[MLFLOW_URL_ENV] = mlflow_url
     env[AIRFLOW_URL_ENV] = base
     if site:
@@ -396,7 +409,7 @@ def start_services(
     ``docs=False`` serves whatever dbt docs were generated before (faster restarts); ``airflow=False``
     skips the four Airflow processes.
     """
-    from ml.tracking import artifact_root, server_command, server_url, wait_until_ready
+    from ml.tracking import artifact_root, auth_server_env, server_command, server_url, wait_until_ready
 
     logs_dir = settings.root / "logs" / "ui"
     logs_dir.mkdir(parents=True, exist_ok=True)
@@ -418,7 +431,9 @@ def start_services(
         # ml.tracking.start_server's command, in a process group of its own: the server forks uvicorn and job
         # consumers, and stopping the group stops them all.
         artifact_root(settings).mkdir(parents=True, exist_ok=True)
-        processes["mlflow"] = _spawn("mlflow", server_command(settings, mlflow_port, host=HOST), None, logs_dir)
+        # With MLflow's basic-auth app: a model's alias (what the next plan is designed with) moves only with a login.
+        processes["mlflow"] = _spawn("mlflow", server_command(settings, mlflow_port, host=HOST, auth=True),
+                                     os.environ | auth_server_env(settings), logs_dir)
         site = stack.enter_context(serve_site(settings, site_port))
         services = Services(settings, f"http://{HOST}:{airflow_port}", mlflow_url, site, processes, logs_dir)
 
@@ -463,6 +478,8 @@ def run_ui(
             print(services.summary())
             if password:
                 print(f"Airflow login: {AIRFLOW_USER} / {password}")
+            mlflow_login = services.mlflow_login()
+            print(f"MLflow login: {mlflow_login.username} / {mlflow_login.password}")
             print("Ctrl-C stops everything.", flush=True)
             while not stopping.wait(1.0):
                 dead = [n for n, p in services.processes.items() if p.poll() is not None]

@@ -9,9 +9,14 @@ Nothing here runs at import: callers choose when to :func:`configure` the proces
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,8 +86,10 @@ def ensure_experiment(name: str, artifact_location: Path | str | None = None) ->
     return str(mlflow.create_experiment(name, artifact_location=location))
 
 
-def server_command(settings: Settings, port: int = 5000, *, host: str = "127.0.0.1", workers: int = 1) -> list[str]:
-    """The ``mlflow server`` command line (flags as in the MLflow 3.17 CLI)."""
+def server_command(settings: Settings, port: int = 5000, *, host: str = "127.0.0.1", workers: int = 1,
+                   auth: bool = False) -> list[str]:
+    """The ``mlflow server`` command line (flags as in the MLflow 3.17 CLI); ``auth``: MLflow's basic-auth app,
+    whose environment :func:`auth_server_env` gives."""
     return [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", tracking_uri(settings),
@@ -92,22 +99,101 @@ def server_command(settings: Settings, port: int = 5000, *, host: str = "127.0.0
         "--host", host,
         "--port", str(port),
         "--workers", str(workers),
+        *(["--app-name", "basic-auth"] if auth else []),
     ]
 
 
+# --- authentication (`campaign-loop ui`) ----------------------------------------------------------------
+# Without it anyone on the machine could move a model's `champion` alias, and the next plan would be designed
+# with that model. The server runs MLflow's basic-auth app: every request but /health needs a login, and the
+# only user is an admin whose password is generated once per home, like Airflow's.
+
+AUTH_USER = "admin"
+CREDENTIALS_FILE = "server_credentials.json"  # in mlflow_dir, mode 0600: the admin password and CSRF secret
+AUTH_CONFIG_FILE = "basic_auth.ini"
+AUTH_DB_NAME = "basic_auth.db"
+
+
+@dataclass(frozen=True)
+class ServerCredentials:
+    username: str
+    password: str
+    secret_key: str  # Flask's key for the auth app's CSRF tokens; constant per home so restarts keep sessions
+
+
+def credentials_path(settings: Settings) -> Path:
+    return settings.mlflow_dir / CREDENTIALS_FILE
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` readable by its owner only (never briefly world-readable), or fail if it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
+def server_credentials(settings: Settings) -> ServerCredentials:
+    """The home's MLflow admin login, generated on first use and kept in ``<mlflow_dir>/server_credentials.json``."""
+    path = credentials_path(settings)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process generated it first: read theirs
+            _write_private(path, json.dumps({"username": AUTH_USER, "password": secrets.token_urlsafe(24),
+                                             "secret_key": secrets.token_hex(32)}))
+    data = json.loads(path.read_text())
+    return ServerCredentials(data["username"], data["password"], data["secret_key"])
+
+
+def auth_config_path(settings: Settings) -> Path:
+    """The basic-auth app's config: its user database under the home, every user (only the admin) READ by default."""
+    path = settings.mlflow_dir / AUTH_CONFIG_FILE
+    text = "\n".join([
+        "[mlflow]",
+        "default_permission = READ",
+        f"database_uri = sqlite:///{(settings.mlflow_dir / AUTH_DB_NAME).resolve()}",
+        f"admin_username = {AUTH_USER}",
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+        "",
+    ])
+    if not path.exists() or path.read_text() != text:
+        path.unlink(missing_ok=True)
+        _write_private(path, text)
+    return path
+
+
+def auth_server_env(settings: Settings) -> dict[str, str]:
+    """What the basic-auth server reads at start: its config, the CSRF secret and the admin password (used only
+    to create the admin in an empty user database)."""
+    login = server_credentials(settings)
+    return {
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth_config_path(settings)),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": login.secret_key,
+        "MLFLOW_AUTH_ADMIN_USERNAME": login.username,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": login.password,
+    }
+
+
+def client_auth_env(settings: Settings) -> dict[str, str]:
+    """The login MLflow's client sends to an authenticated server (the tasks `campaign-loop ui`'s Airflow runs)."""
+    login = server_credentials(settings)
+    return {"MLFLOW_TRACKING_USERNAME": login.username, "MLFLOW_TRACKING_PASSWORD": login.password}
+
+
 def start_server(
-    settings: Settings, port: int = 5000, *, host: str = "127.0.0.1", workers: int = 1, log_path: Path | None = None
+    settings: Settings, port: int = 5000, *, host: str = "127.0.0.1", workers: int = 1, log_path: Path | None = None,
+    auth: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start one ``mlflow server`` on ``host:port`` over the local store; the caller owns (and stops) the process.
 
     Output goes to ``log_path`` (default ``<mlflow_dir>/server.log``) so a chatty server cannot fill a pipe
-    nobody reads and block.
+    nobody reads and block. ``auth``: every request but ``/health`` needs the home's login (:func:`server_credentials`).
     """
     artifact_root(settings).mkdir(parents=True, exist_ok=True)
     log_file = log_path or settings.mlflow_dir / "server.log"
     with open(log_file, "ab") as log:
         return subprocess.Popen(
-            server_command(settings, port, host=host, workers=workers),
+            server_command(settings, port, host=host, workers=workers, auth=auth),
+            env=os.environ | auth_server_env(settings) if auth else None,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -71,3 +71,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     settings = make_home(tmp_path_factory.mktemp("site-home"))
     with serve_site(settings, 0) as url:  # port 0: the kernel picks a free one
         yield Site(settings, url, int(url.rsplit(":", 1)[1]))
+
+
+def free_port() -> int:
+    """A loopback port free right now (the kernel's pick), for a server started in its own process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

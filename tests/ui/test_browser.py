@@ -147,21 +147,33 @@ def uplift_verdicts(client) -> str:
                      for v in versions) or "no uplift version registered (training skipped for too little data?)"
 
 
-def test_mlflow_registry_shows_the_uplift_champion(browser, services, artifacts) -> None:
+def mlflow_page(services, fragment: str) -> str:
+    """A URL of the MLflow UI carrying the home's login: the server runs MLflow's basic-auth app, and Chromium
+    keeps credentials given in a top-level URL for the page's own requests to that origin."""
+    login = services.mlflow_login()
+    host = services.mlflow_url.removeprefix("http://")
+    return f"http://{login.username}:{login.password}@{host}/{fragment}"
+
+
+def test_mlflow_registry_shows_the_uplift_champion(browser, services, artifacts, monkeypatch) -> None:
     from mlflow import MlflowClient
 
+    from ml.tracking import client_auth_env
+
+    for key, value in client_auth_env(services.settings).items():
+        monkeypatch.setenv(key, value)
     client = MlflowClient(tracking_uri=services.mlflow_url, registry_uri=services.mlflow_url)
     aliases = {m.name: m.aliases for m in client.search_registered_models()}
     assert "champion" in aliases.get("uplift", {}), (
         f"uplift has no champion; aliases {aliases}; gate: {uplift_verdicts(client)}")
     champion = aliases["uplift"]["champion"]
     assert client.get_model_version("uplift", champion).tags.get("gate.action") == "promoted", "promoted by the gate"
-    browser.get(f"{services.mlflow_url}/#/models")
+    browser.get(mlflow_page(services, "#/models"))
     wait_for(browser, lambda d: "uplift" in page_text(d) and "registered models" in page_text(d).lower(), 90,
              "the MLflow model registry listing uplift")
     time.sleep(1)
     shot(browser, artifacts, "mlflow-registry")
-    browser.get(f"{services.mlflow_url}/#/models/uplift")
+    browser.get(mlflow_page(services, "#/models/uplift"))
     wait_for(browser, lambda d: "uplift" in page_text(d) and "champion" in page_text(d), 90,
              "registered model uplift with its champion alias")
     time.sleep(1)
