@@ -84,8 +84,8 @@ def cosmos_run(settings: Settings, snapshot: Path) -> dict[str, float]:
     """The cycle-1 run of the DAG with everything but the dbt task group marked success."""
     import json
 
-    from campaign_loop.demo import DAG_ID, airflow_env
     from campaign_loop.pipeline import logical_date_of_cycle
+    from campaign_loop.runner import DAG_ID, airflow_env
 
     restore(settings, snapshot)
     env = airflow_env(settings.model_copy(update={"airflow_runner": "dags_test"}))

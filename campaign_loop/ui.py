@@ -302,8 +302,8 @@ def serve_site(settings: Settings, port: int, host: str = HOST) -> Iterator[str]
 
 def airflow_ui_env(settings: Settings, airflow_port: int, mlflow_url: str | None = None,
                    site: str | None = None) -> dict[str, str]:
-    """`demo.airflow_env` plus what the long-running components need to find each other on 127.0.0.1."""
-    from campaign_loop.demo import airflow_env
+    """`runner.airflow_env` plus what the long-running components need to find each other on 127.0.0.1."""
+    from campaign_loop.runner import airflow_env
 
     base = f"http://{HOST}:{airflow_port}"
     env = airflow_env(settings)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from campaign_loop.config import Settings
-from campaign_loop.demo import airflow_env
+from campaign_loop.runner import airflow_env
 
 
 @pytest.mark.parametrize("overrides", [

@@ -85,7 +85,7 @@ def _port_below_ephemeral_range() -> int:
 @pytest.fixture(scope="module")
 def ports() -> dict[str, int]:
     """Chosen before the world is built: its `report` tasks store links to the site on ``ports["site"]``."""
-    from campaign_loop.demo import free_port
+    from campaign_loop.runner import free_port
 
     home = _reused_home()
     if home is not None and (home / PORTS_FILE).exists():
