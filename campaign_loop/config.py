@@ -2,14 +2,16 @@
 
 Every key has a default that runs out of the box and can be overridden by an environment variable
 named ``CAMPAIGN_LOOP_<KEY>`` (for example ``CAMPAIGN_LOOP_CUSTOMERS=100000``); the home directory is
-``CAMPAIGN_LOOP_HOME``. The CLI flag for a key has the same name (``--customers``).
-Nothing here touches the file system: paths are derived, created by the code that writes them.
+``CAMPAIGN_LOOP_HOME``. The CLI flag for a key has the same name (``--customers``). A home may carry
+its own settings file, ``<home>/campaign-loop.env``, of the same variables (``load_settings`` reads it).
+Nothing here writes to the file system: paths are derived, created by the code that writes them.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 from datetime import date, timedelta
 from functools import cache, cached_property
 from pathlib import Path
@@ -41,7 +43,8 @@ class Settings(BaseSettings):
     # The simulated retailer (demo mode).
     customers: int = Field(20_000, ge=100, description="People in the simulated world.")
     seed: int = Field(42, description="Seed of the simulated world; the same seed gives the same files.")
-    start_date: date = Field(date(2026, 1, 5), description="First day of cycle 0 (a Monday).")
+    start_date: date = Field(date(2026, 1, 5), description="First day of cycle 0 (a Monday): the cycle calendar's anchor. On a retailer's data, the "
+                    "Monday on or before its first history day, so every history week is a point-in-time training date.")
     cycle_days: int = Field(7, ge=1, le=31, description="Length of one campaign cycle in days.")
     cycles: int = Field(6, ge=1, description="Cycles `make demo` runs.")
     history_weeks: int = Field(52, ge=0, le=260, description="Purchase history the simulated world starts with.")
@@ -255,9 +258,22 @@ def cycle_id(day: date) -> str:
     return day.isoformat()
 
 
+SETTINGS_FILE = "campaign-loop.env"
+
+
+def settings_file(home: Path | str) -> Path:
+    """The home's settings file (``campaign-loop init`` writes it): ``CAMPAIGN_LOOP_<KEY>=value`` lines."""
+    return Path(home).expanduser().resolve() / SETTINGS_FILE
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with explicit overrides (CLI flags, DAG params) on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from, lowest first: defaults, the home's settings file, the environment, then explicit
+    overrides (CLI flags, DAG params). A retailer's home thus carries its own calendar and knobs, so every
+    command and every Airflow task of it agrees without exporting variables by hand."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    home = given.get("home") or os.environ.get("CAMPAIGN_LOOP_HOME") or Settings.model_fields["home"].default
+    path = settings_file(str(home))
+    return Settings(_env_file=path if path.is_file() else None, **given)  # type: ignore[call-arg]
 
 
 @cache

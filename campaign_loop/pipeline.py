@@ -59,10 +59,10 @@ def simulate(settings: Settings, cycle: int) -> dict[str, Any]:
 
 
 def ingest(settings: Settings, cycle: int) -> dict[str, Any]:
-    """Load every landing file not loaded yet; report this cycle's batch."""
+    """Load every landing file not loaded yet, through this cycle's batch (later batches wait their turn)."""
     from ingest import ingest as load
 
-    report = load(settings)
+    report = load(settings, through=settings.cycle_key(cycle))
     return {"cycle": cycle, "cycle_id": settings.cycle_key(cycle), "report": report.to_rows()}
 
 

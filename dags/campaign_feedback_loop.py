@@ -37,6 +37,7 @@ the next campaign; the next run measures that campaign against its randomised ho
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from typing import Any
 
 import pendulum
@@ -45,11 +46,11 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from campaign_loop.airflow_links import with_report_link
-from campaign_loop.config import Settings, param_schema
+from campaign_loop.config import Settings, load_settings, param_schema
 from campaign_loop.dbt import MANIFEST_PATH, PROFILE_NAME, PROJECT_DIR, dbt_env, dbt_executable
 from campaign_loop.pipeline import RUN_PARAMS
 
-_defaults = Settings()
+_defaults = load_settings()  # environment and the home's settings file: no database, no network
 
 
 def _form_default(key: str) -> Any:
@@ -83,8 +84,13 @@ def _run() -> tuple[Settings, int]:
 @dag(
     dag_id="campaign_feedback_loop",
     doc_md=__doc__,
-    schedule="0 6 * * 1",
-    start_date=pendulum.datetime(2026, 1, 12, tz="UTC"),
+    # Weekly cycles run Mondays 06:00 UTC; other lengths every cycle_days from the first run.
+    schedule="0 6 * * 1" if _defaults.cycle_days == 7 else pendulum.duration(days=_defaults.cycle_days),
+    # The first run is the one after cycle 0 ends (a run works on the cycle that ended at its logical date),
+    # so the retailer's own calendar (start_date) decides which dates Airflow will run; none is hard-coded.
+    start_date=pendulum.instance(
+        datetime.combine(_defaults.cycle_start(1), time(6), tzinfo=UTC)
+    ),
     catchup=False,
     max_active_runs=1,
     tags=["campaign-loop", "marketing"],

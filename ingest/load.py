@@ -16,7 +16,7 @@ import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import duckdb
 
@@ -50,15 +50,18 @@ class _Plan:
     delimiter: str | None = None  # CSV only: read from the header line, None leaves it to DuckDB's sniffer
 
 
-def ingest(settings: Settings, sources: Sequence[str] | None = None) -> IngestReport:
+def ingest(settings: Settings, sources: Sequence[str] | None = None, through: str | None = None) -> IngestReport:
     """Load every landing file not loaded yet (of ``sources``, default all) into the warehouse's raw layer.
+
+    With ``through`` (a cycle_id), a batch named by a later cycle's date waits for its own cycle: a backfill
+    over weekly history batches that all landed up front must not let a past cycle see its future.
 
     Raises ``LandingError`` before loading anything when the landing directory breaks the contract in a
     way that needs a person: missing folder, unknown source folder, unknown file format, missing column.
     """
     contract = load_contract()
     selected = check_sources(contract, sources)
-    files = discover(settings.landing_dir, contract, selected)
+    files = [f for f in discover(settings.landing_dir, contract, selected) if not _later_batch(f.batch, through)]
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
 
@@ -94,6 +97,16 @@ def ingest(settings: Settings, sources: Sequence[str] | None = None) -> IngestRe
     for flagged in report.flagged:
         log.warning("%s: %.1f%% of rows quarantined", flagged.file, 100 * flagged.quarantine_share)
     return report
+
+
+def _later_batch(batch: str, through: str | None) -> bool:
+    """Whether ``batch`` names a cycle after ``through``; a batch not named by a date is never held back."""
+    if through is None:
+        return False
+    try:
+        return date.fromisoformat(batch) > date.fromisoformat(through)
+    except ValueError:
+        return False
 
 
 def _scan(file: LandingFile, delimiter: str | None) -> str:
