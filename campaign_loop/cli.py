@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign_loop.config import Settings, load_settings
+from campaign_loop.report import format_table
 
 
 def _parser_type(annotation: Any) -> Callable[[str], Any] | None:
@@ -79,7 +80,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from campaign_loop.report import format_table
     from ingest import ingest
 
     report = ingest(_settings(args), sources=args.source or None)
@@ -91,6 +91,104 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from campaign_loop.demo import run_demo
 
     return run_demo(_settings(args), fresh=args.fresh)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from campaign_loop.own_data import init_home
+
+    for path in init_home(args.home):
+        print(f"wrote {path}")
+    print(f"next: put your exports under {Settings(home=args.home).landing_dir}, or split a history export with "
+          "`campaign-loop import-history`; see docs/own-data.md")
+    return 0
+
+
+def _explicit_start_date(args: argparse.Namespace, settings: Settings) -> bool:
+    """Whether the calendar was fixed by the user (flag, environment or the home's settings file)."""
+    import os
+    import re
+
+    from campaign_loop.config import settings_file
+
+    path = settings_file(settings.root)
+    in_file = path.is_file() and re.search(r"^CAMPAIGN_LOOP_START_DATE=", path.read_text(), flags=re.M)
+    return args.start_date is not None or "CAMPAIGN_LOOP_START_DATE" in os.environ or bool(in_file)
+
+
+def _cmd_import_history(args: argparse.Namespace) -> int:
+    from campaign_loop.own_data import OwnDataError, import_history
+
+    files: dict[str, Path] = {}
+    for pair in args.files:
+        source, sep, path = pair.partition("=")
+        if not sep or not source or not path:
+            raise OwnDataError(f"expected <source>=<file>, got {pair!r} (e.g. orders=export/orders.csv)")
+        files[source.strip()] = Path(path)
+    settings = _settings(args)
+    result = import_history(settings, files, explicit_start=_explicit_start_date(args, settings))
+    if result.start_date_written:
+        print(f"start_date {result.start_date} (the Monday on or before your first history day) written to "
+              "the home's settings file")
+    rows = [{"source": i.source, "rows": i.rows, "batches": i.batches, "first_batch": i.first_batch,
+             "last_batch": i.last_batch, "before_start_date": i.before_start_rows, "undated": i.undated_rows}
+            for i in result.sources]
+    print(format_table(rows))
+    if any(i.undated_rows for i in result.sources):
+        print("undated rows land in the first batch; ingest quarantines each with its reason")
+    return 0
+
+
+def _cycles_settings(args: argparse.Namespace) -> Settings:
+    from campaign_loop.own_data import OwnDataError
+
+    settings = _settings(args)
+    if settings.demo:
+        raise OwnDataError(
+            "this command runs cycles on a retailer's own data, and demo is on: set CAMPAIGN_LOOP_DEMO=false in "
+            f"{settings.root}/campaign-loop.env (`campaign-loop init` writes it) or pass --demo false; "
+            "the simulated retailer runs with `campaign-loop demo`")
+    return settings
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from campaign_loop.own_data import cycles_to_run
+
+    settings = _cycles_settings(args)
+    return _run_cycles(settings, cycles_to_run(settings, None, args.cycle_id))
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    from campaign_loop.own_data import cycles_to_run
+
+    settings = _cycles_settings(args)
+    return _run_cycles(settings, cycles_to_run(settings, getattr(args, "from"), args.to))
+
+
+def _run_cycles(settings: Settings, cycles: Sequence[int]) -> int:
+    from campaign_loop.own_data import sources_missing
+    from campaign_loop.pipeline import batch_counts
+    from campaign_loop.runner import CycleFailed, CycleRun, run_cycles
+
+    log = settings.root / "logs" / "cycles.log"
+    missing = sources_missing(settings, cycles)
+    print(f"Campaign Loop: {len(cycles)} cycle(s) {settings.cycle_key(cycles[0])} .. {settings.cycle_key(cycles[-1])} "
+          f"through Airflow, home {settings.root}; Airflow's output: {log}")
+
+    def show(run: CycleRun) -> None:
+        print(f"\nCycle {run.cycle_id} (run at {run.logical_date}, {run.seconds:.0f} s)")
+        print(format_table(batch_counts(settings, run.cycle)))
+        if gaps := missing[run.cycle_id]:
+            print(f"landed last cycle but not this one: {', '.join(sorted(gaps))}")
+        nxt = settings.cycle_key(run.cycle + 1)
+        print(f"next campaign: {settings.plan_path(nxt)} (summary: {settings.plan_path(nxt).with_suffix('.summary.md')})")
+        print(f"cycle report: {settings.reports_dir / run.cycle_id / 'index.html'}")
+
+    try:
+        run_cycles(settings, cycles, log, after=show)
+    except CycleFailed as failure:
+        print(f"campaign-loop: {failure}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
@@ -125,6 +223,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fresh", action="store_true", help="Start from an empty home directory.")
     demo.set_defaults(func=_cmd_demo)
 
+    init = commands.add_parser("init", help="Write a starter home for a retailer's own data: settings file, "
+                                            "landing folders and a README of what to put where.")
+    init.add_argument("--home", type=Path, required=True, help="The home directory to create.")
+    init.set_defaults(func=_cmd_init)
+
+    history = commands.add_parser(
+        "import-history", help="Land long exports as one batch per cycle (dated by each row's own time).")
+    history.add_argument("files", nargs="+", metavar="SOURCE=FILE",
+                         help="An export per source, e.g. orders=orders.csv order_lines=lines.csv.")
+    history.set_defaults(func=_cmd_import_history)
+
+    run = commands.add_parser("run", help="Run one cycle on the retailer's landed data through Airflow "
+                                          "(default: the one after the last published cycle).")
+    run.add_argument("--cycle_id", "--cycle-id", type=date.fromisoformat, default=None,
+                     help="The cycle to run: the ISO date it starts (default: the cycle after the last published "
+                          "one; on a new warehouse, the newest landed batch).")
+    run.set_defaults(func=_cmd_run)
+
+    backfill = commands.add_parser("backfill", help="Run the cycles from --from to --to in order through Airflow.")
+    backfill.add_argument("--from", type=date.fromisoformat, required=True, help="First cycle_id to run.")
+    backfill.add_argument("--to", type=date.fromisoformat, default=None,
+                          help="Last cycle_id to run (default: the newest landed batch).")
+    backfill.set_defaults(func=_cmd_backfill)
+
     from campaign_loop import ui as surfaces  # stdlib only: cheap at parse time
 
     ui = commands.add_parser("ui", help="Serve Airflow, MLflow, dbt docs and the reports on 127.0.0.1 until Ctrl-C.")
@@ -148,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop_value.add_argument("--out", type=Path, default=None, help="Worlds folder (default: <home>/bench/loop_value).")
     loop_value.set_defaults(func=_cmd_bench_loop_value)
 
-    for sub in (simulate, ingest, demo, ui, loop_value):
+    for sub in (simulate, ingest, demo, history, run, backfill, ui, loop_value):
         _add_settings_flags(sub)
     loop_value.set_defaults(customers=100_000)  # the benchmark's default world
     return parser
@@ -158,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pydantic import ValidationError
 
     from campaign_loop.dbt_duckdb_plugin import MissingPiiKeyError
+    from campaign_loop.own_data import OwnDataError
     from ingest import LandingError
 
     args = build_parser().parse_args(argv)
@@ -166,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MissingPiiKeyError as error:
         print(f"campaign-loop: {error}", file=sys.stderr)
         return 2
-    except LandingError as error:
+    except (LandingError, OwnDataError) as error:
         print(f"campaign-loop: {error}", file=sys.stderr)
         return 2
     except ValidationError as error:
