@@ -30,7 +30,7 @@ class Export:
     consents: pd.DataFrame
 
 
-def build(seed: int = 2011, members: int = 360) -> Export:
+def build(seed: int = 2011, members: int = 360, first_day: date = FIRST_DAY, last_day: date = LAST_DAY) -> Export:
     rng = random.Random(seed)
     products = []
     for i in range(40):
@@ -48,7 +48,7 @@ def build(seed: int = 2011, members: int = 360) -> Export:
     for m in range(members):
         country, currency = _country(rng)
         member = f"{12346 + m}"
-        signup = FIRST_DAY - timedelta(days=rng.randint(0, 700))
+        signup = first_day - timedelta(days=rng.randint(0, 700))
         customers.append({
             "member_id": member, "email": f"buyer{m}@example.org", "full_name": f"Buyer {m}",
             "country": country.lower() if m % 7 == 0 else country,  # the CRM is not consistent about case
@@ -62,9 +62,9 @@ def build(seed: int = 2011, members: int = 360) -> Export:
             })
     rates = {c["member_id"]: rng.choice([0.02, 0.05, 0.1, 0.2]) for c in customers}
     orders, lines = [], []
-    day = FIRST_DAY
+    day = first_day
     number = 536365
-    while day <= LAST_DAY:
+    while day <= last_day:
         if not (CLOSED[0] <= day < CLOSED[1]) and day.weekday() != 5:  # closed on Saturdays, like the shop
             buyers = [c for c in customers if rng.random() < rates[c["member_id"]]]
             guests = rng.randint(0, 4)
@@ -98,8 +98,8 @@ def build(seed: int = 2011, members: int = 360) -> Export:
                     lines += [{"order_id": f"C{number}", "line_number": 1, "product_id": back[0][0],
                                "quantity": -back[0][1], "unit_price": f"{back[0][2]:.2f}", "order_type": kind}]
         day += timedelta(days=1)
-    # The export was taken on LAST_DAY: credit notes dated later are not in it yet.
-    orders = [o for o in orders if o["ordered_at"][:10] <= LAST_DAY.isoformat()]
+    # The export was taken on its last day: credit notes dated later are not in it yet.
+    orders = [o for o in orders if o["ordered_at"][:10] <= last_day.isoformat()]
     kept = {o["order_id"] for o in orders}
     lines = [line for line in lines if line["order_id"] in kept]
     return Export(pd.DataFrame(orders), pd.DataFrame(lines), pd.DataFrame(customers), pd.DataFrame(products),
@@ -118,6 +118,12 @@ def _country(rng: random.Random) -> tuple[str, str]:
 def _lines(rng: random.Random, products: list[dict[str, str]], order: str) -> list[tuple[str, int, float]]:
     chosen = rng.sample(products, rng.randint(1, 4))
     return [(p["product_id"], rng.choice([1, 2, 3, 6, 12]), float(p["price"])) for p in chosen]
+
+
+def bare_log(export: Export) -> pd.DataFrame:
+    """The least a till system exports: the members' purchases as member, time and amount."""
+    sales = export.orders[export.orders["member_id"].ne("") & export.orders["order_type"].eq("sale")]
+    return sales[["member_id", "ordered_at", "total_amount"]].reset_index(drop=True)
 
 
 def write(frame: pd.DataFrame, path: Path) -> Path:
