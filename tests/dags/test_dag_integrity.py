@@ -128,3 +128,16 @@ def test_cycle_report_link_reads_the_url_the_report_task_returned(monkeypatch) -
     assert asked == ["return_value"]
     returned = None
     assert CycleReportLink().get_link(None, ti_key=object()) == ""  # type: ignore[arg-type]
+
+
+def test_the_calendar_comes_from_the_homes_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retailer's start_date (in its home's settings file) decides the DAG's first run: none is hard-coded."""
+    from datetime import UTC, datetime
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    (tmp_path / "campaign-loop.env").write_text("CAMPAIGN_LOOP_START_DATE=2010-08-30\n")
+    monkeypatch.setenv("CAMPAIGN_LOOP_HOME", str(tmp_path))
+    monkeypatch.delenv("CAMPAIGN_LOOP_START_DATE", raising=False)
+    dag = DagBag(dag_folder=str(DAGS)).dags["campaign_feedback_loop"]
+    assert dag.start_date == datetime(2010, 9, 6, 6, tzinfo=UTC)  # cycle 1's start: the run after cycle 0
