@@ -3,6 +3,7 @@ development key and says so, in its output and on every cycle report."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -71,6 +72,25 @@ def test_the_cli_refuses_a_retailers_run_without_a_key(no_key: pytest.MonkeyPatc
     no_key.setenv(PII_KEY_ENV, "retailer-secret")
     main(["ingest", "--home", str(tmp_path), "--demo", "false"])
     assert PII_KEY_ENV not in capsys.readouterr().err
+
+
+def test_the_demo_says_loudly_that_it_uses_the_development_key(no_key: pytest.MonkeyPatch, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from campaign_loop import demo
+
+    @contextlib.contextmanager
+    def no_airflow(*args: object, **kwargs: object):
+        raise demo.CycleFailed("stopped by the test before Airflow starts")
+        yield
+
+    no_key.setattr(demo, "airflow_session", no_airflow)
+    assert demo.run_demo(Settings(home=tmp_path, cycles=1)) == 1
+    out = capsys.readouterr().out
+    assert f"WARNING: {PII_KEY_ENV} is not set" in out and "!!!!!!!!" in out
+
+    no_key.setenv(PII_KEY_ENV, "demo-secret")
+    demo.run_demo(Settings(home=tmp_path, cycles=1))
+    assert PII_KEY_ENV not in capsys.readouterr().out
 
 
 def test_the_cycle_report_warns_while_the_development_key_is_in_use(no_key: pytest.MonkeyPatch, tmp_path: Path) -> None:
