@@ -68,7 +68,8 @@ def _settings_template(root: Path) -> str:
 # Every Settings key may be set here as CAMPAIGN_LOOP_<KEY>=value (`campaign-loop run --help` lists them);
 # the environment and command-line flags override this file. See docs/own-data.md.
 
-# A retailer's own data, not the simulator.
+# A retailer's own data, not the simulator. The PII key is a secret, not a setting: export
+# CAMPAIGN_LOOP_PII_KEY in the environment of every command and of Airflow; runs refuse to start without it.
 CAMPAIGN_LOOP_DEMO=false
 
 # The cycle calendar: cycle 0 starts on this Monday. `campaign-loop import-history` sets it to the Monday on
