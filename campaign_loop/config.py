@@ -64,6 +64,26 @@ class Settings(BaseSettings):
     quarantine_rate_max: float = Field(
         0.05, ge=0.0, le=1.0, description="A file quarantining a larger share of its rows is reported as failing."
     )
+    # Size limits: an export is untrusted input, so what one file may cost in memory and time is bounded.
+    header_bytes_max: int = Field(
+        65_536, ge=1_024,
+        description="Longest header line a CSV file may have (bytes, after decompression); a longer one "
+                    "quarantines the file whole.",
+    )
+    field_bytes_max: int = Field(
+        1_048_576, ge=1_024,
+        description="Longest value a field may hold (bytes); a row with a longer one is quarantined alone "
+                    "(reason field_too_long), the rest of its file loads.",
+    )
+    file_bytes_max: int = Field(
+        2_147_483_648, ge=1_024,
+        description="Largest file (bytes; a .csv.gz counted decompressed, stopping at the limit); a larger one "
+                    "quarantines the file whole.",
+    )
+    file_rows_max: int = Field(
+        10_000_000, ge=1,
+        description="Most rows a file may have; a file with more is quarantined whole (split the export).",
+    )
     default_margin_rate: float = Field(
         0.3, ge=0.0, lt=1.0,
         description="Margin assumed, as a share of a line's net amount, for products the catalogue gives no "

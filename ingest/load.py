@@ -14,6 +14,7 @@ import csv
 import gzip
 import logging
 import shutil
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -23,6 +24,7 @@ import duckdb
 from campaign_loop.config import Settings
 from ingest.contract import Source, load_contract
 from ingest.landing import LandingFile, check_sources, discover, missing_columns_error, same_slot_error, slot
+from ingest.lock import connect_writer, writer_lock
 from ingest.report import FileResult, IngestReport
 from ingest.validate import problems, raw_name, typed, typed_name
 from ingest.warehouse import METADATA_COLUMNS, ensure_schema, literal, quote, raw_table
@@ -34,6 +36,19 @@ _REJECTS, _REJECT_SCANS = "_ingest_rejects", "_ingest_reject_scans"
 _FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 # The delimiters the landing contract allows; the first wins a tie.
 _DELIMITERS = (",", "|", ";", "\t")
+# DuckDB's reader rejects a longer line alone (or fails the whole file when the line is in its sniffer's
+# sample): never lower than its own default.
+_DUCKDB_LINE_MAX = 2_097_152
+_PREFIX = 100  # characters of an over-long value kept in the quarantine, enough to recognise it
+
+
+@dataclass(frozen=True)
+class _Header:
+    """A CSV header read by us, within ``header_bytes_max``: DuckDB then reads the file with exactly this
+    dialect and these names, and never sniffs (its sniffer fails a whole file on one over-long line)."""
+
+    delimiter: str
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,8 @@ class _Plan:
     file_columns: tuple[str, ...]  # every column as named in the file, for the quarantine's record
     unknown: tuple[str, ...]
     error: str | None = None  # set when the file cannot be parsed at all: quarantined whole
-    delimiter: str | None = None  # CSV only: read from the header line, None leaves it to DuckDB's sniffer
+    header: _Header | None = None  # CSV only: read from the header line, None leaves it to DuckDB's sniffer
+    line_max: int = _DUCKDB_LINE_MAX  # CSV only: DuckDB's max_line_size for this file
 
 
 def ingest(settings: Settings, sources: Sequence[str] | None = None, through: str | None = None) -> IngestReport:
@@ -65,7 +81,7 @@ def ingest(settings: Settings, sources: Sequence[str] | None = None, through: st
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
 
-    with duckdb.connect(str(settings.warehouse_path)) as con:
+    with writer_lock(settings.warehouse_path, "ingest"), connect_writer(settings.warehouse_path) as con:
         # Casting aware timestamps to text and back must never depend on the machine's zone.
         con.execute("SET TimeZone = 'UTC'")
         ensure_schema(con, contract)
@@ -86,7 +102,7 @@ def ingest(settings: Settings, sources: Sequence[str] | None = None, through: st
                 raise same_slot_error(new[place], file)
             new[place] = file
             # Probing every new file before loading any is what lets a missing column stop the run clean.
-            plans.append(_probe(con, file, contract.source(file.source), file_hash))
+            plans.append(_probe(con, file, contract.source(file.source), file_hash, settings))
 
         for plan in plans:
             results[plan.file.relpath] = _load(con, plan, settings, loaded_at)
@@ -109,51 +125,110 @@ def _later_batch(batch: str, through: str | None) -> bool:
         return False
 
 
-def _scan(file: LandingFile, delimiter: str | None) -> str:
+def _scan(file: LandingFile, header: _Header | None, line_max: int) -> str:
     path = literal(str(file.path))
     if file.format == "parquet":
         return f"read_parquet({path}, file_row_number = true)"
     # The sniffer guesses the dialect from sampled rows, and odd rows (quoted commas, doubled quotes) can make
     # it take a header of contract names for data; the header line itself says which delimiter is meant.
-    dialect = f"delim = {literal(delimiter)}, quote = '\"', escape = '\"', " if delimiter else ""
+    dialect = ""
+    if header is not None:
+        columns = "{" + ", ".join(f"{literal(name)}: 'VARCHAR'" for name in header.names) + "}"
+        dialect = (f"delim = {literal(header.delimiter)}, quote = '\"', escape = '\"', columns = {columns}, "
+                   "auto_detect = false, ")
     # all_varchar: typing is the contract's job (in SQL), the reader must never guess or reject on type.
     return (
-        f"read_csv({path}, {dialect}all_varchar = true, header = true, store_rejects = true, "
-        f"rejects_table = {literal(_REJECTS)}, rejects_scan = {literal(_REJECT_SCANS)})"
+        f"read_csv({path}, {dialect}all_varchar = true, header = true, max_line_size = {line_max}, "
+        f"store_rejects = true, rejects_table = {literal(_REJECTS)}, rejects_scan = {literal(_REJECT_SCANS)})"
     )
 
 
-def _header_delimiter(file: LandingFile, source: Source) -> str | None:
-    """The allowed delimiter that splits the header line into the most contract column names, if any does."""
+def _first_line_within(file: LandingFile, limit: int) -> bytes | None:
+    """The file's first line (decompressed), reading at most ``limit`` + 1 bytes; None when it is longer.
+
+    Raises OSError, EOFError or zlib.error when the file (or its compression) is unreadable.
+    """
     opener = gzip.open if file.path.name.lower().endswith(".gz") else open
+    with opener(file.path, "rb") as handle:
+        head = handle.read(limit + 1)
+    end = head.find(b"\n")
+    if end < 0:
+        return head if len(head) <= limit else None
+    return head[:end]
+
+
+def _header(line: bytes, source: Source) -> _Header | None:
+    """The allowed delimiter that splits the header line into the most contract column names, if any does,
+    and the line's column names as DuckDB would name them."""
     try:
-        with opener(file.path, "rt", encoding="utf-8-sig", newline="") as handle:
-            header = handle.readline()
-    except (OSError, UnicodeDecodeError, EOFError):
-        return None  # unreadable here: DuckDB's reader will give the error that quarantines the file
+        text = line.decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError:
+        return None  # DuckDB's reader will give the error that quarantines the file
+
+    def fields(delimiter: str) -> list[str]:
+        return next(csv.reader([text], delimiter=delimiter), [])
 
     def known(delimiter: str) -> int:
-        fields = next(csv.reader([header], delimiter=delimiter), [])
-        return sum(field.strip().lower() in source.columns for field in fields)
+        return sum(field.strip().lower() in source.columns for field in fields(delimiter))
 
     best = max(_DELIMITERS, key=known)
-    return best if known(best) else None
+    if not known(best):
+        return None
+    names: list[str] = []
+    for index, field in enumerate(fields(best)):
+        # DuckDB's own naming: trimmed, a blank one column<i>, a repeated one suffixed _1 until unique.
+        name = field.strip() or f"column{index}"
+        while name in names:
+            name += "_1"
+        names.append(name)
+    return _Header(best, tuple(names))
+
+
+def _decompressed_over(file: LandingFile, limit: int) -> bool:
+    """Whether the .gz file expands to more than ``limit`` bytes: streamed and counted, never held whole.
+
+    Raises OSError, EOFError or zlib.error when the compression is broken.
+    """
+    total = 0
+    with gzip.open(file.path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            total += len(chunk)
+            if total > limit:
+                return True
+    return False
 
 
 def _first_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def _probe(con: duckdb.DuckDBPyConnection, file: LandingFile, source: Source, file_hash: str) -> _Plan:
+def _probe(
+    con: duckdb.DuckDBPyConnection, file: LandingFile, source: Source, file_hash: str, settings: Settings
+) -> _Plan:
     def unreadable(error: str) -> _Plan:
         return _Plan(file, source, file_hash, {}, (), (), error)
 
     if file.format == "csv" and _blank(file):
         # DuckDB reads an empty file as one column "column0" and no rows; for us it has no header at all.
         return unreadable("empty file: no header row")
-    delimiter = _header_delimiter(file, source) if file.format == "csv" else None
+    header, line_max = None, _DUCKDB_LINE_MAX
+    if file.format == "csv":
+        try:
+            line = _first_line_within(file, settings.header_bytes_max)
+        except (OSError, EOFError, zlib.error) as error:
+            return unreadable(f"{file.relpath}: cannot be read: {_first_line(error)}")
+        if line is None:
+            return unreadable(f"{file.relpath}: header line longer than header_bytes_max = "
+                              f"{settings.header_bytes_max:,} bytes")
+        header = _header(line, source)
+        # Room for every field at field_bytes_max even fully quoted: a longer line surely holds an over-long
+        # field, and DuckDB rejects that line alone (field_too_long); bounded, so one line never costs more.
+        columns = len(header.names) if header else 1
+        line_max = max(_DUCKDB_LINE_MAX, columns * (2 * settings.field_bytes_max + 3) + 2)
+    if too_big := _over_size(file, settings.file_bytes_max):
+        return unreadable(too_big)
     try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {_scan(file, delimiter)}").fetchall()
+        described = con.execute(f"DESCRIBE SELECT * FROM {_scan(file, header, line_max)}").fetchall()
     except duckdb.Error as error:
         return unreadable(_first_line(error))
 
@@ -176,7 +251,20 @@ def _probe(con: duckdb.DuckDBPyConnection, file: LandingFile, source: Source, fi
     for group in source.required_one_of:
         if not any(c in columns for c in group):
             raise missing_columns_error(file, group, "none of the identifier columns")
-    return _Plan(file, source, file_hash, columns, tuple(n for n, _ in names), tuple(unknown), delimiter=delimiter)
+    return _Plan(file, source, file_hash, columns, tuple(n for n, _ in names), tuple(unknown), header=header,
+                 line_max=line_max)
+
+
+def _over_size(file: LandingFile, limit: int) -> str | None:
+    """Why the file is over ``file_bytes_max`` (a .csv.gz decompressed), or None."""
+    size = f"larger than file_bytes_max = {limit:,} bytes"
+    if file.path.name.lower().endswith(".gz"):
+        try:
+            over = _decompressed_over(file, limit)
+        except (OSError, EOFError, zlib.error) as error:
+            return f"{file.relpath}: not a readable gzip file: {_first_line(error)}"
+        return f"{file.relpath}: decompressed {size}; split the export" if over else None
+    return f"{file.relpath}: {size}; split the export" if file.path.stat().st_size > limit else None
 
 
 def _blank(file: LandingFile) -> bool:
@@ -193,15 +281,17 @@ def _as_text(name: str, kind: str) -> str:
     return f"CAST({column} AS VARCHAR)"
 
 
-def _stage(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
+def _stage(con: duckdb.DuckDBPyConnection, plan: _Plan, rows_max: int) -> None:
     """Read the file: view ``_ingest_rows`` (text values + _row_number) and table ``_ingest_bad`` (rejects).
 
+    Reads at most ``rows_max`` + 1 good rows, so a file over the limit costs no more than one at it.
     Raises duckdb.Error when the file cannot be read; the caller quarantines it whole.
     """
     file = plan.file
+    read = f"SELECT * FROM {_scan(file, plan.header, plan.line_max)} LIMIT {rows_max + 1}"
     text = ", ".join(f"{_as_text(n, k)} AS {quote(n)}" for n, k in _file_types(plan).items())
     if file.format == "parquet":
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_read AS SELECT * FROM {_scan(file, plan.delimiter)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_read AS {read}")
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW _ingest_rows AS "
             f"SELECT {text}, file_row_number + 1 AS _row_number FROM _ingest_read"
@@ -214,7 +304,7 @@ def _stage(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
 
     # DuckDB only records scans that had rejects, so stale tables would be mistaken for this file's.
     con.execute(f"DROP TABLE IF EXISTS {_REJECTS}; DROP TABLE IF EXISTS {_REJECT_SCANS}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_read AS SELECT * FROM {_scan(file, plan.delimiter)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_read AS {read}")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _ingest_bad AS
@@ -253,7 +343,7 @@ def _file_types(plan: _Plan) -> dict[str, str]:
     return {name: kinds.get(name, "VARCHAR") for name in plan.file_columns}
 
 
-def _check(con: duckdb.DuckDBPyConnection, plan: _Plan, local_timezone: str) -> None:
+def _check(con: duckdb.DuckDBPyConnection, plan: _Plan, settings: Settings) -> None:
     """Type and validate every row in one statement into ``_ingest_checked`` (typed values + problems)."""
     source = plan.source
     raw = {name: raw_name(name) for name in source.columns}
@@ -262,22 +352,37 @@ def _check(con: duckdb.DuckDBPyConnection, plan: _Plan, local_timezone: str) -> 
     for name in source.columns:
         value = f"NULLIF(trim({quote(plan.columns[name][0])}), '')" if name in plan.columns else "CAST(NULL AS VARCHAR)"
         cleaned.append(f"{value} AS {raw[name]}")
-    zone = source.zone(local_timezone)
+    zone = source.zone(settings.timezone)
     typed_columns = [f"{typed(col, raw[name], zone)} AS {typ[name]}" for name, col in source.columns.items()]
     # The raw row as the file had it, kept only for the rows that go to the quarantine.
-    record = "CAST(to_json({" + ", ".join(f"{literal(n)}: {quote(n)}" for n in plan.file_columns) + "}) AS VARCHAR)"
+    limit = settings.field_bytes_max
+    record = "CAST(to_json({" + ", ".join(f"{literal(n)}: {_bounded(quote(n), limit)}" for n in plan.file_columns) + "}) AS VARCHAR)"
+    # Any column of the file counts, ignored ones too: an over-long value is as likely a quote the export
+    # never closed, swallowing the rows after it, as a real value.
+    too_long = ", ".join(
+        f"CASE WHEN strlen({quote(n)}) > {limit} THEN {{'field': {literal(n)}, 'reason': 'field_too_long', "
+        f"'value': {_bounded(quote(n), limit)}}} END"
+        for n in plan.file_columns
+    )
+    checks = f"list_concat(list_filter([{too_long}], lambda p: p IS NOT NULL), {problems(source, raw, typ)})"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _ingest_checked AS
         WITH cleaned AS (SELECT *, {', '.join(cleaned)} FROM _ingest_rows),
              parsed AS (SELECT *, {', '.join(typed_columns)} FROM cleaned),
              keyed AS ({_derive_key(source, raw, typ)}),
-             checked AS (SELECT *, {problems(source, raw, typ)} AS _problems FROM keyed)
+             checked AS (SELECT *, {checks} AS _problems FROM keyed)
         SELECT _row_number, {', '.join(typ.values())}, _problems,
                CASE WHEN len(_problems) > 0 THEN {record} END AS _record
         FROM checked
         """
     )
+
+
+def _bounded(column: str, limit: int) -> str:
+    """SQL: the value, or when over ``limit`` bytes its start and its size: the quarantine stays small."""
+    return (f"CASE WHEN strlen({column}) > {limit} THEN left({column}, {_PREFIX}) || '... (' || strlen({column}) "
+            f"|| ' bytes > field_bytes_max {limit})' ELSE {column} END")
 
 
 def _derive_key(source: Source, raw: dict[str, str], typ: dict[str, str]) -> str:
@@ -326,7 +431,11 @@ def _insert_quarantine(con: duckdb.DuckDBPyConnection, plan: _Plan, loaded_at: d
                c._record, array_to_string(list_transform(c._problems, lambda p: p.field || ': ' || p.reason), '; '), ?
         FROM _ingest_checked c WHERE len(c._problems) > 0
         UNION ALL
-        SELECT ?, ?, ?, ?, row_number, field, 'malformed_row', error_type, csv_line, message, ? FROM _ingest_bad
+        SELECT ?, ?, ?, ?, row_number, field,
+               -- the reader's line limit admits every row whose fields are within field_bytes_max
+               CASE WHEN error_type = 'LINE SIZE OVER MAXIMUM' THEN 'field_too_long' ELSE 'malformed_row' END,
+               error_type, csv_line, message, ?
+        FROM _ingest_bad
         """,
         [*meta, loaded_at, *meta, loaded_at],
     ).fetchone()
@@ -351,15 +460,19 @@ def _load(con: duckdb.DuckDBPyConnection, plan: _Plan, settings: Settings, loade
     error = plan.error
     if error is None:
         try:
-            _stage(con, plan)
+            _stage(con, plan, settings.file_rows_max)
         except duckdb.Error as exc:
             # Only reading may fail because of the file; a failure later is a bug and must surface.
             error = _first_line(exc)
+    if error is None:
+        read = con.execute("SELECT (SELECT count(*) FROM _ingest_read) + (SELECT count(*) FROM _ingest_bad)").fetchone()
+        if read and read[0] > settings.file_rows_max:
+            error = f"{file.relpath}: more than file_rows_max = {settings.file_rows_max:,} rows; split the export"
     if error is not None:
         _drop_staging(con)
         return _quarantine_file(con, plan, error, settings, loaded_at)
 
-    _check(con, plan, settings.timezone)
+    _check(con, plan, settings)
     counts = con.execute("SELECT (SELECT count(*) FROM _ingest_rows) + (SELECT count(*) FROM _ingest_bad)").fetchone()
     rows_in_file = int(counts[0]) if counts else 0
     con.begin()

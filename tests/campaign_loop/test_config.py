@@ -29,6 +29,8 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
         "cycle_days": ("14", 14), "cycles": ("3", 3), "history_weeks": ("10", 10), "dirt": ("0.5", 0.5),
         "bau_contact_share": ("0.2", 0.2), "newsletter_history": ("3", 3), "file_format": ("parquet", "parquet"),
         "quarantine_rate_max": ("0.1", 0.1), "budget": ("500", 500.0),
+        "header_bytes_max": ("2048", 2048), "field_bytes_max": ("4096", 4096), "file_bytes_max": ("8192", 8192),
+        "file_rows_max": ("7", 7),
         "channel_budgets": ("sms:50, email:200", {"sms": 50.0, "email": 200.0}), "holdout_share": ("0.2", 0.2),
         "min_detectable_lift": ("0.02", 0.02), "contact_cap": ("2", 2),
         "exploration": ("epsilon", "epsilon"), "epsilon": ("0.1", 0.1), "thompson_scale": ("0.5", 0.5),
