@@ -282,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from campaign_loop.dbt_duckdb_plugin import MissingPiiKeyError
     from campaign_loop.own_data import OwnDataError
     from ingest import LandingError
+    from ingest.lock import WarehouseBusy
 
     args = build_parser().parse_args(argv)
     try:
@@ -289,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MissingPiiKeyError as error:
         print(f"campaign-loop: {error}", file=sys.stderr)
         return 2
-    except (LandingError, OwnDataError) as error:
+    except (LandingError, OwnDataError, WarehouseBusy) as error:
         print(f"campaign-loop: {error}", file=sys.stderr)
         return 2
     except ValidationError as error:

@@ -178,12 +178,23 @@ def airflow_session(settings: Settings, log: Path) -> Iterator[str]:
 
 
 def run_cycle(settings: Settings, cycle: int, log: Path) -> CycleRun:
-    """Run one cycle's DAG run through Airflow and check in its metadata that every task really ran."""
+    """Run one cycle's DAG run through Airflow and check in its metadata that every task really ran.
+
+    The cycle holds the warehouse's writer lock throughout, so a second run of it (or an ingest by hand)
+    is told the cycle is running instead of meeting DuckDB's lock traceback mid-way; the cycle's own
+    tasks run under the lock (ingest.lock).
+    """
     import time as clock
+
+    from ingest.lock import WarehouseBusy, holding_for_children
 
     logical = logical_date_of_cycle(settings, cycle)
     started = clock.monotonic()
-    status = airflow(["dags", "test", DAG_ID, f"{logical.isoformat()}T06:00:00+00:00"], log)
+    try:
+        with holding_for_children(settings.warehouse_path, f"cycle {settings.cycle_key(cycle)}"):
+            status = airflow(["dags", "test", DAG_ID, f"{logical.isoformat()}T06:00:00+00:00"], log)
+    except WarehouseBusy as busy:
+        raise CycleFailed(f"cycle {settings.cycle_key(cycle)} did not start: {busy}") from None
     states = task_states(logical)
     required = REQUIRED_TASKS + (("simulate",) if settings.demo else ())
     not_done = {task: states.get(task, "never ran") for task in required if states.get(task) != "success"}

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import duckdb
-
 from campaign_loop.config import Settings
+from ingest.lock import connect_writer, writer_lock
 
 SOURCE_SCHEMA = "marts"
 PUBLISHED_SCHEMA = "published"
@@ -35,7 +34,9 @@ class Publication:
 
 
 def publish(settings: Settings, cycle_id: str, validation_result_id: str | None = None) -> Publication:
-    with duckdb.connect(str(settings.warehouse_path)) as con:
+    # Another writer is named, not met as DuckDB's lock traceback; inside a cycle the cycle's lock covers this.
+    with writer_lock(settings.warehouse_path, f"publish of cycle {cycle_id}"), \
+            connect_writer(settings.warehouse_path) as con:
         tables = tuple(name for (name,) in con.execute(
             "select table_name from information_schema.tables "
             "where table_schema = ? and table_type = 'BASE TABLE' order by table_name", [SOURCE_SCHEMA],
