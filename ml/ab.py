@@ -10,10 +10,14 @@ Methods (all two-sided, ``alpha`` = 0.05 unless given):
 * continuous metrics (revenue per unit): Welch's t-test and Welch-Satterthwaite CI, no equal-variance
   assumption because treatment typically changes the spread of revenue as well as its mean;
 * relative lift = absolute lift / control mean, with a delta-method CI;
-* multiplicity: Holm's step-down correction over *all* comparisons of one analysis (every metric x
-  every variant) as one family; decisions use the Holm p-value;
+* multiplicity: Holm's step-down correction, over *all* comparisons of one analysis (every metric x
+  every variant) as one family by default, or per metric over the k comparisons with the control
+  (``family="metric"``); the report names the family (``LiftReport.correction``) and decisions use the
+  Holm p-value;
 * sample ratio mismatch: chi-square goodness of fit of the arm sizes against the designed allocation;
-  a mismatch (p < ``srm_alpha``) marks every comparison untrustworthy, since broken randomisation biases lift;
+  a mismatch (p < ``srm_alpha``) marks every comparison untrustworthy, since broken randomisation biases lift.
+  Without an allocation the design is unknown and the check is skipped, said so in the report: assuming
+  equal arms would fail every unequal design (a 2:1 test, a 10 % holdout) as broken;
 * power: the achieved (post-hoc) power at the observed lift and the minimum detectable effect at 80 %
   power, both from the normal approximation with the observed standard error. Post-hoc power is a
   function of the p-value; the MDE is the number that says whether "no difference" means anything.
@@ -32,6 +36,7 @@ from scipy import stats
 
 MetricKind = Literal["binary", "continuous"]
 ProportionCi = Literal["wald", "newcombe"]
+HolmFamily = Literal["all", "metric"]
 
 
 # ----------------------------------------------------------------------------------- single tests
@@ -127,7 +132,10 @@ def srm_p_value(counts: Mapping[str, int], allocation: Mapping[str, float]) -> f
     arms = list(allocation)
     missing = set(counts) - set(arms)
     if missing:
-        raise ValueError(f"arms {sorted(missing)} are not in the designed allocation")
+        raise ValueError(
+            f"arms {sorted(missing)} are not in the designed allocation {sorted(arms)}: give their designed "
+            "shares (e.g. the mean assignment_probability of their members) or leave the allocation out"
+        )
     observed = np.array([counts.get(arm, 0) for arm in arms], dtype=float)
     weights = np.array([allocation[arm] for arm in arms], dtype=float)
     expected = observed.sum() * weights / weights.sum()
@@ -194,7 +202,7 @@ class Comparison:
     rel_ci_high: float
     p_value: float
     p_value_holm: float
-    srm_p_value: float
+    srm_p_value: float  # NaN when the design is unknown (no allocation): not checked
     power: float
     mde: float
     decision: str
@@ -206,11 +214,13 @@ class LiftReport:
 
     control: str
     counts: dict[str, int]
-    allocation: dict[str, float]
-    srm_p_value: float
-    srm_ok: bool
+    allocation: dict[str, float] | None  # None: the design is unknown
+    srm_p_value: float  # NaN when not checked
+    srm_ok: bool | None  # None when not checked (design unknown)
     alpha: float
     comparisons: tuple[Comparison, ...]
+    correction: str = ""  # the multiple-comparison correction, in words
+    srm_note: str = ""
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(c) for c in self.comparisons])
@@ -227,19 +237,28 @@ def analyze(
     power: float = 0.8,
     srm_alpha: float = 0.001,
     proportion_ci: ProportionCi = "wald",
+    family: HolmFamily = "all",
 ) -> LiftReport:
     """Lift of every variant over ``control`` on every metric, from one row per randomised unit.
 
-    ``allocation`` is the designed share per arm (default: equal); a binary metric's column holds 0/1.
-    ``srm_alpha`` is strict (0.001, as is common practice) because the check runs on every analysis and
-    a false alarm discards a valid experiment.
+    ``allocation`` is the designed share per arm (weights, any scale) and must name every arm that has
+    units; without it the design is unknown and the sample-ratio check is skipped (``srm_ok`` None, with
+    ``srm_note`` saying why). A binary metric's column holds 0/1. ``srm_alpha`` is strict (0.001, as is
+    common practice) because the check runs on every analysis and a false alarm discards a valid experiment.
+    ``family`` is Holm's family: every metric x variant together (``"all"``) or, per metric, the k
+    comparisons with the control (``"metric"``).
     """
     counts = {str(k): int(v) for k, v in units[variant_col].astype(str).value_counts().sort_index().items()}
     if control not in counts:
         raise ValueError(f"no units in control arm {control!r}")
-    design = {str(k): float(v) for k, v in (allocation or dict.fromkeys(counts, 1.0)).items()}
-    srm = srm_p_value(counts, design)
-    srm_ok = srm >= srm_alpha
+    if allocation is None:
+        design, srm, srm_ok = None, math.nan, None
+        srm_note = "design unknown (no allocation given): sample-ratio check skipped"
+    else:
+        design = {str(k): float(v) for k, v in allocation.items()}
+        srm = srm_p_value(counts, design)
+        srm_ok = srm >= srm_alpha
+        srm_note = f"chi-square against the designed allocation, p={srm:.4g} (mismatch below {srm_alpha:g})"
     variants = [arm for arm in counts if arm != control]
     groups = {arm: frame for arm, frame in units.groupby(units[variant_col].astype(str))}
 
@@ -263,7 +282,18 @@ def analyze(
                 raise ValueError(f"metric {metric!r}: kind must be 'binary' or 'continuous', not {kind!r}")
             raw.append((metric, kind, variant, float(c_values.mean()), float(v_values.mean()), result, se_design))
 
-    adjusted = holm([r[5].p_value for r in raw])
+    if family == "all":
+        adjusted = holm([r[5].p_value for r in raw])
+        correction = f"Holm over all {len(raw)} comparisons ({len(metrics)} metrics x {len(variants)} arms vs {control})"
+    elif family == "metric":
+        adjusted = [math.nan] * len(raw)
+        for metric in metrics:
+            rows = [i for i, r in enumerate(raw) if r[0] == metric]
+            for i, p in zip(rows, holm([raw[i][5].p_value for i in rows]), strict=True):
+                adjusted[i] = p
+        correction = f"Holm over the {len(variants)} comparisons with {control}, per metric"
+    else:
+        raise ValueError(f"Holm family must be 'all' or 'metric', not {family!r}")
     comparisons = []
     for (metric, kind, variant, m_c, m_v, result, se_design), p_holm in zip(raw, adjusted, strict=True):
         n_c, n_v = counts[control], counts[variant]
@@ -281,7 +311,7 @@ def analyze(
         )
     return LiftReport(
         control=control, counts=counts, allocation=design, srm_p_value=srm, srm_ok=srm_ok, alpha=alpha,
-        comparisons=tuple(comparisons),
+        comparisons=tuple(comparisons), correction=correction, srm_note=srm_note,
     )
 
 
@@ -301,13 +331,14 @@ def _relative_lift(
 
 def _decision(
     metric: str, variant: str, control: str, result: TestResult, rel: float, p_holm: float, mde: float,
-    srm: float, srm_ok: bool, alpha: float, power: float,
+    srm: float, srm_ok: bool | None, alpha: float, power: float,
 ) -> str:
-    if not srm_ok:
+    if srm_ok is False:
         return (
             f"Do not use: arm sizes differ from the design (sample ratio mismatch, p={srm:.2g}); "
             "fix the assignment before reading any lift."
         )
+    unchecked = " Sample ratio not checked: the design is unknown." if srm_ok is None else ""
     level = f"{1 - alpha:.0%}"
     interval = f"{level} CI [{result.ci_low:+.4g}, {result.ci_high:+.4g}]"
     relative = "" if math.isnan(rel) else f" ({rel:+.1%})"
@@ -315,10 +346,10 @@ def _decision(
         direction = "beats" if result.diff > 0 else "is worse than"
         return (
             f"{variant} {direction} {control} on {metric}: {result.diff:+.4g}{relative} ({interval}, "
-            f"Holm-adjusted p={p_holm:.2g})."
+            f"Holm-adjusted p={p_holm:.2g}).{unchecked}"
         )
     return (
         f"No detectable difference between {variant} and {control} on {metric} "
         f"({result.diff:+.4g}{relative}, {interval}, Holm-adjusted p={p_holm:.2g}); the test could only detect "
-        f"a change of about {mde:.4g} with {power:.0%} power."
+        f"a change of about {mde:.4g} with {power:.0%} power.{unchecked}"
     )

@@ -124,10 +124,11 @@ def _units(seed: int = 0, n: int = 12_000, lift: float = 0.04) -> pd.DataFrame:
 
 def test_report_rows_and_holm_family() -> None:
     units = _units()
-    report = ab.analyze(units, {"converted": "binary", "revenue": "continuous"})
+    report = ab.analyze(units, {"converted": "binary", "revenue": "continuous"},
+                        allocation={"control": 1, "email": 1, "push": 1})
     frame = report.frame()
     assert len(frame) == 4  # 2 metrics x 2 variants
-    assert report.srm_ok
+    assert report.srm_ok and report.correction == "Holm over all 4 comparisons (2 metrics x 2 arms vs control)"
     np.testing.assert_allclose(frame["p_value_holm"], ab.holm(frame["p_value"].tolist()))
     row = frame.set_index(["metric", "variant"]).loc[("converted", "email")]
     c = units[units.variant == "control"].converted
@@ -148,7 +149,7 @@ def test_report_flags_sample_ratio_mismatch() -> None:
     # drop half of the push arm: assignment broke
     push = units.index[units.variant == "push"]
     broken = units.drop(push[: len(push) // 2])
-    report = ab.analyze(broken, {"converted": "binary"})
+    report = ab.analyze(broken, {"converted": "binary"}, allocation={"control": 1, "email": 1, "push": 1})
     assert not report.srm_ok
     assert all(c.decision.startswith("Do not use") for c in report.comparisons)
 
@@ -160,7 +161,64 @@ def test_report_uses_designed_allocation() -> None:
     )
     report = ab.analyze(units, {"converted": "binary"}, control="holdout", allocation={"holdout": 0.1, "treated": 0.9})
     assert report.srm_ok
-    assert not ab.analyze(units, {"converted": "binary"}, control="holdout").srm_ok  # an equal split is wrong
+    equal = {"holdout": 1, "treated": 1}
+    assert not ab.analyze(units, {"converted": "binary"}, control="holdout", allocation=equal).srm_ok
+
+
+def test_an_unknown_design_skips_the_sample_ratio_check_and_says_so() -> None:
+    # A 10 % holdout analysed without its allocation: assuming equal arms would call it broken (p ~ 0).
+    rng = np.random.default_rng(3)
+    units = pd.DataFrame(
+        {"variant": rng.choice(["holdout", "treated"], p=[0.1, 0.9], size=5000), "converted": rng.random(5000) < 0.1}
+    )
+    report = ab.analyze(units, {"converted": "binary"}, control="holdout")
+    assert report.srm_ok is None and math.isnan(report.srm_p_value) and report.allocation is None
+    assert "design unknown" in report.srm_note
+    [comparison] = report.comparisons
+    assert "Sample ratio not checked" in comparison.decision and not comparison.decision.startswith("Do not use")
+
+
+def test_arms_outside_the_designed_allocation_are_refused_by_name() -> None:
+    units = _units()
+    with pytest.raises(ValueError, match=r"arms \['push'\] are not in the designed allocation.*assignment_probability"):
+        ab.analyze(units, {"converted": "binary"}, allocation={"control": 0.5, "email": 0.5})
+    # Given the push arm's share (e.g. its members' assignment probability), the same units are analysed.
+    report = ab.analyze(units, {"converted": "binary"}, allocation={"control": 1 / 3, "email": 1 / 3, "push": 1 / 3})
+    assert report.srm_ok and {c.variant for c in report.comparisons} == {"email", "push"}
+
+
+def test_srm_of_a_two_to_one_design_by_hand() -> None:
+    # 2,040 treated and 960 controls of a 2:1 design: expected 2,000 and 1,000,
+    # statistic 40^2/2000 + 40^2/1000 = 0.8 + 1.6 = 2.4 on 1 df, p = erfc(sqrt(2.4 / 2)) = 0.12134.
+    units = pd.DataFrame({"variant": ["treatment"] * 2040 + ["control"] * 960, "converted": [0, 1] * 1500})
+    report = ab.analyze(units, {"converted": "binary"}, allocation={"treatment": 2 / 3, "control": 1 / 3})
+    assert report.srm_p_value == pytest.approx(0.1213353, rel=1e-6) and report.srm_ok
+    # The same arms judged as an equal split: 540^2/1500 x 2 = 388.8, a mismatch no valid 2:1 test should get.
+    equal = ab.analyze(units, {"converted": "binary"}, allocation={"treatment": 1, "control": 1})
+    assert equal.srm_p_value == pytest.approx(stats.chi2.sf(388.8, 1), rel=1e-6) and not equal.srm_ok
+
+
+def test_three_arms_against_a_shared_control_holm_by_hand() -> None:
+    # control 100/1000 (10 %), variant_a 130/1000 (13 %), variant_b 115/1000 (11.5 %); pooled z-tests:
+    #   a: pooled 230/2000 = 0.115, se = sqrt(0.115 x 0.885 x 2/1000) = sqrt(2.0355e-4) = 0.0142671,
+    #      z = 0.03 / 0.0142671 = 2.10274, p = 2 (1 - Phi(2.10274)) = 0.0354885
+    #   b: pooled 215/2000 = 0.1075, se = sqrt(0.1075 x 0.8925 x 2/1000) = 0.0138523,
+    #      z = 0.015 / 0.0138523 = 1.08285, p = 0.278875
+    # Holm over the k = 2 comparisons: the smaller p times 2 = 0.070977, the larger times 1 = 0.278875 (already
+    # monotone). variant_a's raw p is below 0.05, its adjusted one is not: no winner is declared.
+    def arm(name: str, converted: int) -> pd.DataFrame:
+        return pd.DataFrame({"variant": name, "converted": [1] * converted + [0] * (1000 - converted)})
+
+    units = pd.concat([arm("control", 100), arm("variant_a", 130), arm("variant_b", 115)], ignore_index=True)
+    report = ab.analyze(units, {"converted": "binary"}, allocation=dict.fromkeys(("control", "variant_a", "variant_b"), 1),
+                        family="metric")
+    rows = report.frame().set_index("variant")
+    assert rows.loc["variant_a", "p_value"] == pytest.approx(0.0354885, rel=1e-5)
+    assert rows.loc["variant_b", "p_value"] == pytest.approx(0.278875, rel=1e-5)
+    assert rows.loc["variant_a", "p_value_holm"] == pytest.approx(0.070977, rel=1e-5)
+    assert rows.loc["variant_b", "p_value_holm"] == pytest.approx(0.278875, rel=1e-5)
+    assert (rows["n_control"] == 1000).all() and report.correction == "Holm over the 2 comparisons with control, per metric"
+    assert rows.loc["variant_a", "decision"].startswith("No detectable difference")
 
 
 def test_unknown_metric_kind_is_rejected() -> None:
