@@ -176,48 +176,110 @@ def design(settings: Settings, cycle: int) -> dict[str, Any]:
 
 
 def measure(settings: Settings, cycle: int) -> dict[str, Any]:
-    """Lift of the campaigns that ran during the cycle: treatment vs randomised holdout, pooled over actions."""
+    """Lift of the campaigns that started during the cycle, every arm against the randomised control.
+
+    Any design: one treatment arm and a holdout per campaign (the platform's plans, pooled over actions),
+    variant arms in one campaign, k campaigns sharing one holdout, unequal allocation. Each member counts
+    once per arm, so a holdout shared by several campaigns is counted once. The headline compares every
+    treated member with the control (one pre-specified comparison); ``comparisons`` compares each arm with
+    the control, Holm-corrected over the k arms per metric (``correction`` names it).
+    """
     import duckdb
 
-    from expectations.marts import design_shares
     from expectations.publish import PUBLISHED_SCHEMA
     from ml.ab import analyze
 
     start = settings.cycle_start(cycle)
     end = settings.cycle_start(cycle + 1)
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        units = con.execute(
-            f"select arm as variant, cast(is_converted as integer) as converted, cast(margin as double) as margin, "
-            "assignment_probability "
+        sends = con.execute(
+            "select campaign_id, member_id, arm, cast(is_converted as integer) as converted, "
+            "cast(margin as double) as margin, cast(assignment_probability as double) as assignment_probability "
             f"from {PUBLISHED_SCHEMA}.fct_campaign_sends "
-            "where arm in ('treatment', 'control') and starts_at >= ? and starts_at < ?",
+            "where arm is not null and starts_at >= ? and starts_at < ? order by campaign_id, member_id",
             [start, end],
         ).df()
-    result: dict[str, Any] = {"cycle_id": settings.cycle_key(cycle), "units": len(units)}
-    if units["variant"].nunique() < 2:
+    units = _measured_units(sends)
+    result: dict[str, Any] = {"cycle_id": settings.cycle_key(cycle), "units": len(units),
+                              "shared_control_duplicates": len(sends) - len(units)}
+    if "control" not in set(units["variant"]) or units["variant"].nunique() < 2:
         return result | {"note": "no randomised campaign ran in this cycle"}
-    summary_path = settings.plan_path(settings.cycle_key(cycle)).with_suffix(".summary.json")
-    if summary_path.exists():
-        holdout = float(json.loads(summary_path.read_text())["holdout"]["share"])
-    else:  # campaigns the platform did not design: the shares their sends were assigned with
-        shares = design_shares(units.rename(columns={"variant": "arm"}))
-        holdout = shares.get("control", 0.0) / sum(shares.values())
-    report = analyze(units.drop(columns="assignment_probability"), {"converted": "binary", "margin": "continuous"},
-                     control="control", allocation={"treatment": 1 - holdout, "control": holdout})
-    rows = report.frame()
-    conversion = rows[rows["metric"] == "converted"].iloc[0]
+    allocation, design_note = _measured_allocation(settings, cycle, units)
+    if allocation is None:
+        logging.getLogger(__name__).warning("measure %s: %s", settings.cycle_key(cycle), design_note)
+    metrics = {"converted": "binary", "margin": "continuous"}
+    arms = analyze(units, metrics, control="control", allocation=allocation, family="metric")
+    treated = units.assign(variant=units["variant"].where(units["variant"] == "control", "treatment"))
+    # A member in two treated arms is one treated member of the headline comparison.
+    treated = treated.drop_duplicates(["variant", "member_id"])
+    pooled_allocation = None if allocation is None else {
+        "control": allocation["control"], "treatment": sum(v for k, v in allocation.items() if k != "control")}
+    headline = analyze(treated, metrics, control="control", allocation=pooled_allocation, family="metric")
+    conversion = headline.frame().set_index("metric").loc["converted"]
+    rows = arms.frame()
+    srm_ok = arms.srm_ok if headline.srm_ok is None else bool(arms.srm_ok and headline.srm_ok)
     return result | {
-        "designed_holdout_share": holdout,
-        "srm_p_value": report.srm_p_value,
-        "srm_ok": report.srm_ok,
+        "design": design_note,
+        "designed_holdout_share": None if allocation is None else allocation["control"] / sum(allocation.values()),
+        "srm_p_value": None if arms.srm_ok is None else arms.srm_p_value,
+        "srm_ok": srm_ok,
+        "srm_note": arms.srm_note,
+        "arms": arms.counts,
+        "correction": arms.correction,
         "conversion_control": float(conversion["mean_control"]),
         "conversion_treatment": float(conversion["mean_variant"]),
         "lift": float(conversion["abs_lift"]),
         "lift_ci_low": float(conversion["ci_low"]),
         "lift_ci_high": float(conversion["ci_high"]),
         "p_value": float(conversion["p_value"]),
-        "comparisons": json.loads(rows.to_json(orient="records")),
+        "comparisons": _records(rows),
     }
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """JSON-able rows at full precision: ``to_json`` writes 10 decimals, which publishes a p of 1.5e-13 as 0."""
+    import math
+
+    def plain(value: Any) -> Any:
+        value = value.item() if hasattr(value, "item") else value
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _measured_units(sends: Any) -> Any:
+    """One row per member and arm (``variant``): a holdout shared by several campaigns counted once.
+
+    Treated arms keep their names (the platform's per-action ``treatment`` arms pool into one); when
+    campaigns share control members and reuse an arm name, each campaign's arm is its own arm
+    (``<campaign_id>:<arm>``), since each is then a creative compared with the same holdout.
+    """
+    control = sends[sends["arm"] == "control"]
+    shared = control["member_id"].duplicated().any()
+    treated = sends[sends["arm"] != "control"]
+    reused = treated.groupby("arm")["campaign_id"].nunique().gt(1)
+    variant = sends["arm"].copy()
+    if shared and reused.any():
+        renamed = (sends["arm"] != "control") & sends["arm"].isin(reused[reused].index)
+        variant[renamed] = sends["campaign_id"][renamed] + ":" + sends["arm"][renamed]
+    # The first campaign's row of a shared control member: the holdout's window is the campaigns' common one.
+    return sends.assign(variant=variant).drop_duplicates(["variant", "member_id"]).reset_index(drop=True)
+
+
+def _measured_allocation(settings: Settings, cycle: int, units: Any) -> tuple[dict[str, float] | None, str]:
+    """The arms' designed shares and where they came from; None when nothing records the design."""
+    arms = set(units["variant"])
+    summary_path = settings.plan_path(settings.cycle_key(cycle)).with_suffix(".summary.json")
+    if arms == {"treatment", "control"} and summary_path.exists():
+        holdout = float(json.loads(summary_path.read_text())["holdout"]["share"])
+        return {"treatment": 1 - holdout, "control": holdout}, f"the plan's holdout share ({summary_path.name})"
+    probabilities = units.groupby("variant")["assignment_probability"]
+    if probabilities.count().eq(probabilities.size()).all():
+        # Campaigns the platform did not design: each arm's share is its members' assignment probability.
+        return {str(k): float(v) for k, v in probabilities.mean().items()}, "the sends' assignment_probability"
+    missing = sorted(str(a) for a, n in probabilities.count().items() if n < probabilities.size()[a])
+    return None, (f"design unknown: arm(s) {', '.join(missing)} have sends without assignment_probability and no "
+                  "plan records the shares; sample-ratio check skipped")
 
 
 def report(settings: Settings, cycle: int, airflow_run_id: str | None = None,
