@@ -182,13 +182,19 @@ def planned_shares(plan: pd.DataFrame) -> dict[str, dict[str, float]]:
     return {str(c): (g.droplevel(0) / g.sum()).astype(float).to_dict() for c, g in counts.groupby(level=0)}
 
 
-def design_shares(sends: pd.DataFrame, default_control_share: float | None = None) -> dict[str, float]:
-    """Each arm's designed share: the mean assignment probability of its members, or a control share given."""
-    if "assignment_probability" in sends and sends["assignment_probability"].notna().any():
-        return sends.groupby("arm")["assignment_probability"].mean().astype(float).to_dict()
+def design_shares(sends: pd.DataFrame, default_control_share: float | None = None) -> dict[str, float] | None:
+    """Each arm's designed share: the mean assignment probability of its members, or a control share given.
+
+    None when neither records the design: equal arms are not assumed, since a 2:1 test or a 10 % holdout
+    would then fail as a sample-ratio mismatch.
+    """
     arms = sorted(sends["arm"].dropna().unique())
+    if "assignment_probability" in sends:
+        recorded = sends.groupby("arm")["assignment_probability"].mean().dropna()
+        if len(recorded) and set(recorded.index) >= set(arms):
+            return recorded.astype(float).to_dict()
     if default_control_share is None or "control" not in arms or len(arms) < 2:
-        return {a: 1.0 / len(arms) for a in arms}
+        return None
     rest = (1.0 - default_control_share) / (len(arms) - 1)
     return {a: default_control_share if a == "control" else rest for a in arms}
 
@@ -241,8 +247,15 @@ def randomisation_checks(
     for campaign, group in sends.groupby("campaign_id", sort=True):
         counts = group["arm"].value_counts().to_dict()
         shares = plan.get(str(campaign)) or design_shares(group, control_share)
-        rows.append(check_srm(counts, shares, campaign=str(campaign), table=table,
-                              p_min=srm_p_min, severity=srm_severity))
+        if shares is None:
+            rows.append(CheckResult(
+                "srm", table, f"arm ({campaign})", "warning", False, None, srm_p_min,
+                f"design unknown: arms {', '.join(f'{a}={n}' for a, n in sorted(counts.items()))} but no "
+                "assignment_probability and no exported plan; sample-ratio check skipped (land the "
+                "probabilities to check it)"))
+        else:
+            rows.append(check_srm(counts, shares, campaign=str(campaign), table=table,
+                                  p_min=srm_p_min, severity=srm_severity))
         rows += check_balance(group, covariates, campaign=str(campaign), table=table, smd_max=smd_max,
                               severity=smd_severity)
     return rows
