@@ -150,6 +150,23 @@ class Settings(BaseSettings):
         (), description="Faults injected into the simulated batch, comma-separated, e.g. "
         "corrupt_type:orders.total_amount,drop_source:pos_receipts (cycles >= 1; <fault>@<cycle> for one cycle).",
     )
+    # A restatement rewrites what users already saw, so it passes only when someone named the cycles.
+    approve_restatement: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Published cycles (cycle_ids, comma-separated) whose revenue the raw gate lets "
+        "rows loaded since their publication change; each use is recorded in audit.restatement_approvals.",
+    )
+
+    @field_validator("approve_restatement", mode="before")
+    @classmethod
+    def _cycle_list(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for cycle in value if isinstance(value, (tuple, list)) else ():
+            try:
+                date.fromisoformat(str(cycle))
+            except ValueError:
+                raise ValueError(f"approve_restatement: {cycle!r} is not a cycle_id (the ISO date a cycle starts)") from None
+        return value
 
     @field_validator("offers", "channels", "faults", mode="before")
     @classmethod

@@ -120,7 +120,7 @@ def run_gate(settings: Settings, cycle_id: str, stage: Stage) -> GateResult:
     with duckdb.connect(str(settings.warehouse_path)) as con:
         con.execute("SET TimeZone = 'UTC'")
         if stage == "raw":
-            checks = _validate_raw(validator, con, settings, cycle_id)
+            checks = _validate_raw(validator, con, settings, cycle_id, validation_result_id)
         else:
             from expectations.marts_gate import mart_frames_and_checks
 
@@ -141,8 +141,10 @@ def run_gate(settings: Settings, cycle_id: str, stage: Stage) -> GateResult:
 
 
 def _validate_raw(
-    validator: Validator, con: duckdb.DuckDBPyConnection, settings: Settings, cycle_id: str
+    validator: Validator, con: duckdb.DuckDBPyConnection, settings: Settings, cycle_id: str,
+    validation_result_id: str | None = None,
 ) -> list[CheckResult]:
+    from expectations.decisions import decision_checks
     from ingest.contract import load_contract
 
     contract = load_contract()
@@ -156,7 +158,9 @@ def _validate_raw(
     if len(batches) > 1:
         log.warning("validation raw %s: also judging unpublished batch(es) %s",
                     cycle_id, ", ".join(b for b in batches if b != cycle_id))
-    return checks + transaction_checks(con, cycle_id, batches, load_rules()["raw"]["severity"])
+    rules = load_rules()["raw"]
+    decisions = decision_checks(con, settings, cycle_id, batches, rules, validation_result_id)
+    return checks + transaction_checks(con, cycle_id, batches, rules["severity"]) + decisions
 
 
 def _in_batch(row: CheckResult, batch: str) -> CheckResult:

@@ -139,7 +139,9 @@ def _land(home: Settings, relpath: str, text: str) -> None:
 ORDERS = "order_id,member_id,ordered_at,total_amount\n"
 
 
-def _orders(batch: str, prefix: str, amount: str = "10") -> str:
+# About the fixture world's median order: the raw gate's scale_shift compares a batch's amounts with the
+# published history's, and 10 would be a seventh of it (another scale).
+def _orders(batch: str, prefix: str, amount: str = "70") -> str:
     return ORDERS + "".join(f"{prefix}{i},m{i},{batch} 1{i % 10}:00:00,{amount}\n" for i in range(40))
 
 
