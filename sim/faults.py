@@ -8,6 +8,9 @@
     shift_timestamps:<source>:<hours>    every timestamp of the source moved by <hours> (e.g. 48: future)
     break_randomisation[:<share>]        <share> (default 0.9) of the control arm is contacted as treatment
     spike_kpi[:<factor>]                 order and receipt amounts multiplied by <factor> (default 10)
+    scale_amounts:<source>.<column>=<f>  one amount column multiplied by <f> (a unit or currency slip, e.g. 100)
+    resend_orders:day|all                a day's (or all) orders and receipts landed again under new ids
+    expose_holdout[:<share>]             <share> (default 0.2) of the holdout sent to, with delivered/open events
 
 A spec applies to every cycle >= 1 (cycle 0 builds the baseline the checks compare against), or to
 one cycle only with ``@<cycle>``: ``drop_source:orders@3``. Faults are deterministic: the rows they
@@ -34,10 +37,11 @@ import pyarrow.parquet as pq
 
 from campaign_loop.config import Settings
 from ingest.contract import load_contract
-from sim.landing import Col, Frame, frame_len, primary_format, render
+from sim.landing import Col, Frame, concat_frames, frame_len, primary_format, render
 
 KINDS: tuple[str, ...] = (
     "corrupt_type", "drop_source", "duplicate_batch", "shift_timestamps", "break_randomisation", "spike_kpi",
+    "scale_amounts", "resend_orders", "expose_holdout",
 )
 FAULT_STREAM = 200  # random stream of a cycle's faults (sim/period.py uses 10..22 and 100+)
 # What a spreadsheet writes when a formula fails: text that no decimal, integer, timestamp or boolean reads.
@@ -47,6 +51,14 @@ DEFAULT_BREAK_SHARE = 0.9
 DEFAULT_SPIKE_FACTOR = 10.0
 SPIKE_COLUMNS: dict[str, str] = {"orders": "total_amount", "pos_receipts": "total_amount"}
 RESENT_NAME = "resent"  # the second copy: <source>/<cycle_id>/resent.<ext>, the same batch
+# resend_orders: the transaction headers re-exported under new ids (the export regenerated its ids).
+RESEND_SOURCES: dict[str, str] = {"orders": "order_id", "pos_receipts": "receipt_id"}
+RESEND_SCOPES = ("day", "all")
+RESEND_SUFFIX = "-R"
+DEFAULT_EXPOSE_SHARE = 0.2
+# Holdout members exposed by expose_holdout, per (home, cycle): campaign_sends is written before
+# campaign_events (the contract's order), and the events of those members must follow their sends.
+_EXPOSED: dict[tuple[str, int], tuple[pa.Array, pa.Array, np.ndarray]] = {}
 
 
 class FaultSpecError(ValueError):
@@ -60,6 +72,7 @@ class Fault:
     column: str | None = None
     value: float | None = None  # hours, share or factor
     cycle: int | None = None  # None: every cycle >= 1
+    scope: str | None = None  # resend_orders: day or all
     spec: str = ""
 
     def applies_to(self, cycle: int) -> bool:
@@ -110,13 +123,32 @@ def parse_fault(spec: str) -> Fault:
         if len(parts) != 2:
             raise FaultSpecError(f"fault {spec!r}: write shift_timestamps:<source>:<hours>")
         return Fault(kind, source_of(parts[0]), value=_number(parts[1], spec), cycle=cycle, spec=text)
-    if kind in ("break_randomisation", "spike_kpi"):
+    if kind == "scale_amounts":
+        target, eq, factor = (parts[0].partition("=") if len(parts) == 1 else ("", "", ""))
+        if not eq or "." not in target:
+            raise FaultSpecError(f"fault {spec!r}: write scale_amounts:<source>.<column>=<factor>")
+        source, column = target.split(".", 1)
+        columns = contract.source(source_of(source)).columns
+        if column not in columns or columns[column].type != "decimal":
+            raise FaultSpecError(f"fault {spec!r}: {source}.{column} is not a decimal column of {source}")
+        value = _number(factor, spec)
+        if value <= 0:
+            raise FaultSpecError(f"fault {spec!r}: the factor must be positive")
+        return Fault(kind, source, column, value=value, cycle=cycle, spec=text)
+    if kind == "resend_orders":
+        if len(parts) != 1 or parts[0] not in RESEND_SCOPES:
+            raise FaultSpecError(f"fault {spec!r}: write resend_orders:day or resend_orders:all")
+        return Fault(kind, cycle=cycle, spec=text, scope=parts[0])
+    if kind in ("break_randomisation", "spike_kpi", "expose_holdout"):
         if len(parts) > 1:
             raise FaultSpecError(f"fault {spec!r}: write {kind} or {kind}:<number>")
-        default = DEFAULT_BREAK_SHARE if kind == "break_randomisation" else DEFAULT_SPIKE_FACTOR
+        default = {"break_randomisation": DEFAULT_BREAK_SHARE, "spike_kpi": DEFAULT_SPIKE_FACTOR,
+                   "expose_holdout": DEFAULT_EXPOSE_SHARE}[kind]
         value = _number(parts[0], spec) if parts else default
         if kind == "break_randomisation" and not 0 < value < 1:
             raise FaultSpecError(f"fault {spec!r}: the share must lie strictly between 0 and 1")
+        if kind == "expose_holdout" and not 0 < value <= 1:
+            raise FaultSpecError(f"fault {spec!r}: the share must lie in (0, 1]")
         if kind == "spike_kpi" and value <= 0:
             raise FaultSpecError(f"fault {spec!r}: the factor must be positive")
         return Fault(kind, value=value, cycle=cycle, spec=text)
@@ -159,13 +191,18 @@ def apply_to_frame(settings: Settings, cycle: int, source: str, frame: Frame, fa
     if not frame_len(frame):
         return frame
     frame = dict(frame)
-    order = ("spike_kpi", "shift_timestamps", "corrupt_type")  # corrupt last: it turns a column into text
+    # Amounts first, then the re-sent copy (it repeats the amounts as landed), corrupt last: it turns a
+    # column into text.
+    order = ("spike_kpi", "scale_amounts", "expose_holdout", "resend_orders", "shift_timestamps", "corrupt_type")
     for fault in sorted(faults, key=lambda f: order.index(f.kind) if f.kind in order else -1):
         if fault.kind == "spike_kpi" and SPIKE_COLUMNS.get(source) in frame:
-            col = frame[SPIKE_COLUMNS[source]]
-            if col.kind == "cents":
-                spiked = np.round(np.asarray(col.values, dtype=np.float64) * float(fault.value or 1)).astype(np.int64)
-                frame[SPIKE_COLUMNS[source]] = Col("cents", spiked, col.mask)
+            frame[SPIKE_COLUMNS[source]] = _scaled(frame[SPIKE_COLUMNS[source]], fault.value)
+        elif fault.kind == "scale_amounts" and fault.source == source and fault.column in frame:
+            frame[fault.column] = _scaled(frame[fault.column], fault.value)
+        elif fault.kind == "resend_orders" and source in RESEND_SOURCES:
+            frame = _resent(frame, RESEND_SOURCES[source], fault.scope or "all")
+        elif fault.kind == "expose_holdout" and source in ("campaign_sends", "campaign_events"):
+            frame = _exposed(settings, cycle, source, frame, fault)
         elif fault.kind == "shift_timestamps" and fault.source == source:
             seconds = int(round(float(fault.value or 0) * 3_600))
             for name, col in frame.items():
@@ -179,6 +216,73 @@ def apply_to_frame(settings: Settings, cycle: int, source: str, frame: Frame, fa
             bad = pa.array(np.full(int(hit.sum()), CORRUPT_VALUE), type=pa.string())
             frame[fault.column] = Col("str", pc.replace_with_mask(text, pa.array(hit), bad))
     return frame
+
+
+def _scaled(col: Col, factor: float | None) -> Col:
+    if col.kind != "cents":
+        return col
+    values = np.round(np.asarray(col.values, dtype=np.float64) * float(factor or 1)).astype(np.int64)
+    return Col("cents", values, col.mask)
+
+
+def _resent(frame: Frame, id_column: str, scope: str) -> Frame:
+    """The frame plus a copy of its first day's rows (``day``) or all rows (``all``) under new ids.
+
+    The copy keeps every other value, so by content it is the same purchase counted again: what an
+    export does when it regenerates its ids and re-sends what was already delivered.
+    """
+    if id_column not in frame:
+        return frame
+    stamps = next((c for c in frame.values() if c.kind == "ts"), None)
+    rows = np.arange(frame_len(frame))
+    if scope == "day" and stamps is not None:
+        values = np.asarray(stamps.values, dtype=np.int64)
+        present = values if stamps.mask is None else values[~stamps.mask]
+        if len(present):
+            rows = rows[values < present.min() + 86_400]
+    copy = {name: col.take(rows) for name, col in frame.items()}
+    ids = copy[id_column]
+    copy[id_column] = Col("str", pc.binary_join_element_wise(
+        pa.array(ids.values).cast(pa.string()), pa.scalar(RESEND_SUFFIX), ""), ids.mask)
+    return concat_frames([frame, copy])
+
+
+def _exposed(settings: Settings, cycle: int, source: str, frame: Frame, fault: Fault) -> Frame:
+    """expose_holdout: a share of the holdout (arm control) is sent to anyway; its sends carry a sent_at
+    and campaign_events gains their delivered (and, for half of them, open) events."""
+    key = (str(settings.home), cycle)
+    if source == "campaign_sends":
+        _EXPOSED.pop(key, None)
+        if not {"arm", "sent_at", "campaign_id", "member_id"} <= set(frame):
+            return frame
+        arm = np.asarray(pa.array(frame["arm"].values).cast(pa.string()).to_pylist(), dtype=object)
+        control = np.flatnonzero(arm == "control")
+        chosen = control[_rng(settings, cycle, fault).random(len(control)) < float(fault.value or 0)]
+        sent = frame["sent_at"]
+        values = np.asarray(sent.values, dtype=np.int64).copy()
+        mask = np.zeros(len(values), dtype=bool) if sent.mask is None else sent.mask.copy()
+        if not len(chosen) or mask.all():
+            return frame
+        values[chosen] = int(np.median(values[~mask]))  # sent with the campaign's other messages
+        mask[chosen] = False
+        frame["sent_at"] = Col("ts", values, mask)
+        _EXPOSED[key] = (frame["campaign_id"].take(chosen).values, frame["member_id"].take(chosen).values,
+                         values[chosen])
+        return frame
+    exposed = _EXPOSED.pop(key, None)
+    if exposed is None or not {"campaign_id", "member_id", "event_type", "occurred_at"} <= set(frame):
+        return frame
+    campaigns, members, sent_at = exposed
+    opened = _rng(settings, cycle, fault).random(len(sent_at)) < 0.5
+    rows = np.concatenate([np.arange(len(sent_at)), np.flatnonzero(opened)])
+    types = np.concatenate([np.zeros(len(sent_at), dtype=np.int64), np.ones(int(opened.sum()), dtype=np.int64)])
+    added: Frame = {
+        "campaign_id": Col("str", pa.array(campaigns).cast(pa.string()).take(pa.array(rows))),
+        "member_id": Col("str", pa.array(members).cast(pa.string()).take(pa.array(rows))),
+        "event_type": Col("str", pa.array(["delivered", "open"], type=pa.string()).take(pa.array(types))),
+        "occurred_at": Col("ts", sent_at[rows] + 60 * (1 + types)),
+    }
+    return concat_frames([frame, added])
 
 
 def after_write(settings: Settings, cycle: int, source: str, path: Path, faults: Sequence[Fault]) -> list[Path]:

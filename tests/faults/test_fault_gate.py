@@ -125,8 +125,9 @@ def test_a_duplicated_batch_is_a_warning_and_staging_dedupes_it(faulty_world) ->
 
 
 def test_a_revenue_spike_is_a_volume_anomaly_and_a_kpi_alert(faulty_world) -> None:
-    # Given order and receipt amounts multiplied by 10
-    settings, before = faulty_world("spike_kpi")
+    # Given order and receipt amounts multiplied by 3 (inside the raw gate's scale band of 1/5..5x: a
+    # spike that may be real, e.g. a sale, is for the marts' anomaly check and the KPI alerts to report)
+    settings, before = faulty_world("spike_kpi:3")
     # When cycle 1 runs to publication
     run = run_cycle(settings, CYCLE, through="publish")
     # Then the marts gate records a revenue anomaly (warning), the KPI alert fires, and the cycle goes on
@@ -135,3 +136,79 @@ def test_a_revenue_spike_is_a_volume_anomaly_and_a_kpi_alert(faulty_world) -> No
     assert anomaly["column"] == "revenue"
     assert any("revenue" in message for message in run.outputs["kpi_alerts"]["alerts"])
     assert snapshot(settings).publications == before.publications + 1
+
+
+# --- what changes decisions (issue 22): critical at the raw gate, before dbt ------------------------------
+
+def _stopped_at_raw(settings, before, run, check: str, table: str) -> list[dict]:
+    assert run.failed_at == "validate_raw" and run.ran == UP_TO_RAW, (run.ran, run.error)
+    rows = failed(validation_rows(settings, _cid(settings), "raw"), check, "critical", table)
+    assert rows, [r for r in validation_rows(settings, _cid(settings), "raw") if r["check"] == check]
+    _assert_nothing_downstream_changed(settings, before)
+    return rows
+
+
+@pytest.mark.parametrize("spec, table, low, high", [
+    ("scale_amounts:orders.total_amount=100", "raw.orders", 50, 200),
+    ("scale_amounts:order_lines.unit_price=100", "raw.order_lines", 50, 200),
+    ("spike_kpi", "raw.orders", 5, 20),  # x10: the next plan would expect 10x the revenue
+])
+def test_amounts_on_another_scale_stop_at_the_raw_gate(faulty_world, spec, table, low, high) -> None:
+    # Given one amount column of the batch multiplied (cents sent as units, a currency slip)
+    settings, before = faulty_world(spec)
+    # When cycle 1 runs
+    run = run_cycle(settings, CYCLE)
+    # Then the raw gate compares the batch's median with the published history's and stops the cycle
+    [row] = _stopped_at_raw(settings, before, run, "scale_shift", table)
+    assert low < row["observed"] < high and row["threshold"] == 5
+
+
+@pytest.mark.parametrize("scope, share", [("day", 0.05), ("all", 0.45)])
+def test_orders_resent_under_new_ids_stop_at_the_raw_gate(faulty_world, scope, share) -> None:
+    # Given a day's (or all) orders and receipts re-landed under new ids (same customer, time, total)
+    settings, before = faulty_world(f"resend_orders:{scope}")
+    # When cycle 1 runs
+    run = run_cycle(settings, CYCLE)
+    # Then the raw gate finds them equal by content to already-loaded documents and stops the cycle
+    rows = _stopped_at_raw(settings, before, run, "content_duplicates", None)
+    assert {r["table"] for r in rows} == {"raw.orders", "raw.pos_receipts"}
+    assert all(r["observed"] > share for r in rows), rows
+
+
+def test_a_contacted_holdout_stops_at_the_raw_gate(faulty_world) -> None:
+    # Given a fifth of the holdout sent to, with delivered and open events
+    settings, before = faulty_world("expose_holdout")
+    # When cycle 1 runs
+    run = run_cycle(settings, CYCLE)
+    # Then the raw gate finds control-arm members with a sent_at and with delivery events
+    rows = _stopped_at_raw(settings, before, run, "holdout_exposure", None)
+    assert {r["table"] for r in rows} == {"raw.campaign_sends", "raw.campaign_events"}
+    assert all(r["observed"] >= 1 for r in rows)
+
+
+def test_orders_shifted_into_a_published_cycle_are_a_restatement(faulty_world) -> None:
+    # Given every order timestamp moved 10 days back, into the cycles already published
+    settings, before = faulty_world("shift_timestamps:orders:-240")
+    # When cycle 1 runs
+    run = run_cycle(settings, CYCLE)
+    # Then the raw gate refuses to rewrite their published revenue
+    rows = _stopped_at_raw(settings, before, run, "restatement", "raw.orders")
+    assert any(settings.cycle_key(0) in r["details"] for r in rows)
+    assert all(r["observed"] > r["threshold"] for r in rows)
+
+
+def test_an_approved_restatement_passes_and_is_recorded(faulty_world) -> None:
+    # Given the same shift, and the restated cycles approved by name
+    settings, _ = faulty_world("shift_timestamps:orders:-240")
+    weeks = (settings.cycle_key(-1), settings.cycle_key(0))
+    approved = settings.model_copy(update={"approve_restatement": weeks})
+    # When cycle 1 runs to the raw gate
+    run = run_cycle(approved, CYCLE, through="validate_raw")
+    # Then the restatement passes and each approved change is an audit row
+    assert run.failed_at is None, run.error
+    rows = [r for r in validation_rows(settings, _cid(settings), "raw") if r["check"] == "restatement"]
+    assert rows and all(r["success"] and "approved restatement" in r["details"] for r in rows)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        audit = con.execute("select restated_cycle_id, revenue_change from audit.restatement_approvals "
+                            "where cycle_id = ? order by 1", [_cid(settings)]).fetchall()
+    assert [w for w, _ in audit] == sorted(weeks) and all(change > 0 for _, change in audit)

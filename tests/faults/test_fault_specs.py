@@ -20,12 +20,17 @@ def test_specs_parse_into_faults() -> None:
     assert parse_fault("shift_timestamps:pos_receipts:-9@3").cycle == 3
     assert parse_fault("break_randomisation").value == 0.9
     assert parse_fault("spike_kpi:4").value == 4.0
+    assert parse_fault("scale_amounts:order_lines.unit_price=100") == Fault(
+        "scale_amounts", "order_lines", "unit_price", value=100.0, spec="scale_amounts:order_lines.unit_price=100")
+    assert parse_fault("resend_orders:day@2").scope == "day"
+    assert parse_fault("expose_holdout").value == 0.2
 
 
 @pytest.mark.parametrize("spec", [
     "corrupt_type:orders", "corrupt_type:orders.nope", "corrupt_type:orders.member_id", "drop_source:shop",
     "shift_timestamps:orders", "shift_timestamps:orders:soon", "break_randomisation:1.5", "spike_kpi:0",
-    "explode", "drop_source:orders@x",
+    "explode", "drop_source:orders@x", "scale_amounts:orders.total_amount", "scale_amounts:orders.member_id=2",
+    "scale_amounts:orders.total_amount=0", "resend_orders", "resend_orders:week", "expose_holdout:0",
 ])
 def test_bad_specs_are_refused(spec: str) -> None:
     with pytest.raises(FaultSpecError):
