@@ -2,6 +2,8 @@
     Per campaign and arm: counts and rates, then each non-control arm compared with the control arm
     (two-proportion z-test on conversion with Newcombe's hybrid score 95% interval, which keeps its width
     when an arm has no conversions where the normal interval collapses to [0, 0]; Welch on revenue per customer).
+    p-values are erfc(|z| / sqrt 2) itself, unrounded: 2 * (1 - Phi(z)) cancels to 0 in the tail, and 6 places
+    publish a p of 1.5e-13 as 0.
 -#}
 with
 
@@ -101,13 +103,13 @@ final as (
         case when arm <> 'control' then {{ round_float('conversion_lift - conversion_lift_margin_low') }} end as conversion_lift_ci_low,
         case when arm <> 'control' then {{ round_float('conversion_lift + conversion_lift_margin_high') }} end as conversion_lift_ci_high,
         case when arm <> 'control' and conversion_pooled_se > 0
-            then {{ round_float('2 * (1 - ' ~ normal_cdf('abs(conversion_lift) / conversion_pooled_se') ~ ')') }}
+            then cast({{ _erfc_poly('abs(conversion_lift) / conversion_pooled_se / sqrt(2.0)') }} as float8)
         end as conversion_lift_p_value,
         case when arm <> 'control' then {{ round_float('revenue_lift') }} end as revenue_lift,
         case when arm <> 'control' then {{ round_float('revenue_lift - 1.959964 * revenue_lift_se') }} end as revenue_lift_ci_low,
         case when arm <> 'control' then {{ round_float('revenue_lift + 1.959964 * revenue_lift_se') }} end as revenue_lift_ci_high,
         case when arm <> 'control' and revenue_lift_se > 0
-            then {{ round_float('2 * (1 - ' ~ normal_cdf('abs(revenue_lift) / revenue_lift_se') ~ ')') }}
+            then cast({{ _erfc_poly('abs(revenue_lift) / revenue_lift_se / sqrt(2.0)') }} as float8)
         end as revenue_lift_p_value,
         -- Incremental margin over the holdout (already net of discounts), net of contact cost, per unit the
         -- campaign cost (contacts and the discounts redeemed): the plan summary's expected ROI, as measured.

@@ -1,4 +1,9 @@
-{#- Campaign results: each assignment with its engagement and its outcomes inside the campaign window. -#}
+{#-
+    Campaign results: each assignment with its engagement and its outcomes inside the campaign window.
+    Outcomes the send export reports itself (converted, revenue: an outcome-only export) take precedence over
+    the orders the warehouse sees, which for such a retailer may hold none of them; margin is then estimated
+    at default_margin_rate of the reported revenue, as for a product without a unit cost.
+-#}
 with
 
 sends as (
@@ -105,10 +110,20 @@ final as (
         coalesce(engagement.is_unsubscribed, false) as is_unsubscribed,
         coalesce(engagement.is_bounced, false) as is_bounced,
         coalesce(redeemed.redemptions, 0) > 0 as is_redeemed,
-        coalesce(window_orders.orders, 0) > 0 as is_converted,
+        coalesce(assigned.reported_converted, coalesce(window_orders.orders, 0) > 0) as is_converted,
         cast(coalesce(window_orders.orders, 0) as integer) as orders,
-        cast(coalesce(window_orders.revenue, 0) as decimal(18, 4)) as revenue,
-        cast(coalesce(window_orders.margin, 0) as decimal(18, 4)) as margin,
+        cast(coalesce(assigned.reported_revenue, window_orders.revenue, 0) as decimal(18, 4)) as revenue,
+        cast(
+            case
+                when assigned.reported_revenue is not null
+                    then assigned.reported_revenue * {{ var('default_margin_rate') }}
+                else coalesce(window_orders.margin, 0)
+            end as decimal(18, 4)
+        ) as margin,
+        case
+            when assigned.reported_converted is not null or assigned.reported_revenue is not null then 'reported'
+            else 'observed'
+        end as outcome_source,
         cast(assigned.contact_cost as decimal(18, 4)) as contact_cost,
         cast(coalesce(redeemed.redeemed_discount, 0) as decimal(18, 4)) as redeemed_discount,
         assigned.reported_converted,
