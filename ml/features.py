@@ -22,6 +22,7 @@ no model reads: ``ml/engagement.py`` turns them into each customer's channel pre
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -197,19 +198,30 @@ def uplift_frame(
 
     Only assignments whose campaign window has ended by the newest loaded data and whose member resolved
     to a customer with a feature row are kept; the inner join to the features makes that explicit.
+    A campaign imported without a ``cycle_id`` belongs to the cycle its ``starts_at`` falls in: its
+    features are the newest snapshot at or before it starts (snapshots are taken at cycle starts).
     """
     where, params = ["s.ends_at < l.data_end_at"], []
     if max_as_of is not None:
         where.append("s.as_of_date <= ?")
         params.append(max_as_of)
     sql = f"""
-        with data_end as (select max(data_end_at) as data_end_at from {schema}.fct_customer_labels)
+        with data_end as (select max(data_end_at) as data_end_at from {schema}.fct_customer_labels),
+        snapshots as (
+            select distinct as_of_date, cast(as_of_date as timestamp) as snapshot_at
+            from {schema}.fct_customer_features
+        ),
+        sends as (
+            select a.* exclude (as_of_date), coalesce(a.as_of_date, d.as_of_date) as as_of_date
+            from {schema}.fct_action_sends as a
+            asof left join snapshots as d on a.starts_at >= d.snapshot_at
+        )
         select
             f.customer_id, f.as_of_date, {_feature_select(extra=ENGAGEMENT_COLUMNS)},
             s.campaign_id, s.member_id as send_member_id, s.channel, s.offer_type, s.offer_value,
             cast(s.is_treatment as integer) as treatment, s.assignment_probability,
             cast(s.is_converted as integer) as is_converted, cast(s.margin as double) as margin
-        from {schema}.fct_action_sends as s
+        from sends as s
         cross join data_end as l
         inner join {schema}.fct_customer_features as f
             on f.customer_id = s.customer_id and f.as_of_date = s.as_of_date
@@ -217,6 +229,7 @@ def uplift_frame(
         order by s.as_of_date, s.campaign_id, f.customer_id
     """
     frame = _query(warehouse_path, sql, params)
+    _warn_unplaced_campaigns(warehouse_path, schema)
     # A handful of distinct campaigns cover every assignment: name each distinct one once.
     campaigns = list(zip(frame["offer_type"], frame["offer_value"], frame["channel"], strict=True))
     names = {campaign: action_name(*campaign) for campaign in set(campaigns)}
@@ -228,6 +241,24 @@ def uplift_frame(
         frame[column] = frame[column].astype("int64")
     frame["margin"] = frame["margin"].astype("float64")
     return frame
+
+
+def _warn_unplaced_campaigns(warehouse_path: Path | str, schema: str) -> None:
+    """Say which campaigns without a cycle_id start before every feature snapshot: the learner cannot use them."""
+    sql = f"""
+        select campaign_id, min(starts_at) as starts_at, count(*) as sends
+        from {schema}.fct_action_sends
+        where cycle_id is null
+          and not exists (select 1 from {schema}.fct_customer_features as f where f.as_of_date <= starts_at)
+        group by campaign_id order by campaign_id
+    """
+    unplaced = _query(warehouse_path, sql)
+    if len(unplaced):
+        shown = ", ".join(f"{r.campaign_id} ({r.sends} sends from {r.starts_at:%Y-%m-%d})"
+                          for r in unplaced.head(5).itertuples())
+        logging.getLogger(__name__).warning(
+            "%d campaign(s) without cycle_id start before the first feature snapshot and are left out of the "
+            "uplift frame: %s", len(unplaced), shown)
 
 
 def scoring_frame(warehouse_path: Path | str, *, schema: str = DEFAULT_SCHEMA, as_of: date | None = None) -> pd.DataFrame:

@@ -140,7 +140,7 @@ def test_measure_without_a_recorded_design_skips_the_sample_ratio_check(tmp_path
 
 
 def test_measure_publishes_tiny_p_values_unrounded(tmp_path: Path) -> None:
-    # 150/1000 vs 50/1000: p about 1.6e-13, which 6 (or 10) decimals would publish as 0.
+    # 150/1000 vs 50/1000: p = 9.2e-14, which 6 (or 10) decimals would publish as 0.
     from campaign_loop.pipeline import measure
     from ml.ab import two_proportion_test
 
