@@ -199,12 +199,12 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
             "where arm is not null and starts_at >= ? and starts_at < ? order by campaign_id, member_id",
             [start, end],
         ).df()
-    units = _measured_units(sends)
+    units, shared_control = _measured_units(sends)
     result: dict[str, Any] = {"cycle_id": settings.cycle_key(cycle), "units": len(units),
                               "shared_control_duplicates": len(sends) - len(units)}
     if "control" not in set(units["variant"]) or units["variant"].nunique() < 2:
         return result | {"note": "no randomised campaign ran in this cycle"}
-    allocation, design_note = _measured_allocation(settings, cycle, units)
+    allocation, design_note = _measured_allocation(settings, cycle, units, shared_control)
     if allocation is None:
         logging.getLogger(__name__).warning("measure %s: %s", settings.cycle_key(cycle), design_note)
     metrics = {"converted": "binary", "margin": "continuous"}
@@ -247,8 +247,9 @@ def _records(frame: Any) -> list[dict[str, Any]]:
     return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
-def _measured_units(sends: Any) -> Any:
-    """One row per member and arm (``variant``): a holdout shared by several campaigns counted once.
+def _measured_units(sends: Any) -> tuple[Any, bool]:
+    """One row per member and arm (``variant``), a holdout shared by several campaigns counted once; and
+    whether campaigns share control members.
 
     Treated arms keep their names (the platform's per-action ``treatment`` arms pool into one); when
     campaigns share control members and reuse an arm name, each campaign's arm is its own arm
@@ -263,10 +264,13 @@ def _measured_units(sends: Any) -> Any:
         renamed = (sends["arm"] != "control") & sends["arm"].isin(reused[reused].index)
         variant[renamed] = sends["campaign_id"][renamed] + ":" + sends["arm"][renamed]
     # The first campaign's row of a shared control member: the holdout's window is the campaigns' common one.
-    return sends.assign(variant=variant).drop_duplicates(["variant", "member_id"]).reset_index(drop=True)
+    units = sends.assign(variant=variant).drop_duplicates(["variant", "member_id"]).reset_index(drop=True)
+    return units, bool(shared)
 
 
-def _measured_allocation(settings: Settings, cycle: int, units: Any) -> tuple[dict[str, float] | None, str]:
+def _measured_allocation(
+    settings: Settings, cycle: int, units: Any, shared_control: bool
+) -> tuple[dict[str, float] | None, str]:
     """The arms' designed shares and where they came from; None when nothing records the design."""
     arms = set(units["variant"])
     summary_path = settings.plan_path(settings.cycle_key(cycle)).with_suffix(".summary.json")
@@ -275,8 +279,17 @@ def _measured_allocation(settings: Settings, cycle: int, units: Any) -> tuple[di
         return {"treatment": 1 - holdout, "control": holdout}, f"the plan's holdout share ({summary_path.name})"
     probabilities = units.groupby("variant")["assignment_probability"]
     if probabilities.count().eq(probabilities.size()).all():
-        # Campaigns the platform did not design: each arm's share is its members' assignment probability.
-        return {str(k): float(v) for k, v in probabilities.mean().items()}, "the sends' assignment_probability"
+        # Campaigns the platform did not design: their sends' assignment probabilities. One holdout shared by
+        # several campaigns is one randomisation, each arm's share its members' probability; separate
+        # campaigns are separate randomisations, whose expected arm sizes (size x probability) add up.
+        if shared_control:
+            shares = probabilities.mean()
+        else:
+            per_campaign = units.groupby(["campaign_id", "variant"])["assignment_probability"].mean()
+            sizes = units.groupby("campaign_id").size()
+            shares = (per_campaign * sizes.reindex(per_campaign.index.get_level_values(0)).to_numpy()).groupby(
+                level="variant").sum()
+        return {str(k): float(v) for k, v in shares.items()}, "the sends' assignment_probability"
     missing = sorted(str(a) for a, n in probabilities.count().items() if n < probabilities.size()[a])
     return None, (f"design unknown: arm(s) {', '.join(missing)} have sends without assignment_probability and no "
                   "plan records the shares; sample-ratio check skipped")
