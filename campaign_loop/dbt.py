@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,10 +31,15 @@ def dbt_env(settings: Settings) -> dict[str, str]:
 
 
 def run_dbt(settings: Settings, *args: str, target_path: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """dbt as a subprocess: an in-process dbt connection would keep the DuckDB file locked for later readers."""
+    """dbt as a subprocess: an in-process dbt connection would keep the DuckDB file locked for later readers.
+
+    dbt's artefacts (manifest, run results, partial-parse state) go to ``target_path``, else to the
+    environment's DBT_TARGET_PATH, else to the home's own ``dbt/target``: two homes built at once (two
+    test workers, a benchmark beside the demo) must never write one another's manifest.
+    """
     env = os.environ | dbt_env(settings)
-    if target_path is not None:
-        env["DBT_TARGET_PATH"] = str(target_path)
+    if target_path is not None or "DBT_TARGET_PATH" not in env:
+        env["DBT_TARGET_PATH"] = str(target_path or settings.root / "dbt" / "target")
     return subprocess.run(
         [str(dbt_executable()), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)],
         env=env, capture_output=True, text=True,
@@ -41,8 +47,17 @@ def run_dbt(settings: Settings, *args: str, target_path: Path | None = None) -> 
 
 
 def parse_project(settings: Settings) -> Path:
-    """Write the manifest Cosmos renders the DAG from, so parsing the DAG never runs dbt."""
+    """Write the manifest Cosmos renders the DAG from, so parsing the DAG never runs dbt.
+
+    The manifest is parsed in the home and moved into place in one rename: a DAG parsed meanwhile (by
+    another home's run) reads the old manifest or the new one, never half of one.
+    """
     result = run_dbt(settings, "parse")
     if result.returncode != 0:
         raise RuntimeError(f"dbt parse failed:\n{result.stdout[-3000:]}")
+    parsed = Path(os.environ.get("DBT_TARGET_PATH", settings.root / "dbt" / "target")) / "manifest.json"
+    MANIFEST_PATH.parent.mkdir(parents=True, exist_ok=True)
+    staged = MANIFEST_PATH.with_name(f".manifest.{os.getpid()}.json")
+    shutil.copyfile(parsed, staged)
+    os.replace(staged, MANIFEST_PATH)
     return MANIFEST_PATH
