@@ -36,7 +36,7 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
         "exploration": ("epsilon", "epsilon"), "epsilon": ("0.1", 0.1), "thompson_scale": ("0.5", 0.5),
         "channel_preference": ("false", False),
         "offers": ("message,pct10", ("message", "pct10")), "kpi_alert_callback": ("alerts:send", "alerts:send"),
-        "channels": ("email, sms, email", ("email", "sms")), "assume_consent": ("true", True),
+        "channels": ("email, sms, email", ("email", "sms")), "assume_consent": ("true", True), "approve_restatement": ("2026-01-05", ("2026-01-05",)),
         "timezone": ("Europe/London", "Europe/London"),
         "default_margin_rate": ("0.25", 0.25),
         "promotion_mode": ("manual", "manual"), "faults": ("drop_source:pos_receipts", ("drop_source:pos_receipts",)),
