@@ -244,9 +244,19 @@ def randomisation_checks(
     rows: list[CheckResult] = []
     covariates = list(covariates)
     plan = plan or {}
+    # Held out vs contacted over every campaign whose design is known: a plan spread thinly over many
+    # offer x channel campaigns leaves each too small to show a sender that contacted the holdout.
+    pooled = {"control": 0, "contacted": 0}
+    expected = {"control": 0.0, "contacted": 0.0}
     for campaign, group in sends.groupby("campaign_id", sort=True):
         counts = group["arm"].value_counts().to_dict()
         shares = plan.get(str(campaign)) or design_shares(group, control_share)
+        if shares is not None and sum(shares.values()) > 0:
+            held = shares.get("control", 0.0) / sum(shares.values())
+            pooled["control"] += int(counts.get("control", 0))
+            pooled["contacted"] += int(len(group) - counts.get("control", 0))
+            expected["control"] += len(group) * held
+            expected["contacted"] += len(group) * (1 - held)
         if shares is None:
             rows.append(CheckResult(
                 "srm", table, f"arm ({campaign})", "warning", False, None, srm_p_min,
@@ -258,6 +268,9 @@ def randomisation_checks(
                                   p_min=srm_p_min, severity=srm_severity))
         rows += check_balance(group, covariates, campaign=str(campaign), table=table, smd_max=smd_max,
                               severity=smd_severity)
+    if sends["campaign_id"].nunique() > 1 and min(expected.values()) > 0:
+        rows.append(check_srm(pooled, expected, campaign="all campaigns, pooled", table=table,
+                              p_min=srm_p_min, severity=srm_severity))
     return rows
 
 

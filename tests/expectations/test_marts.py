@@ -194,3 +194,19 @@ def test_a_missing_mart_fails_closed(mart_home: Settings) -> None:
 
     assert not result.passed
     assert {c.table for c in result.critical_failures if c.check == "mart_present"} >= {"marts.fct_orders"}
+
+
+def test_a_holdout_contacted_across_many_small_campaigns_fails_the_pooled_srm() -> None:
+    # Given ten 50/50 campaigns of five members each, where the sender treated four of every five
+    sends = pd.DataFrame({
+        "campaign_id": [f"c{k}" for k in range(10) for _ in range(5)],
+        "arm": ["treatment", "treatment", "treatment", "treatment", "control"] * 10,
+        "assignment_probability": 0.5,
+    })
+    checks = marts.randomisation_checks(sends)
+    per_campaign = [c for c in checks if c.check == "srm" and "pooled" not in c.column]
+    [pooled] = [c for c in checks if c.check == "srm" and "pooled" in c.column]
+    # Then no campaign alone is judged broken (chi-square 1.8, p 0.18), but all together are:
+    # 40 contacted and 10 held out against 25/25 is chi-square 18, p 2.2e-5 < 0.001.
+    assert all(c.success for c in per_campaign)
+    assert not pooled.success and pooled.observed == pytest.approx(2.2090e-5, rel=1e-3)
