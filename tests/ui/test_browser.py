@@ -147,12 +147,16 @@ def uplift_verdicts(client) -> str:
                      for v in versions) or "no uplift version registered (training skipped for too little data?)"
 
 
-def mlflow_page(services, fragment: str) -> str:
-    """A URL of the MLflow UI carrying the home's login: the server runs MLflow's basic-auth app, and Chromium
-    keeps credentials given in a top-level URL for the page's own requests to that origin."""
+def mlflow_page(browser, services, fragment: str) -> str:
+    """A URL of the MLflow UI, with the browser sending the home's login: the server runs MLflow's basic-auth
+    app, and Chromium does not pass credentials given in a URL on to the page's own API requests."""
+    import base64
+
     login = services.mlflow_login()
-    host = services.mlflow_url.removeprefix("http://")
-    return f"http://{login.username}:{login.password}@{host}/{fragment}"
+    token = base64.b64encode(f"{login.username}:{login.password}".encode()).decode()
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+    return f"{services.mlflow_url}/{fragment}"
 
 
 def test_mlflow_registry_shows_the_uplift_champion(browser, services, artifacts, monkeypatch) -> None:
@@ -168,12 +172,12 @@ def test_mlflow_registry_shows_the_uplift_champion(browser, services, artifacts,
         f"uplift has no champion; aliases {aliases}; gate: {uplift_verdicts(client)}")
     champion = aliases["uplift"]["champion"]
     assert client.get_model_version("uplift", champion).tags.get("gate.action") == "promoted", "promoted by the gate"
-    browser.get(mlflow_page(services, "#/models"))
+    browser.get(mlflow_page(browser, services, "#/models"))
     wait_for(browser, lambda d: "uplift" in page_text(d) and "registered models" in page_text(d).lower(), 90,
              "the MLflow model registry listing uplift")
     time.sleep(1)
     shot(browser, artifacts, "mlflow-registry")
-    browser.get(mlflow_page(services, "#/models/uplift"))
+    browser.get(mlflow_page(browser, services, "#/models/uplift"))
     wait_for(browser, lambda d: "uplift" in page_text(d) and "champion" in page_text(d), 90,
              "registered model uplift with its champion alias")
     time.sleep(1)
