@@ -242,7 +242,7 @@ def _split(con: duckdb.DuckDBPyConnection, settings: Settings, source: Source, p
             raise OwnDataError(f"{path}: column {key!r} is needed to land {source.name} with its {parent}")
         # A line whose parent is absent lands in the first batch: ingest keeps it, dbt reports the orphan.
         cycle = (f"(SELECT min(p._cycle) FROM {quote(f'cycles_{parent}')} p "
-                 f"WHERE trim(CAST(p._key AS VARCHAR)) = trim(CAST(h.{quote(mine[key])} AS VARCHAR)))")
+                 f"WHERE trim(CAST(p.{quote(theirs[key])} AS VARCHAR)) = trim(CAST(h.{quote(mine[key])} AS VARCHAR)))")
         when = "CAST(NULL AS TIMESTAMP)"
     else:
         when = _time_sql(con, settings, source, path)
@@ -256,12 +256,6 @@ def _split(con: duckdb.DuckDBPyConnection, settings: Settings, source: Source, p
         )
         """
     )
-    key_column = next((parent_key for child, (parent, parent_key) in PARENTS.items() if parent == source.name), None)
-    if key_column is not None:
-        header = _header(con, source.name)
-        if key_column in header:
-            con.execute(f"ALTER TABLE {quote(f'cycles_{source.name}')} ADD COLUMN _key VARCHAR")
-            con.execute(f"UPDATE {quote(f'cycles_{source.name}')} SET _key = CAST({quote(header[key_column])} AS VARCHAR)")
     dated = "true" if time_column(source) is not None else "false"
     stats = con.execute(
         f"""
