@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from campaign_loop.config import CHANNELS
+from tests.conftest import MLFLOW_URI_VARIABLES, restore_environ
 
 START = date(2026, 1, 5)
 TRUE_UPLIFT = 0.25
@@ -44,19 +45,6 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         mlflow.set_tracking_uri("")
     mlflow.set_registry_uri("")
     restore_environ(environ)
-
-
-# mlflow.set_tracking_uri / set_registry_uri also write these variables, which later subprocesses
-# (a demo run by a later test) inherit: a fixture that sets them puts them back.
-MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-
-
-def restore_environ(saved: dict[str, str | None]) -> None:
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 def synthetic_marts(path: Path, *, customers: int = 2000, dates: int = 8, seed: int = 0) -> dict[str, pd.DataFrame]:

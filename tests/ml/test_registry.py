@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from ml import registry
 from ml.registry import GATE_RULES, MetricRule, gate
-from tests.ml.conftest import MLFLOW_URI_VARIABLES, restore_environ
+from tests.conftest import MLFLOW_URI_VARIABLES, restore_environ
 
 RULES = {
     "auc": MetricRule(min_value=0.6, tolerance=0.01),
