@@ -197,6 +197,14 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return run_ui(_settings(args), args.airflow_port, args.mlflow_port, args.site_port, docs=not args.no_docs)
 
 
+def _cmd_dbt(args: argparse.Namespace) -> int:
+    from campaign_loop.dbt import run_dbt
+
+    if not args.dbt_args:
+        raise SystemExit("campaign-loop dbt: name a dbt command, e.g. campaign-loop dbt build --select dim_customers")
+    return run_dbt(_settings(args), *args.dbt_args, capture=False).returncode
+
+
 def _cmd_bench_loop_value(args: argparse.Namespace) -> int:
     from ml.policies import POLICIES, bench_loop_value
 
@@ -247,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
                           help="Last cycle_id to run (default: the newest landed batch).")
     backfill.set_defaults(func=_cmd_backfill)
 
+    dbt = commands.add_parser(
+        "dbt", help="dbt on this home's warehouse with its settings and profile; while a cycle runs, a "
+                    "command that opens the warehouse says which cycle holds it and exits 2.")
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, metavar="DBT_ARGS",
+                     help="The dbt command and its flags, after any campaign-loop flags, e.g. build --select +dim_customers.")
+    dbt.set_defaults(func=_cmd_dbt)
+
     from campaign_loop import ui as surfaces  # stdlib only: cheap at parse time
 
     ui = commands.add_parser("ui", help="Serve Airflow, MLflow, dbt docs and the reports on 127.0.0.1 until Ctrl-C.")
@@ -270,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop_value.add_argument("--out", type=Path, default=None, help="Worlds folder (default: <home>/bench/loop_value).")
     loop_value.set_defaults(func=_cmd_bench_loop_value)
 
-    for sub in (simulate, ingest, demo, history, run, backfill, ui, loop_value):
+    for sub in (simulate, ingest, demo, history, run, backfill, dbt, ui, loop_value):
         _add_settings_flags(sub)
     loop_value.set_defaults(customers=100_000)  # the benchmark's default world
     return parser

@@ -13,6 +13,9 @@ from campaign_loop.config import Settings
 PROJECT_DIR = Path(os.environ.get("CAMPAIGN_LOOP_DBT_PROJECT_DIR", Path(__file__).resolve().parents[1] / "dbt_project"))
 MANIFEST_PATH = PROJECT_DIR / "target" / "manifest.json"
 PROFILE_NAME = "campaign_loop"
+# dbt commands that never open the warehouse: they need no writer lock, so the DAG's manifest can be parsed
+# (and the project listed) while a cycle runs.
+NO_WAREHOUSE_COMMANDS = frozenset({"parse", "deps", "clean", "list", "ls", "init"})
 
 
 def dbt_executable() -> Path:
@@ -30,20 +33,44 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def run_dbt(settings: Settings, *args: str, target_path: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_dbt(settings: Settings, *args: str, target_path: Path | None = None,
+            capture: bool = True) -> subprocess.CompletedProcess[str]:
     """dbt as a subprocess: an in-process dbt connection would keep the DuckDB file locked for later readers.
 
     dbt's artefacts (manifest, run results, partial-parse state) go to ``target_path``, else to the
     environment's DBT_TARGET_PATH, else to the home's own ``dbt/target``: two homes built at once (two
     test workers, a benchmark beside the demo) must never write one another's manifest.
+
+    A command that opens the warehouse holds its writer lock (ingest.lock) for its whole run, so a build
+    started by hand while a cycle runs raises ``WarehouseBusy`` naming the cycle and since when, instead of
+    failing mid-way on DuckDB's lock; the cycle's own dbt (its holder's token in the environment) runs under
+    the cycle's lock. ``capture=False`` lets dbt's output through (a build run by hand).
     """
     env = os.environ | dbt_env(settings)
     if target_path is not None or "DBT_TARGET_PATH" not in env:
         env["DBT_TARGET_PATH"] = str(target_path or settings.root / "dbt" / "target")
-    return subprocess.run(
-        [str(dbt_executable()), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)],
-        env=env, capture_output=True, text=True,
-    )
+    command = [str(dbt_executable()), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
+    subcommand = next((arg for arg in args if not arg.startswith("-")), "")
+    if not opens_warehouse(subcommand, args, env):
+        return subprocess.run(command, env=env, capture_output=capture, text=True)
+    from ingest.lock import writer_lock
+
+    with writer_lock(settings.warehouse_path, f"dbt {subcommand}"):
+        return subprocess.run(command, env=env, capture_output=capture, text=True)
+
+
+def opens_warehouse(subcommand: str, args: tuple[str, ...], env: dict[str, str]) -> bool:
+    """Whether ``dbt <args>`` opens the DuckDB warehouse: every command but the few that only read the
+    project, on the duckdb target (a PostgreSQL build leaves the warehouse file alone)."""
+    if not subcommand or subcommand in NO_WAREHOUSE_COMMANDS:
+        return False
+    target = env.get("CAMPAIGN_LOOP_DBT_TARGET", "duckdb")  # profiles.yml's default target
+    for i, arg in enumerate(args):
+        if arg in ("--target", "-t") and i + 1 < len(args):
+            target = args[i + 1]
+        elif arg.startswith("--target="):
+            target = arg.split("=", 1)[1]
+    return target == "duckdb"
 
 
 def parse_project(settings: Settings) -> Path:

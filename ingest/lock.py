@@ -1,9 +1,10 @@
 """One writer of the warehouse at a time, and a second one told who holds it instead of a lock traceback.
 
 DuckDB lets one process open a database file for writing; a second gets ``IOException: Could not set lock
-on file``, which says nothing a person can act on. Writers (ingest, a cycle run, publish) therefore take
-an advisory lock on a file beside the warehouse, ``<warehouse>.lock``, and write who they are into it: a
-second writer fails at once with "the warehouse ... is in use by <what> since <time> (pid N)".
+on file``, which says nothing a person can act on. Writers (ingest, a cycle run, publish, dbt run through
+``campaign_loop.dbt.run_dbt``) therefore take an advisory lock on a file beside the warehouse,
+``<warehouse>.lock``, and write who they are into it: a second writer fails at once with "the warehouse ...
+is in use by <what> since <time> (pid N)".
 
 ``flock`` is released by the kernel when its holder's process ends, so a crashed writer never leaves a
 stale lock; the text in the file is only read while someone holds it. A cycle run holds the lock for the
@@ -108,7 +109,8 @@ def holding_for_children(warehouse: Path, what: str) -> Iterator[str]:
 
 def connect_writer(warehouse: Path) -> duckdb.DuckDBPyConnection:
     """The warehouse opened for writing; DuckDB's own lock conflict (a writer that took no advisory lock,
-    such as a dbt build started by hand) becomes the same ``WarehouseBusy`` message."""
+    such as the dbt executable run directly rather than through ``campaign-loop dbt``) becomes the same
+    ``WarehouseBusy`` message."""
     try:
         return duckdb.connect(str(warehouse))
     except duckdb.IOException as error:

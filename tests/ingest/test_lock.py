@@ -114,3 +114,68 @@ def test_a_second_run_of_a_cycle_does_not_start(settings: Settings, other_ingest
 
     with pytest.raises(CycleFailed, match=r"cycle 2026-01-05 did not start: the warehouse .* is in use by ingest"):
         run_cycle(settings, 0, settings.root / "airflow.log")
+
+
+# A stand-in for the dbt executable that reports whether the warehouse's writer lock is held while it runs.
+PROBE_DBT = """#!{python}
+import fcntl, os, sys
+fd = os.open({lock!r}, os.O_RDWR)
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("lock free")
+except BlockingIOError:
+    print("lock held")
+print(" ".join(sys.argv[1:2]))
+"""
+
+
+@pytest.fixture
+def probe_dbt(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from campaign_loop import dbt
+    from ingest.lock import lock_path
+
+    lock = lock_path(settings.warehouse_path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.touch()
+    script = tmp_path / "dbt"
+    script.write_text(PROBE_DBT.format(python=sys.executable, lock=str(lock)))
+    script.chmod(0o755)
+    monkeypatch.setattr(dbt, "dbt_executable", lambda: script)
+
+
+def test_dbt_holds_the_writer_lock_while_it_builds(settings: Settings, probe_dbt: None) -> None:
+    from campaign_loop.dbt import run_dbt
+
+    assert run_dbt(settings, "build", "--select", "dim_customers").stdout.split("\n")[:2] == ["lock held", "build"]
+    # Commands that never open the warehouse run beside a cycle (the DAG's manifest is parsed while one runs),
+    # and so does a build on another target.
+    assert run_dbt(settings, "parse").stdout.startswith("lock free")
+    assert run_dbt(settings, "build", "--target", "postgres").stdout.startswith("lock free")
+    with writer_lock(settings.warehouse_path, "ingest"):  # released after each command
+        pass
+
+
+def test_dbt_inside_a_cycle_runs_under_its_lock(settings: Settings, probe_dbt: None) -> None:
+    from campaign_loop.dbt import run_dbt
+
+    with holding_for_children(settings.warehouse_path, "cycle 2026-01-05"):
+        assert run_dbt(settings, "build").stdout.startswith("lock held")
+
+
+def test_a_build_by_hand_during_a_cycle_is_told_which_cycle_runs(settings: Settings) -> None:
+    """The real `campaign-loop dbt build`: refused before dbt starts, with the cycle's name, not DuckDB's traceback."""
+    from campaign_loop.dbt import run_dbt
+
+    cycle = _holder(HOLD_LOCK, str(settings.warehouse_path), "cycle 2026-01-05")
+    try:
+        with pytest.raises(WarehouseBusy, match=rf"in use by cycle 2026-01-05 since .* \(pid {cycle.pid}\)"):
+            run_dbt(settings, "build")
+        by_hand = subprocess.run(
+            [sys.executable, "-m", "campaign_loop.cli", "dbt", "--home", str(settings.root), "build"],
+            cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert by_hand.returncode == 2, by_hand.stderr
+        assert "is in use by cycle 2026-01-05 since " in by_hand.stderr and "Traceback" not in by_hand.stderr
+        assert not settings.warehouse_path.exists()  # dbt never started
+    finally:
+        cycle.kill()
+        cycle.wait()
