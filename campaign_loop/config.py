@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         description="Monthly newsletters the retailer sent every member on each consented channel before cycle 0 "
                     "(no holdout; the newest five weeks before it); their sends and engagement land with cycle 0.",
     )
+    world: Literal["a", "b", "c", "d"] = Field(
+        "a", description="Causal structure of the simulated customers' response to campaigns (sim/worlds.py): a "
+                         "channel affinity, b recency/price/category, c sleeping dogs and discount-only responders, "
+                         "d fatigue. Only the simulator and the oracle read it.",
+    )
     file_format: Literal["csv", "parquet"] = Field("csv", description="Format the simulator lands files in.")
 
     # Ingestion.

@@ -4,7 +4,7 @@ BG/NBD: an alive person buys as a Poisson process with weekly rate lambda (scale
 drops out with probability p after each purchase. A campaign action changes the probability of buying
 in the period by its uplift, which depends on the person's latent response class:
 persuadables gain (more on a preferred channel, more with a discount when price-sensitive), sure things
-and lost causes do not move, sleeping dogs buy less.
+and lost causes do not move, sleeping dogs buy less. That is world a; :mod:`sim.worlds` has the others.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 
 from campaign_loop.config import CHANNELS
 from sim.world import PARAMS, PERSUADABLE, SLEEPING_DOG, People, WorldParams
+from sim.worlds import WorldContext, channel_terms, world_uplift
 
 MAX_UPLIFT = 0.25
 EXTRA_ORDER_RATE = 0.12  # buyers place 1 + Poisson(0.12) orders in a period
@@ -46,12 +47,21 @@ def uplift(
     offer_value: np.ndarray | float,
     channel: np.ndarray | str,
     p: WorldParams = PARAMS,
+    *,
+    world: WorldContext | None = None,
 ) -> np.ndarray:
-    """True uplift in purchase probability of a delivered action, per person (treated minus baseline)."""
+    """True uplift in purchase probability of a delivered action, per person (treated minus baseline).
+
+    ``world`` (None: world a) picks the causal structure, :mod:`sim.worlds`; this body is world a's.
+    """
     n = len(base)
     offer_type = np.broadcast_to(np.asarray(offer_type), (n,))
     offer_value = np.broadcast_to(np.asarray(offer_value, dtype=np.float64), (n,))
     channel = np.broadcast_to(np.asarray(channel), (n,))
+    if world is not None and world.name != "a":
+        _, reachable = channel_terms(people, channel)
+        effect = world_uplift(people, base, discount_share(people, offer_type, offer_value), channel, world, p, MAX_UPLIFT)
+        return np.where(reachable & people["alive"], effect, 0.0)
     affinity = np.zeros(n)
     reachable = np.zeros(n, dtype=bool)
     for name in CHANNELS:

@@ -99,9 +99,12 @@ def effects_at_start(settings: Settings, cycle: int) -> tuple[pd.DataFrame, np.n
     """
     from sim import ids
     from sim.behaviour import expected_incremental_profit, uplift
+    from sim.calendar import DAY_S, epoch_day
     from sim.world import RESPONSE_CLASSES
+    from sim.worlds import WorldContext
 
     people, base = people_at_start(settings, cycle)
+    world = WorldContext(settings.world, settings.seed, epoch_day(settings.cycle_start(cycle)) * DAY_S)
     frame = pd.DataFrame({
         "person_id": people["person_id"],
         "member_id": _member_ids(people),
@@ -112,7 +115,7 @@ def effects_at_start(settings: Settings, cycle: int) -> tuple[pd.DataFrame, np.n
     for c in CHANNELS:
         frame[f"consent_{c}"] = people[f"consent_{c}"].astype(bool)
     for action in ACTIONS:
-        lift = uplift(people, base, action.offer.offer_type, action.offer.offer_value, action.channel)
+        lift = uplift(people, base, action.offer.offer_type, action.offer.offer_value, action.channel, world=world)
         frame[f"uplift__{action.name}"] = lift.astype(np.float32)
         frame[f"incremental_profit__{action.name}"] = expected_incremental_profit(
             people, base, lift, action.offer.offer_type, action.offer.offer_value, action.cost_per_contact

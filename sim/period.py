@@ -63,6 +63,7 @@ from sim.world import (
     product_choice_keys,
     take_people,
 )
+from sim.worlds import WorldContext, decay_contact_load
 
 # Random streams of a cycle: np.random.default_rng([seed, cycle, stream]).
 ARRIVALS, CONSENT, CRM, PLAN, OUTCOME, ORDERS, SEND, ENGAGE, EVENTS, REVIEWS, ADS, DROPOUT, HISTORY, PAID, NEWSLETTERS = range(10, 25)
@@ -250,6 +251,7 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     a = assign(plan, people)
 
     # Truth of the period's response, from the state at its start.
+    world = WorldContext(settings.world, seed, p_start)
     exposure = exposure_weeks(days)
     base = baseline_probability(people, exposure)
     effects: dict[str, pa.Array] = {
@@ -262,7 +264,7 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     for c in CHANNELS:
         effects[f"consent_{c}"] = pa.array(people[f"consent_{c}"].copy())
     for action in ACTIONS:
-        lift = uplift(people, base, action.offer.offer_type, action.offer.offer_value, action.channel)
+        lift = uplift(people, base, action.offer.offer_type, action.offer.offer_value, action.channel, world=world)
         effects[f"uplift__{action.name}"] = pa.array(lift.astype(np.float32))
         effects[f"incremental_profit__{action.name}"] = pa.array(expected_incremental_profit(
             people, base, lift, action.offer.offer_type, action.offer.offer_value, action.cost_per_contact
@@ -273,7 +275,7 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     u = _rng(settings, cycle, OUTCOME).random(n)
     p_treated = base.copy()
     p_treated[a.person] = base[a.person] + uplift(
-        take_people(people, a.person), base[a.person], a.offer_type, a.offer_value, a.channel
+        take_people(people, a.person), base[a.person], a.offer_type, a.offer_value, a.channel, world=world
     )
     if_untreated = u < base
     if_treated = u < p_treated
@@ -325,6 +327,9 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
         frames[source].append(frame)
     for c in CHANNELS:
         people[f"consent_{c}"][a.person[e.unsubscribed & (a.channel == c)]] = False
+    if settings.world == "d":  # the other worlds carry no contact state, so their saved people stay as they were
+        received = a.person[a.delivered & ~e.bounced]
+        decay_contact_load(people, np.bincount(received, minlength=n), settings.cycle_days)
 
     # Consent drift (preference centre) during the period: it binds from the next campaign on.
     rng = _rng(settings, cycle, CONSENT)

@@ -240,7 +240,9 @@ def category_affinity(people: People, rows: np.ndarray) -> np.ndarray:
 
 
 def concat_people(a: People, b: People) -> People:
-    return {k: np.concatenate([a[k], b[k]]) for k in a}
+    """``a`` then ``b``; state that only ``a`` carries (a world's own, e.g. world d's contact load) starts at 0 in ``b``."""
+    n_b = len(b["person_id"])
+    return {k: np.concatenate([a[k], b[k] if k in b else np.zeros(n_b, dtype=a[k].dtype)]) for k in a}
 
 
 def take_people(people: People, rows: np.ndarray) -> People:
@@ -325,7 +327,7 @@ class WorldStore:
         return {
             "seed": s.seed, "customers": s.customers, "start_date": s.start_date.isoformat(),
             "cycle_days": s.cycle_days, "history_weeks": s.history_weeks,
-            "newsletter_history": s.newsletter_history,
+            "newsletter_history": s.newsletter_history, "world": s.world,
         }
 
     def write_manifest(self) -> None:
@@ -337,6 +339,7 @@ class WorldStore:
         if not path.exists():
             raise FileNotFoundError(f"no simulated world under {self.dir}: run cycle 0 first")
         stored = json.loads(path.read_text())
+        stored.setdefault("world", "a")  # written before worlds other than a existed
         if stored != self.manifest():
             raise ValueError(
                 f"the world under {self.dir} was created with {stored}, not {self.manifest()}; "
