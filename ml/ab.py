@@ -1,26 +1,30 @@
-"""A/B and campaign-lift analysis: every variant against control, for binary and continuous metrics.
+"""A/B and campaign-lift analysis: every variant against control, on binary, continuous and ratio metrics.
+
+The arithmetic is ``ml.stats`` (one implementation, from per-arm sufficient statistics): this module turns
+it into the lift report that ``measure``, the published ``kpi_campaign_lift`` table and the cycle report
+show. :func:`analyze` takes one row per randomised unit; :func:`analyze_stats` takes the per-arm
+sufficient statistics the warehouse aggregates (``kpi_campaign_arms``); both give the same report.
 
 Methods (all two-sided, ``alpha`` = 0.05 unless given):
 
 * binary metrics (conversion): two-proportion z-test with the *pooled* standard error for the p-value
-  (the textbook test, equivalent to the 2x2 chi-square without continuity correction); CI of the
-  difference either Wald with the unpooled SE (default, the interval matching the usual z-test
-  reporting) or Newcombe's hybrid score interval (method 10, built on Wilson intervals; better
-  coverage when conversions are rare or arms small);
-* continuous metrics (revenue per unit): Welch's t-test and Welch-Satterthwaite CI, no equal-variance
-  assumption because treatment typically changes the spread of revenue as well as its mean;
-* relative lift = absolute lift / control mean, with a delta-method CI;
+  (equivalent to the 2x2 chi-square without continuity correction); CI Wald (unpooled SE, default) or
+  Newcombe's hybrid score interval (better coverage when conversions are rare or arms small);
+* continuous metrics (revenue, margin per unit): Welch's t-test and Welch-Satterthwaite CI;
+* ratio metrics (revenue per order, i.e. AOV): difference of ratios with the delta-method variance;
+* CUPED, on by default for a metric given a pre-period ``covariate``: theta pooled within arms, Welch on
+  the adjusted metric; the report keeps the unadjusted estimate beside it (``*_unadjusted``);
+* relative lift = mean_variant / mean_control - 1 with a delta-method CI;
 * multiplicity: Holm's step-down correction, over *all* comparisons of one analysis (every metric x
-  every variant) as one family by default, or per metric over the k comparisons with the control
-  (``family="metric"``); the report names the family (``LiftReport.correction``) and decisions use the
-  Holm p-value;
+  every variant) by default, or per metric over the k comparisons with the control (``family="metric"``);
+  the report names it (``LiftReport.correction``) and decisions use the Holm p-value;
+* always-valid intervals (``seq_ci_low``/``seq_ci_high``) for campaigns watched daily: the mSPRT
+  normal-mixture confidence sequence tuned to the planned sizes (``LiftReport.sequential_method``);
 * sample ratio mismatch: chi-square goodness of fit of the arm sizes against the designed allocation;
-  a mismatch (p < ``srm_alpha``) marks every comparison untrustworthy, since broken randomisation biases lift.
-  Without an allocation the design is unknown and the check is skipped, said so in the report: assuming
-  equal arms would fail every unequal design (a 2:1 test, a 10 % holdout) as broken;
+  a mismatch (p < ``srm_alpha``) marks every comparison untrustworthy. Without an allocation the design is
+  unknown and the check is skipped, said so in the report;
 * power: the achieved (post-hoc) power at the observed lift and the minimum detectable effect at 80 %
-  power, both from the normal approximation with the observed standard error. Post-hoc power is a
-  function of the p-value; the MDE is the number that says whether "no difference" means anything.
+  power, both from the normal approximation with the standard error.
 """
 
 from __future__ import annotations
@@ -32,11 +36,29 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-MetricKind = Literal["binary", "continuous"]
-ProportionCi = Literal["wald", "newcombe"]
+from ml.stats import sequential
+from ml.stats.design import holm, mde_at, power_at, sample_size_for_mde, srm_p_value
+from ml.stats.estimators import (
+    ArmStats,
+    Estimate,
+    ProportionCi,
+    cuped_difference,
+    mean_difference,
+    proportion_difference,
+    ratio_difference,
+    relative_interval,
+    wilson_interval,
+)
+
+MetricKind = Literal["binary", "continuous", "ratio"]
 HolmFamily = Literal["all", "metric"]
+
+__all__ = [
+    "ArmStats", "Comparison", "HolmFamily", "LiftReport", "Metric", "MetricKind", "TestResult", "analyze",
+    "analyze_stats", "arm_stats", "holm", "mde_at", "power_at", "sample_size_for_mde", "srm_p_value",
+    "two_proportion_test", "welch_test", "wilson_interval",
+]
 
 
 # ----------------------------------------------------------------------------------- single tests
@@ -54,137 +76,70 @@ class TestResult:
     se: float  # unpooled standard error of the difference, used for power and MDE
 
 
+def _result(estimate: Estimate) -> TestResult:
+    return TestResult(diff=estimate.diff, ci_low=estimate.ci_low, ci_high=estimate.ci_high,
+                      statistic=estimate.statistic, p_value=estimate.p_value, se=estimate.se)
+
+
 def two_proportion_test(
-    conversions_control: int,
-    n_control: int,
-    conversions_variant: int,
-    n_variant: int,
-    *,
-    alpha: float = 0.05,
-    ci: ProportionCi = "wald",
+    conversions_control: int, n_control: int, conversions_variant: int, n_variant: int, *,
+    alpha: float = 0.05, ci: ProportionCi = "wald",
 ) -> TestResult:
     """Two-proportion z-test of variant minus control: pooled SE for the p-value, Wald or Newcombe CI."""
-    if min(n_control, n_variant) <= 0:
-        raise ValueError("both arms need at least one unit")
-    p_c, p_v = conversions_control / n_control, conversions_variant / n_variant
-    diff = p_v - p_c
-    pooled = (conversions_control + conversions_variant) / (n_control + n_variant)
-    se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n_control + 1 / n_variant))
-    se = math.sqrt(p_c * (1 - p_c) / n_control + p_v * (1 - p_v) / n_variant)
-    z = diff / se_pooled if se_pooled > 0 else 0.0
-    p_value = 2 * stats.norm.sf(abs(z)) if se_pooled > 0 else 1.0
-    crit = stats.norm.isf(alpha / 2)
-    if ci == "wald":
-        low, high = diff - crit * se, diff + crit * se
-    elif ci == "newcombe":
-        l_c, u_c = wilson_interval(conversions_control, n_control, alpha=alpha)
-        l_v, u_v = wilson_interval(conversions_variant, n_variant, alpha=alpha)
-        low = diff - math.sqrt((p_v - l_v) ** 2 + (u_c - p_c) ** 2)
-        high = diff + math.sqrt((u_v - p_v) ** 2 + (p_c - l_c) ** 2)
-    else:
-        raise ValueError(f"unknown CI method {ci!r}")
-    return TestResult(diff=diff, ci_low=low, ci_high=high, statistic=z, p_value=float(p_value), se=se)
+    return _result(proportion_difference(
+        ArmStats(n_control, conversions_control, conversions_control),
+        ArmStats(n_variant, conversions_variant, conversions_variant), alpha=alpha, ci=ci))
 
 
-def wilson_interval(successes: int, n: int, *, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval for one proportion."""
-    z = stats.norm.isf(alpha / 2)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return centre - half, centre + half
-
-
-def welch_test(control: Sequence[float] | np.ndarray, variant: Sequence[float] | np.ndarray, *, alpha: float = 0.05) -> TestResult:
+def welch_test(control: Sequence[float] | np.ndarray, variant: Sequence[float] | np.ndarray, *,
+               alpha: float = 0.05) -> TestResult:
     """Welch's t-test and CI of mean(variant) - mean(control)."""
-    c, v = np.asarray(control, dtype=float), np.asarray(variant, dtype=float)
-    if min(len(c), len(v)) < 2:
-        raise ValueError("Welch's test needs at least two units per arm")
-    var_c, var_v = c.var(ddof=1) / len(c), v.var(ddof=1) / len(v)
-    se = math.sqrt(var_c + var_v)
-    diff = float(v.mean() - c.mean())
-    if se == 0:
-        return TestResult(diff=diff, ci_low=diff, ci_high=diff, statistic=0.0, p_value=1.0 if diff == 0 else 0.0, se=0.0)
-    df = (var_c + var_v) ** 2 / (var_c**2 / (len(c) - 1) + var_v**2 / (len(v) - 1))
-    t = diff / se
-    crit = stats.t.isf(alpha / 2, df)
-    return TestResult(
-        diff=diff, ci_low=diff - crit * se, ci_high=diff + crit * se, statistic=t,
-        p_value=float(2 * stats.t.sf(abs(t), df)), se=se,
-    )
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm step-down adjusted p-values, in the input order."""
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        # The running max keeps adjusted p-values monotone in the raw ones, as the step-down procedure requires.
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
-
-
-def srm_p_value(counts: Mapping[str, int], allocation: Mapping[str, float]) -> float:
-    """Chi-square goodness-of-fit p-value of arm sizes against the designed allocation (weights, any scale)."""
-    arms = list(allocation)
-    missing = set(counts) - set(arms)
-    if missing:
-        raise ValueError(
-            f"arms {sorted(missing)} are not in the designed allocation {sorted(arms)}: give their designed "
-            "shares (e.g. the mean assignment_probability of their members) or leave the allocation out"
-        )
-    observed = np.array([counts.get(arm, 0) for arm in arms], dtype=float)
-    weights = np.array([allocation[arm] for arm in arms], dtype=float)
-    expected = observed.sum() * weights / weights.sum()
-    statistic = float(((observed - expected) ** 2 / expected).sum())
-    return float(stats.chi2.sf(statistic, len(arms) - 1))
-
-
-# ----------------------------------------------------------------------------------- power and size
-
-
-def power_at(effect: float, se: float, *, alpha: float = 0.05) -> float:
-    """Power of a two-sided z-test to detect ``effect`` when the difference has standard error ``se``."""
-    if se <= 0:
-        return 1.0 if effect != 0 else alpha
-    crit = stats.norm.isf(alpha / 2)
-    shift = abs(effect) / se
-    return float(stats.norm.cdf(shift - crit) + stats.norm.cdf(-shift - crit))
-
-
-def mde_at(se: float, *, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Smallest absolute difference detected with ``power`` given the standard error of the difference."""
-    return float((stats.norm.isf(alpha / 2) + stats.norm.ppf(power)) * se)
-
-
-def sample_size_for_mde(
-    baseline_rate: float, mde_abs: float, alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0
-) -> tuple[int, int]:
-    """Units needed per arm, ``(control, treatment)``, to detect ``baseline_rate`` -> ``baseline_rate + mde_abs``.
-
-    ``ratio`` is treatment units per control unit (9 for a 10 % holdout). Closed form for the pooled
-    two-proportion z-test (Fleiss, without continuity correction):
-    n_c = (z_{1-a/2} sqrt(pbar qbar (1 + 1/k)) + z_{power} sqrt(p1 q1 + p2 q2 / k))^2 / mde^2, n_t = k n_c.
-    """
-    p1, p2, k = baseline_rate, baseline_rate + mde_abs, ratio
-    if not (0 < p1 < 1 and 0 < p2 < 1) or mde_abs == 0 or k <= 0:
-        raise ValueError("need 0 < baseline, baseline + mde < 1, a non-zero mde and a positive ratio")
-    p_bar = (p1 + k * p2) / (1 + k)
-    z_a, z_b = stats.norm.isf(alpha / 2), stats.norm.ppf(power)
-    root = z_a * math.sqrt(p_bar * (1 - p_bar) * (1 + 1 / k)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2) / k)
-    n_control = math.ceil(root**2 / mde_abs**2)
-    return n_control, math.ceil(k * n_control)
+    return _result(mean_difference(ArmStats.from_values(control), ArmStats.from_values(variant), alpha=alpha))
 
 
 # ------------------------------------------------------------------------------------- the analysis
 
 
 @dataclass(frozen=True)
+class Metric:
+    """One metric of the analysis: its kind and the unit columns it reads.
+
+    ``column`` holds the unit's value (a ratio's numerator; defaults to ``name``); a ratio metric's
+    ``denominator`` the unit's denominator (e.g. orders, for revenue per order); ``covariate`` the same
+    metric over the pre-period, for CUPED (not for ratios).
+    """
+
+    name: str
+    kind: MetricKind
+    column: str | None = None
+    denominator: str | None = None
+    covariate: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("binary", "continuous", "ratio"):
+            raise ValueError(f"metric {self.name!r}: kind must be 'binary', 'continuous' or 'ratio', not {self.kind!r}")
+        if (self.kind == "ratio") != (self.denominator is not None):
+            raise ValueError(f"metric {self.name!r}: a ratio metric, and only a ratio metric, has a denominator")
+        if self.kind == "ratio" and self.covariate is not None:
+            raise ValueError(f"metric {self.name!r}: CUPED is not applied to ratio metrics")
+
+
+MetricsSpec = Mapping[str, MetricKind] | Sequence[Metric]
+
+
+def _metrics(metrics: MetricsSpec) -> list[Metric]:
+    if isinstance(metrics, Mapping):
+        return [Metric(name, kind) for name, kind in metrics.items()]
+    return list(metrics)
+
+
+@dataclass(frozen=True)
 class Comparison:
-    """One metric, one variant vs control: the row of the lift report."""
+    """One metric, one variant vs control: the row of the lift report.
+
+    ``abs_lift``, the intervals and p-values are CUPED-adjusted when ``cuped`` is true, and then
+    ``*_unadjusted`` hold the same comparison without the pre-period; otherwise both are the same.
+    """
 
     metric: str
     kind: MetricKind
@@ -206,6 +161,17 @@ class Comparison:
     power: float
     mde: float
     decision: str
+    se: float = math.nan
+    method: str = ""
+    cuped: bool = False
+    cuped_theta: float = math.nan
+    variance_reduction: float = math.nan  # 1 - var(CUPED) / var(unadjusted); NaN without CUPED
+    abs_lift_unadjusted: float = math.nan
+    ci_low_unadjusted: float = math.nan
+    ci_high_unadjusted: float = math.nan
+    p_value_unadjusted: float = math.nan
+    seq_ci_low: float = math.nan  # always-valid interval (LiftReport.sequential_method)
+    seq_ci_high: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -221,14 +187,28 @@ class LiftReport:
     comparisons: tuple[Comparison, ...]
     correction: str = ""  # the multiple-comparison correction, in words
     srm_note: str = ""
+    sequential_method: str = sequential.METHOD
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(c) for c in self.comparisons])
 
 
+def arm_stats(units: pd.DataFrame, metrics: MetricsSpec, *, variant_col: str = "variant") -> dict[str, dict[str, ArmStats]]:
+    """Per arm and metric, the sufficient statistics of the unit rows: what SQL aggregates in the warehouse."""
+    out: dict[str, dict[str, ArmStats]] = {}
+    for arm, frame in units.groupby(units[variant_col].astype(str), sort=True):
+        out[str(arm)] = {}
+        for metric in _metrics(metrics):
+            y = frame[metric.column or metric.name].to_numpy(dtype=float)
+            second = metric.denominator or metric.covariate
+            x = None if second is None else frame[second].to_numpy(dtype=float)
+            out[str(arm)][metric.name] = ArmStats.from_values(y, x)
+    return out
+
+
 def analyze(
     units: pd.DataFrame,
-    metrics: Mapping[str, MetricKind],
+    metrics: MetricsSpec,
     *,
     variant_col: str = "variant",
     control: str = "control",
@@ -238,19 +218,46 @@ def analyze(
     srm_alpha: float = 0.001,
     proportion_ci: ProportionCi = "wald",
     family: HolmFamily = "all",
+    cuped: bool = True,
+    planned: Mapping[str, int] | None = None,
 ) -> LiftReport:
     """Lift of every variant over ``control`` on every metric, from one row per randomised unit.
 
-    ``allocation`` is the designed share per arm (weights, any scale) and must name every arm that has
-    units; without it the design is unknown and the sample-ratio check is skipped (``srm_ok`` None, with
-    ``srm_note`` saying why). A binary metric's column holds 0/1. ``srm_alpha`` is strict (0.001, as is
-    common practice) because the check runs on every analysis and a false alarm discards a valid experiment.
-    ``family`` is Holm's family: every metric x variant together (``"all"``) or, per metric, the k
-    comparisons with the control (``"metric"``).
+    ``metrics`` maps names to kinds (the column of the same name) or lists :class:`Metric`. ``allocation``
+    is the designed share per arm (weights, any scale) and must name every arm that has units; without it
+    the design is unknown and the sample-ratio check is skipped (``srm_ok`` None, ``srm_note`` says why).
+    A binary metric's column holds 0/1. ``srm_alpha`` is strict (0.001) because the check runs on every
+    analysis and a false alarm discards a valid experiment. ``family`` is Holm's family: every metric x
+    variant together (``"all"``) or, per metric, the k comparisons with the control (``"metric"``).
+    ``cuped`` adjusts metrics that name a pre-period covariate. ``planned`` is each arm's planned size,
+    which tunes the always-valid interval (default: the sizes now, i.e. this look is the last).
     """
-    counts = {str(k): int(v) for k, v in units[variant_col].astype(str).value_counts().sort_index().items()}
-    if control not in counts:
+    return analyze_stats(arm_stats(units, metrics, variant_col=variant_col), metrics, control=control,
+                         allocation=allocation, alpha=alpha, power=power, srm_alpha=srm_alpha,
+                         proportion_ci=proportion_ci, family=family, cuped=cuped, planned=planned)
+
+
+def analyze_stats(
+    stats_by_arm: Mapping[str, Mapping[str, ArmStats]],
+    metrics: MetricsSpec,
+    *,
+    control: str = "control",
+    allocation: Mapping[str, float] | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    srm_alpha: float = 0.001,
+    proportion_ci: ProportionCi = "wald",
+    family: HolmFamily = "all",
+    cuped: bool = True,
+    planned: Mapping[str, int] | None = None,
+) -> LiftReport:
+    """:func:`analyze` from per-arm sufficient statistics (``stats_by_arm[arm][metric]``), as SQL aggregates them."""
+    specs = _metrics(metrics)
+    if not specs:
+        raise ValueError("no metric to analyse")
+    if control not in stats_by_arm:
         raise ValueError(f"no units in control arm {control!r}")
+    counts = {arm: int(stats_by_arm[arm][specs[0].name].n) for arm in sorted(stats_by_arm)}
     if allocation is None:
         design, srm, srm_ok = None, math.nan, None
         srm_note = "design unknown (no allocation given): sample-ratio check skipped"
@@ -260,77 +267,82 @@ def analyze(
         srm_ok = srm >= srm_alpha
         srm_note = f"chi-square against the designed allocation, p={srm:.4g} (mismatch below {srm_alpha:g})"
     variants = [arm for arm in counts if arm != control]
-    groups = {arm: frame for arm, frame in units.groupby(units[variant_col].astype(str))}
 
-    raw: list[tuple[str, MetricKind, str, float, float, TestResult, float]] = []
-    for metric, kind in metrics.items():
-        c_values = groups[control][metric].to_numpy(dtype=float)
+    rows: list[tuple[Metric, str, Estimate, Estimate, float]] = []
+    for metric in specs:
+        c = stats_by_arm[control][metric.name]
         for variant in variants:
-            v_values = groups[variant][metric].to_numpy(dtype=float)
-            if kind == "binary":
-                result = two_proportion_test(
-                    int(c_values.sum()), len(c_values), int(v_values.sum()), len(v_values),
-                    alpha=alpha, ci=proportion_ci,
-                )
-                # MDE from the control rate in both arms: the effect size a designer would have planned for.
-                base = c_values.mean()
-                se_design = math.sqrt(base * (1 - base) * (1 / len(c_values) + 1 / len(v_values)))
-            elif kind == "continuous":
-                result = welch_test(c_values, v_values, alpha=alpha)
-                se_design = result.se
-            else:
-                raise ValueError(f"metric {metric!r}: kind must be 'binary' or 'continuous', not {kind!r}")
-            raw.append((metric, kind, variant, float(c_values.mean()), float(v_values.mean()), result, se_design))
+            v = stats_by_arm[variant][metric.name]
+            raw, se_design = _unadjusted(metric, c, v, alpha, proportion_ci)
+            primary = raw
+            if cuped and metric.covariate is not None and c.has_x and v.has_x and (c.sxx + v.sxx) > 0:
+                primary = cuped_difference(c, v, alpha=alpha)
+                se_design = primary.se
+            rows.append((metric, variant, primary, raw, se_design))
 
-    if family == "all":
-        adjusted = holm([r[5].p_value for r in raw])
-        correction = f"Holm over all {len(raw)} comparisons ({len(metrics)} metrics x {len(variants)} arms vs {control})"
-    elif family == "metric":
-        adjusted = [math.nan] * len(raw)
-        for metric in metrics:
-            rows = [i for i, r in enumerate(raw) if r[0] == metric]
-            for i, p in zip(rows, holm([raw[i][5].p_value for i in rows]), strict=True):
-                adjusted[i] = p
-        correction = f"Holm over the {len(variants)} comparisons with {control}, per metric"
-    else:
-        raise ValueError(f"Holm family must be 'all' or 'metric', not {family!r}")
+    adjusted, correction = _holm(rows, specs, variants, control, family)
     comparisons = []
-    for (metric, kind, variant, m_c, m_v, result, se_design), p_holm in zip(raw, adjusted, strict=True):
+    for (metric, variant, est, raw, se_design), p_holm in zip(rows, adjusted, strict=True):
         n_c, n_v = counts[control], counts[variant]
-        rel, rel_low, rel_high = _relative_lift(groups[control][metric], groups[variant][metric], m_c, m_v, alpha)
+        c, v = stats_by_arm[control][metric.name], stats_by_arm[variant][metric.name]
+        rel, rel_low, rel_high = relative_interval(est, alpha=alpha)
         mde = mde_at(se_design, alpha=alpha, power=power)
-        achieved = power_at(result.diff, result.se, alpha=alpha)
-        comparisons.append(
-            Comparison(
-                metric=metric, kind=kind, variant=variant, control=control, n_control=n_c, n_variant=n_v,
-                mean_control=m_c, mean_variant=m_v, abs_lift=result.diff, rel_lift=rel,
-                ci_low=result.ci_low, ci_high=result.ci_high, rel_ci_low=rel_low, rel_ci_high=rel_high,
-                p_value=result.p_value, p_value_holm=p_holm, srm_p_value=srm, power=achieved, mde=mde,
-                decision=_decision(metric, variant, control, result, rel, p_holm, mde, srm, srm_ok, alpha, power),
-            )
-        )
+        information = 1.0 if planned is None else sequential.information_fraction(
+            n_c, n_v, planned[control], planned[variant])
+        seq_low, seq_high = sequential.confidence_sequence(est, information, alpha=alpha)
+        is_cuped = est is not raw
+        means = (raw.mean_control, raw.mean_variant) if metric.kind == "ratio" else (c.y_mean, v.y_mean)
+        comparisons.append(Comparison(
+            metric=metric.name, kind=metric.kind, variant=variant, control=control, n_control=n_c, n_variant=n_v,
+            mean_control=means[0], mean_variant=means[1], abs_lift=est.diff, rel_lift=rel,
+            ci_low=est.ci_low, ci_high=est.ci_high, rel_ci_low=rel_low, rel_ci_high=rel_high,
+            p_value=est.p_value, p_value_holm=p_holm, srm_p_value=srm,
+            power=power_at(est.diff, est.se, alpha=alpha), mde=mde,
+            decision=_decision(metric.name, variant, control, est, rel, p_holm, mde, srm, srm_ok, alpha, power),
+            se=est.se, method=est.method, cuped=is_cuped, cuped_theta=est.theta,
+            variance_reduction=1 - est.se**2 / raw.se**2 if is_cuped and raw.se > 0 else math.nan,
+            abs_lift_unadjusted=raw.diff, ci_low_unadjusted=raw.ci_low, ci_high_unadjusted=raw.ci_high,
+            p_value_unadjusted=raw.p_value, seq_ci_low=seq_low, seq_ci_high=seq_high,
+        ))
     return LiftReport(
         control=control, counts=counts, allocation=design, srm_p_value=srm, srm_ok=srm_ok, alpha=alpha,
         comparisons=tuple(comparisons), correction=correction, srm_note=srm_note,
     )
 
 
-def _relative_lift(
-    control: pd.Series, variant: pd.Series, m_c: float, m_v: float, alpha: float
-) -> tuple[float, float, float]:
-    """Relative lift m_v/m_c - 1 with a delta-method CI (independent arms); NaN when the control mean is 0."""
-    if m_c == 0:
-        return math.nan, math.nan, math.nan
-    ratio = m_v / m_c
-    var_c = control.var(ddof=1) / len(control) if len(control) > 1 else 0.0
-    var_v = variant.var(ddof=1) / len(variant) if len(variant) > 1 else 0.0
-    se = abs(ratio) * math.sqrt(var_v / m_v**2 + var_c / m_c**2) if m_v != 0 else math.sqrt(var_v) / abs(m_c)
-    crit = stats.norm.isf(alpha / 2)
-    return ratio - 1, ratio - 1 - crit * se, ratio - 1 + crit * se
+def _unadjusted(metric: Metric, c: ArmStats, v: ArmStats, alpha: float, proportion_ci: ProportionCi
+                ) -> tuple[Estimate, float]:
+    """The comparison without CUPED and the standard error a designer would have planned the MDE with."""
+    if metric.kind == "binary":
+        est = proportion_difference(c.without_x(), v.without_x(), alpha=alpha, ci=proportion_ci)
+        # MDE from the control rate in both arms: the effect size a designer would have planned for.
+        base = c.y_mean
+        return est, math.sqrt(base * (1 - base) * (1 / c.n + 1 / v.n))
+    if metric.kind == "continuous":
+        est = mean_difference(c, v, alpha=alpha)
+        return est, est.se
+    est = ratio_difference(c, v, alpha=alpha)
+    return est, est.se
+
+
+def _holm(rows: list, specs: list[Metric], variants: list[str], control: str, family: HolmFamily
+          ) -> tuple[list[float], str]:
+    if family == "all":
+        adjusted = holm([r[2].p_value for r in rows])
+        return adjusted, (f"Holm over all {len(rows)} comparisons ({len(specs)} metrics x {len(variants)} arms "
+                          f"vs {control})")
+    if family == "metric":
+        adjusted = [math.nan] * len(rows)
+        for metric in specs:
+            idx = [i for i, r in enumerate(rows) if r[0].name == metric.name]
+            for i, p in zip(idx, holm([rows[i][2].p_value for i in idx]), strict=True):
+                adjusted[i] = p
+        return adjusted, f"Holm over the {len(variants)} comparisons with {control}, per metric"
+    raise ValueError(f"Holm family must be 'all' or 'metric', not {family!r}")
 
 
 def _decision(
-    metric: str, variant: str, control: str, result: TestResult, rel: float, p_holm: float, mde: float,
+    metric: str, variant: str, control: str, result: Estimate, rel: float, p_holm: float, mde: float,
     srm: float, srm_ok: bool | None, alpha: float, power: float,
 ) -> str:
     if srm_ok is False:
