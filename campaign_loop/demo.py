@@ -58,7 +58,10 @@ def run_demo(settings: Settings, fresh: bool = False) -> int:
 
     try:
         with airflow_session(settings, log) as tracking:
-            print(f"MLflow tracking server: {tracking}")
+            from ml.tracking import credentials_path, server_credentials
+
+            print(f"MLflow tracking server: {tracking} (user {server_credentials(settings).username}, "
+                  f"password in {credentials_path(settings)})")
             for cycle in range(settings.cycles):
                 show(run_cycle(settings, cycle, log))
     except CycleFailed as failure:

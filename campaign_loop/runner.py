@@ -130,7 +130,8 @@ def failure_reason(log: Path) -> str:
 
 @contextlib.contextmanager
 def mlflow_server(settings: Settings) -> Iterator[str]:
-    """One MLflow tracking server for the whole command; the Airflow tasks talk to it by URI."""
+    """One MLflow tracking server for the whole command, with the home's login (as `campaign-loop ui`'s): the
+    Airflow tasks talk to it by URI with :func:`tracking_env`, and nobody else can move a model's alias."""
     from ml.tracking import server_url, start_server, wait_until_ready
 
     port = free_port()
@@ -144,6 +145,14 @@ def mlflow_server(settings: Settings) -> Iterator[str]:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def tracking_env(settings: Settings, uri: str) -> dict[str, str]:
+    """What the Airflow tasks (and this process) need to train and register through the server at ``uri``:
+    its URI for tracking and registry, and the home's login."""
+    from ml.tracking import client_auth_env, server_env
+
+    return server_env(uri) | client_auth_env(settings)
 
 
 def free_port() -> int:
@@ -163,9 +172,7 @@ class CycleRun:
 @contextlib.contextmanager
 def airflow_session(settings: Settings, log: Path) -> Iterator[str]:
     """Airflow configured for the home (metadata migrated, the dbt manifest parsed) and MLflow serving at
-    the URI it yields."""
-    from ml.tracking import server_env
-
+    the URI it yields, its login in the environment the tasks inherit."""
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     use_environment(airflow_env(settings.model_copy(update={"airflow_runner": "dags_test"})))
@@ -173,7 +180,7 @@ def airflow_session(settings: Settings, log: Path) -> Iterator[str]:
     if airflow(["db", "migrate"], log) != 0:
         raise CycleFailed(f"airflow db migrate failed; the last lines of {log}:\n{log_tail(log)}")
     with mlflow_server(settings) as tracking:
-        os.environ.update(server_env(tracking))
+        os.environ.update(tracking_env(settings, tracking))
         yield tracking
 
 

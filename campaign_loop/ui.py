@@ -432,7 +432,7 @@ def start_services(
         # consumers, and stopping the group stops them all.
         artifact_root(settings).mkdir(parents=True, exist_ok=True)
         # With MLflow's basic-auth app: a model's alias (what the next plan is designed with) moves only with a login.
-        processes["mlflow"] = _spawn("mlflow", server_command(settings, mlflow_port, host=HOST, auth=True),
+        processes["mlflow"] = _spawn("mlflow", server_command(settings, mlflow_port, host=HOST),
                                      os.environ | auth_server_env(settings), logs_dir)
         site = stack.enter_context(serve_site(settings, site_port))
         services = Services(settings, f"http://{HOST}:{airflow_port}", mlflow_url, site, processes, logs_dir)

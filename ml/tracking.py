@@ -86,10 +86,9 @@ def ensure_experiment(name: str, artifact_location: Path | str | None = None) ->
     return str(mlflow.create_experiment(name, artifact_location=location))
 
 
-def server_command(settings: Settings, port: int = 5000, *, host: str = "127.0.0.1", workers: int = 1,
-                   auth: bool = False) -> list[str]:
-    """The ``mlflow server`` command line (flags as in the MLflow 3.17 CLI); ``auth``: MLflow's basic-auth app,
-    whose environment :func:`auth_server_env` gives."""
+def server_command(settings: Settings, port: int = 5000, *, host: str = "127.0.0.1", workers: int = 1) -> list[str]:
+    """The ``mlflow server`` command line (flags as in the MLflow 3.17 CLI), always with MLflow's basic-auth
+    app, whose environment :func:`auth_server_env` gives."""
     return [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", tracking_uri(settings),
@@ -99,11 +98,11 @@ def server_command(settings: Settings, port: int = 5000, *, host: str = "127.0.0
         "--host", host,
         "--port", str(port),
         "--workers", str(workers),
-        *(["--app-name", "basic-auth"] if auth else []),
+        "--app-name", "basic-auth",
     ]
 
 
-# --- authentication (`campaign-loop ui`) ----------------------------------------------------------------
+# --- authentication (every server the platform starts: `campaign-loop ui`, demo, run, backfill) -------------
 # Without it anyone on the machine could move a model's `champion` alias, and the next plan would be designed
 # with that model. The server runs MLflow's basic-auth app: every request but /health needs a login, and the
 # only user is an admin whose password is generated once per home, like Airflow's.
@@ -174,26 +173,26 @@ def auth_server_env(settings: Settings) -> dict[str, str]:
 
 
 def client_auth_env(settings: Settings) -> dict[str, str]:
-    """The login MLflow's client sends to an authenticated server (the tasks `campaign-loop ui`'s Airflow runs)."""
+    """The login MLflow's client sends to the home's server: the Airflow tasks get it in their environment."""
     login = server_credentials(settings)
     return {"MLFLOW_TRACKING_USERNAME": login.username, "MLFLOW_TRACKING_PASSWORD": login.password}
 
 
 def start_server(
     settings: Settings, port: int = 5000, *, host: str = "127.0.0.1", workers: int = 1, log_path: Path | None = None,
-    auth: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start one ``mlflow server`` on ``host:port`` over the local store; the caller owns (and stops) the process.
 
     Output goes to ``log_path`` (default ``<mlflow_dir>/server.log``) so a chatty server cannot fill a pipe
-    nobody reads and block. ``auth``: every request but ``/health`` needs the home's login (:func:`server_credentials`).
+    nobody reads and block. Every request but ``/health`` needs the home's login (:func:`server_credentials`,
+    given to clients by :func:`client_auth_env`).
     """
     artifact_root(settings).mkdir(parents=True, exist_ok=True)
     log_file = log_path or settings.mlflow_dir / "server.log"
     with open(log_file, "ab") as log:
         return subprocess.Popen(
-            server_command(settings, port, host=host, workers=workers, auth=auth),
-            env=os.environ | auth_server_env(settings) if auth else None,
+            server_command(settings, port, host=host, workers=workers),
+            env=os.environ | auth_server_env(settings),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

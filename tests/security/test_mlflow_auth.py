@@ -1,5 +1,8 @@
-"""`campaign-loop ui`'s MLflow server runs MLflow's basic-auth app: moving a model's alias (what the next plan
-is designed with) needs the home's login; without it the server refuses."""
+"""Every MLflow server the platform starts runs MLflow's basic-auth app: moving a model's alias (what the next
+plan is designed with) needs the home's login; without it the server refuses.
+
+The server here is the one `make demo`, `campaign-loop run` and `backfill` start (runner.mlflow_server, over
+ml.tracking.start_server); `campaign-loop ui` runs the same command line with the same environment."""
 
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from campaign_loop.config import Settings
+from campaign_loop.runner import mlflow_server, tracking_env
 from ml import tracking
-from tests.security.conftest import free_port
 
 pytestmark = pytest.mark.slow  # an MLflow server start: ~30-50 s on two busy cores
 
@@ -26,8 +29,6 @@ MODEL = "uplift"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
     from mlflow import MlflowClient
 
-    from campaign_loop.ui import stop_process
-
     settings = Settings(home=tmp_path_factory.mktemp("mlflow-auth"))
     # Two versions of a model, written to the store before the server starts (as training leaves them).
     uri = tracking.configure(settings)
@@ -37,14 +38,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings,
         store.create_model_version(MODEL, source=tracking.artifact_root(settings).resolve().as_uri())
     store.set_registered_model_alias(MODEL, "champion", "1")
 
-    port = free_port()
-    process = tracking.start_server(settings, port, auth=True)
-    try:
-        url = tracking.server_url(port)
-        tracking.wait_until_ready(url, timeout_s=180, process=process)
+    with mlflow_server(settings) as url:
         yield settings, url
-    finally:
-        stop_process(process)
 
 
 def _set_alias(url: str, version: str, login: tuple[str, str] | None) -> int:
@@ -86,8 +81,10 @@ def test_an_alias_change_with_the_homes_login_works(server: tuple[Settings, str]
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     with pytest.raises(MlflowException):
         client.set_registered_model_alias(MODEL, "champion", "2")
-    # What `campaign-loop ui` gives the Airflow tasks it runs.
-    for key, value in tracking.client_auth_env(settings).items():
+    # What the runner gives the Airflow tasks of the demo's, `run`'s and `backfill`'s cycles.
+    env = tracking_env(settings, url)
+    assert (env["MLFLOW_TRACKING_URI"], env["MLFLOW_REGISTRY_URI"]) == (url, url)
+    for key, value in env.items():
         monkeypatch.setenv(key, value)
     client.set_registered_model_alias(MODEL, "champion", "2")
     assert _champion(settings) == "2"
