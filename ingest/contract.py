@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-ColumnType = Literal["string", "integer", "decimal", "boolean", "timestamp", "date"]
+ColumnType = Literal["string", "integer", "decimal", "double", "boolean", "timestamp", "date"]
 CONTRACT_PATH = Path(__file__).with_name("landing_contract.yaml")
 FILE_FORMATS: tuple[str, ...] = ("csv", "parquet")
 # The one source of which a cycle needs at least one: without transactions nothing can be learned.
@@ -71,7 +71,7 @@ class Contract:
 
 _COLUMN_KEYS = frozenset({"type", "required", "accepted", "min", "max", "pii", "description", "negative_when"})
 _SOURCE_KEYS = frozenset({"description", "key", "timezone", "columns", "required_one_of", "derived_key", "identifiers"})
-_TYPES = frozenset({"string", "integer", "decimal", "boolean", "timestamp", "date"})
+_TYPES = frozenset({"string", "integer", "decimal", "double", "boolean", "timestamp", "date"})
 
 
 def _check_keys(where: str, spec: dict, allowed: frozenset[str]) -> None:

@@ -272,9 +272,12 @@ def _blank(file: LandingFile) -> bool:
         return not handle.read(1 << 16).strip()
 
 
-def _as_text(name: str, kind: str) -> str:
-    """A file column as VARCHAR the contract's parsers understand (parquet columns come typed)."""
+def _as_text(name: str, kind: str, exact: bool = False) -> str:
+    """A file column as VARCHAR the contract's parsers understand (parquet columns come typed); ``exact``
+    (a contract double) keeps every digit, where a decimal column needs no more than 6 places."""
     column = quote(name)
+    if exact and kind.upper() in _FLOAT_TYPES:
+        return f"CASE WHEN isfinite({column}) THEN printf('%.17g', {column}) ELSE CAST({column} AS VARCHAR) END"
     if kind.upper() in _FLOAT_TYPES:
         # The default DOUBLE → VARCHAR cast may write an exponent ("1e-05"), which decimals reject.
         return f"CASE WHEN isfinite({column}) THEN printf('%.6f', {column}) ELSE CAST({column} AS VARCHAR) END"
@@ -289,7 +292,8 @@ def _stage(con: duckdb.DuckDBPyConnection, plan: _Plan, rows_max: int) -> None:
     """
     file = plan.file
     read = f"SELECT * FROM {_scan(file, plan.header, plan.line_max)} LIMIT {rows_max + 1}"
-    text = ", ".join(f"{_as_text(n, k)} AS {quote(n)}" for n, k in _file_types(plan).items())
+    doubles = {name for column, (name, _) in plan.columns.items() if plan.source.columns[column].type == "double"}
+    text = ", ".join(f"{_as_text(n, k, n in doubles)} AS {quote(n)}" for n, k in _file_types(plan).items())
     if file.format == "parquet":
         con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_read AS {read}")
         con.execute(

@@ -27,6 +27,7 @@ PROBLEM_TYPE = "STRUCT(field VARCHAR, reason VARCHAR, value VARCHAR)"
 # Regular expressions are full matches (regexp_full_match); they decide the format, TRY_CAST the validity.
 _INTEGER = r"[+-]?\d+(\.0*)?"  # "3.0" is an unambiguous integer (spreadsheets and float parquet write it)
 _DECIMAL = r"[+-]?(\d+(\.\d*)?|\.\d+)"  # plain numbers only: no thousands separators, no exponent
+_DOUBLE = _DECIMAL + r"([eE][+-]?\d+)?"  # a double may carry an exponent (1e-05), as printf('%.17g') writes one
 _DATE_ISO = r"\d{4}-\d{2}-\d{2}"
 _DATE_COMPACT = r"\d{8}"
 _TIME = r"[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
@@ -60,6 +61,8 @@ def typed(column: Column, value: str, timezone: str) -> str:
             return f"CASE WHEN {_match(value, _INTEGER)} THEN TRY_CAST(regexp_replace({value}, '\\.0*$', '') AS BIGINT) END"
         case "decimal":
             return f"CASE WHEN {_match(value, _DECIMAL)} THEN TRY_CAST({value} AS DECIMAL(18,4)) END"
+        case "double":
+            return f"CASE WHEN {_match(value, _DOUBLE)} THEN TRY_CAST({value} AS DOUBLE) END"
         case "boolean":
             true, false = ", ".join(map(literal, _TRUE)), ", ".join(map(literal, _FALSE))
             return f"CASE WHEN lower({value}) IN ({true}) THEN true WHEN lower({value}) IN ({false}) THEN false END"

@@ -10,6 +10,8 @@ SQL_TYPES: dict[str, str] = {
     "string": "VARCHAR",
     "integer": "BIGINT",
     "decimal": "DECIMAL(18,4)",
+    # Probabilities and other fractions: 4 places turn 1/3 into 0.3333, which moves a sample-ratio test's p.
+    "double": "DOUBLE",
     "boolean": "BOOLEAN",
     "timestamp": "TIMESTAMP",  # naive, always UTC
     "date": "DATE",
@@ -75,10 +77,12 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
     con.execute(LOAD_LOG_DDL)
     con.execute(QUARANTINE_DDL)
     existing: dict[str, set[str]] = {}
-    for table, column in con.execute(
-        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'raw'"
+    types: dict[tuple[str, str], str] = {}
+    for table, column, data_type in con.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'raw'"
     ).fetchall():
         existing.setdefault(table, set()).add(column)
+        types[(table, column)] = str(data_type).upper()
     for name, sql_type in LOAD_LOG_ADDED.items():
         if name not in existing["_load_log"]:
             con.execute(f"ALTER TABLE raw._load_log ADD COLUMN {quote(name)} {sql_type}")
@@ -92,3 +96,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
         for name, sql_type in columns.items():
             if name not in existing[source.name]:
                 con.execute(f"ALTER TABLE {raw_table(source)} ADD COLUMN IF NOT EXISTS {quote(name)} {sql_type}")
+            elif sql_type == "DOUBLE" and types[(source.name, name)].startswith("DECIMAL"):
+                # A column the contract widened from decimal to double (assignment_probability): old rows keep
+                # their 4 places, new ones every digit.
+                con.execute(f"ALTER TABLE {raw_table(source)} ALTER COLUMN {quote(name)} TYPE DOUBLE")

@@ -335,6 +335,32 @@ def test_outcome_only_campaign_export_loads(settings: Settings, land: Land, quer
     ]
 
 
+def test_assignment_probability_keeps_every_digit(settings: Settings, land: Land, query: Query) -> None:
+    # A 3-arm design's 1/3 stored as DECIMAL(18,4) became 0.3333 and moved the sample-ratio test's p.
+    land("campaign_sends/2026-01-05.csv", "campaign_id,member_id,arm,assignment_probability\n"
+                                          "c1,m1,treatment,0.3333333333333333\nc1,m2,control,1e-05\nc1,m3,control,1.5\n")
+    path = settings.landing_dir / "campaign_sends" / "2026-01-06.parquet"
+    pq.write_table(pa.table({"campaign_id": ["c2"], "member_id": ["m4"], "arm": ["treatment"],
+                             "assignment_probability": pa.array([2 / 3], pa.float64())}), path)
+
+    ingest(settings)
+
+    assert query("SELECT member_id, assignment_probability FROM raw.campaign_sends ORDER BY 1") == [
+        ("m1", 1 / 3), ("m2", 1e-05), ("m4", 2 / 3)]
+    assert query("SELECT field, reason FROM raw._quarantine") == [("assignment_probability", "out_of_range")]
+
+
+def test_a_decimal_assignment_probability_column_is_widened(settings: Settings, query: Query) -> None:
+    ingest(settings)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute("ALTER TABLE raw.campaign_sends ALTER COLUMN assignment_probability TYPE DECIMAL(18,4)")
+
+    ingest(settings)
+
+    assert query("SELECT data_type FROM information_schema.columns WHERE table_schema = 'raw' "
+                 "AND table_name = 'campaign_sends' AND column_name = 'assignment_probability'") == [("DOUBLE",)]
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [("garbage.parquet", b"\x00\x17not a parquet file at all\xff" * 20), ("empty.csv", b"")],
