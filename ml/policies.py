@@ -227,22 +227,28 @@ def _probability(model: Any, x: pd.DataFrame) -> np.ndarray:
     return model.predict_proba(x)[:, classes.index(1)]
 
 
+def _fits(rows: pd.DataFrame) -> bool:
+    # Two of each outcome: the boosted trees' early stopping holds out a stratified fifth.
+    counts = rows["is_converted"].value_counts()
+    return len(counts) == 2 and int(counts.min()) >= 2
+
+
 def tlearner_uplift(sends: pd.DataFrame, customers: pd.DataFrame, features: Sequence[str], actions: Sequence[str],
                     kind: str, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
     """The two-model (T-) learner: a model of buying per action on its treated rows, one on every control
     row (a holdout is untreated whatever its campaign's action). Returns (P(buy | x) untreated,
-    ``uplift__<action>`` = P(buy | x, action) - P(buy | x), NaN for an action whose treated rows hold no
-    buyer or no non-buyer: the optimiser then never picks it)."""
+    ``uplift__<action>`` = P(buy | x, action) - P(buy | x), NaN for an action whose treated rows hold fewer
+    than two buyers or non-buyers: the optimiser then never picks it)."""
     features = list(features)
     control = sends[sends["treatment"] == 0]
-    if control["is_converted"].nunique() < 2 or (sends["treatment"] == 1).sum() == 0:
+    if not _fits(control) or (sends["treatment"] == 1).sum() == 0:
         raise ValueError("a T-learner needs buyers and non-buyers in both arms")
     m0 = _learner(kind, seed).fit(control[features], control["is_converted"].to_numpy())
     p0 = _probability(m0, customers[features])
     out = {}
     for name in actions:
         treated = sends[(sends["treatment"] == 1) & (sends["action"] == name)]
-        if treated["is_converted"].nunique() < 2:
+        if not _fits(treated):
             out[f"uplift__{name}"] = np.full(len(customers), np.nan)
             continue
         m1 = _learner(kind, seed).fit(treated[features], treated["is_converted"].to_numpy())
@@ -383,7 +389,11 @@ def _measuring_plan(policy: str, settings: Settings, config: DesignConfig) -> tu
         plan = rfm_best_offer_plan(_score_without_models(settings),
                                    measured_lift(sends, by=("segment", "offer"), newest_only=False), config)
     else:
-        customers = _score_without_models(settings)
+        frame = features.scoring_frame(settings.warehouse_path, schema=PUBLISHED_SCHEMA)
+        scored = _score_without_models(settings)
+        # The scores keep the decision columns; the learners read the features beside them.
+        customers = scored.merge(frame[["customer_id", *(c for c in features.FEATURES if c not in scored)]],
+                                 on="customer_id", how="left")
         try:
             plan = tlearner_plan(customers, sends, features.FEATURES, config, policy.removeprefix("tlearner_"))
         except ValueError as error:  # too few buyers in an arm to fit: no campaign this cycle, said so
