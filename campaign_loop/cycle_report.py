@@ -9,7 +9,7 @@ model versions (absolute URLs: ``airflow_url``/``mlflow_url`` arguments, else th
 
 What the page shows, all read from the published marts, the audit tables, MLflow and the plan exports:
 KPI trends (``published.kpi_daily``), the lift of this cycle's campaigns with 95% intervals by action
-(``published.kpi_campaign_arms``) and by RFM segment (``published.fct_campaign_sends`` joined to
+(``published.kpi_campaign_lift``) and by RFM segment (``published.fct_campaign_sends`` joined to
 ``published.fct_customer_features``), the models' metrics across cycles (experiment ``campaign-loop``),
 the next campaign's plan (``exports/plans/<next cycle_id>.summary.json``) and the validation summary
 (``audit.validation_results``).
@@ -101,11 +101,14 @@ def _read_warehouse(settings: Settings, data: ReportData) -> None:
         data.kpi_daily = query(
             "select order_date, orders, revenue, margin, active_customers, average_order_value "
             "from published.kpi_daily where order_date < ? order by order_date", [data.end])
+        # The lift ml.ab inferred from the warehouse's per-arm sums at publication (campaign_loop/lift.py).
         data.arms = query(
-            "select campaign_id, assigned, conversion_rate, control_conversion_rate, conversion_lift, "
-            "conversion_lift_ci_low, conversion_lift_ci_high, conversion_lift_p_value, roi "
-            "from published.kpi_campaign_arms where arm = 'treatment' and campaign_id like ? "
-            "order by campaign_id", [f"{data.cycle_id}-%"])
+            "select campaign_id, arm, n_arm as assigned, mean_arm as conversion_rate, "
+            "mean_control as control_conversion_rate, lift as conversion_lift, lift_ci_low as conversion_lift_ci_low, "
+            "lift_ci_high as conversion_lift_ci_high, p_value as conversion_lift_p_value, p_value_holm, "
+            "seq_ci_low, seq_ci_high, cuped, lift_unadjusted, roi, method, correction, sequential_method "
+            "from published.kpi_campaign_lift where metric = 'converted' and campaign_id like ? "
+            "order by campaign_id, arm", [f"{data.cycle_id}-%"])
         data.segments = query(
             """
             select coalesce(f.rfm_segment, 'unknown') as segment,
@@ -135,8 +138,8 @@ def _read_warehouse(settings: Settings, data: ReportData) -> None:
 
 
 def _with_interval(frame: Any) -> Any:
-    """Difference in conversion (treatment - control) with the 95% interval kpi_campaign_arms gives an
-    action (Newcombe's, which keeps its width when an arm has no conversions)."""
+    """Difference in conversion (treatment - control) with the 95% interval ml.ab gives an action
+    without a pre-period (Newcombe's, which keeps its width when an arm has no conversions)."""
     from ml.ab import two_proportion_test
 
     frame = frame.copy()
@@ -319,10 +322,24 @@ def chart_arms(data: ReportData) -> str | None:
     if frame is None or not len(frame) or frame["conversion_lift"].isna().all():
         return None
     frame = frame.dropna(subset=["conversion_lift"])
-    labels = [c.removeprefix(f"{data.cycle_id}-") + f" (n={int(n)})" for c, n in zip(frame["campaign_id"], frame["assigned"], strict=True)]
+    labels = [c.removeprefix(f"{data.cycle_id}-") + ("" if a == "treatment" else f" {a}") + f" (n={int(n)})"
+              for c, a, n in zip(frame["campaign_id"], frame["arm"], frame["assigned"], strict=True)]
     return _forest(labels, frame["conversion_lift"], frame["conversion_lift_ci_low"].fillna(frame["conversion_lift"]),
                    frame["conversion_lift_ci_high"].fillna(frame["conversion_lift"]),
                    f"Lift by action (offer x channel), campaigns of cycle {data.cycle_id}")
+
+
+def _methods(arms: list[dict[str, Any]]) -> str:
+    """The methods behind the lift table, named: test and interval, multiplicity, always-valid interval."""
+    if not arms:
+        return ""
+    named = [("Test and 95% interval", "method"), ("Multiple arms", "correction"),
+             ("Always-valid interval (seq_ci_*, for a campaign watched daily)", "sequential_method")]
+    e = html.escape
+    items = "".join(f"<li>{e(label)}: {e('; '.join(sorted({str(r[k]) for r in arms if r.get(k)})))}</li>"
+                    for label, k in named)
+    return (f"<ul class='methods'>{items}<li>CUPED adjusts conversion by the members' orders in the pre-period; "
+            "lift_unadjusted is the same comparison without it.</li></ul>")
 
 
 def chart_segments(data: ReportData) -> str | None:
@@ -480,9 +497,11 @@ def render(data: ReportData, airflow_url: str, mlflow_url: str) -> str:
         "<h2 id='kpis'>KPI trends</h2>", _img(chart_kpis(data), "KPI trends"),
         "<h2 id='lift'>Campaign lift</h2>",
         _img(chart_arms(data), "Lift by action"),
-        _table([{k: r[k] for k in ("campaign_id", "assigned", "conversion_rate", "control_conversion_rate",
+        _table([{k: r[k] for k in ("campaign_id", "arm", "assigned", "conversion_rate", "control_conversion_rate",
                                    "conversion_lift", "conversion_lift_ci_low", "conversion_lift_ci_high",
-                                   "conversion_lift_p_value", "roi")} for r in arms]),
+                                   "conversion_lift_p_value", "p_value_holm", "seq_ci_low", "seq_ci_high", "cuped",
+                                   "lift_unadjusted", "roi")} for r in arms]),
+        _methods(arms),
         _img(chart_segments(data), "Lift by segment"),
         _table([{k: r[k] for k in ("segment", "n_treatment", "n_control", "p_treatment", "p_control", "lift",
                                    "ci_low", "ci_high")} for r in segments]),

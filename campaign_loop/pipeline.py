@@ -108,9 +108,15 @@ def record_dbt_invocation(settings: Settings, cycle: int) -> str | None:
 
 
 def publish(settings: Settings, cycle: int, validation_result_id: str | None) -> dict[str, Any]:
-    """Write-audit-publish: only audited marts reach the `published` schema models and analysts read."""
+    """Write-audit-publish: only audited marts reach the `published` schema models and analysts read.
+
+    The campaigns' lift (``kpi_campaign_lift``) is inferred from the audited per-arm sums first, in Python
+    (campaign_loop/lift.py), so it is published with the marts it comes from.
+    """
+    from campaign_loop.lift import write_lift_table
     from expectations.publish import publish as publish_marts
 
+    write_lift_table(settings)
     publication = publish_marts(settings, settings.cycle_key(cycle), validation_result_id)
     return {"cycle_id": publication.cycle_id, "tables": len(publication.tables)}
 
@@ -182,10 +188,14 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     variant arms in one campaign, k campaigns sharing one holdout, unequal allocation. Each member counts
     once per arm, so a holdout shared by several campaigns is counted once. The headline compares every
     treated member with the control (one pre-specified comparison); ``comparisons`` compares each arm with
-    the control, Holm-corrected over the k arms per metric (``correction`` names it).
+    the control, Holm-corrected over the k arms per metric (``correction`` names it). The statistics are
+    ``ml.ab``'s, as in the published ``kpi_campaign_lift``: CUPED on the pre-period outcome where it varies
+    (``lift`` adjusted, ``*_unadjusted`` without) and an always-valid interval (``seq_ci_*``) for a campaign
+    watched daily, its method named (``sequential_method``).
     """
     import duckdb
 
+    from campaign_loop.lift import METRICS
     from expectations.publish import PUBLISHED_SCHEMA
     from ml.ab import analyze
 
@@ -194,7 +204,9 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         sends = con.execute(
             "select campaign_id, member_id, arm, cast(is_converted as integer) as converted, "
-            "cast(margin as double) as margin, cast(assignment_probability as double) as assignment_probability "
+            "cast(revenue as double) as revenue, cast(margin as double) as margin, cast(orders as double) as orders, "
+            "cast(is_pre_converted as integer) as pre_converted, cast(pre_revenue as double) as pre_revenue, "
+            "cast(pre_margin as double) as pre_margin, assignment_probability "
             f"from {PUBLISHED_SCHEMA}.fct_campaign_sends "
             "where arm is not null and starts_at >= ? and starts_at < ? order by campaign_id, member_id",
             [start, end],
@@ -207,14 +219,19 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     allocation, design_note = _measured_allocation(settings, cycle, units, shared_control)
     if allocation is None:
         logging.getLogger(__name__).warning("measure %s: %s", settings.cycle_key(cycle), design_note)
-    metrics = {"converted": "binary", "margin": "continuous"}
-    arms = analyze(units, metrics, control="control", allocation=allocation, family="metric")
+    # The metrics kpi_campaign_lift publishes per campaign, here over the cycle; revenue per order only where
+    # every arm ordered (its denominator).
+    orders = units.groupby("variant")["orders"].sum()
+    metrics = [m for m in METRICS if m.denominator is None or bool(orders.gt(0).all())]
+    arms = analyze(units, metrics, control="control", allocation=allocation, family="metric",
+                   proportion_ci="newcombe")
     treated = units.assign(variant=units["variant"].where(units["variant"] == "control", "treatment"))
     # A member in two treated arms is one treated member of the headline comparison.
     treated = treated.drop_duplicates(["variant", "member_id"])
     pooled_allocation = None if allocation is None else {
         "control": allocation["control"], "treatment": sum(v for k, v in allocation.items() if k != "control")}
-    headline = analyze(treated, metrics, control="control", allocation=pooled_allocation, family="metric")
+    headline = analyze(treated, metrics, control="control", allocation=pooled_allocation, family="metric",
+                       proportion_ci="newcombe")
     conversion = headline.frame().set_index("metric").loc["converted"]
     rows = arms.frame()
     srm_ok = arms.srm_ok if headline.srm_ok is None else bool(arms.srm_ok and headline.srm_ok)
@@ -232,6 +249,15 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
         "lift_ci_low": float(conversion["ci_low"]),
         "lift_ci_high": float(conversion["ci_high"]),
         "p_value": float(conversion["p_value"]),
+        "method": str(conversion["method"]),
+        "cuped": bool(conversion["cuped"]),
+        "lift_unadjusted": float(conversion["abs_lift_unadjusted"]),
+        "lift_ci_low_unadjusted": float(conversion["ci_low_unadjusted"]),
+        "lift_ci_high_unadjusted": float(conversion["ci_high_unadjusted"]),
+        "p_value_unadjusted": float(conversion["p_value_unadjusted"]),
+        "seq_ci_low": float(conversion["seq_ci_low"]),
+        "seq_ci_high": float(conversion["seq_ci_high"]),
+        "sequential_method": headline.sequential_method,
         "comparisons": _records(rows),
     }
 

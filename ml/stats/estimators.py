@@ -182,8 +182,11 @@ def mean_difference(control: ArmStats, variant: ArmStats, *, alpha: float = 0.05
 
 def ratio_variance(arm: ArmStats) -> float:
     """Delta-method variance of mean(y) / mean(x) over one arm's units (Deng, Knoblich & Lu 2018, eq. 3)."""
-    mx, my = arm.x_mean, arm.y_mean
-    return (arm.y_var / mx**2 - 2 * my * arm.xy_cov / mx**3 + my**2 * arm.x_var / mx**4) / arm.n
+    # var(y)/mx^2 - 2 my cov(x, y)/mx^3 + my^2 var(x)/mx^4 is var(y - R x) / mx^2 with R = my / mx; written so,
+    # it is clipped at 0 where rounding leaves a constant ratio's variance a hair below.
+    ratio = arm.y_mean / arm.x_mean
+    residual = max(arm.y_var - 2 * ratio * arm.xy_cov + ratio**2 * arm.x_var, 0.0)
+    return residual / arm.x_mean**2 / arm.n
 
 
 def ratio_difference(control: ArmStats, variant: ArmStats, *, alpha: float = 0.05) -> Estimate:

@@ -33,3 +33,41 @@ def test_cells_read_like_the_terminal_tables_and_are_escaped() -> None:
     assert [format_cell(v) for v in (None, math.nan, True, 12345, 0.012345, 1234.5, "x")] == [
         "", "", "yes", "12,345", "0.01235", "1,234.50", "x"]
     assert _cell("<b>pct10</b>") == "&lt;b&gt;pct10&lt;/b&gt;" and _cell(0.5) == "0.5"
+
+
+def _arms_row(campaign_id: str, arm: str, n: int, converted: int, pre: int, both: int) -> dict[str, object]:
+    """A kpi_campaign_arms row: conversion and its pre-period; revenue, margin and orders all zero."""
+    zeros = dict.fromkeys(("revenue", "revenue_sq", "pre_revenue", "pre_revenue_sq", "revenue_x_pre", "margin",
+                           "margin_sq", "pre_margin", "pre_margin_sq", "margin_x_pre", "orders", "orders_sq",
+                           "revenue_x_orders", "discount"), 0.0)
+    return zeros | {"campaign_id": campaign_id, "arm": arm, "assigned": n, "converted": converted,
+                    "pre_converted": pre, "converted_x_pre": both, "cost": 10.0 if arm != "control" else 0.0}
+
+
+def test_the_report_shows_the_published_lift_and_names_its_methods(tmp_path) -> None:
+    import duckdb
+
+    from campaign_loop.config import Settings
+    from campaign_loop.cycle_report import write_report
+    from campaign_loop.lift import COLUMNS, campaign_lift
+
+    settings = Settings(home=tmp_path)
+    cycle_id = settings.cycle_key(0)
+    arms = pd.DataFrame([_arms_row(f"{cycle_id}-pct10-email", "treatment", 900, 120, 300, 80),
+                         _arms_row(f"{cycle_id}-pct10-email", "control", 100, 8, 30, 5)])
+    lift = campaign_lift(arms)
+    # Revenue per order is left out (no orders); conversion is CUPED-adjusted (the pre-period varies).
+    assert lift["metric"].tolist() == ["converted", "revenue", "margin"]
+    converted = lift.iloc[0]
+    assert converted["cuped"] and converted["lift_unadjusted"] == pytest.approx(120 / 900 - 8 / 100)
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute("create schema published")
+        columns = ", ".join(f'cast("{n}" as {t}) as "{n}"' for n, t in COLUMNS.items())
+        con.execute(f"create table published.kpi_campaign_lift as select {columns} from lift")
+    page = write_report(settings, 0, airflow_url="http://127.0.0.1:1", mlflow_url="http://127.0.0.1:2").read_text()
+    from campaign_loop.report import format_cell
+
+    assert f"<td>{format_cell(converted['lift'])}</td>" in page  # the adjusted lift, as the table shows it
+    assert f"{cycle_id}-pct10-email" in page and "mSPRT normal-mixture confidence sequence" in page
+    assert "Holm over the 1 comparisons with control, per metric" in page and "CUPED (theta=" in page

@@ -64,10 +64,12 @@ def _published_sends(settings: Settings, rows: list[tuple]) -> None:
     with duckdb.connect(str(settings.warehouse_path)) as con:
         con.execute("create schema published")
         con.execute("create table published.fct_campaign_sends (campaign_id varchar, member_id varchar, arm varchar, "
-                    "is_converted boolean, margin double, assignment_probability double, starts_at timestamp)")
+                    "is_converted boolean, margin double, assignment_probability double, starts_at timestamp, "
+                    "revenue double, orders integer, is_pre_converted boolean, pre_revenue double, pre_margin double)")
         starts = settings.cycle_start(0)
-        con.executemany("insert into published.fct_campaign_sends values (?, ?, ?, ?, ?, ?, ?)",
-                        [(*row, starts) for row in rows])
+        # Revenue twice the margin, one order per converted member, no pre-period (so no CUPED).
+        con.executemany("insert into published.fct_campaign_sends values (?, ?, ?, ?, ?, ?, ?, ?, ?, false, 0, 0)",
+                        [(*row, starts, 2 * row[4], int(row[3])) for row in rows])
 
 
 def _arm(campaign: str, arm: str, n: int, converted: int, probability: float | None, first: int = 0) -> list[tuple]:

@@ -15,6 +15,7 @@ RAW_TYPES = {
     "string": "VARCHAR",
     "integer": "BIGINT",
     "decimal": "DECIMAL(18,4)",
+    "double": "DOUBLE",
     "boolean": "BOOLEAN",
     "timestamp": "TIMESTAMP",
     "date": "DATE",

@@ -4,7 +4,7 @@ One small build (no simulator), three campaigns:
 
 * ``c3arms`` (cycle 1, imported without cycle_id): two creatives and a no-mail control in one campaign,
   2:1:1 (assignment probabilities 0.5, 0.25, 0.25), outcomes from the orders;
-* ``c21`` (cycle 1): a 2:1 treatment/control test with its probabilities (2/3 and 1/3);
+* ``c21`` (cycle 1): a 2:1 treatment/control test with its probabilities (2/3 and 1/3, every digit);
 * ``coutcome`` (cycle 2): an outcome-only export (campaign_id, member_id, arm, converted, revenue: no send
   times, no probabilities), 1,000 members an arm, 150 against 50 conversions (z = 0.1 / 0.0134 = 7.45, p = 9.2e-14).
 """
@@ -21,7 +21,8 @@ import duckdb
 import pytest
 
 from campaign_loop.config import Settings
-from ml.ab import holm, two_proportion_test
+from campaign_loop.lift import METRICS, write_lift_table
+from ml.ab import analyze, holm, two_proportion_test
 
 from .conftest import run_dbt
 from .raw_fixture import create_raw
@@ -29,13 +30,13 @@ from .raw_fixture import create_raw
 T = datetime
 
 
-def _send(campaign: str, member: str, arm: str, probability: str | None = None, **extra: object) -> dict[str, object]:
+def _send(campaign: str, member: str, arm: str, probability: float | None = None, **extra: object) -> dict[str, object]:
     sent = T(2026, 1, 13, 9) if arm != "control" and campaign != "coutcome" else None
     return {"campaign_id": campaign, "member_id": member, "arm": arm, "sent_at": sent,
-            "assignment_probability": None if probability is None else Decimal(probability)} | extra
+            "assignment_probability": probability} | extra
 
 
-def _arm(campaign: str, arm: str, members: range, probability: str) -> list[dict[str, object]]:
+def _arm(campaign: str, arm: str, members: range, probability: float) -> list[dict[str, object]]:
     return [_send(campaign, f"M{m:04d}", arm, probability) for m in members]
 
 
@@ -43,9 +44,9 @@ def _arm(campaign: str, arm: str, members: range, probability: str) -> list[dict
 # 2 of c3arms' control, 10 of c21's treatment and 2 of its control.
 BUYERS = [*range(0, 12), *range(40, 44), *range(60, 62), *range(100, 110), *range(140, 142)]
 SENDS = (
-    _arm("c3arms", "variant_a", range(0, 40), "0.5") + _arm("c3arms", "variant_b", range(40, 60), "0.25")
-    + _arm("c3arms", "control", range(60, 80), "0.25")
-    + _arm("c21", "treatment", range(100, 140), "0.6667") + _arm("c21", "control", range(140, 160), "0.3333")
+    _arm("c3arms", "variant_a", range(0, 40), 0.5) + _arm("c3arms", "variant_b", range(40, 60), 0.25)
+    + _arm("c3arms", "control", range(60, 80), 0.25)
+    + _arm("c21", "treatment", range(100, 140), 2 / 3) + _arm("c21", "control", range(140, 160), 1 / 3)
     + [_send("coutcome", f"M{m:04d}", "treatment", converted=m < 1150, revenue=Decimal(25) if m < 1150 else Decimal(0))
        for m in range(1000, 2000)]
     + [_send("coutcome", f"M{m:04d}", "control", converted=m < 2050, revenue=Decimal(25) if m < 2050 else Decimal(0))
@@ -82,10 +83,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     create_raw(path, RAW)
     result = run_dbt(home, "build", "--exclude", "test_type:unit")
     assert result.returncode == 0, result.stdout[-4000:]
+    write_lift_table(Settings(home=home))  # what publish does before copying the marts
     with duckdb.connect(str(path)) as con:
         # What publish copies after the marts gate: measure reads the published schema.
         con.execute("create schema published")
-        con.execute("create table published.fct_campaign_sends as select * from marts.fct_campaign_sends")
+        for table in ("fct_campaign_sends", "kpi_campaign_lift"):
+            con.execute(f"create table published.{table} as select * from marts.{table}")
     yield home
 
 
@@ -109,26 +112,57 @@ def test_an_outcome_only_export_is_measured_with_its_own_outcomes(con: duckdb.Du
 
 
 def test_kpi_p_values_are_not_rounded_away(con: duckdb.DuckDBPyConnection) -> None:
-    p_value, converted, control = con.execute(
-        "select conversion_lift_p_value, converted, control_conversion_rate from marts.kpi_campaign_arms "
-        "where campaign_id = 'coutcome' and arm = 'treatment'").fetchone()
+    p_value, n_arm, mean_control, cuped = con.execute(
+        "select p_value, n_arm, mean_control, cuped from published.kpi_campaign_lift "
+        "where campaign_id = 'coutcome' and arm = 'treatment' and metric = 'converted'").fetchone()
     exact = two_proportion_test(50, 1000, 150, 1000).p_value
-    assert (converted, control) == (150, 0.05) and 1e-14 < exact < 1e-12
-    # Rounded to 6 places this was 0.0; the SQL's erfc approximation is within 2 % this far in the tail.
-    assert p_value == pytest.approx(exact, rel=0.02)
-    small = con.execute("select conversion_lift_p_value from marts.kpi_campaign_arms "
-                        "where campaign_id = 'c3arms' and arm = 'variant_a'").fetchone()[0]
-    assert small == pytest.approx(two_proportion_test(2, 20, 12, 40).p_value, rel=1e-4)
+    assert (n_arm, mean_control) == (1000, 0.05) and 1e-14 < exact < 1e-12
+    # Rounded to 6 places this was 0.0. No orders before the campaign: no pre-period, no CUPED.
+    assert not cuped and p_value == pytest.approx(exact, rel=1e-12)
+
+
+def test_the_published_lift_is_the_python_core_on_the_warehouse_sums(con: duckdb.DuckDBPyConnection) -> None:
+    # c3arms by hand: variant_a 12/40, variant_b 4/20, control 2/20 converted. Pooled z-test for variant_a:
+    # pooled 14/60, se = sqrt(0.23333 x 0.76667 x (1/40 + 1/20)) = 0.115830, z = 0.2 / 0.115830 = 1.72667,
+    # p = 0.084228; variant_b: pooled 6/40, se = sqrt(0.15 x 0.85 x 0.1) = 0.112916, z = 0.88561, p = 0.37583.
+    # Holm over the 2 arms: 2 x 0.084228 = 0.168456, then max(0.168456, 0.37583) = 0.37583.
+    rows = con.execute(
+        "select arm, lift, p_value, p_value_holm, correction, lift_ci_low_unadjusted, lift_ci_high_unadjusted, "
+        "seq_ci_low, sequential_method from published.kpi_campaign_lift "
+        "where campaign_id = 'c3arms' and metric = 'converted' order by arm").df().set_index("arm")
+    assert rows["lift"].tolist() == pytest.approx([0.2, 0.1])
+    assert rows["p_value"].tolist() == pytest.approx([0.084228, 0.37583], rel=1e-4)
+    assert rows["p_value_holm"].tolist() == pytest.approx([0.168456, 0.37583], rel=1e-4)
+    assert rows.loc["variant_a", "correction"] == "Holm over the 2 comparisons with control, per metric"
+    newcombe = two_proportion_test(2, 20, 12, 40, ci="newcombe")
+    assert (rows.loc["variant_a", "lift_ci_low_unadjusted"], rows.loc["variant_a", "lift_ci_high_unadjusted"]) == (
+        pytest.approx(newcombe.ci_low), pytest.approx(newcombe.ci_high))
+    assert rows.loc["variant_a", "seq_ci_low"] < newcombe.ci_low and "mSPRT" in rows.loc["variant_a", "sequential_method"]
+    # The same numbers as ml.ab on the unit rows: SQL only summed them.
+    units = con.execute("select arm as variant, cast(is_converted as integer) as converted, "
+                        "cast(is_pre_converted as integer) as pre_converted, cast(revenue as double) as revenue, "
+                        "cast(pre_revenue as double) as pre_revenue, cast(margin as double) as margin, "
+                        "cast(pre_margin as double) as pre_margin, cast(orders as double) as orders "
+                        "from marts.fct_campaign_sends where campaign_id = 'c3arms'").df()
+    direct = analyze(units, list(METRICS), family="metric", proportion_ci="newcombe").frame()
+    published = con.execute("select metric, arm, lift, lift_ci_low, lift_ci_high, p_value_holm, seq_ci_high "
+                            "from published.kpi_campaign_lift where campaign_id = 'c3arms' order by metric, arm").df()
+    direct = direct.sort_values(["metric", "variant"]).reset_index(drop=True)
+    assert published["metric"].tolist() == direct["metric"].tolist()
+    for ours, theirs in (("lift", "abs_lift"), ("lift_ci_low", "ci_low"), ("lift_ci_high", "ci_high"),
+                         ("p_value_holm", "p_value_holm"), ("seq_ci_high", "seq_ci_high")):
+        assert published[ours].tolist() == pytest.approx(direct[theirs].tolist(), rel=1e-9), ours
 
 
 def test_assignment_probability_is_a_double_from_staging_on(con: duckdb.DuckDBPyConnection) -> None:
     types = con.execute(
         "select table_schema, data_type from information_schema.columns where column_name = 'assignment_probability' "
-        "and table_name in ('stg_marketing__campaign_sends', 'fct_campaign_sends') order by table_schema").fetchall()
-    assert types == [("marts", "DOUBLE"), ("published", "DOUBLE"), ("staging", "DOUBLE")]
-    # A 4-byte float turned 0.25 exact but 0.6667 into 0.66670001: the landed value itself arrives here.
+        "and table_name in ('campaign_sends', 'stg_marketing__campaign_sends', 'fct_campaign_sends') "
+        "order by table_schema").fetchall()
+    assert types == [("marts", "DOUBLE"), ("published", "DOUBLE"), ("raw", "DOUBLE"), ("staging", "DOUBLE")]
+    # DECIMAL(18,4) turned 2/3 into 0.6667: the landed value itself arrives here, every digit.
     assert con.execute("select distinct assignment_probability from staging.stg_marketing__campaign_sends "
-                       "where campaign_id = 'c21' and arm = 'treatment'").fetchall() == [(0.6667,)]
+                       "where campaign_id = 'c21' and arm = 'treatment'").fetchall() == [(2 / 3,)]
 
 
 def test_srm_judges_recorded_designs_and_skips_unrecorded_ones(con: duckdb.DuckDBPyConnection) -> None:
@@ -136,11 +170,10 @@ def test_srm_judges_recorded_designs_and_skips_unrecorded_ones(con: duckdb.DuckD
 
     sends = con.execute("select campaign_id, arm, assignment_probability from marts.fct_campaign_sends").df()
     srm = {r.column: r for r in marts.randomisation_checks(sends) if r.check == "srm"}
-    # 2:1 with its probabilities: 40 and 20 as designed, where equal arms gave chi2 = 2 x 10^2 / 30, p = 0.0098.
-    # The raw layer keeps 4 decimals (0.6667, 0.3333): expected 40.002 and 19.998, chi2 = 0.002^2 / 40.002
-    # + 0.002^2 / 19.998 = 3.0e-7, p = 0.99956.
+    # 2:1 with its probabilities: 40 and 20 exactly as designed (chi2 = 0, p = 1), where equal arms gave
+    # chi2 = 2 x 10^2 / 30, p = 0.0098; with 4 decimals (0.6667, 0.3333) it was 0.99956.
     assert srm["arm (c21)"].success and srm["arm (c21)"].severity == "critical"
-    assert srm["arm (c21)"].observed == pytest.approx(0.999563, abs=1e-6)
+    assert srm["arm (c21)"].observed == pytest.approx(1.0, abs=1e-12)
     assert srm["arm (c3arms)"].success and srm["arm (c3arms)"].observed == pytest.approx(1.0)
     # No probabilities, no plan: the design is unknown, a warning instead of a critical failure.
     unknown = srm["arm (coutcome)"]
@@ -155,7 +188,7 @@ def test_measure_compares_every_arm_of_the_cycle_with_the_control(home: Path) ->
     # c3arms' variants and c21's treatment against both campaigns' controls (2 + 2 of 40 converted).
     assert result["arms"] == {"control": 40, "treatment": 40, "variant_a": 40, "variant_b": 20}
     assert result["design"] == "the sends' assignment_probability"
-    # Expected arm sizes: 80 x (0.5, 0.25, 0.25) for c3arms, 60 x (0.6667, 0.3333) for c21.
+    # Expected arm sizes: 80 x (0.5, 0.25, 0.25) for c3arms, 60 x (2/3, 1/3) for c21.
     assert result["srm_ok"] and result["srm_p_value"] > 0.99
     assert result["correction"] == "Holm over the 3 comparisons with control, per metric"
     rows = {r["variant"]: r for r in result["comparisons"] if r["metric"] == "converted"}

@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 
 from campaign_loop.config import Settings
+from campaign_loop.lift import COLUMNS as LIFT_COLUMNS
 from tests.security.conftest import Site
 
 HOSTILE = ("<svg onload=alert(1)>", "\"><script>alert(2)</script>", "'><img src=x onerror=alert(3)>")
@@ -68,12 +69,14 @@ def _hostile_world(settings: Settings) -> None:
         con.execute("create schema published; create schema audit")
         con.execute("""create table published.kpi_daily as select date '2026-01-06' as order_date, 5 as orders,
                        50.0 as revenue, 10.0 as margin, 4 as active_customers, 10.0 as average_order_value""")
-        con.execute("""create table published.kpi_campaign_arms (campaign_id varchar, arm varchar, assigned int,
-                       conversion_rate double, control_conversion_rate double, conversion_lift double,
-                       conversion_lift_ci_low double, conversion_lift_ci_high double,
-                       conversion_lift_p_value double, roi double)""")
-        con.executemany("insert into published.kpi_campaign_arms values (?, 'treatment', 100, .1, .08, .02, -.01, .05, .3, 1.2)",
-                        [[c] for c in campaigns])
+        # The lift table the report reads (campaign_loop/lift.py), every free-text column a payload.
+        columns = ", ".join(f'"{n}" {t}' for n, t in LIFT_COLUMNS.items())
+        con.execute(f"create table published.kpi_campaign_lift ({columns})")
+        for c in campaigns:
+            con.execute("insert into published.kpi_campaign_lift (campaign_id, arm, metric, n_arm, mean_arm, "
+                        "mean_control, lift, lift_ci_low, lift_ci_high, p_value, roi, method, correction, "
+                        "sequential_method) values (?, 'treatment', 'converted', 100, .1, .08, .02, -.01, .05, .3, "
+                        "1.2, ?, ?, ?)", [c, HOSTILE[0], HOSTILE[1], HOSTILE[2]])
         con.execute("""create table published.fct_campaign_sends as select * from (values
                        (1, ?, 'treatment', true), (2, ?, 'control', false)) t(customer_id, cycle_id, arm, is_converted)""",
                     [cycle_id, cycle_id])

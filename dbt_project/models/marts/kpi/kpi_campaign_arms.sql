@@ -1,14 +1,37 @@
 {#-
-    Per campaign and arm: counts and rates, then each non-control arm compared with the control arm
-    (two-proportion z-test on conversion with Newcombe's hybrid score 95% interval, which keeps its width
-    when an arm has no conversions where the normal interval collapses to [0, 0]; Welch on revenue per customer).
-    p-values are erfc(|z| / sqrt 2) itself, unrounded: 2 * (1 - Phi(z)) cancels to 0 in the tail, and 6 places
-    publish a p of 1.5e-13 as 0.
+    Per campaign and arm: counts, rates and the sufficient statistics of each outcome (sum, sum of squares,
+    and the cross-products with its pre-period value and, for revenue per order, with orders). Lift,
+    intervals and p-values are not computed here: ml/stats infers them from these sums, once, for
+    measure, kpi_campaign_lift and the cycle report (docs/decisions/0001-lift-computed-in-python.md).
 -#}
 with
 
 sends as (
     select * from {{ ref('fct_campaign_sends') }}
+),
+
+units as (
+    select
+        campaign_id,
+        arm,
+        sent_at,
+        channel,
+        is_delivered,
+        is_opened,
+        is_clicked,
+        is_redeemed,
+        is_unsubscribed,
+        case when is_converted then 1.0 else 0.0 end as converted,
+        case when is_pre_converted then 1.0 else 0.0 end as pre_converted,
+        cast(revenue as float8) as revenue,
+        cast(margin as float8) as margin,
+        cast(orders as float8) as orders,
+        cast(pre_revenue as float8) as pre_revenue,
+        cast(pre_margin as float8) as pre_margin,
+        contact_cost,
+        redeemed_discount,
+        assignment_probability
+    from sends
 ),
 
 arms as (
@@ -23,59 +46,28 @@ arms as (
         count(case when is_clicked then 1 end) as clicked,
         count(case when is_redeemed then 1 end) as redeemed,
         count(case when is_unsubscribed then 1 end) as unsubscribed,
-        count(case when is_converted then 1 end) as converted,
+        sum(converted) as converted,
+        sum(pre_converted) as pre_converted,
+        sum(converted * pre_converted) as converted_x_pre,
         sum(revenue) as revenue,
+        sum(revenue * revenue) as revenue_sq,
+        sum(pre_revenue) as pre_revenue,
+        sum(pre_revenue * pre_revenue) as pre_revenue_sq,
+        sum(revenue * pre_revenue) as revenue_x_pre,
         sum(margin) as margin,
+        sum(margin * margin) as margin_sq,
+        sum(pre_margin) as pre_margin,
+        sum(pre_margin * pre_margin) as pre_margin_sq,
+        sum(margin * pre_margin) as margin_x_pre,
+        sum(orders) as orders,
+        sum(orders * orders) as orders_sq,
+        sum(revenue * orders) as revenue_x_orders,
         sum(contact_cost) as cost,
         coalesce(sum(redeemed_discount), 0) as discount,
-        avg(cast(revenue as float8)) as revenue_per_customer,
-        avg(cast(margin as float8)) as margin_per_customer,
-        var_samp(cast(revenue as float8)) as revenue_variance
-    from sends
+        count(assignment_probability) as with_probability,
+        avg(assignment_probability) as assignment_probability
+    from units
     group by campaign_id, arm
-),
-
-control as (
-    select * from arms where arm = 'control'
-),
-
-compared as (
-    select
-        arms.*,
-        {{ safe_divide('arms.converted', 'arms.assigned') }} as conversion_rate,
-        {{ safe_divide('control.converted', 'control.assigned') }} as control_conversion_rate,
-        control.assigned as control_assigned,
-        control.converted as control_converted,
-        control.revenue_per_customer as control_revenue_per_customer,
-        control.margin_per_customer as control_margin_per_customer,
-        control.revenue_variance as control_revenue_variance
-    from arms
-    left join control
-        on control.campaign_id = arms.campaign_id
-),
-
-tested as (
-    select
-        *,
-        conversion_rate - control_conversion_rate as conversion_lift,
-        -- Newcombe (1998) method 10: the difference's bounds from each arm's Wilson bounds.
-        sqrt(
-            power(conversion_rate - {{ wilson_bound('converted', 'nullif(assigned, 0)', -1) }}, 2)
-            + power({{ wilson_bound('control_converted', 'nullif(control_assigned, 0)', 1) }} - control_conversion_rate, 2)
-        ) as conversion_lift_margin_low,
-        sqrt(
-            power({{ wilson_bound('converted', 'nullif(assigned, 0)', 1) }} - conversion_rate, 2)
-            + power(control_conversion_rate - {{ wilson_bound('control_converted', 'nullif(control_assigned, 0)', -1) }}, 2)
-        ) as conversion_lift_margin_high,
-        -- Pooled standard error under H0 (equal rates) for the p-value.
-        sqrt(
-            {{ safe_divide('converted + control_converted', 'assigned + control_assigned') }}
-            * (1 - {{ safe_divide('converted + control_converted', 'assigned + control_assigned') }})
-            * (1.0 / nullif(assigned, 0) + 1.0 / nullif(control_assigned, 0))
-        ) as conversion_pooled_se,
-        revenue_per_customer - control_revenue_per_customer as revenue_lift,
-        sqrt(revenue_variance / nullif(assigned, 0) + control_revenue_variance / nullif(control_assigned, 0)) as revenue_lift_se
-    from compared
 ),
 
 final as (
@@ -93,30 +85,28 @@ final as (
         cast(revenue as decimal(18, 4)) as revenue,
         cast(margin as decimal(18, 4)) as margin,
         cast(cost as decimal(18, 4)) as cost,
-        {{ round_float('revenue_per_customer') }} as revenue_per_customer,
+        cast(discount as decimal(18, 4)) as discount,
+        {{ round_float(safe_divide('revenue', 'assigned')) }} as revenue_per_customer,
         case when not opens_untracked then {{ round_float(safe_divide('opened', 'sent')) }} end as open_rate,
         {{ round_float(safe_divide('clicked', 'sent')) }} as click_rate,
         {{ round_float(safe_divide('redeemed', 'assigned')) }} as redemption_rate,
-        {{ round_float('conversion_rate') }} as conversion_rate,
-        {{ round_float('control_conversion_rate') }} as control_conversion_rate,
-        case when arm <> 'control' then {{ round_float('conversion_lift') }} end as conversion_lift,
-        case when arm <> 'control' then {{ round_float('conversion_lift - conversion_lift_margin_low') }} end as conversion_lift_ci_low,
-        case when arm <> 'control' then {{ round_float('conversion_lift + conversion_lift_margin_high') }} end as conversion_lift_ci_high,
-        case when arm <> 'control' and conversion_pooled_se > 0
-            then cast({{ _erfc_poly('abs(conversion_lift) / conversion_pooled_se / sqrt(2.0)') }} as float8)
-        end as conversion_lift_p_value,
-        case when arm <> 'control' then {{ round_float('revenue_lift') }} end as revenue_lift,
-        case when arm <> 'control' then {{ round_float('revenue_lift - 1.959964 * revenue_lift_se') }} end as revenue_lift_ci_low,
-        case when arm <> 'control' then {{ round_float('revenue_lift + 1.959964 * revenue_lift_se') }} end as revenue_lift_ci_high,
-        case when arm <> 'control' and revenue_lift_se > 0
-            then cast({{ _erfc_poly('abs(revenue_lift) / revenue_lift_se / sqrt(2.0)') }} as float8)
-        end as revenue_lift_p_value,
-        -- Incremental margin over the holdout (already net of discounts), net of contact cost, per unit the
-        -- campaign cost (contacts and the discounts redeemed): the plan summary's expected ROI, as measured.
-        case when arm <> 'control' then
-            {{ round_float(safe_divide('(margin_per_customer - control_margin_per_customer) * assigned - cost', 'cost + discount')) }}
-        end as roi
-    from tested
+        {{ round_float(safe_divide('converted', 'assigned')) }} as conversion_rate,
+        cast(pre_converted as integer) as pre_converted,
+        cast(converted_x_pre as integer) as converted_x_pre,
+        cast(revenue_sq as float8) as revenue_sq,
+        cast(pre_revenue as float8) as pre_revenue,
+        cast(pre_revenue_sq as float8) as pre_revenue_sq,
+        cast(revenue_x_pre as float8) as revenue_x_pre,
+        cast(margin_sq as float8) as margin_sq,
+        cast(pre_margin as float8) as pre_margin,
+        cast(pre_margin_sq as float8) as pre_margin_sq,
+        cast(margin_x_pre as float8) as margin_x_pre,
+        cast(orders as integer) as orders,
+        cast(orders_sq as float8) as orders_sq,
+        cast(revenue_x_orders as float8) as revenue_x_orders,
+        cast(with_probability as integer) as with_probability,
+        cast(assignment_probability as float8) as assignment_probability
+    from arms
 )
 
 select * from final

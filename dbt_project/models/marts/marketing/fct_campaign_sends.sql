@@ -3,6 +3,8 @@
     Outcomes the send export reports itself (converted, revenue: an outcome-only export) take precedence over
     the orders the warehouse sees, which for such a retailer may hold none of them; margin is then estimated
     at default_margin_rate of the reported revenue, as for a product without a unit cost.
+    The pre-period outcomes (the cuped_pre_period_days before the campaign starts, from the warehouse's orders)
+    are the covariates CUPED adjusts lift with (ml/stats).
 -#}
 with
 
@@ -90,6 +92,22 @@ window_orders as (
     group by assigned.campaign_id, assigned.member_id
 ),
 
+pre_orders as (
+    select
+        assigned.campaign_id,
+        assigned.member_id,
+        count(*) as orders,
+        sum(orders.total_amount) as revenue,
+        sum(orders.margin_amount) as margin
+    from assigned
+    inner join orders
+        on orders.customer_id = assigned.customer_id
+        and orders.ordered_at >= assigned.starts_at - interval '{{ var("cuped_pre_period_days", 28) }} days'
+        and orders.ordered_at < assigned.starts_at
+        and orders.is_revenue
+    group by assigned.campaign_id, assigned.member_id
+),
+
 final as (
     select
         assigned.campaign_id,
@@ -127,7 +145,10 @@ final as (
         cast(assigned.contact_cost as decimal(18, 4)) as contact_cost,
         cast(coalesce(redeemed.redeemed_discount, 0) as decimal(18, 4)) as redeemed_discount,
         assigned.reported_converted,
-        cast(assigned.reported_revenue as decimal(18, 4)) as reported_revenue
+        cast(assigned.reported_revenue as decimal(18, 4)) as reported_revenue,
+        coalesce(pre_orders.orders, 0) > 0 as is_pre_converted,
+        cast(coalesce(pre_orders.revenue, 0) as decimal(18, 4)) as pre_revenue,
+        cast(coalesce(pre_orders.margin, 0) as decimal(18, 4)) as pre_margin
     from assigned
     left join engagement
         on engagement.campaign_id = assigned.campaign_id and engagement.member_id = assigned.member_id
@@ -135,6 +156,8 @@ final as (
         on redeemed.campaign_id = assigned.campaign_id and redeemed.member_id = assigned.member_id
     left join window_orders
         on window_orders.campaign_id = assigned.campaign_id and window_orders.member_id = assigned.member_id
+    left join pre_orders
+        on pre_orders.campaign_id = assigned.campaign_id and pre_orders.member_id = assigned.member_id
 )
 
 select * from final
