@@ -36,7 +36,9 @@ CHECKS = {
     "fct_sessions": "select count(*), sum(n_events), count(customer_id), sum(duration_seconds) from marts.fct_sessions",
     "fct_campaign_sends": "select count(*), sum(case when is_converted then 1 else 0 end), sum(revenue) from marts.fct_campaign_sends",
     "kpi_daily": "select count(*), sum(revenue), sum(new_customers), sum(active_customers) from marts.kpi_daily",
-    "kpi_campaign_arms": "select count(*), sum(conversion_lift), sum(conversion_lift_p_value) from marts.kpi_campaign_arms",
+    # The per-arm sums kpi_campaign_lift is inferred from (campaign_loop/lift.py), the pre-period's included.
+    "kpi_campaign_arms": "select count(*), sum(converted), sum(revenue_sq), sum(pre_converted), sum(pre_revenue_sq), "
+                         "sum(margin_x_pre), sum(revenue_x_orders) from marts.kpi_campaign_arms",
 }
 
 

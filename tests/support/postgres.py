@@ -130,7 +130,7 @@ def copy_raw(warehouse: Path, server: PostgresServer) -> None:
                 "select column_name, data_type from information_schema.columns "
                 "where table_schema = 'raw' and table_name = ? order by ordinal_position", [table]
             ).fetchall()
-            ddl = ", ".join(f'"{c}" {t.replace("VARCHAR", "text").replace("DECIMAL", "numeric")}' for c, t in columns)
+            ddl = ", ".join(f'"{c}" {t.replace("VARCHAR", "text").replace("DECIMAL", "numeric").replace("DOUBLE", "double precision")}' for c, t in columns)
             cur.execute(f'create table raw."{table}" ({ddl})')
             buffer = io.StringIO()
             con.execute(f'select * from raw."{table}"').df().to_csv(buffer, index=False, header=False)
