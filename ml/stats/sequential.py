@@ -21,6 +21,7 @@ sizes matter) and r = 8.21, which makes the interval narrowest at the planned si
 from __future__ import annotations
 
 import math
+from functools import cache
 
 from scipy import optimize
 
@@ -29,6 +30,7 @@ from ml.stats.estimators import Estimate
 METHOD = "mSPRT normal-mixture confidence sequence (Johari et al. 2017; Howard et al. 2021), tuned to the planned size"
 
 
+@cache
 def best_mixing_ratio(alpha: float = 0.05) -> float:
     """The r in tau^2 = r V_N that minimises the interval's width at the planned size."""
     def width(r: float) -> float:
