@@ -89,6 +89,13 @@ class Settings(BaseSettings):
         10_000_000, ge=1,
         description="Most rows a file may have; a file with more is quarantined whole (split the export).",
     )
+    raw_pii_retention_days: int | None = Field(
+        90, ge=0,
+        description="Days raw tables keep customers' clear e-mails, phones and names, counted from a row's own time "
+                    "(an order's ordered_at, a profile's updated_at) to the end of the cycle: after each cycle "
+                    "publishes, older values are replaced by their keyed pseudonym (audit.raw_pii_retention; the "
+                    "marts do not change). 0: as soon as the cycle publishes; none: kept indefinitely.",
+    )
     default_margin_rate: float = Field(
         0.3, ge=0.0, lt=1.0,
         description="Margin assumed, as a share of a line's net amount, for products the catalogue gives no "
@@ -171,6 +178,14 @@ class Settings(BaseSettings):
                 date.fromisoformat(str(cycle))
             except ValueError:
                 raise ValueError(f"approve_restatement: {cycle!r} is not a cycle_id (the ISO date a cycle starts)") from None
+        return value
+
+    @field_validator("raw_pii_retention_days", mode="before")
+    @classmethod
+    def _none_word(cls, value: object) -> object:
+        # The settings file and the environment can only write "none" for the absence of a limit.
+        if isinstance(value, str) and value.strip().lower() in {"", "none", "never", "off"}:
+            return None
         return value
 
     @field_validator("offers", "channels", "faults", mode="before")

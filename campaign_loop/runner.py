@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO_ROOT / "dags"
 # Tasks every real cycle must have completed; `simulate` is skipped outside demo mode by design.
 REQUIRED_TASKS: tuple[str, ...] = (
-    "ingest", "validate_raw", "validate_marts", "publish", "train", "measure", "design", "report",
+    "ingest", "validate_raw", "validate_marts", "publish", "train", "measure", "design", "report", "retain_raw_pii",
 )
 
 
@@ -40,8 +40,10 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     """The environment Airflow and its tasks run in: settings passed down as CAMPAIGN_LOOP_* variables."""
     env = dict(os.environ)
     for name, value in settings.model_dump(mode="json").items():
-        if value is None:
+        if value is None and Settings.model_fields[name].default is None:
             env.pop(f"CAMPAIGN_LOOP_{name.upper()}", None)
+        elif value is None:  # absent, the tasks would take the default (a retention of 90 days, not none)
+            env[f"CAMPAIGN_LOOP_{name.upper()}"] = "none"
         elif isinstance(value, list):
             env[f"CAMPAIGN_LOOP_{name.upper()}"] = ",".join(value)
         elif isinstance(value, dict):

@@ -20,6 +20,9 @@ the next campaign; the next run measures that campaign against its randomised ho
 9. `design`: the next campaign from the champions' scores, exported per channel for sending.
 10. `report`: the cycle's summary and its HTML report, `<home>/reports/<cycle_id>/index.html`; the task's
     **Cycle report** button opens that page.
+11. `retain_raw_pii`: raw e-mails, phones and names older than `raw_pii_retention_days` are replaced by
+    their keyed pseudonyms (`audit.raw_pii_retention`); the marts do not change. Last, so it never writes
+    the warehouse while another task of the cycle reads it.
 
 **Where to look** (`campaign-loop ui` serves all of them on 127.0.0.1; see docs/ui.md)
 - The cycle report: KPI trends, lift with intervals by action and segment, model metrics across cycles,
@@ -189,10 +192,16 @@ def campaign_feedback_loop() -> None:
         outcomes = {"plan": plan["summary"], "lift": lift, "kpis": kpis}
         return pipeline.report(*_run(), get_current_context()["dag_run"].run_id, outcomes)
 
+    @task
+    def retain_raw_pii(reported: dict[str, Any]) -> dict[str, Any]:
+        from ingest.retention import apply_retention
+
+        return apply_retention(*_run())
+
     audited = validate_marts()
     simulate() >> ingest() >> validate_raw() >> dbt >> audited
     published = publish(audited)
-    with_report_link(report(design(train(published)), measure(published), kpi_alerts(published)))
+    retain_raw_pii(with_report_link(report(design(train(published)), measure(published), kpi_alerts(published))))
 
 
 campaign_feedback_loop()

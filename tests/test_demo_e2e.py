@@ -20,7 +20,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Com
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGN_LOOP_", "AIRFLOW"))}
     cli = Path(sys.executable).with_name("campaign-loop")
     run = subprocess.run(
-        [str(cli), "demo", "--home", str(home), "--customers", "600", "--cycles", "2", "--history_weeks", "8"],
+        [str(cli), "demo", "--home", str(home), "--customers", "600", "--cycles", "2", "--history_weeks", "8",
+         # Short enough that the 8 weeks of history hold PII past it: the DAG's last task pseudonymises it.
+         "--raw_pii_retention_days", "30"],
         env=env, capture_output=True, text=True, timeout=900,
     )
     return home, run
@@ -55,3 +57,20 @@ def test_demo_accounts_for_every_landed_row(demo) -> None:
     assert [b for (b,) in batches] == ["2026-01-05", "2026-01-12"]
     assert landed == loaded + quarantined
     assert orders > 0 and receipts > 0
+
+
+def test_demo_cycles_pseudonymise_raw_pii_past_the_retention(demo) -> None:
+    """After each cycle, raw orders older than 30 days before its end hold pseudonyms, newer ones clear PII."""
+    home, run = demo
+    assert run.returncode == 0
+    assert "password in " in run.stdout and "server_credentials.json" in run.stdout  # the MLflow login's place
+    with duckdb.connect(str(home / "warehouse" / "campaign_loop.duckdb"), read_only=True) as con:
+        old_clear, old_pseudonymised, new_clear = con.execute(
+            "select count(*) filter (where ordered_at < date '2025-12-20' and email not like 'hmac-sha256:%'), "
+            "count(*) filter (where ordered_at < date '2025-12-20' and email like 'hmac-sha256:%'), "
+            "count(*) filter (where ordered_at >= date '2025-12-20' and email like '%@%') from raw.orders"
+        ).fetchone()
+        audit = con.execute("select cycle_id, table_name, rows_pseudonymised from audit.raw_pii_retention "
+                            "where table_name = 'raw.orders' order by cycle_id").fetchall()
+    assert old_clear == 0 and old_pseudonymised > 0 and new_clear > 0
+    assert [cycle for cycle, _, _ in audit] == ["2026-01-05", "2026-01-12"] and audit[0][2] > 0

@@ -49,6 +49,9 @@ def test_loop_dag_audits_before_it_publishes_learns_and_decides(dagbag) -> None:
     behind_audit = dag.get_task("validate_marts").get_flat_relative_ids(upstream=False)
     assert {"publish", "train", "design", "measure", "report"} <= behind_audit
     assert dag.get_task("design").upstream_task_ids == {"train"}
+    # Raw PII retention writes the warehouse: last, when no other task of the cycle reads it.
+    assert dag.get_task("retain_raw_pii").upstream_task_ids == {"report"}
+    assert not dag.get_task("retain_raw_pii").downstream_task_ids
 
 
 def test_params_validate_marketer_input(dagbag) -> None:

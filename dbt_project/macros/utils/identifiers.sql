@@ -36,6 +36,11 @@
     end
 {%- endmacro %}
 
+{#- A name as staging hashes it: case and surrounding spaces do not make another person. -#}
+{% macro normalize_name(expr) -%}
+    nullif(lower(trim({{ expr }})), '')
+{%- endmacro %}
+
 {#- Latest loaded row first: the order staging dedupes by (raw is append-only and keeps re-sends). -#}
 {% macro latest_loaded_first() -%}
     _loaded_at desc, _file desc, _row_number desc

@@ -24,3 +24,26 @@
         'hex'
     )
 {%- endmacro %}
+
+{#-
+    The keyed hash of a raw PII column whose value may already be its pseudonym. After a cycle publishes,
+    raw PII older than Settings raw_pii_retention_days is replaced in raw by
+    'hmac-sha256:<hash>:<tag>' (ingest/retention.py), where <hash> is what staging computed from the clear
+    value and <tag> the first 16 hex digits of the keyed hash of 'retained:<hash>'. A rebuild (a late profile
+    version, a full refresh) thus stages the same hash from the pseudonym as from the clear value. The tag
+    needs the key, so a value an export sends in that form cannot choose its hash (and so whose identity it
+    joins): it fails the check and is normalised and hashed like any other value.
+-#}
+{% macro retained_pseudonym(hash_expr) -%}
+    'hmac-sha256:' || {{ hash_expr }} || ':' || substr({{ pseudonymize("'retained:' || " ~ hash_expr) }}, 1, 16)
+{%- endmacro %}
+
+{% macro pseudonymize_pii(column, normalized) -%}
+    {%- set hash = "substr(" ~ column ~ ", 13, 64)" -%}
+    {#- Nested, not `like ... and ... = ...`: the check's keyed hash runs only on values in the pseudonym's form. -#}
+    case
+        when {{ column }} like 'hmac-sha256:%' then
+            case when {{ column }} = {{ retained_pseudonym(hash) }} then {{ hash }} else {{ pseudonymize(normalized) }} end
+        else {{ pseudonymize(normalized) }}
+    end
+{%- endmacro %}

@@ -15,9 +15,9 @@ source as (
 renamed as (
     select
         {{ clean_identifier('member_id') }} as member_id,
-        {{ pseudonymize(normalize_email('email')) }} as email_hash,
-        {{ pseudonymize(normalize_phone('phone')) }} as phone_hash,
-        {{ pseudonymize("nullif(lower(trim(full_name)), '')") }} as full_name_hash,
+        {{ pseudonymize_pii('email', normalize_email('email')) }} as email_hash,
+        {{ pseudonymize_pii('phone', normalize_phone('phone')) }} as phone_hash,
+        {{ pseudonymize_pii('full_name', normalize_name('full_name')) }} as full_name_hash,
         cast(birth_year as integer) as birth_year,
         coalesce(upper(trim(gender)), 'U') as gender,
         nullif(trim(city), '') as city,

@@ -17,8 +17,8 @@ renamed as (
         trim(order_id) as order_id,
         ordered_at,
         {{ clean_identifier('member_id') }} as member_id,
-        {{ pseudonymize(normalize_email('email')) }} as email_hash,
-        {{ pseudonymize(normalize_phone('phone')) }} as phone_hash,
+        {{ pseudonymize_pii('email', normalize_email('email')) }} as email_hash,
+        {{ pseudonymize_pii('phone', normalize_phone('phone')) }} as phone_hash,
         {{ clean_identifier('cookie_id') }} as cookie_id,
         {{ clean_identifier('device_id') }} as device_id,
         -- A credit note may come signed either way; its type gives the sign, staging keeps the size.
