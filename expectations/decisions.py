@@ -356,7 +356,10 @@ def decision_checks(
     con: duckdb.DuckDBPyConnection, settings: Settings, cycle_id: str, batches: Sequence[str], rules: dict[str, Any],
     validation_result_id: str | None = None,
 ) -> list[CheckResult]:
-    """Every decision check of the raw gate: per pending batch, then the restatement of published cycles."""
+    """Every decision check of the raw gate: per pending batch (with ``expectations.deliveries``' checks of
+    what the batch's exports delivered), then the restatement of published cycles."""
+    from expectations.deliveries import delivery_checks  # it imports this module's helpers
+
     columns = _columns(con)
     if "_load_log" not in columns:
         return []
@@ -369,6 +372,7 @@ def decision_checks(
         checks += check_content_duplicates(con, batch, share_max=float(rules["content_duplicate_max"]),
                                            severity=sev["content_duplicates"])
         checks += check_holdout_exposure(con, batch, severity=sev["holdout_exposure"])
+        checks += delivery_checks(con, settings, batch, published_at, rules)
     checks += check_restatement(con, settings, cycle_id, share_max=float(rules["restatement_share_max"]),
                                 approved=settings.approve_restatement, validation_result_id=validation_result_id,
                                 severity=sev["restatement"])

@@ -11,6 +11,23 @@
     scale_amounts:<source>.<column>=<f>  one amount column multiplied by <f> (a unit or currency slip, e.g. 100)
     resend_orders:day|all                a day's (or all) orders and receipts landed again under new ids
     expose_holdout[:<share>]             <share> (default 0.2) of the holdout sent to, with delivered/open events
+    null_members:<source>[:<share>]      member_id emptied on <share> (default 0.9) of the rows (a broken join)
+    rename_column:<source>.<col>=<name>  the header names the column <name> (an export's new template)
+    locale_decimals:<source>             a European spreadsheet's export: ';' between fields, ',' in decimals
+    future_rows:<source>[:<share>]       <share> (default 0.1) of the rows dated one cycle later (a year typo)
+    colliding_ids:<source>[:<share>]     <share> (default 0.05) of the rows take another row's id (per-store ids)
+    negative_quantities:<source>[:<share>]  <share> (default 0.2) of sale lines with a negative quantity
+    currency_switch:<source>[:<factor>]  a transaction source's amounts and its lines' prices in another
+                                         currency: multiplied by <factor> (default 1350, units to KRW)
+    drop_optouts                         the consents export filtered to opt-ins: every opt-out row left out
+    revoke_consents                      the consents export writes opt_out on every row
+    ignore_consent[:<share>]             <share> (default 0.1) of the campaign's recipients had opted out of
+                                         its channel the day before it started (the CRM has it; the sender
+                                         did not suppress them)
+    truncate_file:<source>[:<share>]     the CSV file cut after <share> (default 0.6) of its bytes, mid-row
+    header_only:<source>                 the CSV file holds its header and no row
+    drop_day:<source>[:<day>]            the rows of the cycle's day <day> (0-based, default 2) left out
+    stale_file:<source>                  the previous cycle's file delivered again under this cycle's name
 
 A spec applies to every cycle >= 1 (cycle 0 builds the baseline the checks compare against), or to
 one cycle only with ``@<cycle>``: ``drop_source:orders@3``. Faults are deterministic: the rows they
@@ -23,7 +40,9 @@ byte-identically. What was applied is recorded in ``truth/faults/<cycle_id>.json
 
 from __future__ import annotations
 
+import calendar
 import csv
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -41,7 +60,9 @@ from sim.landing import Col, Frame, concat_frames, frame_len, primary_format, re
 
 KINDS: tuple[str, ...] = (
     "corrupt_type", "drop_source", "duplicate_batch", "shift_timestamps", "break_randomisation", "spike_kpi",
-    "scale_amounts", "resend_orders", "expose_holdout",
+    "scale_amounts", "resend_orders", "expose_holdout", "null_members", "rename_column", "locale_decimals",
+    "future_rows", "colliding_ids", "negative_quantities", "currency_switch", "drop_optouts", "revoke_consents",
+    "ignore_consent", "truncate_file", "header_only", "drop_day", "stale_file",
 )
 FAULT_STREAM = 200  # random stream of a cycle's faults (sim/period.py uses 10..22 and 100+)
 # What a spreadsheet writes when a formula fails: text that no decimal, integer, timestamp or boolean reads.
@@ -59,6 +80,30 @@ DEFAULT_EXPOSE_SHARE = 0.2
 # Holdout members exposed by expose_holdout, per (home, cycle): campaign_sends is written before
 # campaign_events (the contract's order), and the events of those members must follow their sends.
 _EXPOSED: dict[tuple[str, int], tuple[pa.Array, pa.Array, np.ndarray]] = {}
+# Sources whose <source>[:<number>] faults take a share (or a day), with the default and what the source
+# needs: a share of rows of any source, or the sources the fault means something for.
+SHARE_FAULTS: dict[str, tuple[float, tuple[str, ...] | None]] = {
+    "null_members": (0.9, ("orders", "pos_receipts", "events", "coupon_redemptions", "reviews")),
+    "future_rows": (0.1, None),
+    "colliding_ids": (0.05, ("orders", "pos_receipts", "events", "coupon_redemptions", "reviews")),
+    "negative_quantities": (0.2, ("order_lines", "pos_receipt_lines")),
+    "currency_switch": (1350.0, ("orders", "pos_receipts")),
+    "truncate_file": (0.6, None),
+    "drop_day": (2.0, None),
+}
+# currency_switch: the amount columns of a transaction source and of its lines, and the new currency's code.
+CURRENCY_AMOUNTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "orders": {"orders": ("total_amount", "discount_amount", "shipping_amount"),
+               "order_lines": ("unit_price", "discount_amount")},
+    "pos_receipts": {"pos_receipts": ("total_amount", "discount_amount"),
+                     "pos_receipt_lines": ("unit_price", "discount_amount")},
+}
+SWITCHED_CURRENCY = "KRW"
+# Sources written as one file whose bytes a file fault rewrites.
+FILE_FAULTS = ("rename_column", "locale_decimals", "truncate_file", "header_only", "stale_file")
+# ignore_consent: the plan's treatment members and channels, per (home, cycle), from apply_to_plan to the
+# consents file written later in the same simulate_period.
+_PLANNED: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
 class FaultSpecError(ValueError):
@@ -139,6 +184,49 @@ def parse_fault(spec: str) -> Fault:
         if len(parts) != 1 or parts[0] not in RESEND_SCOPES:
             raise FaultSpecError(f"fault {spec!r}: write resend_orders:day or resend_orders:all")
         return Fault(kind, cycle=cycle, spec=text, scope=parts[0])
+    if kind in SHARE_FAULTS:
+        default, allowed = SHARE_FAULTS[kind]
+        if len(parts) not in (1, 2):
+            raise FaultSpecError(f"fault {spec!r}: write {kind}:<source> or {kind}:<source>:<number>")
+        source = source_of(parts[0])
+        if allowed is not None and source not in allowed:
+            raise FaultSpecError(f"fault {spec!r}: {kind} applies to {', '.join(allowed)}")
+        value = _number(parts[1], spec) if len(parts) == 2 else default
+        if kind == "drop_day":
+            if not value.is_integer() or value < 0:
+                raise FaultSpecError(f"fault {spec!r}: the day is a whole number from 0")
+        elif kind == "currency_switch":
+            if value <= 0 or value == 1:
+                raise FaultSpecError(f"fault {spec!r}: the factor must be positive and not 1")
+        elif not 0 < value <= 1:
+            raise FaultSpecError(f"fault {spec!r}: the share must lie in (0, 1]")
+        return Fault(kind, source, value=value, cycle=cycle, spec=text)
+    if kind == "rename_column":
+        target, eq, name = (parts[0].partition("=") if len(parts) == 1 else ("", "", ""))
+        if not eq or "." not in target or not name.strip():
+            raise FaultSpecError(f"fault {spec!r}: write rename_column:<source>.<column>=<new name>")
+        source, column = target.split(".", 1)
+        columns = contract.source(source_of(source)).columns
+        if column not in columns:
+            raise FaultSpecError(f"fault {spec!r}: {source} has no column {column!r}")
+        if name.strip().lower() in columns:
+            raise FaultSpecError(f"fault {spec!r}: {name!r} is a column of {source} already")
+        return Fault(kind, source, column, cycle=cycle, scope=name.strip(), spec=text)
+    if kind in ("locale_decimals", "header_only", "stale_file"):
+        if len(parts) != 1:
+            raise FaultSpecError(f"fault {spec!r}: write {kind}:<source>")
+        return Fault(kind, source_of(parts[0]), cycle=cycle, spec=text)
+    if kind in ("drop_optouts", "revoke_consents"):
+        if parts:
+            raise FaultSpecError(f"fault {spec!r}: {kind} takes no argument")
+        return Fault(kind, "consents", cycle=cycle, spec=text)
+    if kind == "ignore_consent":
+        if len(parts) > 1:
+            raise FaultSpecError(f"fault {spec!r}: write ignore_consent or ignore_consent:<share>")
+        value = _number(parts[0], spec) if parts else 0.1
+        if not 0 < value <= 1:
+            raise FaultSpecError(f"fault {spec!r}: the share must lie in (0, 1]")
+        return Fault(kind, value=value, cycle=cycle, spec=text)
     if kind in ("break_randomisation", "spike_kpi", "expose_holdout"):
         if len(parts) > 1:
             raise FaultSpecError(f"fault {spec!r}: write {kind} or {kind}:<number>")
@@ -171,7 +259,14 @@ def _rng(settings: Settings, cycle: int, fault: Fault) -> np.random.Generator:
 # --- hooks ----------------------------------------------------------------------------------------
 
 def apply_to_plan(settings: Settings, cycle: int, plan: pd.DataFrame, faults: Sequence[Fault]) -> pd.DataFrame:
-    """break_randomisation: the sender ignores most of the holdout and contacts it as treatment."""
+    """break_randomisation: the sender ignores most of the holdout and contacts it as treatment.
+
+    ignore_consent: the plan's treatment members and channels are kept for the consents file."""
+    key = (str(settings.home), cycle)
+    _PLANNED.pop(key, None)
+    if any(f.kind == "ignore_consent" for f in faults) and plan is not None and {"arm", "member_id", "channel"} <= set(plan):
+        treated = plan[plan["arm"].astype(str) == "treatment"]
+        _PLANNED[key] = (treated["member_id"].astype(str).to_numpy(), treated["channel"].astype(str).to_numpy())
     for fault in faults:
         if fault.kind != "break_randomisation" or plan is None or "arm" not in plan:
             continue
@@ -193,8 +288,14 @@ def apply_to_frame(settings: Settings, cycle: int, source: str, frame: Frame, fa
     frame = dict(frame)
     # Amounts first, then the re-sent copy (it repeats the amounts as landed), corrupt last: it turns a
     # column into text.
-    order = ("spike_kpi", "scale_amounts", "expose_holdout", "resend_orders", "shift_timestamps", "corrupt_type")
+    order = ("drop_day", "spike_kpi", "scale_amounts", "currency_switch", "null_members", "colliding_ids",
+             "negative_quantities", "drop_optouts", "revoke_consents", "ignore_consent", "expose_holdout",
+             "resend_orders", "future_rows", "shift_timestamps", "corrupt_type")
     for fault in sorted(faults, key=lambda f: order.index(f.kind) if f.kind in order else -1):
+        if fault.kind in ROW_FAULTS:
+            frame = ROW_FAULTS[fault.kind](settings, cycle, source, frame, fault)
+            if not frame_len(frame):
+                return frame
         if fault.kind == "spike_kpi" and SPIKE_COLUMNS.get(source) in frame:
             frame[SPIKE_COLUMNS[source]] = _scaled(frame[SPIKE_COLUMNS[source]], fault.value)
         elif fault.kind == "scale_amounts" and fault.source == source and fault.column in frame:
@@ -216,6 +317,133 @@ def apply_to_frame(settings: Settings, cycle: int, source: str, frame: Frame, fa
             bad = pa.array(np.full(int(hit.sum()), CORRUPT_VALUE), type=pa.string())
             frame[fault.column] = Col("str", pc.replace_with_mask(text, pa.array(hit), bad))
     return frame
+
+
+def _rows(settings: Settings, cycle: int, fault: Fault, n: int, share: float | None = None) -> np.ndarray:
+    """The rows (of ``n``) a share fault touches: each with probability ``share`` (default the fault's), and
+    at least one, so a switched-on fault always does something however small the batch."""
+    rng = _rng(settings, cycle, fault)
+    hit = rng.random(n) < float(fault.value if share is None else share)
+    if n and not hit.any():
+        hit[int(rng.integers(n))] = True
+    return hit
+
+
+def _text(col: Col) -> np.ndarray:
+    return np.asarray(pa.array(col.values).cast(pa.string()).to_pylist(), dtype=object)
+
+
+def _null_members(settings: Settings, cycle: int, source: str, frame: Frame, fault: Fault) -> Frame:
+    """A share of member_id emptied: the export's join to the membership table lost them."""
+    if fault.source != source or "member_id" not in frame:
+        return frame
+    col = frame["member_id"]
+    hit = _rows(settings, cycle, fault, len(col))
+    mask = hit if col.mask is None else (col.mask | hit)
+    return frame | {"member_id": Col(col.kind, col.values, mask)}
+
+
+def _future_rows(settings: Settings, cycle: int, source: str, frame: Frame, fault: Fault) -> Frame:
+    """A share of rows dated one cycle later (every timestamp of the row): a mistyped date or clock."""
+    if fault.source != source:
+        return frame
+    hit = _rows(settings, cycle, fault, frame_len(frame))
+    later = int(settings.cycle_days) * 86_400
+    out = dict(frame)
+    for name, col in frame.items():
+        if col.kind == "ts":
+            out[name] = Col("ts", np.asarray(col.values, dtype=np.int64) + later * hit, col.mask)
+    return out
+
+
+def _colliding_ids(settings: Settings, cycle: int, source: str, frame: Frame, fault: Fault) -> Frame:
+    """A share of rows carry the id of another row of the file: ids numbered per store or per export,
+    unique where they were made and colliding where they meet. Staging would keep one of each pair."""
+    key = load_contract().source(source).key[0] if fault.source == source else None
+    if key not in frame or frame_len(frame) < 2:
+        return frame
+    col = frame[key]
+    n = len(col)
+    hit = _rows(settings, cycle, fault, n)
+    rng = _rng(settings, cycle, fault)
+    other = (np.arange(n) + rng.integers(1, n, n)) % n  # never the row itself
+    values = pa.array(col.values).cast(pa.string())
+    moved = pc.replace_with_mask(values, pa.array(hit), values.take(pa.array(other[hit])))
+    return frame | {key: Col("str", moved, col.mask)}
+
+
+def _negative_quantities(settings: Settings, cycle: int, source: str, frame: Frame, fault: Fault) -> Frame:
+    """A share of sale lines with a negative quantity: returns netted into the sales file without a type."""
+    if fault.source != source or "quantity" not in frame:
+        return frame
+    col = frame["quantity"]
+    hit = _rows(settings, cycle, fault, len(col))
+    type_col = next((frame[t] for t in ("order_type", "receipt_type") if t in frame), None)
+    if type_col is not None:
+        hit &= np.isin(_text(type_col), [None, "sale"])
+    values = np.asarray(col.values, dtype=np.int64)
+    return frame | {"quantity": Col("int", np.where(hit, -np.abs(values), values), col.mask)}
+
+
+def _currency_switch(settings: Settings, cycle: int, source: str, frame: Frame, fault: Fault) -> Frame:
+    """One channel's amounts in another currency, its lines' prices too, labelled with its code."""
+    columns = CURRENCY_AMOUNTS.get(fault.source or "", {}).get(source)
+    if not columns:
+        return frame
+    out = dict(frame)
+    for name in columns:
+        if name in out:
+            out[name] = _scaled(out[name], fault.value)
+    if source == fault.source:
+        out["currency"] = Col("str", pa.array(np.full(frame_len(frame), SWITCHED_CURRENCY), type=pa.string()))
+    return out
+
+
+def _consent_rows(settings: Settings, cycle: int, source: str, frame: Frame, fault: Fault) -> Frame:
+    """drop_optouts, revoke_consents and ignore_consent on the consents file."""
+    if source != "consents" or "status" not in frame:
+        return frame
+    status = _text(frame["status"])
+    if fault.kind == "drop_optouts":
+        return {name: col.take(np.flatnonzero(status != "opt_out")) for name, col in frame.items()}
+    if fault.kind == "revoke_consents":
+        return frame | {"status": Col("str", pa.array(np.full(len(status), "opt_out"), type=pa.string()))}
+    planned = _PLANNED.pop((str(settings.home), cycle), None)
+    if planned is None or not len(planned[0]):
+        return frame
+    members, channels = planned
+    chosen = np.flatnonzero(_rows(settings, cycle, fault, len(members)))
+    start = int(calendar.timegm(settings.cycle_start(cycle).timetuple()))
+    added: Frame = {
+        "member_id": Col("str", pa.array(members[chosen], type=pa.string())),
+        "channel": Col("str", pa.array(channels[chosen], type=pa.string())),
+        "status": Col("str", pa.array(np.full(len(chosen), "opt_out"), type=pa.string())),
+        "changed_at": Col("ts", np.full(len(chosen), start - 86_400, dtype=np.int64)),
+        "source": Col("str", pa.array(np.full(len(chosen), "preference_center"), type=pa.string())),
+    }
+    return concat_frames([frame, {k: v for k, v in added.items() if k in frame}])
+
+
+def _drop_day(settings: Settings, cycle: int, source: str, frame: Frame, fault: Fault) -> Frame:
+    """The rows of one day of the cycle left out (by the source's first timestamp): an export job that
+    failed that night and was never re-run."""
+    stamps = next((c for c in frame.values() if c.kind == "ts"), None) if fault.source == source else None
+    if stamps is None:
+        return frame
+    start = int(calendar.timegm(settings.cycle_start(cycle).timetuple())) + int(fault.value or 0) * 86_400
+    values = np.asarray(stamps.values, dtype=np.int64)
+    keep = ~((values >= start) & (values < start + 86_400))
+    if stamps.mask is not None:
+        keep |= stamps.mask
+    return {name: col.take(np.flatnonzero(keep)) for name, col in frame.items()}
+
+
+ROW_FAULTS = {
+    "null_members": _null_members, "future_rows": _future_rows, "colliding_ids": _colliding_ids,
+    "negative_quantities": _negative_quantities, "currency_switch": _currency_switch,
+    "drop_optouts": _consent_rows, "revoke_consents": _consent_rows, "ignore_consent": _consent_rows,
+    "drop_day": _drop_day,
+}
 
 
 def _scaled(col: Col, factor: float | None) -> Col:
@@ -286,13 +514,17 @@ def _exposed(settings: Settings, cycle: int, source: str, frame: Frame, fault: F
 
 
 def after_write(settings: Settings, cycle: int, source: str, path: Path, faults: Sequence[Fault]) -> list[Path]:
-    """duplicate_batch: the batch file again as ``<source>/<batch>/resent.<ext>``, rows in reverse order.
+    """The file faults (``FILE_FAULTS``) rewrite the written file in place; duplicate_batch writes the batch
+    file again as ``<source>/<batch>/resent.<ext>``, rows in reverse order.
 
     A byte-identical copy would be skipped by ingestion (files are recognised by their sha256); a
     re-export with the same rows is what slips through and doubles every key of the batch.
     """
     written: list[Path] = []
     for fault in faults:
+        if fault.kind in FILE_FAULTS and fault.source == source and path.exists():
+            _rewrite(settings, cycle, path, fault)
+            continue
         if fault.kind != "duplicate_batch" or fault.source != source or not path.exists():
             continue
         copy = path.parent / path.name.split(".")[0] / f"{RESENT_NAME}{''.join(path.suffixes)}"
@@ -307,6 +539,53 @@ def after_write(settings: Settings, cycle: int, source: str, path: Path, faults:
                 csv.writer(f, lineterminator="\n").writerows([rows[0], *reversed(rows[1:])])
         written.append(copy)
     return written
+
+
+def _rewrite(settings: Settings, cycle: int, path: Path, fault: Fault) -> None:
+    """The file faults: the written batch file changed in place, as the export delivered it."""
+    if fault.kind == "stale_file":
+        # Yesterday's extract under today's name: byte for byte the previous cycle's file.
+        previous = path.with_name(settings.cycle_key(cycle - 1) + "".join(path.suffixes))
+        if previous.exists():
+            path.write_bytes(previous.read_bytes())
+        return
+    data = path.read_bytes()
+    if fault.kind == "truncate_file":
+        header_end = data.find(b"\n") + 1
+        cut = max(int(len(data) * float(fault.value or 0)), header_end + 2)
+        while cut > header_end + 1 and data[cut - 1:cut] in (b"\n", b'"'):
+            cut -= 1  # mid-value: a cut at a line or field boundary could pass for a whole file
+        path.write_bytes(data[:cut])
+        return
+    if path.suffix == ".parquet":
+        table = pq.read_table(path)
+        if fault.kind == "rename_column" and fault.column in table.column_names:
+            names = [fault.scope if n == fault.column else n for n in table.column_names]
+            pq.write_table(table.rename_columns(names), path)
+        elif fault.kind == "header_only":
+            pq.write_table(table.slice(0, 0), path)
+        return  # locale_decimals: parquet carries typed numbers, no locale to get wrong
+    text = data.decode("utf-8")
+    header, _, body = text.partition("\n")
+    if fault.kind == "header_only":
+        path.write_text(header + "\n")
+    elif fault.kind == "rename_column":
+        names = next(csv.reader([header]))
+        names = [fault.scope if n.strip().lower() == fault.column else n for n in names]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow(names)
+        path.write_text(out.getvalue() + body)
+    elif fault.kind == "locale_decimals":
+        columns = load_contract().source(fault.source or "").columns
+        rows = list(csv.reader(io.StringIO(text)))
+        decimal = [i for i, n in enumerate(rows[0]) if n in columns and columns[n].type == "decimal"]
+        for row in rows[1:]:
+            for i in decimal:
+                if i < len(row):
+                    row[i] = row[i].replace(".", ",")
+        out = io.StringIO()
+        csv.writer(out, delimiter=";", lineterminator="\n").writerows(rows)
+        path.write_text(out.getvalue())
 
 
 def record(settings: Settings, cycle_id: str, faults: Sequence[Fault]) -> None:

@@ -145,6 +145,11 @@ def _orders(batch: str, prefix: str, amount: str = "70") -> str:
     return ORDERS + "".join(f"{prefix}{i},m{i},{batch} 1{i % 10}:00:00,{amount}\n" for i in range(40))
 
 
+def _receipts(batch: str, prefix: str) -> str:
+    return "receipt_id,store_id,member_id,purchased_at,total_amount\n" + "".join(
+        f"{prefix}R{i},S1,m{i},{batch} 1{i % 10}:{i:02d}:00,50\n" for i in range(40))
+
+
 def test_an_empty_week_passes_with_a_warning(home: Settings, sql) -> None:
     _publish_everything_so_far(sql)
 
@@ -167,13 +172,16 @@ def test_an_empty_week_passes_with_a_warning(home: Settings, sql) -> None:
 
 def test_a_rejected_batch_blocks_the_next_cycle_until_a_correction_supersedes_it(home: Settings, sql) -> None:
     _publish_everything_so_far(sql)
-    # Cycle NEXT lands an orders export with a broken amount column: the gate rejects it.
+    # Cycle NEXT lands an orders export with a broken amount column: the gate rejects it. Each batch also
+    # has its store receipts: a week with one channel's export missing is itself critical (source_missing).
     _land(home, f"orders/{NEXT}.csv", _orders(NEXT, "N", amount="12,3x"))
+    _land(home, f"pos_receipts/{NEXT}.csv", _receipts(NEXT, "N"))
     ingest(home)
     assert not run_gate(home, NEXT, "raw").passed
 
     # The next cycle's own batch is clean, but the rejected one was never published: it still blocks.
     _land(home, f"orders/{LATER}.csv", _orders(LATER, "L"))
+    _land(home, f"pos_receipts/{LATER}.csv", _receipts(LATER, "L"))
     ingest(home)
     blocked = run_gate(home, LATER, "raw")
 

@@ -13,6 +13,7 @@ from campaign_loop import pipeline
 from campaign_loop.config import Settings
 from campaign_loop.dbt import run_dbt
 from expectations import GateFailed
+from ingest import LandingError
 
 MODELS = ("churn", "propensity", "clv", "uplift")
 # The DAG's order: simulate >> ingest >> validate_raw >> dbt >> validate_marts >> publish >> (kpi_alerts,
@@ -23,7 +24,7 @@ STEPS = ("simulate", "ingest", "validate_raw", "dbt", "validate_marts", "publish
 @dataclass
 class CycleRun:
     ran: list[str] = field(default_factory=list)
-    failed_at: str | None = None  # the gate task that raised GateFailed
+    failed_at: str | None = None  # the gate task that raised GateFailed, or ingest refusing the landing folder
     error: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
 
@@ -65,7 +66,9 @@ def run_cycle(settings: Settings, cycle: int, through: str = "design") -> CycleR
                                                                                    "validation_result_id")})
             elif step == "design":
                 out[step] = pipeline.design(settings, cycle)
-        except GateFailed as failure:
+        except (GateFailed, LandingError) as failure:
+            # LandingError: ingest stops the run before loading anything (a missing required column), as
+            # the DAG's ingest task fails; nothing of the batch is loaded, the files stay for a person.
             run.failed_at, run.error = step, str(failure)
             return run
         run.ran.append(step)

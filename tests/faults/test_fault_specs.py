@@ -80,3 +80,122 @@ def test_a_faulty_batch_is_written_the_same_way_twice(tmp_path) -> None:
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert any(p.as_posix().endswith("2026-01-12/resent.csv") for p in files)
     assert all(filecmp.cmp(a / p, b / p, shallow=False) for p in files)
+
+
+# --- the export faults of issue 22: parsing, and what each does to a frame or a file -----------------
+
+def test_export_fault_specs_parse() -> None:
+    assert parse_fault("null_members:orders").value == 0.9
+    assert parse_fault("colliding_ids:pos_receipts:0.3@2") == Fault(
+        "colliding_ids", "pos_receipts", value=0.3, cycle=2, spec="colliding_ids:pos_receipts:0.3@2")
+    assert parse_fault("rename_column:orders.member_id=customer_no").scope == "customer_no"
+    assert parse_fault("currency_switch:orders").value == 1350.0
+    assert parse_fault("drop_day:events:4").value == 4.0
+    assert parse_fault("drop_optouts").source == "consents"
+    assert parse_fault("ignore_consent").value == 0.1
+    assert parse_fault("stale_file:orders").source == "orders"
+
+
+@pytest.mark.parametrize("spec", [
+    "null_members:order_lines", "null_members:orders:0", "rename_column:orders.member_id",
+    "rename_column:orders.member_id=email", "rename_column:orders.nope=x", "locale_decimals",
+    "colliding_ids:order_lines", "negative_quantities:orders", "currency_switch:orders:1", "currency_switch:events",
+    "drop_optouts:consents", "ignore_consent:2", "truncate_file:orders:1.5", "drop_day:events:1.5",
+    "drop_day:events:-1", "header_only", "future_rows:nowhere",
+])
+def test_bad_export_fault_specs_are_refused(spec: str) -> None:
+    with pytest.raises(FaultSpecError):
+        parse_fault(spec)
+
+
+def _frame(n: int) -> dict:
+    import numpy as np
+    import pyarrow as pa
+
+    from sim.landing import Col
+
+    return {
+        "order_id": Col("str", pa.array([f"O{i}" for i in range(n)])),
+        "member_id": Col("str", pa.array([f"M{i}" for i in range(n)])),
+        "ordered_at": Col("ts", np.arange(n, dtype=np.int64) * 3_600 + 1_768_176_000),  # from 2026-01-12
+        "total_amount": Col("cents", np.full(n, 1_000, dtype=np.int64)),
+    }
+
+
+def test_row_faults_change_what_they_name_and_nothing_else() -> None:
+    import numpy as np
+
+    from sim.faults import apply_to_frame
+
+    def run(spec: str, source: str = "orders") -> dict:
+        settings = Settings(faults=(spec,))
+        return apply_to_frame(settings, 1, source, _frame(200), active_faults(settings, 1))
+
+    nulled = run("null_members:orders:0.5")
+    assert 60 < nulled["member_id"].mask.sum() < 140 and nulled["order_id"].mask is None
+    ids = run("colliding_ids:orders:0.1")["order_id"].values.to_pylist()
+    assert 5 < 200 - len(set(ids)) < 40  # ids repeated, never invented
+    assert set(ids) <= {f"O{i}" for i in range(200)}
+    later = run("future_rows:orders:0.1")["ordered_at"].values - _frame(200)["ordered_at"].values
+    assert set(np.unique(later)) == {0, 7 * 86_400}
+    switched = run("currency_switch:orders")
+    assert set(switched["total_amount"].values) == {1_350_000}
+    assert set(switched["currency"].values.to_pylist()) == {"KRW"}
+    kept = run("drop_day:orders:2")["ordered_at"].values
+    assert len(kept) == 176 and not ((kept >= 1_768_348_800) & (kept < 1_768_435_200)).any()
+    assert run("null_members:pos_receipts")["member_id"].mask is None  # another source's fault
+
+
+def test_consent_faults_filter_revoke_and_backdate() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from sim.faults import apply_to_frame
+    from sim.landing import Col
+
+    consents = {
+        "member_id": Col("str", pa.array(["M1", "M2", "M3", "M4"])),
+        "channel": Col("str", pa.array(["email", "sms", "push", "email"])),
+        "status": Col("str", pa.array(["opt_in", "opt_out", "opt_in", "opt_out"])),
+        "changed_at": Col("ts", np.full(4, 1_768_300_000, dtype=np.int64)),
+        "source": Col("str", pa.array(["signup"] * 4)),
+    }
+
+    def run(spec: str, plan: pd.DataFrame | None = None) -> dict:
+        settings = Settings(faults=(spec,))
+        faults = active_faults(settings, 1)
+        if plan is not None:
+            apply_to_plan(settings, 1, plan, faults)
+        return apply_to_frame(settings, 1, "consents", consents, faults)
+
+    assert run("drop_optouts")["status"].values.to_pylist() == ["opt_in", "opt_in"]
+    assert set(run("revoke_consents")["status"].values.to_pylist()) == {"opt_out"}
+    plan = pd.DataFrame({"member_id": [f"T{i}" for i in range(100)], "arm": ["treatment"] * 100,
+                         "channel": ["kakao"] * 100})
+    added = run("ignore_consent:0.2", plan)
+    assert 4 + 10 < len(added["member_id"]) < 4 + 35
+    backdated = added["changed_at"].values[4:]
+    assert set(backdated) == {1_768_176_000 - 86_400}  # the day before cycle 1 (2026-01-12) starts
+    assert set(added["status"].values.to_pylist()[4:]) == {"opt_out"}
+
+
+def test_file_faults_rewrite_the_written_csv(tmp_path) -> None:
+    from sim.faults import after_write
+
+    text = '"order_id","ordered_at","total_amount"\n"O1","2026-01-12T01:00:00Z","12.50"\n"O2","2026-01-12T02:00:00Z","7.25"\n'
+
+    def run(spec: str) -> str:
+        path = tmp_path / "orders" / "2026-01-12.csv"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        settings = Settings(home=tmp_path, faults=(spec,))
+        assert after_write(settings, 1, "orders", path, active_faults(settings, 1)) == []
+        return path.read_text()
+
+    assert run("header_only:orders") == text.splitlines()[0] + "\n"
+    assert run("rename_column:orders.ordered_at=order_date").startswith("order_id,order_date,total_amount\n")
+    assert run("locale_decimals:orders").splitlines()[1] == "O1;2026-01-12T01:00:00Z;12,50"
+    cut = run("truncate_file:orders:0.6")
+    assert text.startswith(cut) and not cut.endswith(("\n", '"')) and cut.count("\n") >= 1
+    (tmp_path / "orders" / "2026-01-05.csv").write_text("old\n")
+    assert run("stale_file:orders") == "old\n"

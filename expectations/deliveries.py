@@ -1,0 +1,375 @@
+"""Raw checks of what an export delivered: whole sources and days, customers, keys, consent (issue 22).
+
+Each fault here passes every column rule, yet the loop would decide on it: an orders export that arrived
+empty or was yesterday's file again (revenue of a channel gone), a day of rows never exported, orders
+whose member ids the export's join lost (every customer's history thinner), receipt ids that collide
+(staging keeps one of each pair), a consents file filtered by status (members who opted out messaged, or
+nobody reachable), sends to members who had opted out (a consent violation), a file cut off mid-row.
+
+Like ``expectations.decisions`` they compare a batch with what was already published (the rows of files
+loaded up to the last publication) and say ``not judged`` where there is nothing to compare with or too
+few rows to tell a fault from chance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from scipy.stats import binomtest
+
+from campaign_loop.config import Settings
+from expectations.decisions import _columns, _live, _loaded
+from expectations.raw import batch_window
+from expectations.results import CheckResult
+from ingest.contract import TRANSACTION_SOURCES
+
+# The customer key of a transaction, and the document type that tells a sale from a credit note.
+IDENTIFIED: dict[str, str | None] = {"orders": "order_type", "pos_receipts": "receipt_type"}
+# Per single-column key: the content two rows with that key must share. A later status of the same order
+# is a legitimate update; another customer, time, amount or type is another document under the same id.
+KEY_CONTENT: dict[str, tuple[str, tuple[str, ...]]] = {
+    "orders": ("order_id", ("member_id", "ordered_at", "total_amount", "order_type")),
+    "pos_receipts": ("receipt_id", ("store_id", "member_id", "purchased_at", "total_amount", "receipt_type")),
+    "events": ("event_id", ("event_type", "occurred_at", "member_id", "cookie_id", "device_id")),
+    "coupon_redemptions": ("redemption_id", ("coupon_code", "redeemed_at", "discount_amount")),
+    "reviews": ("review_id", ("product_id", "rating", "reviewed_at")),
+}
+# A reader's own words for a row cut short: what the last row of a truncated file gets quarantined with.
+TRUNCATION_ERRORS = ("MISSING COLUMNS", "UNQUOTED VALUE", "INVALID UNICODE", "INVALID STATE")
+
+
+def _published_batches(con: duckdb.DuckDBPyConnection, published_at: datetime) -> list[str]:
+    return [b for (b,) in con.execute(
+        "SELECT DISTINCT batch FROM raw._load_log WHERE superseded_by IS NULL AND loaded_at <= ? ORDER BY 1",
+        [published_at]).fetchall()]
+
+
+# --- 1. a source that stopped arriving ----------------------------------------------------------------
+
+def check_source_missing(
+    con: duckdb.DuckDBPyConnection, batch: str, published_at: datetime | None, *, critical: Sequence[str],
+    lookback: int,
+) -> list[CheckResult]:
+    """Sources with loaded rows in each of the last ``lookback`` published batches and none in this one.
+
+    No file, a file with a header only, or yesterday's file again (recognised by its bytes and skipped):
+    the source's rows of the week are missing. Critical for the sources revenue, customers' histories,
+    customers' purchases rest on (``critical``: the transaction headers); a warning for the rest (lines
+    are optional, a week without a campaign sends no sends, an unchanged catalogue no products). When no
+    transaction source has rows the week is for ``empty_week`` and ``transactions_present`` to judge: a
+    closed holiday week is not an export fault.
+    """
+    if published_at is None:
+        return []
+    history = _published_batches(con, published_at)[-lookback:]
+    if not history:
+        return []
+    # A warning-level source needs two published batches before its absence means anything: the first
+    # batch of a home often carries what later comes only on change (the catalogue, the campaigns).
+    watched = set(critical) if len(history) < 2 else None
+    marks = ", ".join("?" for _ in history)
+    expected = {s for (s,) in con.execute(
+        f"""SELECT source FROM raw._load_log WHERE superseded_by IS NULL AND batch IN ({marks})
+            GROUP BY source HAVING count(DISTINCT batch) FILTER (WHERE rows_loaded > 0) = ?""",
+        [*history, len(history)]).fetchall()}
+    now = dict(con.execute(
+        "SELECT source, coalesce(sum(rows_loaded), 0) FROM raw._load_log WHERE superseded_by IS NULL AND batch = ? "
+        "GROUP BY 1", [batch]).fetchall())
+    if not any(now.get(s, 0) > 0 for s in TRANSACTION_SOURCES):
+        return []  # no file, or no transaction: the week is transaction_checks' to judge (empty_week)
+    checks = []
+    for source in sorted(expected):
+        if watched is not None and source not in watched:
+            continue
+        rows = int(now.get(source, 0))
+        severity = "critical" if source in critical else "warning"
+        what = "no file" if source not in now else "files without a loaded row"
+        details = (f"batch {batch}: {rows:,} {source} rows" if rows else
+                   f"batch {batch}: {what} for {source}, which had rows in each of the published batches "
+                   f"{history[0]}..{history[-1]}: its export failed, was empty or re-sent an earlier file")
+        checks.append(CheckResult("source_missing", f"raw.{source}", None, severity, rows > 0, float(rows), 1.0,
+                                  details))
+    return checks
+
+
+# --- 2. a day without rows ------------------------------------------------------------------------------
+
+def check_day_gap(
+    con: duckdb.DuckDBPyConnection, settings: Settings, batch: str, *, sources: dict[str, str],
+    severity: dict[str, str], share_min: float, min_rows: int,
+) -> list[CheckResult]:
+    """Per source, the batch's rows per day of its window; a day under ``share_min`` of the median day.
+
+    A day of orders missing is a day of revenue, conversions and lift gone: critical. A day of clickstream
+    or store receipts is a warning (``severity``): sessions are features among many, and stores close on
+    holidays. Fewer than ``min_rows`` rows on the median day: not judged (a small shop's quiet day).
+    """
+    try:
+        start, end = batch_window(settings, batch)
+    except ValueError:
+        return []  # an export's own batch id: no window to count days in
+    columns = _columns(con)
+    days = (end - start).days
+    checks = []
+    for source, at in sources.items():
+        if at not in columns.get(source, set()) or days < 2:
+            continue
+        counts = dict(con.execute(
+            f"""SELECT date_diff('day', CAST(? AS TIMESTAMP), {at}) AS d, count(*) FROM raw.{source} r
+                WHERE _batch = ? AND {_live()} AND {at} >= ? AND {at} < ? GROUP BY 1""",
+            [start, batch, start, end]).fetchall())
+        per_day = sorted(int(counts.get(d, 0)) for d in range(days))
+        median = per_day[len(per_day) // 2]
+        table = f"raw.{source}"
+        if median < min_rows:
+            checks.append(CheckResult("day_gap", table, at, severity.get(source, "warning"), True, None, share_min,
+                                      f"batch {batch}: median {median} {source} rows a day, {min_rows} needed: "
+                                      "not judged"))
+            continue
+        low = [d for d in range(days) if counts.get(d, 0) < share_min * median]
+        worst = min(int(counts.get(d, 0)) for d in range(days)) / median
+        details = f"batch {batch}: fewest {source} rows on a day {worst:.1%} of the median day ({median:,})"
+        if low:
+            names = ", ".join((start + timedelta(days=d)).date().isoformat() for d in low)
+            details += f"; {names}: under {share_min:.0%} of it, the day's export is missing"
+        checks.append(CheckResult("day_gap", table, at, severity.get(source, "warning"), not low, round(worst, 6),
+                                  share_min, details))
+    return checks
+
+
+# --- 3. customers lost -----------------------------------------------------------------------------------
+
+def check_identity(
+    con: duckdb.DuckDBPyConnection, batch: str, published_at: datetime | None, *, drop_max: float, z_min: float,
+    min_rows: int, severity: str = "critical",
+) -> list[CheckResult]:
+    """Share of the batch's sales with a member_id vs the published history's.
+
+    A guest purchase is valid, but a drop of the identified share (a column renamed, a join in the export
+    that lost its members) silently thins every customer's history: recency, frequency and CLV fall, and
+    the next plan targets the wrong people. Failed when the drop exceeds ``drop_max`` and ``z_min``
+    standard errors of the history's share (a small batch's share varies by chance).
+    """
+    if published_at is None:
+        return []
+    columns = _columns(con)
+    checks = []
+    for source, type_col in IDENTIFIED.items():
+        have = columns.get(source, set())
+        if "member_id" not in have or "_batch" not in have:
+            continue
+        sale = f"coalesce(lower(trim({type_col})), 'sale') = 'sale'" if type_col in have else "TRUE"
+        row = con.execute(
+            f"""SELECT avg((member_id IS NOT NULL)::INT) FILTER (WHERE _batch = ?),
+                       count(*) FILTER (WHERE _batch = ?),
+                       avg((member_id IS NOT NULL)::INT) FILTER (WHERE {_loaded('r', after=False)}),
+                       count(*) FILTER (WHERE {_loaded('r', after=False)})
+                FROM raw.{source} r WHERE {_live()} AND {sale}""",
+            [batch, batch, published_at, published_at]).fetchone()
+        share, n, before, n_before = row
+        table = f"raw.{source}"
+        if not n or n < min_rows or not n_before or before is None:
+            checks.append(CheckResult("identity_share", table, "member_id", severity, True, share, drop_max,
+                                      f"batch {batch}: {n or 0} sales, {min_rows} needed: not judged"))
+            continue
+        drop = float(before) - float(share)
+        se = max((float(before) * (1 - float(before)) / n) ** 0.5, 1e-9)
+        ok = not (drop > drop_max and drop / se > z_min)
+        details = (f"batch {batch}: {share:.1%} of {n:,} {source} sales carry a member_id, the published "
+                   f"history {before:.1%} of {n_before:,}")
+        if not ok:
+            details += (f": {drop:.1%} fewer ({drop / se:.1f} standard errors); a renamed member_id column "
+                        "or a broken join in the export turned members into guests")
+        checks.append(CheckResult("identity_share", table, "member_id", severity, ok, round(float(share), 6),
+                                  drop_max, details))
+    return checks
+
+
+# --- 4. one key, two documents ---------------------------------------------------------------------------
+
+def check_key_conflicts(
+    con: duckdb.DuckDBPyConnection, batch: str, *, share_max: float, severity: str = "critical",
+) -> list[CheckResult]:
+    """Share of the batch's keys that name live rows with different content (``KEY_CONTENT``).
+
+    Staging keeps one row per key, so two documents under one id (receipt numbers per store, ids an
+    export reuses) lose one of them: its revenue, its customer's purchase. A re-sent row is the same
+    content and the ``duplicate_rate`` warning's; a status update of an order keeps its content.
+    """
+    columns = _columns(con)
+    checks = []
+    for source, (key, content) in KEY_CONTENT.items():
+        have = columns.get(source, set())
+        if key not in have or "_batch" not in have:
+            continue
+        fields = [c for c in content if c in have]
+        signature = "md5(concat_ws('|', " + ", ".join(f"coalesce(CAST({c} AS VARCHAR), '')" for c in fields) + "))"
+        total, conflicting, example = con.execute(
+            f"""WITH mine AS (SELECT DISTINCT {key} AS k FROM raw.{source} r WHERE _batch = ? AND {_live()}
+                              AND {key} IS NOT NULL),
+                     versions AS (SELECT {key} AS k, count(DISTINCT {signature}) AS n FROM raw.{source} r
+                                  WHERE {_live()} AND {key} IN (SELECT k FROM mine) GROUP BY 1)
+                SELECT (SELECT count(*) FROM mine), count(*) FILTER (WHERE n > 1), min(k) FILTER (WHERE n > 1)
+                FROM versions""",
+            [batch]).fetchone()
+        if not total:
+            continue
+        share = conflicting / total
+        ok = share <= share_max
+        details = f"batch {batch}: {conflicting:,} of {total:,} {key}s name rows of different content"
+        if conflicting:
+            details += f" (e.g. {example}: {', '.join(fields)} differ)"
+        if not ok:
+            details += "; staging would keep one document per id and lose the others"
+        checks.append(CheckResult("key_conflicts", f"raw.{source}", key, severity, ok, round(share, 6), share_max,
+                                  details))
+    return checks
+
+
+# --- 5. consents filtered by status ----------------------------------------------------------------------
+
+def check_consent_mix(
+    con: duckdb.DuckDBPyConnection, batch: str, published_at: datetime | None, *, p_min: float, p_warn: float,
+    shift_min: float, min_rows: int, severity: str = "critical",
+) -> list[CheckResult]:
+    """The batch's share of opt-outs among its consent changes vs the published history's.
+
+    Unsubscribe-link rows are left out (their number follows the campaign's size). An export filtered to
+    opt-ins messages members who opted out; one that wrote opt_out on every row leaves nobody to reach.
+    Failed when the shares differ by more than ``shift_min`` and a binomial test puts the batch's count
+    below ``p_min`` under the history's share; below ``p_warn`` only, a warning (too few rows to block on).
+    """
+    have = _columns(con).get("consents", set())
+    if published_at is None or not {"status", "_batch"} <= have:
+        return []
+    changes = "coalesce(lower(trim(source)), '') <> 'unsubscribe_link'" if "source" in have else "TRUE"
+    out, n, before, n_before = con.execute(
+        f"""SELECT count(*) FILTER (WHERE _batch = ? AND status = 'opt_out'), count(*) FILTER (WHERE _batch = ?),
+                   avg((status = 'opt_out')::INT) FILTER (WHERE {_loaded('r', after=False)}),
+                   count(*) FILTER (WHERE {_loaded('r', after=False)})
+            FROM raw.consents r WHERE {_live()} AND {changes}""",
+        [batch, batch, published_at, published_at]).fetchone()
+    if n < min_rows or not n_before or before is None:
+        return [CheckResult("consent_mix", "raw.consents", "status", severity, True, None, shift_min,
+                            f"batch {batch}: {n} consent changes, {min_rows} needed: not judged")]
+    share = out / n
+    p = binomtest(int(out), int(n), min(max(float(before), 1e-6), 1 - 1e-6)).pvalue
+    shifted = abs(share - float(before)) > shift_min
+    # Too few changes to block on (a small shop's week) can still be too one-sided to let pass unseen.
+    level = severity if p < p_min else "warning"
+    ok = not (shifted and p < p_warn)
+    details = (f"batch {batch}: {share:.1%} of {n:,} consent changes are opt-outs, the published history "
+               f"{float(before):.1%} of {n_before:,} (binomial p = {p:.2g})")
+    if not ok:
+        details += (": an export filtered by status (opt-outs left out, or opt_out written on every row); "
+                    "the next plan would message members who opted out, or nobody")
+        if level == "warning":
+            details += f" - too few changes to block on (p >= {p_min:g}): check the export"
+    return [CheckResult("consent_mix", "raw.consents", "status", level, ok, round(share, 6), shift_min, details)]
+
+
+# --- 6. sends without consent ------------------------------------------------------------------------------
+
+def check_consent_violation(con: duckdb.DuckDBPyConnection, batch: str, severity: str = "critical") -> list[CheckResult]:
+    """Sends of the batch to a member whose consent on the campaign's channel was opt_out when it started.
+
+    The consent is the member's latest live consents row for the channel changed at or before the
+    campaign's ``starts_at`` (later changes bind from the next campaign on: a plan is made from the
+    consents it saw). One send is a violation of the member's choice, and of the law in most markets.
+    """
+    columns = _columns(con)
+    if not ({"campaign_id", "member_id", "sent_at", "_batch"} <= columns.get("campaign_sends", set())
+            and {"campaign_id", "channel", "starts_at"} <= columns.get("campaigns", set())
+            and {"member_id", "channel", "status", "changed_at"} <= columns.get("consents", set())):
+        return []
+    n, sends, example = con.execute(
+        f"""WITH campaign AS (
+                SELECT campaign_id, arg_max(lower(trim(channel)), _loaded_at) AS channel,
+                       arg_max(starts_at, _loaded_at) AS starts_at
+                FROM raw.campaigns r WHERE {_live()} GROUP BY 1
+            ), sent AS (
+                SELECT DISTINCT s.member_id, c.channel, c.starts_at, s.campaign_id
+                FROM raw.campaign_sends s JOIN campaign c USING (campaign_id)
+                WHERE s._batch = ? AND {_live('s')} AND s.sent_at IS NOT NULL
+            ), consent AS (
+                SELECT member_id, lower(trim(channel)) AS channel, changed_at, lower(trim(status)) AS status
+                FROM raw.consents r WHERE {_live()}
+            ), state AS (
+                SELECT s.campaign_id, s.member_id, arg_max(k.status, k.changed_at) AS status
+                FROM sent s JOIN consent k ON k.member_id = s.member_id AND k.channel = s.channel
+                     AND k.changed_at <= s.starts_at
+                GROUP BY 1, 2
+            )
+            SELECT count(*) FILTER (WHERE status = 'opt_out'), (SELECT count(*) FROM sent),
+                   min(member_id || ' in ' || campaign_id) FILTER (WHERE status = 'opt_out')
+            FROM state""",
+        [batch]).fetchone()
+    details = f"batch {batch}: {n:,} of {sends:,} sends went to members opted out of the campaign's channel"
+    if n:
+        details += f" when it started (e.g. {example}): a consent violation"
+    return [CheckResult("consent_violation", "raw.campaign_sends", "sent_at", severity, n == 0, float(n), 0.0,
+                        details)]
+
+
+# --- 7. a file cut off -------------------------------------------------------------------------------------
+
+def check_truncated(
+    con: duckdb.DuckDBPyConnection, settings: Settings, batch: str, severity: str = "critical",
+) -> list[CheckResult]:
+    """CSV files of the batch whose last row was quarantined as malformed and that end without a line break.
+
+    An export that stopped mid-write (a full disk, a killed job, a transfer cut off) leaves exactly that:
+    every row after the cut is lost, and the rows before it load as if the file were whole. Each sign
+    alone is common (a malformed row, a last line without a break); together they are a cut.
+    """
+    files = con.execute(
+        """SELECT l.file, l.rows_in_file, q.value
+           FROM raw._load_log l JOIN raw._quarantine q ON q.file_hash = l.file_hash AND q.row_number = l.rows_in_file
+           WHERE l.batch = ? AND l.superseded_by IS NULL AND l.format = 'csv' AND q.reason = 'malformed_row'""",
+        [batch]).fetchall()
+    cut = []
+    for file, rows, error in files:
+        path = settings.landing_dir / file
+        if str(error or "").upper() in TRUNCATION_ERRORS and _ends_without_newline(path):
+            cut.append(f"{file} (row {rows}: {error})")
+    details = f"batch {batch}: " + ("; ".join(cut) + ": cut off mid-row, the rows after the cut are lost; "
+                                    "re-export the file whole" if cut else "no file cut off mid-row")
+    return [CheckResult("truncated_file", "raw._load_log", None, severity, not cut, float(len(cut)), 0.0, details)]
+
+
+def _ends_without_newline(path: Path) -> bool:
+    if not path.is_file() or path.name.lower().endswith(".gz") or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1) not in (b"\n", b"\r")
+
+
+def delivery_checks(
+    con: duckdb.DuckDBPyConnection, settings: Settings, batch: str, published_at: datetime | None,
+    rules: dict[str, Any],
+) -> list[CheckResult]:
+    """Every delivery check of one pending batch (``rules``: the raw section of expectations/rules.yaml)."""
+    if "_load_log" not in _columns(con):
+        return []
+    sev = rules["severity"]
+    d = rules["deliveries"]
+    return [
+        *check_source_missing(con, batch, published_at, critical=d["source_missing_critical"],
+                              lookback=int(d["source_missing_lookback"])),
+        *check_day_gap(con, settings, batch, sources=d["day_gap_sources"], severity=d["day_gap_severity"],
+                       share_min=float(d["day_gap_share_min"]), min_rows=int(d["day_gap_min_rows"])),
+        *check_identity(con, batch, published_at, drop_max=float(d["identity_drop_max"]),
+                        z_min=float(d["identity_z_min"]), min_rows=int(d["identity_min_rows"]),
+                        severity=sev["identity_share"]),
+        *check_key_conflicts(con, batch, share_max=float(d["key_conflict_max"]), severity=sev["key_conflicts"]),
+        *check_consent_mix(con, batch, published_at, p_min=float(d["consent_p_min"]), p_warn=float(d["consent_p_warn"]),
+                           shift_min=float(d["consent_shift_min"]), min_rows=int(d["consent_min_rows"]),
+                           severity=sev["consent_mix"]),
+        *check_consent_violation(con, batch, severity=sev["consent_violation"]),
+        *check_truncated(con, settings, batch, severity=sev["truncated_file"]),
+    ]
