@@ -7,6 +7,8 @@ starts every service on 127.0.0.1, and a headless system Chromium looks at each 
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -192,7 +194,9 @@ def test_cycle_report_shows_its_charts(browser, services, world, artifacts) -> N
     browser.get(services.report_url(key))
     wait_for(browser, lambda d: f"Cycle {key}" in page_text(d), 30, "the report")
     charts = browser.find_elements(By.CSS_SELECTOR, "img.chart, svg")
-    assert len(charts) >= 4, page_text(browser)[:2000]
+    summary = json.loads((world.reports_dir / key / "summary.json").read_text())
+    assert len(charts) >= 4, (f"charts {[c.get_attribute('alt') for c in charts]}; report notes {summary['notes']}; "
+                              f"MLFLOW_TRACKING_URI={os.environ.get('MLFLOW_TRACKING_URI')}")
     loaded = browser.execute_script(
         "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
     assert loaded >= 4
