@@ -140,6 +140,47 @@ def check_scale(
     return checks
 
 
+def check_spend_scale(
+    con: duckdb.DuckDBPyConnection, batch: str, published_at: datetime | None, *, ratio_max: float,
+    min_rows: int, severity: str = "critical",
+) -> list[CheckResult]:
+    """Per paid channel: the batch's spend per impression vs the channel's published history.
+
+    observed = the ratio furthest from 1 over the channels judged. A channel's amounts doubled (rows summed
+    twice by the export, a report re-run over the same days) double its unit cost while its impressions
+    stay; a raised budget buys more impressions at the auction's price. ROI and the next plan's spend
+    rest on it, so outside [1/ratio_max, ratio_max] is critical.
+    """
+    have = _columns(con).get("ad_spend", set())
+    if not {"channel", "spend", "impressions", "_batch"} <= have:
+        return []
+    if published_at is None:
+        return [CheckResult("spend_scale", "raw.ad_spend", "spend", severity, True, None, ratio_max,
+                            f"batch {batch}: nothing published yet to compare with: not judged")]
+    unit = "sum(TRY_CAST(spend AS DOUBLE)) / sum(TRY_CAST(impressions AS DOUBLE))"
+    valid = "TRY_CAST(impressions AS DOUBLE) > 0 AND TRY_CAST(spend AS DOUBLE) >= 0"
+    rows = con.execute(
+        f"""WITH now AS (SELECT channel, {unit} AS u, count(*) AS n FROM raw.ad_spend r
+                         WHERE _batch = ? AND {_live()} AND {valid} GROUP BY 1),
+                 before AS (SELECT channel, {unit} AS u FROM raw.ad_spend r
+                            WHERE {_live()} AND {_loaded('r', after=False)} AND {valid} GROUP BY 1)
+            SELECT channel, now.u / before.u, now.n FROM now JOIN before USING (channel)
+            WHERE before.u > 0 AND now.n >= ? ORDER BY channel""",
+        [batch, published_at, min_rows]).fetchall()
+    if not rows:
+        return [CheckResult("spend_scale", "raw.ad_spend", "spend", severity, True, None, ratio_max,
+                            f"batch {batch}: no channel with {min_rows} rows and a history: not judged")]
+    off = [(c, r) for c, r, _ in rows if not 1 / ratio_max <= r <= ratio_max]
+    worst = max((r for _, r, _ in rows), key=lambda r: max(r, 1 / r) if r > 0 else float("inf"))
+    details = (f"batch {batch}: spend per impression vs the channel's published history: "
+               + ", ".join(f"{c} {r:.3g}x" for c, r, _ in rows) + f" (allowed 1/{ratio_max:g} to {ratio_max:g}x)")
+    if off:
+        details += (f"; {', '.join(c for c, _ in off)} on another scale: amounts summed twice or in another "
+                    "unit, ROI and the next plan's spend would rest on them")
+    return [CheckResult("spend_scale", "raw.ad_spend", "spend", severity, not off, round(float(worst), 6),
+                        ratio_max, details)]
+
+
 # --- 2. the same purchase under a new id ------------------------------------------------------------
 
 def check_content_duplicates(
@@ -369,6 +410,8 @@ def decision_checks(
     for batch in batches:
         checks += check_scale(con, batch, published_at, ratio_max=float(rules["scale_ratio_max"]),
                               min_rows=int(rules["scale_min_rows"]), severity=sev["scale_shift"])
+        checks += check_spend_scale(con, batch, published_at, ratio_max=float(rules["spend_unit_ratio_max"]),
+                                    min_rows=int(rules["spend_min_rows"]), severity=sev["spend_scale"])
         checks += check_content_duplicates(con, batch, share_max=float(rules["content_duplicate_max"]),
                                            severity=sev["content_duplicates"])
         checks += check_holdout_exposure(con, batch, severity=sev["holdout_exposure"])

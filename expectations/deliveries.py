@@ -230,6 +230,84 @@ def check_key_conflicts(
     return checks
 
 
+# --- 4b. lines that no longer add up to their document -----------------------------------------------------
+
+# A transaction header, its lines, the id joining them, and the header's amounts outside its lines.
+LINED: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "orders": ("order_lines", "order_id", ("shipping_amount",)),
+    "pos_receipts": ("pos_receipt_lines", "receipt_id", ()),
+}
+
+
+def _lines_sql(source: str, lines: str, key: str, adds: str, sale: str, discount: str) -> str:
+    """The documents with lines and those whose lines do not add up; ``{scope_h}``/``{scope_l}`` left open."""
+    return f"""WITH h AS (SELECT {key} AS k, any_value(TRY_CAST(total_amount AS DOUBLE)) AS total,
+                                any_value({adds}) AS extra
+                         FROM raw.{source} h WHERE {_live('h')} AND {{scope_h}} {sale} GROUP BY 1),
+                   l AS (SELECT {key} AS k, sum(TRY_CAST(quantity AS DOUBLE) * TRY_CAST(unit_price AS DOUBLE)
+                                                - {discount}) AS net
+                         FROM raw.{lines} l WHERE {_live('l')} AND {{scope_l}} GROUP BY 1)
+              SELECT count(*), count(*) FILTER (WHERE abs(total - net - extra) > greatest(0.01, ? * abs(total))),
+                     min(k) FILTER (WHERE abs(total - net - extra) > greatest(0.01, ? * abs(total)))
+              FROM h JOIN l USING (k) WHERE total IS NOT NULL"""
+
+
+def _mismatched(con: duckdb.DuckDBPyConnection, sql: str, scope: str, params: list[Any],
+                tolerance: float) -> tuple[int, int, str | None]:
+    query = sql.replace("{scope_h}", scope.format(a="h")).replace("{scope_l}", scope.format(a="l"))
+    row = con.execute(query, [*params, *params, tolerance, tolerance]).fetchone()
+    return int(row[0]), int(row[1]), row[2]
+
+
+def check_lines_match(
+    con: duckdb.DuckDBPyConnection, batch: str, published_at: datetime | None, *, shift_max: float,
+    tolerance: float, min_rows: int, severity: str = "critical",
+) -> list[CheckResult]:
+    """Share of the batch's sales whose lines do not add up to the total, vs the published history's share.
+
+    A document matches when ``total = sum(quantity * unit_price - line discount) + shipping`` within
+    ``tolerance`` of the total (and a cent). Only documents with lines in the batch are judged (lines are
+    optional in the contract). Compared with the history rather than required exact: an export whose totals
+    carry what its lines do not (tax, gift wrap, rounding) shows that as a steady share in its history; a
+    line query that lost rows raises it at once, and every basket, product and margin feature built from
+    the lines undercounts. observed = the batch's share minus the history's; above ``shift_max``: failed.
+    """
+    columns = _columns(con)
+    checks = []
+    for source, (lines, key, extra) in LINED.items():
+        have, line_have = columns.get(source, set()), columns.get(lines, set())
+        if not {key, "total_amount", "_batch"} <= have or not {key, "quantity", "unit_price", "_batch"} <= line_have:
+            continue
+        type_col = next((t for t in ("order_type", "receipt_type") if t in have), None)
+        sale = f"AND coalesce(lower(trim(h.{type_col})), 'sale') = 'sale'" if type_col else ""
+        adds = " + ".join(f"coalesce(TRY_CAST(h.{c} AS DOUBLE), 0)" for c in extra if c in have) or "0"
+        discount = "coalesce(TRY_CAST(l.discount_amount AS DOUBLE), 0)" if "discount_amount" in line_have else "0"
+
+        sql = _lines_sql(source, lines, key, adds, sale, discount)
+        table = f"raw.{source}"
+        n, bad, example = _mismatched(con, sql, "{a}._batch = ?", [batch], tolerance)
+        if n < min_rows:
+            checks.append(CheckResult("lines_match", table, "total_amount", severity, True, None, shift_max,
+                                      f"batch {batch}: {n} {source} with lines, {min_rows} needed: not judged"))
+            continue
+        if published_at is None:
+            base_n, base_bad = 0, 0
+        else:
+            base_n, base_bad, _ = _mismatched(con, sql, _loaded("{a}", after=False), [published_at], tolerance)
+        base = base_bad / base_n if base_n else 0.0
+        now = bad / n
+        ok = now - base <= shift_max
+        details = (f"batch {batch}: {bad:,} of {n:,} {source} ({now:.1%}) have lines that do not add up to "
+                   f"total_amount (within {tolerance:.1%}); published history: {base:.1%} of {base_n:,}")
+        if bad:
+            details += f" (e.g. {key} {example})"
+        if not ok:
+            details += f"; lines lost from {lines}: baskets, products and margins built from them undercount"
+        checks.append(CheckResult("lines_match", table, "total_amount", severity, ok, round(now - base, 6),
+                                  shift_max, details))
+    return checks
+
+
 # --- 5. consents filtered by status ----------------------------------------------------------------------
 
 def check_consent_mix(
@@ -367,6 +445,9 @@ def delivery_checks(
                         z_min=float(d["identity_z_min"]), min_rows=int(d["identity_min_rows"]),
                         severity=sev["identity_share"]),
         *check_key_conflicts(con, batch, share_max=float(d["key_conflict_max"]), severity=sev["key_conflicts"]),
+        *check_lines_match(con, batch, published_at, shift_max=float(d["lines_mismatch_shift_max"]),
+                           tolerance=float(d["lines_tolerance"]), min_rows=int(d["lines_min_rows"]),
+                           severity=sev["lines_match"]),
         *check_consent_mix(con, batch, published_at, p_min=float(d["consent_p_min"]), p_warn=float(d["consent_p_warn"]),
                            shift_min=float(d["consent_shift_min"]), min_rows=int(d["consent_min_rows"]),
                            severity=sev["consent_mix"]),

@@ -10,6 +10,7 @@ either all land or none do. Rows are never de-duplicated here: raw is append-onl
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import logging
@@ -198,6 +199,35 @@ def _decompressed_over(file: LandingFile, limit: int) -> bool:
     return False
 
 
+def _not_utf8(file: LandingFile) -> str | None:
+    """Why the CSV file (decompressed) is not UTF-8, or None when it is (a BOM before the header is UTF-8).
+
+    Streamed in 1 MB chunks. A file re-sent in latin-1 or cp1252 is valid bytes to DuckDB's reader only
+    where its text is ASCII: its accented names would be quarantined row by row or, decoded as the wrong
+    code page, mangled. The whole file is refused instead, naming the first bad byte (issue 22).
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    opener = gzip.open if file.path.name.lower().endswith(".gz") else open
+    offset = lines = 0
+    with opener(file.path, "rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as error:
+                if not chunk:
+                    return None  # cut off mid-character at the end: the truncated_file check's case
+                byte = chunk[error.start] if error.start < len(chunk) else 0
+                line = lines + chunk.count(b"\n", 0, error.start) + 1
+                return (f"{file.relpath}: not UTF-8: byte 0x{byte:02x} at offset {offset + error.start:,} "
+                        f"(line {line:,}); the export looks latin-1 or cp1252, whose accented names would be "
+                        "lost or mangled: re-export the file as UTF-8")
+            if not chunk:
+                return None
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+
+
 def _first_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
@@ -227,6 +257,13 @@ def _probe(
         line_max = max(_DUCKDB_LINE_MAX, columns * (2 * settings.field_bytes_max + 3) + 2)
     if too_big := _over_size(file, settings.file_bytes_max):
         return unreadable(too_big)
+    if file.format == "csv":
+        try:
+            not_utf8 = _not_utf8(file)
+        except (OSError, EOFError, zlib.error) as error:
+            return unreadable(f"{file.relpath}: cannot be read: {_first_line(error)}")
+        if not_utf8:
+            return unreadable(not_utf8)
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {_scan(file, header, line_max)}").fetchall()
     except duckdb.Error as error:

@@ -7,7 +7,8 @@
     duplicate_batch:<source>             the batch file is delivered twice (a re-export, other name)
     shift_timestamps:<source>:<hours>    every timestamp of the source moved by <hours> (e.g. 48: future)
     break_randomisation[:<share>]        <share> (default 0.9) of the control arm is contacted as treatment
-    spike_kpi[:<factor>]                 order and receipt amounts multiplied by <factor> (default 10)
+    spike_kpi[:<factor>]                 order and receipt amounts, and their lines' prices, multiplied by
+                                         <factor> (default 10): revenue up as a real surge's, lines adding up
     scale_amounts:<source>.<column>=<f>  one amount column multiplied by <f> (a unit or currency slip, e.g. 100)
     resend_orders:day|all                a day's (or all) orders and receipts landed again under new ids
     expose_holdout[:<share>]             <share> (default 0.2) of the holdout sent to, with delivered/open events
@@ -28,6 +29,13 @@
     header_only:<source>                 the CSV file holds its header and no row
     drop_day:<source>[:<day>]            the rows of the cycle's day <day> (0-based, default 2) left out
     stale_file:<source>                  the previous cycle's file delivered again under this cycle's name
+    reencode:<source>[:latin1|bom]       the CSV file re-sent in latin-1 (default; a share of its text values
+                                         spelt with accents first, as a European CRM holds names) or in
+                                         UTF-8 with a byte-order mark before the header
+    lines_mismatch:<lines source>[:<share>]  <share> (default 0.3) of the orders (receipts) with 2+ lines lose
+                                         one line: lines no longer sum to the header's total
+    double_spend:ad_spend[:<channel>]    one channel's spend doubled (default: the channel spending most),
+                                         its impressions and clicks not: the export summed it twice
 
 A spec applies to every cycle >= 1 (cycle 0 builds the baseline the checks compare against), or to
 one cycle only with ``@<cycle>``: ``drop_source:orders@3``. Faults are deterministic: the rows they
@@ -62,7 +70,8 @@ KINDS: tuple[str, ...] = (
     "corrupt_type", "drop_source", "duplicate_batch", "shift_timestamps", "break_randomisation", "spike_kpi",
     "scale_amounts", "resend_orders", "expose_holdout", "null_members", "rename_column", "locale_decimals",
     "future_rows", "colliding_ids", "negative_quantities", "currency_switch", "drop_optouts", "revoke_consents",
-    "ignore_consent", "truncate_file", "header_only", "drop_day", "stale_file",
+    "ignore_consent", "truncate_file", "header_only", "drop_day", "stale_file", "reencode", "lines_mismatch",
+    "double_spend",
 )
 FAULT_STREAM = 200  # random stream of a cycle's faults (sim/period.py uses 10..22 and 100+)
 # What a spreadsheet writes when a formula fails: text that no decimal, integer, timestamp or boolean reads.
@@ -70,7 +79,6 @@ CORRUPT_VALUE = "#VALUE!"
 CORRUPT_RATE = 0.25  # share of the column's rows corrupted; at least twice settings.quarantine_rate_max
 DEFAULT_BREAK_SHARE = 0.9
 DEFAULT_SPIKE_FACTOR = 10.0
-SPIKE_COLUMNS: dict[str, str] = {"orders": "total_amount", "pos_receipts": "total_amount"}
 RESENT_NAME = "resent"  # the second copy: <source>/<cycle_id>/resent.<ext>, the same batch
 # resend_orders: the transaction headers re-exported under new ids (the export regenerated its ids).
 RESEND_SOURCES: dict[str, str] = {"orders": "order_id", "pos_receipts": "receipt_id"}
@@ -90,6 +98,7 @@ SHARE_FAULTS: dict[str, tuple[float, tuple[str, ...] | None]] = {
     "currency_switch": (1350.0, ("orders", "pos_receipts")),
     "truncate_file": (0.6, None),
     "drop_day": (2.0, None),
+    "lines_mismatch": (0.3, ("order_lines", "pos_receipt_lines")),
 }
 # currency_switch: the amount columns of a transaction source and of its lines, and the new currency's code.
 CURRENCY_AMOUNTS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -99,8 +108,18 @@ CURRENCY_AMOUNTS: dict[str, dict[str, tuple[str, ...]]] = {
                      "pos_receipt_lines": ("unit_price", "discount_amount")},
 }
 SWITCHED_CURRENCY = "KRW"
+# spike_kpi: every amount of the transaction headers and of their lines.
+SPIKE_COLUMNS: dict[str, tuple[str, ...]] = {s: c for amounts in CURRENCY_AMOUNTS.values() for s, c in amounts.items()}
 # Sources written as one file whose bytes a file fault rewrites.
-FILE_FAULTS = ("rename_column", "locale_decimals", "truncate_file", "header_only", "stale_file")
+FILE_FAULTS = ("rename_column", "locale_decimals", "truncate_file", "header_only", "stale_file", "reencode")
+REENCODINGS = ("latin1", "bom")
+# reencode:<source>:latin1 on an all-ASCII file changes no byte; the world's names are ASCII, so a share of
+# the text values get the accents a European CRM's names carry (one vowel each), then the file is latin-1.
+ACCENTED = {"a": "\u00e1", "e": "\u00e9", "i": "\u00ed", "o": "\u00f3", "u": "\u00fc"}
+ACCENT_SHARE = 0.3
+# Free text a person typed (names, cities): the columns reencode accents; codes and ids stay ASCII.
+TEXT_COLUMNS = ("full_name", "city", "product_name", "campaign_name")
+DOUBLE_SPEND_FACTOR = 2
 # ignore_consent: the plan's treatment members and channels, per (home, cycle), from apply_to_plan to the
 # consents file written later in the same simulate_period.
 _PLANNED: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -216,6 +235,15 @@ def parse_fault(spec: str) -> Fault:
         if len(parts) != 1:
             raise FaultSpecError(f"fault {spec!r}: write {kind}:<source>")
         return Fault(kind, source_of(parts[0]), cycle=cycle, spec=text)
+    if kind == "reencode":
+        if len(parts) not in (1, 2) or (len(parts) == 2 and parts[1] not in REENCODINGS):
+            raise FaultSpecError(f"fault {spec!r}: write reencode:<source> or reencode:<source>:latin1|bom")
+        return Fault(kind, source_of(parts[0]), cycle=cycle, scope=parts[1] if len(parts) == 2 else "latin1",
+                     spec=text)
+    if kind == "double_spend":
+        if not parts or parts[0] != "ad_spend" or len(parts) > 2 or (len(parts) == 2 and not parts[1]):
+            raise FaultSpecError(f"fault {spec!r}: write double_spend:ad_spend or double_spend:ad_spend:<channel>")
+        return Fault(kind, "ad_spend", cycle=cycle, scope=parts[1] if len(parts) == 2 else None, spec=text)
     if kind in ("drop_optouts", "revoke_consents"):
         if parts:
             raise FaultSpecError(f"fault {spec!r}: {kind} takes no argument")
@@ -289,15 +317,18 @@ def apply_to_frame(settings: Settings, cycle: int, source: str, frame: Frame, fa
     # Amounts first, then the re-sent copy (it repeats the amounts as landed), corrupt last: it turns a
     # column into text.
     order = ("drop_day", "spike_kpi", "scale_amounts", "currency_switch", "null_members", "colliding_ids",
-             "negative_quantities", "drop_optouts", "revoke_consents", "ignore_consent", "expose_holdout",
+             "negative_quantities", "lines_mismatch", "double_spend", "drop_optouts", "revoke_consents", "ignore_consent", "expose_holdout",
              "resend_orders", "future_rows", "shift_timestamps", "corrupt_type")
     for fault in sorted(faults, key=lambda f: order.index(f.kind) if f.kind in order else -1):
         if fault.kind in ROW_FAULTS:
             frame = ROW_FAULTS[fault.kind](settings, cycle, source, frame, fault)
             if not frame_len(frame):
                 return frame
-        if fault.kind == "spike_kpi" and SPIKE_COLUMNS.get(source) in frame:
-            frame[SPIKE_COLUMNS[source]] = _scaled(frame[SPIKE_COLUMNS[source]], fault.value)
+        if fault.kind == "spike_kpi" and source in SPIKE_COLUMNS:
+            # headers and lines alike, so the lines still add up to the totals (raw lines_match)
+            for name in SPIKE_COLUMNS[source]:
+                if name in frame:
+                    frame[name] = _scaled(frame[name], fault.value)
         elif fault.kind == "scale_amounts" and fault.source == source and fault.column in frame:
             frame[fault.column] = _scaled(frame[fault.column], fault.value)
         elif fault.kind == "resend_orders" and source in RESEND_SOURCES:
@@ -438,11 +469,43 @@ def _drop_day(settings: Settings, cycle: int, source: str, frame: Frame, fault: 
     return {name: col.take(np.flatnonzero(keep)) for name, col in frame.items()}
 
 
+def _lines_mismatch(settings: Settings, cycle: int, source: str, frame: Frame, fault: Fault) -> Frame:
+    """A share of the orders (receipts) with two or more lines lose their last line: the export's line
+    query missed rows (a join on a product not yet in its catalogue), the header's total still counts it."""
+    key = next((k for k in ("order_id", "receipt_id") if k in frame), None) if fault.source == source else None
+    if key is None:
+        return frame
+    ids = _text(frame[key])
+    _, first, inverse, counts = np.unique(ids.astype(str), return_index=True, return_inverse=True,
+                                          return_counts=True)
+    several = np.flatnonzero(counts >= 2)
+    chosen = several[_rows(settings, cycle, fault, len(several))] if len(several) else several
+    last = np.full(len(counts), -1)
+    np.maximum.at(last, inverse, np.arange(len(ids)))  # the document's last line in the file
+    keep = np.ones(len(ids), dtype=bool)
+    keep[last[chosen]] = False
+    return {name: col.take(np.flatnonzero(keep)) for name, col in frame.items()}
+
+
+def _double_spend(settings: Settings, cycle: int, source: str, frame: Frame, fault: Fault) -> Frame:
+    """One channel's spend doubled, impressions and clicks as they were: the export summed it twice."""
+    if source != "ad_spend" or not {"channel", "spend"} <= set(frame):
+        return frame
+    channels = _text(frame["channel"]).astype(str)
+    spend = np.asarray(frame["spend"].values, dtype=np.int64)
+    channel = fault.scope
+    if channel is None:
+        names = np.unique(channels)
+        channel = str(names[int(np.argmax([spend[channels == c].sum() for c in names]))])
+    hit = channels == channel
+    return frame | {"spend": Col("cents", np.where(hit, spend * DOUBLE_SPEND_FACTOR, spend), frame["spend"].mask)}
+
+
 ROW_FAULTS = {
     "null_members": _null_members, "future_rows": _future_rows, "colliding_ids": _colliding_ids,
     "negative_quantities": _negative_quantities, "currency_switch": _currency_switch,
     "drop_optouts": _consent_rows, "revoke_consents": _consent_rows, "ignore_consent": _consent_rows,
-    "drop_day": _drop_day,
+    "drop_day": _drop_day, "lines_mismatch": _lines_mismatch, "double_spend": _double_spend,
 }
 
 
@@ -550,6 +613,10 @@ def _rewrite(settings: Settings, cycle: int, path: Path, fault: Fault) -> None:
             path.write_bytes(previous.read_bytes())
         return
     data = path.read_bytes()
+    if fault.kind == "reencode":
+        if path.suffix != ".parquet":
+            path.write_bytes(_reencoded(settings, cycle, data.decode("utf-8"), fault))
+        return  # parquet: its strings are UTF-8 by the format's definition
     if fault.kind == "truncate_file":
         header_end = data.find(b"\n") + 1
         cut = max(int(len(data) * float(fault.value or 0)), header_end + 2)
@@ -586,6 +653,25 @@ def _rewrite(settings: Settings, cycle: int, path: Path, fault: Fault) -> None:
         out = io.StringIO()
         csv.writer(out, delimiter=";", lineterminator="\n").writerows(rows)
         path.write_text(out.getvalue())
+
+
+def _reencoded(settings: Settings, cycle: int, text: str, fault: Fault) -> bytes:
+    """The CSV text as the export re-sent it: behind a UTF-8 byte-order mark, or in latin-1 with a share of
+    its free-text values accented (one vowel each: what latin-1 can spell and UTF-8 spells otherwise)."""
+    if fault.scope == "bom":
+        return b"\xef\xbb\xbf" + text.encode("utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    columns = [i for i, name in enumerate(rows[0]) if name in TEXT_COLUMNS] if rows else []
+    hit = _rows(settings, cycle, fault, max(len(rows) - 1, 0), ACCENT_SHARE)
+    for row, accent in zip(rows[1:], hit, strict=False):
+        for i in columns if accent else ():
+            if i < len(row):
+                at = next((j for j, ch in enumerate(row[i]) if ch in ACCENTED), None)
+                if at is not None:
+                    row[i] = row[i][:at] + ACCENTED[row[i][at]] + row[i][at + 1:]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode("latin-1")
 
 
 def record(settings: Settings, cycle_id: str, faults: Sequence[Fault]) -> None:

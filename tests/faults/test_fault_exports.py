@@ -102,3 +102,34 @@ def test_an_orders_file_with_only_its_header_stops_at_the_raw_gate(faulty_world)
     # Then the raw gate finds a week of online revenue missing
     assert run.failed_at == "validate_raw", run.error
     assert "files without a loaded row for orders" in _details(_raw(settings), "source_missing", "raw.orders")
+
+
+def test_a_latin1_file_lost_lines_and_doubled_spend_stop_at_the_gate_and_a_bom_loads(faulty_world) -> None:
+    # Given the CRM's profiles re-sent in latin-1 with accented names, orders whose lines lost one each,
+    # one paid channel's spend summed twice, and the receipts file behind a UTF-8 byte-order mark
+    settings, _ = faulty_world("reencode:customers", "lines_mismatch:order_lines", "double_spend:ad_spend",
+                               "reencode:pos_receipts:bom")
+    # When cycle 1 runs
+    run = run_cycle(settings, CYCLE)
+    # Then the raw gate stops it, naming each fault by its check
+    assert run.failed_at == "validate_raw" and run.ran == ["simulate", "ingest"], run.error
+    rows = _raw(settings)
+    assert "have lines that do not add up" in _details(rows, "lines_match", "raw.orders")
+    assert not failed(rows, "lines_match", "critical", "raw.pos_receipts")
+    assert "on another scale: amounts summed twice" in _details(rows, "spend_scale", "raw.ad_spend")
+    assert failed(rows, "quarantine_rate", "critical")
+    batch = settings.cycle_key(CYCLE)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        log = {source: (status, error, loaded) for source, status, error, loaded in con.execute(
+            "SELECT source, status, error, rows_loaded FROM raw._load_log WHERE batch = ?", [batch]).fetchall()}
+        mangled = con.execute("SELECT count(*) FROM raw.customers WHERE full_name LIKE '%\ufffd%'").fetchone()[0]
+    # the latin-1 file refused whole, the message naming it and the encoding; no name stored mangled
+    status, error, _ = log["customers"]
+    assert status == "quarantined_file" and f"customers/{batch}.csv: not UTF-8" in error, log["customers"]
+    assert mangled == 0
+    # the BOM is UTF-8: the header recognised, every receipt loaded, none quarantined
+    status, error, loaded = log["pos_receipts"]
+    assert status != "quarantined_file" and loaded and not failed(rows, "source_missing", "critical",
+                                                                  "raw.pos_receipts"), log["pos_receipts"]
+    receipts = settings.landing_dir / "pos_receipts" / f"{batch}.csv"
+    assert receipts.read_bytes().startswith(b"\xef\xbb\xbf") and loaded == receipts.read_text("utf-8-sig").count("\n") - 1

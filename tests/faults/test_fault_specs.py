@@ -199,3 +199,77 @@ def test_file_faults_rewrite_the_written_csv(tmp_path) -> None:
     assert text.startswith(cut) and not cut.endswith(("\n", '"')) and cut.count("\n") >= 1
     (tmp_path / "orders" / "2026-01-05.csv").write_text("old\n")
     assert run("stale_file:orders") == "old\n"
+
+
+# --- reencode, lines_mismatch, double_spend (issue 22's kinds 24-26) --------------------------------------
+
+@pytest.mark.parametrize("spec", [
+    "reencode", "reencode:orders:utf16", "reencode:nowhere", "lines_mismatch:orders", "lines_mismatch:order_lines:0",
+    "double_spend", "double_spend:orders", "double_spend:ad_spend:",
+])
+def test_bad_specs_of_the_newer_export_faults_are_refused(spec: str) -> None:
+    with pytest.raises(FaultSpecError):
+        parse_fault(spec)
+
+
+def test_newer_export_fault_specs_parse() -> None:
+    assert parse_fault("reencode:customers").scope == "latin1"
+    assert parse_fault("reencode:orders:bom").scope == "bom"
+    assert parse_fault("lines_mismatch:pos_receipt_lines").value == 0.3
+    assert parse_fault("double_spend:ad_spend").scope is None
+    assert parse_fault("double_spend:ad_spend:search@2") == Fault(
+        "double_spend", "ad_spend", scope="search", cycle=2, spec="double_spend:ad_spend:search@2")
+
+
+def test_lines_mismatch_drops_one_line_of_a_share_of_multi_line_orders_and_double_spend_one_channel() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from sim.faults import apply_to_frame
+    from sim.landing import Col
+
+    # 100 orders: even ones with 3 lines, odd ones with 1
+    order = np.repeat(np.arange(100), np.where(np.arange(100) % 2 == 0, 3, 1))
+    lines = {"order_id": Col("str", pa.array([f"O{i}" for i in order])),
+             "line_number": Col("int", np.ones(len(order), dtype=np.int64)),
+             "unit_price": Col("cents", np.full(len(order), 500, dtype=np.int64))}
+    settings = Settings(faults=("lines_mismatch:order_lines:0.5",))
+    cut = apply_to_frame(settings, 1, "order_lines", lines, active_faults(settings, 1))
+    counts = pd.Series(cut["order_id"].values.to_pylist()).value_counts()
+    assert len(counts) == 100  # every order keeps a line
+    assert set(counts[[f"O{i}" for i in range(1, 100, 2)]]) == {1}  # single-line orders untouched
+    assert 12 < (counts[[f"O{i}" for i in range(0, 100, 2)]] == 2).sum() < 38  # ~half of 50 lost one line
+    assert apply_to_frame(settings, 1, "pos_receipt_lines", lines, active_faults(settings, 1)) == lines
+
+    spend = {"channel": Col("str", pa.array(["search", "social", "search", "social"])),
+             "spend": Col("cents", np.array([100, 900, 300, 50], dtype=np.int64)),
+             "impressions": Col("int", np.array([10, 10, 10, 10], dtype=np.int64))}
+    for spec, expected in (("double_spend:ad_spend", [100, 1800, 300, 100]),
+                           ("double_spend:ad_spend:search", [200, 900, 600, 50])):
+        settings = Settings(faults=(spec,))
+        doubled = apply_to_frame(settings, 1, "ad_spend", dict(spend), active_faults(settings, 1))
+        assert list(doubled["spend"].values) == expected
+        assert list(doubled["impressions"].values) == [10, 10, 10, 10]
+
+
+def test_reencode_writes_latin1_with_accented_names_or_a_bom(tmp_path) -> None:
+    from sim.faults import after_write
+
+    rows = "".join(f"M{i},Kim Minjun {i},Seoul\n" for i in range(40))
+    text = "member_id,full_name,city\n" + rows
+
+    def run(spec: str) -> bytes:
+        path = tmp_path / "customers" / "2026-01-12.csv"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        settings = Settings(home=tmp_path, faults=(spec,))
+        assert after_write(settings, 1, "customers", path, active_faults(settings, 1)) == []
+        return path.read_bytes()
+
+    assert run("reencode:customers:bom") == b"\xef\xbb\xbf" + text.encode()
+    latin = run("reencode:customers")
+    with pytest.raises(UnicodeDecodeError):
+        latin.decode("utf-8")
+    decoded = latin.decode("latin-1")
+    assert 3 <= decoded.count("K\u00edm Minjun") <= 25 and decoded.count("S\u00e9oul") == decoded.count("K\u00edm")
+    assert decoded.replace("\u00ed", "i").replace("\u00e9", "e") == text  # only the accents differ
