@@ -196,7 +196,8 @@ def main() -> None:
     lost = [r["fault"] for r in results if not r["exact"]]
     lines = [
         HEADING, "",
-        f"Command: `.venv/bin/python bench/fault_matrix.py`, at {commit}; {total / 60:.0f} min in all.  ",
+        f"Command: `.venv/bin/python bench/fault_matrix.py`; {total / 60:.0f} min in all.  ",
+        f"Commit: {commit}  ",
         f"Machine: {machine()}, shared with other work.  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. World: the fault tests' ({WORLD['customers']:,} customers, "
         f"{WORLD['history_weeks']} weeks of history, holdout {WORLD['holdout_share']}); each fault switched on for "
