@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -240,8 +240,8 @@ class Settings(BaseSettings):
     @field_validator("faults")
     @classmethod
     def _known_faults(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if value:  # the simulator (and its contract) loads only when a fault is asked for
-            from sim.faults import parse_faults
+        if value:  # the landing contract the grammar checks against loads only when a fault is asked for
+            from campaign_loop.fault_specs import parse_faults
 
             parse_faults(value)
         return value
@@ -313,6 +313,17 @@ class Settings(BaseSettings):
 def cycle_id(day: date) -> str:
     """The lineage key of a cycle: the ISO date its period starts."""
     return day.isoformat()
+
+
+def cycle_of_logical_date(settings: Settings, logical_date: datetime | date) -> int:
+    """A run at logical date D works on the cycle that ended at D: the data is complete by then."""
+    day = logical_date.date() if isinstance(logical_date, datetime) else logical_date
+    return settings.cycle_index(day - timedelta(days=settings.cycle_days))
+
+
+def logical_date_of_cycle(settings: Settings, cycle: int) -> date:
+    """The logical date of the Airflow run that works on ``cycle``: the day after it ends."""
+    return settings.cycle_start(cycle + 1)
 
 
 SETTINGS_FILE = "campaign-loop.env"

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from campaign_loop.config import Settings
+from campaign_loop.config import Settings, logical_date_of_cycle
 from campaign_loop.report import format_cell
 
 log = logging.getLogger(__name__)
@@ -210,8 +210,6 @@ def _read_airflow(settings: Settings, data: ReportData, run_id: str | None) -> N
     db = settings.airflow_home / "airflow.db"
     if not db.exists():
         return
-    from campaign_loop.pipeline import logical_date_of_cycle
-
     logical = logical_date_of_cycle(settings, data.cycle).isoformat()
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:

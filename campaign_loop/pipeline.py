@@ -9,20 +9,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict
-from datetime import date, datetime, timedelta
 from typing import Any
 
-from campaign_loop.config import Settings
+from campaign_loop.config import Settings, logical_date_of_cycle
 
-
-def cycle_of_logical_date(settings: Settings, logical_date: datetime | date) -> int:
-    """A run at logical date D works on the cycle that ended at D: the data is complete by then."""
-    day = logical_date.date() if isinstance(logical_date, datetime) else logical_date
-    return settings.cycle_index(day - timedelta(days=settings.cycle_days))
-
-
-def logical_date_of_cycle(settings: Settings, cycle: int) -> date:
-    return settings.cycle_start(cycle + 1)
+# Still importable from here, where the DAG and the tests look; it lives in config with its inverse.
+from campaign_loop.config import cycle_of_logical_date as cycle_of_logical_date
 
 
 class CycleOutOfOrder(RuntimeError):

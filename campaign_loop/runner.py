@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-from campaign_loop.config import Settings
+from campaign_loop.config import Settings, logical_date_of_cycle
 from campaign_loop.dbt import parse_project
-from campaign_loop.pipeline import logical_date_of_cycle
 
 DAG_ID = "campaign_feedback_loop"
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -26,10 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from campaign_loop.config import Settings
 from campaign_loop.cycle_report import AIRFLOW_URL_ENV, MLFLOW_URL_ENV
+from campaign_loop.readiness import wait_for_http
 
 if TYPE_CHECKING:
     from ml.tracking import ServerCredentials
@@ -363,26 +361,6 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> N
             send(signal.SIGKILL)
             process.wait(timeout=10)
     send(signal.SIGKILL)  # workers that outlived their parent in the same group
-
-
-def wait_for_http(url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None,
-                  name: str = "service") -> None:
-    """Until ``url`` answers with any HTTP status below 500; fail early if ``process`` died."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{name} exited with code {process.returncode} before answering {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=3) as response:
-                if response.status < 500:
-                    return
-        except urllib.error.HTTPError as error:
-            if error.code < 500:
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{name} at {url} not ready after {timeout_s:.0f}s")
 
 
 def _migrate(settings: Settings, env: dict[str, str], logs_dir: Path) -> None:

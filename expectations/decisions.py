@@ -20,6 +20,8 @@ from typing import Any
 import duckdb
 
 from campaign_loop.config import Settings
+from expectations.deliveries import delivery_checks
+from expectations.load_log import _columns, _live, _loaded
 from expectations.results import CheckResult
 
 APPROVALS_DDL = """
@@ -50,16 +52,6 @@ DOCUMENTS: dict[str, dict[str, Any]] = {
                      "content": ["store_id", "member_id"]},
 }
 EXPOSURE_EVENTS = ("delivered", "open", "click")
-_LIVE_FILE = "(SELECT file_hash FROM raw._load_log WHERE superseded_by IS NULL)"
-
-
-def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for table, column in con.execute(
-        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'raw'"
-    ).fetchall():
-        out.setdefault(table, set()).add(column)
-    return out
 
 
 def last_publication(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, str | None]:
@@ -71,16 +63,6 @@ def last_publication(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, s
         return None, None
     row = con.execute("SELECT max(published_at), max(cycle_id) FROM audit.publications").fetchone()
     return (row[0], row[1]) if row and row[0] is not None else (None, None)
-
-
-def _live(alias: str = "r") -> str:
-    return f"{alias}._file_hash IN {_LIVE_FILE}"
-
-
-def _loaded(alias: str, after: bool) -> str:
-    """Rows of files loaded after (or up to) the last publication: ``?`` is its time."""
-    op = ">" if after else "<="
-    return f"{alias}._file_hash IN (SELECT file_hash FROM raw._load_log WHERE loaded_at {op} ?)"
 
 
 # --- 1. scale --------------------------------------------------------------------------------------
@@ -399,8 +381,6 @@ def decision_checks(
 ) -> list[CheckResult]:
     """Every decision check of the raw gate: per pending batch (with ``expectations.deliveries``' checks of
     what the batch's exports delivered), then the restatement of published cycles."""
-    from expectations.deliveries import delivery_checks  # it imports this module's helpers
-
     columns = _columns(con)
     if "_load_log" not in columns:
         return []

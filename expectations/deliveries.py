@@ -22,7 +22,7 @@ import duckdb
 from scipy.stats import binomtest
 
 from campaign_loop.config import Settings
-from expectations.decisions import _columns, _live, _loaded
+from expectations.load_log import _columns, _live, _loaded
 from expectations.raw import batch_window
 from expectations.results import CheckResult
 from ingest.contract import TRANSACTION_SOURCES

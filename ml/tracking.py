@@ -207,7 +207,7 @@ def wait_until_ready(url: str, timeout_s: float = 120.0, process: subprocess.Pop
 
     The default allows for a first start, which creates the database tables: ~45 s on a 2-core box.
     """
-    from campaign_loop.ui import wait_for_http
+    from campaign_loop.readiness import wait_for_http
 
     wait_for_http(f"{url}/health", timeout_s, process, name="mlflow server")
 
