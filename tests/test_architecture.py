@@ -1,0 +1,275 @@
+"""The project's import graph: no cycle, and no layer imports a layer above it.
+
+Function-level imports count as much as module-level ones: they hide a dependency from the reader and from
+import order, not from the design, and the cycles this test was written against all ran through them.
+``if TYPE_CHECKING:`` imports count too: a type a module names is a module it depends on. The graph comes
+from parsing the source with ``ast``, so nothing is imported and the whole check takes well under a second.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("campaign_loop", "ingest", "expectations", "ml", "sim", "dags", "bench")
+
+Edge = tuple[str, str]
+Site = tuple[str, int]  # (path relative to the repo, line) of one import statement
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    reason: str
+    # Exact module names, or "pkg.*" for a package and everything under it; the most specific entry wins,
+    # so a module can sit in another layer than its package (sim.oracle is evaluation, not simulator).
+    modules: tuple[str, ...]
+
+
+# Lowest first: a module may import its own layer and the layers before it, never one after it.
+LAYERS: tuple[Layer, ...] = (
+    Layer("core", "settings, the action catalogue and the contracts every other layer reads",
+          ("campaign_loop", "campaign_loop.config", "campaign_loop.actions", "campaign_loop.fault_specs",
+           "campaign_loop.readiness", "campaign_loop.dbt_duckdb_plugin", "ingest.contract")),
+    Layer("sim", "the simulated retailer writes landing files from the settings and the contract alone",
+          ("sim.*",)),
+    Layer("ingest", "landing files into the raw layer; it reads files, whoever wrote them",
+          ("ingest.*",)),
+    Layer("warehouse", "the dbt runner, and retention, which renders dbt's macros to match staging's hashes",
+          ("campaign_loop.dbt", "ingest.retention")),
+    Layer("quality", "the gates judge what ingest and dbt wrote",
+          ("expectations.*",)),
+    Layer("ml", "models, scores and the plan, over the warehouse the gates passed",
+          ("ml.*",)),
+    Layer("app", "the cycle's steps as the DAG calls them, its report and the surfaces people use",
+          ("campaign_loop.pipeline", "campaign_loop.cycle_report", "campaign_loop.report", "campaign_loop.ui",
+           "campaign_loop.runner", "campaign_loop.own_data", "campaign_loop.lift",
+           "campaign_loop.airflow_links")),
+    Layer("evaluation", "judges the platform by the simulator's truth, driving the app's pipeline to do it",
+          ("sim.oracle", "ml.policies")),
+    Layer("entry", "front ends that wire every layer: the CLI and demo show the evaluation too",
+          ("campaign_loop.cli", "campaign_loop.demo", "dags.*", "bench.*")),
+)
+
+# Upward imports tolerated for now, each named with why and what would remove it. Empty: every import the
+# contract forbids is gone; an entry whose import has since gone fails test_named_exceptions_are_still_needed.
+EXCEPTIONS: dict[Edge, str] = {}
+
+
+# --- the graph ----------------------------------------------------------------------------------------
+
+def project_modules(root: Path, packages: Iterable[str]) -> dict[str, Path]:
+    """Every module of ``packages`` under ``root`` by dotted name (a package by its ``__init__.py``)."""
+    modules: dict[str, Path] = {}
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def _known(name: str, modules: Mapping[str, Path]) -> str | None:
+    """The project module an import of ``name`` executes last: ``a.b.C`` (a class in a.b) is ``a.b``."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_graph(root: Path, packages: Iterable[str]) -> tuple[list[str], dict[Edge, list[Site]]]:
+    """The project modules and, per importing edge, every statement that makes it, at any nesting level."""
+    modules = project_modules(root, packages)
+    edges: dict[Edge, list[Site]] = {}
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                # `from pkg import mod` imports the submodule; `from mod import name` the module itself.
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            for target in {t for t in (_known(n, modules) for n in targets) if t and t != module}:
+                edges.setdefault((module, target), []).append((str(path.relative_to(root)), node.lineno))
+    return sorted(modules), edges
+
+
+def strongly_connected(nodes: Iterable[str], edges: Iterable[Edge]) -> list[list[str]]:
+    """Tarjan's strongly connected components, iteratively (no recursion limit on a deep chain)."""
+    successors: dict[str, list[str]] = {n: [] for n in nodes}
+    for source, target in edges:
+        successors.setdefault(source, []).append(target)
+        successors.setdefault(target, [])
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+    for start in successors:
+        if start in index:
+            continue
+        work = [(start, iter(successors[start]))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    components.append(sorted(component))
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(successors[child])))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return components
+
+
+def cycles(nodes: Iterable[str], edges: Mapping[Edge, list[Site]]) -> list[str]:
+    """Each import cycle (a component of more than one module) with the import lines that close it."""
+    found = []
+    for component in strongly_connected(nodes, edges):
+        if len(component) < 2:
+            continue
+        members = set(component)
+        lines = [f"    {path}:{line}  {source} -> {target}"
+                 for (source, target), sites in sorted(edges.items())
+                 if source in members and target in members for path, line in sorted(sites)]
+        found.append(f"cycle of {len(component)} modules: {', '.join(component)}\n" + "\n".join(lines))
+    return found
+
+
+def layer_of(module: str, layers: Iterable[Layer]) -> int | None:
+    """The index of the module's layer: an exact entry first, else its deepest ``pkg.*`` entry."""
+    best: tuple[int, int] | None = None  # (specificity, layer index)
+    for i, layer in enumerate(layers):
+        for entry in layer.modules:
+            if entry == module:
+                return i
+            package = entry.removesuffix(".*")
+            if entry.endswith(".*") and (module == package or module.startswith(package + ".")):
+                depth = package.count(".") + 1
+                if best is None or depth > best[0]:
+                    best = (depth, i)
+    return None if best is None else best[1]
+
+
+def upward_imports(edges: Mapping[Edge, list[Site]], layers: tuple[Layer, ...]) -> dict[Edge, list[Site]]:
+    """The edges from a layer to one above it."""
+    ranks = {m: layer_of(m, layers) for edge in edges for m in edge}
+    return {(s, t): sites for (s, t), sites in edges.items()
+            if ranks[s] is not None and ranks[t] is not None and ranks[t] > ranks[s]}
+
+
+def describe(edges: Mapping[Edge, list[Site]], layers: tuple[Layer, ...]) -> str:
+    return "\n".join(
+        f"    {path}:{line}  {s} ({layers[layer_of(s, layers)].name}) imports {t} "
+        f"({layers[layer_of(t, layers)].name})"
+        for (s, t), sites in sorted(edges.items()) for path, line in sorted(sites))
+
+
+@pytest.fixture(scope="module")
+def graph() -> tuple[list[str], dict[Edge, list[Site]]]:
+    return import_graph(REPO, PACKAGES)
+
+
+# --- the project --------------------------------------------------------------------------------------
+
+def test_the_project_has_no_import_cycle(graph) -> None:
+    nodes, edges = graph
+    assert {"campaign_loop.config", "sim.faults", "ml.tracking", "dags.campaign_feedback_loop"} <= set(nodes)
+    found = cycles(nodes, edges)
+    assert not found, "import cycles (move what both sides need to the lower layer):\n" + "\n".join(found)
+
+
+def test_every_module_has_a_layer(graph) -> None:
+    nodes, _ = graph
+    unplaced = [m for m in nodes if layer_of(m, LAYERS) is None]
+    assert not unplaced, f"add these modules to a layer of LAYERS in {Path(__file__).name}: {unplaced}"
+
+
+def test_no_layer_imports_a_layer_above_it(graph) -> None:
+    _, edges = graph
+    upward = {edge: sites for edge, sites in upward_imports(edges, LAYERS).items() if edge not in EXCEPTIONS}
+    assert not upward, ("imports of a higher layer (move the shared code down, or the importer up):\n"
+                        + describe(upward, LAYERS))
+
+
+def test_named_exceptions_are_still_needed(graph) -> None:
+    _, edges = graph
+    upward = upward_imports(edges, LAYERS)
+    stale = [edge for edge in EXCEPTIONS if edge not in upward]
+    assert not stale, f"these exceptions no longer happen; delete them from EXCEPTIONS: {stale}"
+
+
+# --- the checks themselves can fail ----------------------------------------------------------------------
+
+def _write(root: Path, files: Mapping[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_a_cycle_through_a_function_level_import_is_found_with_its_lines(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "base/__init__.py": "",
+        "base/settings.py": "def check():\n    from top.faults import parse\n    return parse\n",
+        "top/__init__.py": "",
+        "top/faults.py": "from base.settings import check\n\ndef parse():\n    return check\n",
+        "top/other.py": "from . import faults\nfrom base import settings\n",
+    })
+    nodes, edges = import_graph(tmp_path, ("base", "top"))
+
+    found = cycles(nodes, edges)
+
+    assert len(found) == 1, found
+    assert "cycle of 2 modules: base.settings, top.faults" in found[0]
+    assert "base/settings.py:2  base.settings -> top.faults" in found[0]
+    assert "top/faults.py:1  top.faults -> base.settings" in found[0]
+    # a relative import and a `from package import submodule` resolve to the submodule
+    assert ("top.other", "top.faults") in edges and ("top.other", "base.settings") in edges
+
+
+def test_tarjan_separates_cycles_from_the_chains_between_them() -> None:
+    edges = [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("d", "e"), ("e", "d"), ("f", "a")]
+
+    components = strongly_connected("abcdefg", edges)
+
+    assert sorted(c for c in components if len(c) > 1) == [["a", "b", "c"], ["d", "e"]]
+    assert sorted(sum(components, [])) == list("abcdefg")
+
+
+def test_an_upward_import_breaks_the_contract_and_an_unlisted_module_has_no_layer() -> None:
+    layers = (Layer("low", "", ("pkg.base", "other.*")), Layer("high", "", ("pkg.app", "other.eval")))
+    edges = {("pkg.base", "pkg.app"): [("pkg/base.py", 7)], ("pkg.app", "pkg.base"): [("pkg/app.py", 1)],
+             ("other.eval", "other.sim"): [("other/eval.py", 3)]}
+
+    upward = upward_imports(edges, layers)
+
+    assert list(upward) == [("pkg.base", "pkg.app")]
+    assert "pkg/base.py:7  pkg.base (low) imports pkg.app (high)" in describe(upward, layers)
+    assert layer_of("other.sim", layers) == 0 and layer_of("other.eval", layers) == 1
+    assert layer_of("pkg.new", layers) is None
