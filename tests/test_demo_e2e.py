@@ -1,31 +1,22 @@
-"""End to end: a short demo runs the real DAG through Airflow and leaves a consistent warehouse."""
+"""End to end: the demo runs the real DAG through Airflow and leaves a consistent warehouse."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from tests.conftest import DemoWorld
+
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    home = tmp_path_factory.mktemp("demo-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGN_LOOP_", "AIRFLOW"))}
-    cli = Path(sys.executable).with_name("campaign-loop")
-    run = subprocess.run(
-        [str(cli), "demo", "--home", str(home), "--customers", "600", "--cycles", "2", "--history_weeks", "8",
-         # Short enough that the 8 weeks of history hold PII past it: the DAG's last task pseudonymises it.
-         "--raw_pii_retention_days", "30"],
-        env=env, capture_output=True, text=True, timeout=900,
-    )
-    return home, run
+def demo(demo_world) -> tuple[Path, DemoWorld]:
+    """The suite's demo world (tests/conftest.py): `campaign-loop demo`, 2 cycles, a 30-day raw PII retention."""
+    return demo_world.home, demo_world
 
 
 def test_demo_runs_every_cycle_through_airflow(demo) -> None:

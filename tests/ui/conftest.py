@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: system Chromium (installed with apt if absent), a tiny world, the services."""
+"""Fixtures of the browser tests: system Chromium (installed with apt if absent), the suite's demo world, the services."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,15 +17,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-# The world: 2 cycles, so cycle 1 measures a designed campaign; a year of history, so CLV and propensity train.
-# Uplift trains only on finished randomised campaigns with >= 10 conversions per arm (ml/train.py), and the
-# control arm converts ~1.5 %: the default business as usual (10 % of 3,000 customers contacted, half held
-# out) gave 4-8 control conversions, so uplift was skipped. A business-as-usual test of every consenting
-# customer (half held out) of 5,000 gives ~20 in training from cycle 0, and the gate decides as it would.
-WORLD = {"customers": 5000, "cycles": 2, "history_weeks": 52, "bau_contact_share": 1.0}
-PORTS_FILE = "ui-test-ports.json"  # in a reused world's home: the ports its tasks' links point at
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: drives the web UIs with a headless Chromium (slow)")
 
@@ -57,67 +47,17 @@ def timings(artifacts: Path) -> Iterator[dict[str, float]]:
     (ARTIFACTS / "timings.json").write_text(json.dumps({k: round(v, 1) for k, v in spent.items()}, indent=2))
 
 
-def _reused_home() -> Path | None:
-    """A world built before (local runs: ``CAMPAIGN_LOOP_UI_TEST_HOME``), if that home holds one."""
-    home = os.environ.get("CAMPAIGN_LOOP_UI_TEST_HOME")
-    if home and (Path(home) / "airflow" / "airflow.db").exists():
-        return Path(home)
-    return None
-
-
-def _port_below_ephemeral_range() -> int:
-    """A free port outside Linux's ephemeral range (32768-60999): the site's port is chosen before the world
-    is built, and minutes of client connections there could otherwise take it as their local port."""
-    import random
-    import socket
-
-    for _ in range(200):
-        port = random.randrange(20_000, 32_000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 20000-32000")
+@pytest.fixture(scope="module")
+def ports(demo_world) -> dict[str, int]:
+    """The ports the world's `report` tasks linked to: the services must serve there."""
+    return demo_world.ports
 
 
 @pytest.fixture(scope="module")
-def ports() -> dict[str, int]:
-    """Chosen before the world is built: its `report` tasks store links to the site on ``ports["site"]``."""
-    from campaign_loop.runner import free_port
-
-    home = _reused_home()
-    if home is not None and (home / PORTS_FILE).exists():
-        return {k: int(v) for k, v in json.loads((home / PORTS_FILE).read_text()).items()}
-    return {"airflow": free_port(), "mlflow": free_port(), "site": _port_below_ephemeral_range()}
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, timings: dict[str, float], ports: dict[str, int]):
-    """A real world: `campaign_loop.demo.run_demo` runs the DAG once per cycle; then one report per cycle."""
-    from campaign_loop.config import Settings
-    from campaign_loop.ui import HOST, SITE_URL_ENV
-
-    t0 = time.monotonic()
-    home = _reused_home()
-    if home is not None:
-        settings = Settings(home=home, **WORLD)
-    else:
-        home = Path(os.environ.get("CAMPAIGN_LOOP_UI_TEST_HOME") or tmp_path_factory.mktemp("ui-world"))
-        # Its own process: the demo runs Airflow in-process, and Airflow takes its home once per process.
-        # The tasks' "Cycle report" links point where the services fixture will serve the site.
-        built = subprocess.run(
-            [sys.executable, "-m", "tests.ui.world", str(home), *(f"{k}={v}" for k, v in WORLD.items())],
-            cwd=REPO_ROOT, env=os.environ | {SITE_URL_ENV: f"http://{HOST}:{ports['site']}"},
-            capture_output=True, text=True, timeout=1800,
-        )
-        if built.returncode != 0:
-            raise RuntimeError(f"the UI world failed to build:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}")
-        settings = Settings(home=home, **WORLD)
-        (settings.root / PORTS_FILE).write_text(json.dumps(ports))
-    timings["world"] = time.monotonic() - t0
-    return settings
+def world(demo_world):
+    """The suite's demo world (tests/conftest.py): `campaign-loop demo` ran the DAG once per cycle."""
+    assert demo_world.returncode == 0, f"the demo world failed:\n{demo_world.stdout[-3000:]}\n{demo_world.stderr[-3000:]}"
+    return demo_world.settings
 
 
 @pytest.fixture(scope="module")
