@@ -156,7 +156,7 @@ def _with_interval(frame: Any) -> Any:
 
 
 def _read_mlflow(settings: Settings, data: ReportData) -> None:
-    from ml.tracking import db_path, tracking_uri
+    from ml.tracking import db_path, uri_for
 
     if not db_path(settings).exists():
         data.notes.append("no MLflow store yet")
@@ -166,7 +166,7 @@ def _read_mlflow(settings: Settings, data: ReportData) -> None:
 
         # A DAG task's tracking server (over this home's store) answers in milliseconds; opening the SQLite
         # store directly first builds an SQLAlchemy store and checks its migrations, seconds per report.
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri(settings)
+        uri = uri_for(settings)
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         experiment = client.get_experiment_by_name(EXPERIMENT)
         if experiment is None:
@@ -563,7 +563,9 @@ def log_report_to_mlflow(settings: Settings, key: str, path: Path) -> str:
 
     from ml import tracking
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.configure(settings)
+    uri = tracking.uri_for(settings)
+    if not uri.startswith("http"):
+        tracking.configure(settings)
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(REPORT_EXPERIMENT)
     experiment_id = (experiment.experiment_id if experiment is not None else

@@ -58,6 +58,16 @@ def server_env(uri: str) -> dict[str, str]:
     return {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
 
 
+def uri_for(settings: Settings) -> str:
+    """This home's tracking URI: the server in ``MLFLOW_TRACKING_URI`` (a DAG task's), else the home's own store.
+
+    A SQLite store of another home left in the environment (a shell, an earlier test) is ignored: a report
+    read one and drew another world's models.
+    """
+    env = os.environ.get("MLFLOW_TRACKING_URI", "")
+    return env if env.startswith(("http://", "https://")) or env == tracking_uri(settings) else tracking_uri(settings)
+
+
 def configure(settings: Settings) -> str:
     """Point this process's MLflow client at the local store (creating its directories) and return the URI."""
     import mlflow

@@ -86,3 +86,14 @@ def test_a_server_env_overrides_an_inherited_registry(monkeypatch: pytest.Monkey
     child = subprocess.run([sys.executable, "-c", probe], env=os.environ | tracking.server_env("http://127.0.0.1:5000"),
                            capture_output=True, text=True, check=True)
     assert child.stdout.split() == ["http://127.0.0.1:5000", "http://127.0.0.1:5000"]
+
+
+def test_a_store_of_another_home_in_the_environment_is_not_this_homes(tmp_path, monkeypatch) -> None:
+    from campaign_loop.config import Settings
+    from ml.tracking import tracking_uri, uri_for
+
+    settings = Settings(home=tmp_path / "mine")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'other' / 'mlflow.db'}")
+    assert uri_for(settings) == tracking_uri(settings)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")  # a DAG task's server
+    assert uri_for(settings) == "http://127.0.0.1:5999"
