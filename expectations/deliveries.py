@@ -107,6 +107,12 @@ def check_day_gap(
     A day of orders missing is a day of revenue, conversions and lift gone: critical. A day of clickstream
     or store receipts is a warning (``severity``): sessions are features among many, and stores close on
     holidays. Fewer than ``min_rows`` rows on the median day: not judged (a small shop's quiet day).
+
+    A weekday the source's previous weeks hardly ever trade on (a shop closed on Saturdays) is no gap: each
+    weekday is judged only if it trades in the history (live rows of the ``HISTORY_WEEKS`` before the batch,
+    whatever their batch). With fewer than ``HISTORY_WEEKS_MIN`` weeks of history a closed weekday cannot be
+    told from a lost export, so a gap is then a warning (a real gift shop's export, closed on Saturdays,
+    was blocked every week before this).
     """
     try:
         start, end = batch_window(settings, batch)
@@ -125,20 +131,46 @@ def check_day_gap(
         per_day = sorted(int(counts.get(d, 0)) for d in range(days))
         median = per_day[len(per_day) // 2]
         table = f"raw.{source}"
+        trading, weeks = _trading_weekdays(con, source, at, start, share_min)
+        level = severity.get(source, "warning") if weeks >= HISTORY_WEEKS_MIN else "warning"
         if median < min_rows:
             checks.append(CheckResult("day_gap", table, at, severity.get(source, "warning"), True, None, share_min,
                                       f"batch {batch}: median {median} {source} rows a day, {min_rows} needed: "
                                       "not judged"))
             continue
-        low = [d for d in range(days) if counts.get(d, 0) < share_min * median]
-        worst = min(int(counts.get(d, 0)) for d in range(days)) / median
-        details = f"batch {batch}: fewest {source} rows on a day {worst:.1%} of the median day ({median:,})"
+        judged = [d for d in range(days) if trading is None or (start + timedelta(days=d)).isoweekday() in trading]
+        low = [d for d in judged if counts.get(d, 0) < share_min * median]
+        worst = min((int(counts.get(d, 0)) for d in judged), default=median) / median
+        details = (f"batch {batch}: fewest {source} rows on a trading day {worst:.1%} of the median day ({median:,}); "
+                   f"{weeks} weeks of history")
         if low:
             names = ", ".join((start + timedelta(days=d)).date().isoformat() for d in low)
             details += f"; {names}: under {share_min:.0%} of it, the day's export is missing"
-        checks.append(CheckResult("day_gap", table, at, severity.get(source, "warning"), not low, round(worst, 6),
-                                  share_min, details))
+        checks.append(CheckResult("day_gap", table, at, level, not low, round(worst, 6), share_min, details))
     return checks
+
+
+HISTORY_WEEKS = 8
+HISTORY_WEEKS_MIN = 4
+
+
+def _trading_weekdays(
+    con: duckdb.DuckDBPyConnection, source: str, at: str, start: datetime, share_min: float,
+) -> tuple[set[int] | None, int]:
+    """The ISO weekdays the source trades on in the weeks before ``start`` (None: no history) and how many
+    weeks with rows that history holds."""
+    rows = con.execute(
+        f"""SELECT isodow({at}) AS dow, count(*) AS n FROM raw.{source} r WHERE {_live()} AND {at} >= ? AND {at} < ? GROUP BY 1""",
+        [start - timedelta(weeks=HISTORY_WEEKS), start]).fetchall()
+    weeks = con.execute(
+        f"""SELECT count(DISTINCT date_trunc('week', {at})) FROM raw.{source} r
+            WHERE {_live()} AND {at} >= ? AND {at} < ?""",
+        [start - timedelta(weeks=HISTORY_WEEKS), start]).fetchone()[0]
+    if not rows or not weeks:
+        return None, 0
+    per_weekday = {int(dow): n / weeks for dow, n in rows}
+    typical = sorted(per_weekday.get(d, 0.0) for d in range(1, 8))[3]
+    return {d for d in range(1, 8) if per_weekday.get(d, 0.0) >= share_min * typical}, int(weeks)
 
 
 # --- 3. customers lost -----------------------------------------------------------------------------------
