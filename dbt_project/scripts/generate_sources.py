@@ -17,6 +17,7 @@ RAW_TYPES = {
     "string": "varchar",
     "integer": "bigint",
     "decimal": "decimal(18,4)",
+    "double": "double",
     "boolean": "boolean",
     "timestamp": "timestamp",
     "date": "date",
