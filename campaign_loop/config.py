@@ -96,6 +96,10 @@ class Settings(BaseSettings):
                     "publishes, older values are replaced by their keyed pseudonym (audit.raw_pii_retention; the "
                     "marts do not change). 0: as soon as the cycle publishes; none: kept indefinitely.",
     )
+    closed_dates: Annotated[tuple[date, ...], NoDecode] = Field(
+        (), description="Days the business was closed, comma-separated ISO dates or first..last ranges (e.g. "
+                        "2010-12-23..2011-01-03): the raw gate does not look for those days' rows (day_gap).",
+    )
     default_margin_rate: float = Field(
         0.3, ge=0.0, lt=1.0,
         description="Margin assumed, as a share of a line's net amount, for products the catalogue gives no "
@@ -179,6 +183,23 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"approve_restatement: {cycle!r} is not a cycle_id (the ISO date a cycle starts)") from None
         return value
+
+    @field_validator("closed_dates", mode="before")
+    @classmethod
+    def _date_ranges(cls, value: object) -> object:
+        if not isinstance(value, str) or value.lstrip().startswith("["):
+            return value
+        days: list[date] = []
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            first, _, last = part.partition("..")
+            try:
+                a, b = date.fromisoformat(first.strip()), date.fromisoformat((last or first).strip())
+            except ValueError:
+                raise ValueError(f"closed_dates: {part!r} is neither an ISO date nor a first..last range") from None
+            if b < a:
+                raise ValueError(f"closed_dates: {part!r} ends before it starts")
+            days += [a + timedelta(days=i) for i in range((b - a).days + 1)]
+        return tuple(days)
 
     @field_validator("raw_pii_retention_days", mode="before")
     @classmethod

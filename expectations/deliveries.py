@@ -108,11 +108,15 @@ def check_day_gap(
     or store receipts is a warning (``severity``): sessions are features among many, and stores close on
     holidays. Fewer than ``min_rows`` rows on the median day: not judged (a small shop's quiet day).
 
-    A weekday the source's previous weeks hardly ever trade on (a shop closed on Saturdays) is no gap: each
-    weekday is judged only if it trades in the history (live rows of the ``HISTORY_WEEKS`` before the batch,
-    whatever their batch). With fewer than ``HISTORY_WEEKS_MIN`` weeks of history a closed weekday cannot be
-    told from a lost export, so a gap is then a warning (a real gift shop's export, closed on Saturdays,
-    was blocked every week before this).
+    A closed business cannot be told from a lost export by one source's rows alone, so:
+    - the days of ``settings.closed_dates`` are not judged;
+    - a weekday the source's previous weeks hardly ever trade on (a shop closed on Saturdays) is no gap: each
+      weekday is judged only if it trades in the history (live rows of the ``HISTORY_WEEKS`` before the
+      batch, whatever their batch); with fewer than ``HISTORY_WEEKS_MIN`` weeks of it, a gap is a warning;
+    - a gap is at its source's severity only when another source traded normally that day (the business was
+      open, this export lost the day); when no other source did (an orders-only export, a holiday closure,
+      an export that ends mid-week) it is a warning that names ``closed_dates``. A real gift shop's export,
+      closed over Christmas, was blocked every week before this.
     """
     try:
         start, end = batch_window(settings, batch)
@@ -120,32 +124,47 @@ def check_day_gap(
         return []  # an export's own batch id: no window to count days in
     columns = _columns(con)
     days = (end - start).days
-    checks = []
+    closed = {(d - start.date()).days for d in settings.closed_dates}
+    counts: dict[str, dict[int, int]] = {}
     for source, at in sources.items():
         if at not in columns.get(source, set()) or days < 2:
             continue
-        counts = dict(con.execute(
+        counts[source] = {int(d): int(n) for d, n in con.execute(
             f"""SELECT date_diff('day', CAST(? AS TIMESTAMP), {at}) AS d, count(*) FROM raw.{source} r
                 WHERE _batch = ? AND {_live()} AND {at} >= ? AND {at} < ? GROUP BY 1""",
-            [start, batch, start, end]).fetchall())
-        per_day = sorted(int(counts.get(d, 0)) for d in range(days))
-        median = per_day[len(per_day) // 2]
-        table = f"raw.{source}"
-        trading, weeks = _trading_weekdays(con, source, at, start, share_min)
-        level = severity.get(source, "warning") if weeks >= HISTORY_WEEKS_MIN else "warning"
+            [start, batch, start, end]).fetchall()}
+    medians = {s: sorted(c.get(d, 0) for d in range(days))[days // 2] for s, c in counts.items()}
+
+    def open_elsewhere(source: str, day: int) -> list[str]:
+        return [other for other, c in counts.items() if other != source and medians[other] >= min_rows
+                and c.get(day, 0) >= share_min * medians[other]]
+
+    checks = []
+    for source, per_day in counts.items():
+        at, median, table = sources[source], medians[source], f"raw.{source}"
         if median < min_rows:
             checks.append(CheckResult("day_gap", table, at, severity.get(source, "warning"), True, None, share_min,
                                       f"batch {batch}: median {median} {source} rows a day, {min_rows} needed: "
                                       "not judged"))
             continue
-        judged = [d for d in range(days) if trading is None or (start + timedelta(days=d)).isoweekday() in trading]
-        low = [d for d in judged if counts.get(d, 0) < share_min * median]
-        worst = min((int(counts.get(d, 0)) for d in judged), default=median) / median
+        trading, weeks = _trading_weekdays(con, source, at, start, share_min)
+        judged = [d for d in range(days) if d not in closed
+                  and (trading is None or (start + timedelta(days=d)).isoweekday() in trading)]
+        low = [d for d in judged if per_day.get(d, 0) < share_min * median]
+        worst = min((per_day.get(d, 0) for d in judged), default=median) / median
         details = (f"batch {batch}: fewest {source} rows on a trading day {worst:.1%} of the median day ({median:,}); "
                    f"{weeks} weeks of history")
-        if low:
-            names = ", ".join((start + timedelta(days=d)).date().isoformat() for d in low)
-            details += f"; {names}: under {share_min:.0%} of it, the day's export is missing"
+        witnesses = {d: open_elsewhere(source, d) for d in low}
+        level = "warning"
+        if any(witnesses.values()) and weeks >= HISTORY_WEEKS_MIN:
+            level = severity.get(source, "warning")
+        for d in low:
+            day = (start + timedelta(days=d)).date().isoformat()
+            if witnesses[d]:
+                details += f"; {day}: under {share_min:.0%} of it while {', '.join(witnesses[d])} traded: the day's export is missing"
+            else:
+                details += (f"; {day}: under {share_min:.0%} of it and no other source traded: a closure (add it "
+                            "to closed_dates) or every export of the day lost")
         checks.append(CheckResult("day_gap", table, at, level, not low, round(worst, 6), share_min, details))
     return checks
 
