@@ -14,8 +14,9 @@ setup:
 demo: setup
 	$(RUN) campaign-loop demo --fresh
 
+# Two or more workers (one per core): tests are grouped by file and by shared world (tests/conftest.py).
 test: setup
-	$(RUN) pytest
+	$(RUN) pytest -n auto --dist loadgroup --no-loadscope-reorder
 
 ui: setup
 	$(RUN) campaign-loop ui

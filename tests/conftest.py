@@ -20,6 +20,37 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("SCARF_ANALYTICS", "false")
 
 
+# Session fixtures cheap enough to build on every xdist worker; any other session fixture is a world that
+# costs seconds to minutes, and all its tests run on the one worker that builds it.
+CHEAP_SESSION_FIXTURES = {"chromium", "artifacts", "tmp_path_factory", "worker_id", "testrun_uid"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One xdist group per test file, merged with every file that shares an expensive session world.
+
+    Grouping by file keeps a module fixture (a world built for one file) on one worker; merging by session
+    fixture keeps the suite's demo world from being built once per worker. Groups with end-to-end tests go
+    first (``--no-loadscope-reorder`` keeps this order), so the longest ones do not start last.
+    """
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            node = parent[node]
+        return node
+
+    for item in items:
+        file = item.nodeid.split("::", 1)[0]
+        for name, defs in item._fixtureinfo.name2fixturedefs.items():
+            if name not in CHEAP_SESSION_FIXTURES and defs[-1].scope == "session":
+                parent[root(f"{defs[-1].baseid}::{name}")] = root(file)
+    heavy = {root(item.nodeid.split("::", 1)[0]) for item in items if item.get_closest_marker("e2e")}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(root(item.nodeid.split("::", 1)[0]).replace("@", "_")))
+    items.sort(key=lambda item: root(item.nodeid.split("::", 1)[0]) not in heavy)  # stable: files stay in order
+
+
 # mlflow.set_tracking_uri / set_registry_uri write these into os.environ, where every later caller reads them.
 MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
@@ -28,8 +59,6 @@ MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 def mlflow_uri_restored() -> Iterator[None]:
     """A module that points MLflow at its own store leaves it behind: a later module's cycle report then read
     another world's (since deleted) store and drew no model chart (CI, serial run)."""
-    import sys
-
     saved = {k: os.environ.get(k) for k in MLFLOW_URI_VARIABLES}
     yield
     if "mlflow" in sys.modules:

@@ -48,12 +48,9 @@ def run_dbt(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def built_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltWorld]:
-    try:
-        from ingest import ingest
-        from sim import simulate_period
-    except ImportError as exc:  # the simulator and ingestion are built in parallel
-        pytest.skip(f"sim/ingest not available yet: {exc}")
     from campaign_loop.config import Settings
+    from ingest import ingest
+    from sim import simulate_period
 
     home = tmp_path_factory.mktemp("world")
     settings = Settings(home=home, customers=2000)

@@ -50,12 +50,9 @@ def _executed(home: Path) -> dict[str, tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
-    try:
-        from ingest import ingest
-        from sim import simulate_period
-    except ImportError as exc:
-        pytest.skip(f"sim/ingest not available yet: {exc}")
     from campaign_loop.config import Settings
+    from ingest import ingest
+    from sim import simulate_period
 
     home = tmp_path_factory.mktemp("incremental")
     settings = Settings(home=home, customers=CUSTOMERS)

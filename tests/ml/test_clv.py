@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import warnings
 
+import lifetimes.utils as lifetimes_utils  # a dev dependency: the reference implementation
 import numpy as np
 import pandas as pd
 import pytest
 
 from ml import clv
-
-lifetimes_utils = pytest.importorskip("lifetimes.utils")
 
 
 @pytest.fixture(scope="module")

@@ -27,11 +27,8 @@ DBT = Path(sys.executable).with_name("dbt")
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    try:
-        from ingest import ingest
-        from sim import simulate_period
-    except ImportError as exc:
-        pytest.skip(f"sim/ingest not available: {exc}")
+    from ingest import ingest
+    from sim import simulate_period
     home = tmp_path_factory.mktemp("world")
     settings = Settings(home=home, customers=1500)
     for cycle in range(3):
