@@ -17,7 +17,11 @@ Methods (all two-sided, ``alpha`` = 0.05 unless given):
 * relative lift = mean_variant / mean_control - 1 with a delta-method CI;
 * multiplicity: Holm's step-down correction, over *all* comparisons of one analysis (every metric x
   every variant) by default, or per metric over the k comparisons with the control (``family="metric"``);
-  the report names it (``LiftReport.correction``) and decisions use the Holm p-value;
+  or Dunnett's many-to-one test (``correction="dunnett"``, per metric): single step, from the joint
+  distribution of the k comparisons, which share the control and so are correlated (unequal variances
+  and each comparison's own degrees of freedom, Hasler & Hothorn 2008). The report names the correction
+  (``LiftReport.correction``), ``p_value_adjusted`` is its p-value and decisions use it; ``p_value_holm`` is
+  Holm's whichever is chosen;
 * always-valid intervals (``seq_ci_low``/``seq_ci_high``) for campaigns watched daily: the mSPRT
   normal-mixture confidence sequence tuned to the planned sizes (``LiftReport.sequential_method``);
 * sample ratio mismatch: chi-square goodness of fit of the arm sizes against the designed allocation;
@@ -38,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ml.stats import sequential
-from ml.stats.design import holm, mde_at, power_at, sample_size_for_mde, srm_p_value
+from ml.stats.design import holm, many_to_one, mde_at, power_at, sample_size_for_mde, srm_p_value
 from ml.stats.estimators import (
     ArmStats,
     Estimate,
@@ -53,9 +57,10 @@ from ml.stats.estimators import (
 
 MetricKind = Literal["binary", "continuous", "ratio"]
 HolmFamily = Literal["all", "metric"]
+Correction = Literal["holm", "dunnett"]
 
 __all__ = [
-    "ArmStats", "Comparison", "HolmFamily", "LiftReport", "Metric", "MetricKind", "TestResult", "analyze",
+    "ArmStats", "Comparison", "Correction", "HolmFamily", "LiftReport", "Metric", "MetricKind", "TestResult", "analyze",
     "analyze_stats", "arm_stats", "holm", "mde_at", "power_at", "sample_size_for_mde", "srm_p_value",
     "two_proportion_test", "welch_test", "wilson_interval",
 ]
@@ -157,6 +162,7 @@ class Comparison:
     rel_ci_high: float
     p_value: float
     p_value_holm: float
+    p_value_adjusted: float  # by LiftReport.correction (Holm's or Dunnett's); decisions read it
     srm_p_value: float  # NaN when the design is unknown (no allocation): not checked
     power: float
     mde: float
@@ -220,6 +226,7 @@ def analyze(
     family: HolmFamily = "all",
     cuped: bool = True,
     planned: Mapping[str, int] | None = None,
+    correction: Correction = "holm",
 ) -> LiftReport:
     """Lift of every variant over ``control`` on every metric, from one row per randomised unit.
 
@@ -229,12 +236,14 @@ def analyze(
     A binary metric's column holds 0/1. ``srm_alpha`` is strict (0.001) because the check runs on every
     analysis and a false alarm discards a valid experiment. ``family`` is Holm's family: every metric x
     variant together (``"all"``) or, per metric, the k comparisons with the control (``"metric"``).
-    ``cuped`` adjusts metrics that name a pre-period covariate. ``planned`` is each arm's planned size,
+    ``correction`` is Holm's (default) or Dunnett's (``"dunnett"``, with ``family="metric"``: it adjusts the
+    k comparisons of one metric with the control). ``cuped`` adjusts metrics that name a pre-period covariate. ``planned`` is each arm's planned size,
     which tunes the always-valid interval (default: the sizes now, i.e. this look is the last).
     """
     return analyze_stats(arm_stats(units, metrics, variant_col=variant_col), metrics, control=control,
                          allocation=allocation, alpha=alpha, power=power, srm_alpha=srm_alpha,
-                         proportion_ci=proportion_ci, family=family, cuped=cuped, planned=planned)
+                         proportion_ci=proportion_ci, family=family, cuped=cuped, planned=planned,
+                         correction=correction)
 
 
 def analyze_stats(
@@ -250,6 +259,7 @@ def analyze_stats(
     family: HolmFamily = "all",
     cuped: bool = True,
     planned: Mapping[str, int] | None = None,
+    correction: Correction = "holm",
 ) -> LiftReport:
     """:func:`analyze` from per-arm sufficient statistics (``stats_by_arm[arm][metric]``), as SQL aggregates them."""
     specs = _metrics(metrics)
@@ -257,6 +267,11 @@ def analyze_stats(
         raise ValueError("no metric to analyse")
     if control not in stats_by_arm:
         raise ValueError(f"no units in control arm {control!r}")
+    if correction not in ("holm", "dunnett"):
+        raise ValueError(f"correction must be 'holm' or 'dunnett', not {correction!r}")
+    if correction == "dunnett" and family != "metric" and len(specs) > 1:
+        raise ValueError("Dunnett's test adjusts the k comparisons of one metric with the control: "
+                         "use family='metric' (or Holm over every metric)")
     counts = {arm: int(stats_by_arm[arm][specs[0].name].n) for arm in sorted(stats_by_arm)}
     if allocation is None:
         design, srm, srm_ok = None, math.nan, None
@@ -280,9 +295,12 @@ def analyze_stats(
                 se_design = primary.se
             rows.append((metric, variant, primary, raw, se_design))
 
-    adjusted, correction = _holm(rows, specs, variants, control, family)
+    holm_adjusted, described = _holm(rows, specs, variants, control, family)
+    adjusted = holm_adjusted
+    if correction == "dunnett":
+        adjusted, described = _dunnett(rows, specs, variants, control)
     comparisons = []
-    for (metric, variant, est, raw, se_design), p_holm in zip(rows, adjusted, strict=True):
+    for (metric, variant, est, raw, se_design), p_holm, p_adj in zip(rows, holm_adjusted, adjusted, strict=True):
         n_c, n_v = counts[control], counts[variant]
         c, v = stats_by_arm[control][metric.name], stats_by_arm[variant][metric.name]
         rel, rel_low, rel_high = relative_interval(est, alpha=alpha)
@@ -296,9 +314,10 @@ def analyze_stats(
             metric=metric.name, kind=metric.kind, variant=variant, control=control, n_control=n_c, n_variant=n_v,
             mean_control=means[0], mean_variant=means[1], abs_lift=est.diff, rel_lift=rel,
             ci_low=est.ci_low, ci_high=est.ci_high, rel_ci_low=rel_low, rel_ci_high=rel_high,
-            p_value=est.p_value, p_value_holm=p_holm, srm_p_value=srm,
+            p_value=est.p_value, p_value_holm=p_holm, p_value_adjusted=p_adj, srm_p_value=srm,
             power=power_at(est.diff, est.se, alpha=alpha), mde=mde,
-            decision=_decision(metric.name, variant, control, est, rel, p_holm, mde, srm, srm_ok, alpha, power),
+            decision=_decision(metric.name, variant, control, est, rel, p_adj, correction, mde, srm, srm_ok,
+                               alpha, power),
             se=est.se, method=est.method, cuped=is_cuped, cuped_theta=est.theta,
             variance_reduction=1 - est.se**2 / raw.se**2 if is_cuped and raw.se > 0 else math.nan,
             abs_lift_unadjusted=raw.diff, ci_low_unadjusted=raw.ci_low, ci_high_unadjusted=raw.ci_high,
@@ -306,7 +325,7 @@ def analyze_stats(
         ))
     return LiftReport(
         control=control, counts=counts, allocation=design, srm_p_value=srm, srm_ok=srm_ok, alpha=alpha,
-        comparisons=tuple(comparisons), correction=correction, srm_note=srm_note,
+        comparisons=tuple(comparisons), correction=described, srm_note=srm_note,
     )
 
 
@@ -341,9 +360,33 @@ def _holm(rows: list, specs: list[Metric], variants: list[str], control: str, fa
     raise ValueError(f"Holm family must be 'all' or 'metric', not {family!r}")
 
 
+def _dunnett(rows: list, specs: list[Metric], variants: list[str], control: str) -> tuple[list[float], str]:
+    """Dunnett's adjusted p-values per metric over the k comparisons with the control.
+
+    The comparisons share the control's mean, so cov(D_i, D_j) = var(control mean) and the correlation is
+    var_c / sqrt(V_i V_j), V the difference's variance (under equal variances and no CUPED,
+    1 / sqrt((1 + n_c/n_i)(1 + n_c/n_j)), Dunnett's). CUPED's theta differs a little between comparisons;
+    the control's term is then sqrt(var_c,i var_c,j), exact when the thetas agree.
+    """
+    adjusted = [math.nan] * len(rows)
+    for metric in specs:
+        idx = [i for i, r in enumerate(rows) if r[0].name == metric.name]
+        ests: list[Estimate] = [rows[i][2] for i in idx]
+        var = np.array([e.var_control + e.var_variant for e in ests])
+        shared = np.sqrt(np.outer([e.var_control for e in ests], [e.var_control for e in ests]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho = np.nan_to_num(shared / np.sqrt(np.outer(var, var)))
+        np.fill_diagonal(rho, 1.0)
+        p = many_to_one([e.statistic for e in ests], rho, [e.df for e in ests])
+        for i, value in zip(idx, p, strict=True):
+            adjusted[i] = value
+    return adjusted, (f"Dunnett over the {len(variants)} comparisons with {control}, per metric "
+                      "(single step, multivariate t)")
+
+
 def _decision(
-    metric: str, variant: str, control: str, result: Estimate, rel: float, p_holm: float, mde: float,
-    srm: float, srm_ok: bool | None, alpha: float, power: float,
+    metric: str, variant: str, control: str, result: Estimate, rel: float, p_adj: float, correction: Correction,
+    mde: float, srm: float, srm_ok: bool | None, alpha: float, power: float,
 ) -> str:
     if srm_ok is False:
         return (
@@ -354,14 +397,15 @@ def _decision(
     level = f"{1 - alpha:.0%}"
     interval = f"{level} CI [{result.ci_low:+.4g}, {result.ci_high:+.4g}]"
     relative = "" if math.isnan(rel) else f" ({rel:+.1%})"
-    if p_holm < alpha:
+    adjusted = f"{correction.capitalize()}-adjusted p={p_adj:.2g}"
+    if p_adj < alpha:
         direction = "beats" if result.diff > 0 else "is worse than"
         return (
             f"{variant} {direction} {control} on {metric}: {result.diff:+.4g}{relative} ({interval}, "
-            f"Holm-adjusted p={p_holm:.2g}).{unchecked}"
+            f"{adjusted}).{unchecked}"
         )
     return (
         f"No detectable difference between {variant} and {control} on {metric} "
-        f"({result.diff:+.4g}{relative}, {interval}, Holm-adjusted p={p_holm:.2g}); the test could only detect "
+        f"({result.diff:+.4g}{relative}, {interval}, {adjusted}); the test could only detect "
         f"a change of about {mde:.4g} with {power:.0%} power.{unchecked}"
     )

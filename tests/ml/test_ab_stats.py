@@ -14,7 +14,9 @@ from ml.stats import (
     ArmStats,
     cuped_difference,
     cuped_theta,
+    dunnett,
     holm,
+    many_to_one,
     mean_difference,
     proportion_difference,
     ratio_difference,
@@ -29,6 +31,38 @@ def test_holm_wikipedia_example() -> None:
     adjusted = holm([0.01, 0.04, 0.03, 0.005])
     assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert [p < 0.05 for p in adjusted] == [True, False, False, True]
+
+
+def test_dunnett_1955_blood_count_example_from_sufficient_statistics() -> None:
+    # Dunnett (1955, JASA 50:1096), the example scipy.stats.dunnett documents: blood counts (millions per
+    # cubic mm) of a control and two drugs. Pooled s^2 = (within-arm squares 4.4206 + 2.4496 + 9.69608) / (15 - 3)
+    # = 1.380523, df 12; t = (mean - 8.25) / (s sqrt(1/n + 1/6)) = 0.65 / (1.174956 x 0.645497) = 0.857032 (drug
+    # A, mean 8.9) and 2.628 / (1.174956 x 0.605530) = 3.693752 (drug B, 10.878). rho = 1 / sqrt((1 + 6/4)(1 + 6/5)) = 0.426401. Adjusted p, by integrating the bivariate
+    # normal rectangle over the chi distribution of s (scipy.integrate.quad, 1e-12): 0.6201020 and 0.0058254.
+    # Drug B differs at 1 %, drug A not at all, as the paper concludes.
+    control, a, b = [7.40, 8.50, 7.20, 8.24, 9.84, 8.32], [9.76, 8.80, 7.68, 9.36], [12.80, 9.68, 12.16, 9.20, 10.55]
+    statistics, p_values, df = dunnett(ArmStats.from_values(control), [ArmStats.from_values(a), ArmStats.from_values(b)])
+    assert df == 12 and statistics == pytest.approx([0.857032, 3.693752], rel=1e-6)
+    assert p_values == pytest.approx([0.6201020, 0.0058254], abs=2e-6)
+    # scipy's own, from the unit rows: the same statistics; its p-values carry its integral's error (1e-4).
+    reference = stats.dunnett(a, b, control=control, random_state=0)
+    assert statistics == pytest.approx(reference.statistic.tolist(), rel=1e-12)
+    assert p_values == pytest.approx(reference.pvalue.tolist(), abs=3e-4)
+
+
+def test_many_to_one_at_dunnetts_tabled_critical_values() -> None:
+    # Dunnett's tables (1955; 1964, Biometrics 20:482), two-sided 5 %, equal arms (rho = 0.5): 2.21, 2.35
+    # and 2.44 for 2, 3 and 4 arms with infinite df, 2.57 for 2 arms with 10 df. Rounded to 2 decimals, so
+    # p is 0.05 to within the density there (~0.14 per unit of t: 7e-4).
+    def equal(k: int) -> np.ndarray:
+        return np.full((k, k), 0.5) + 0.5 * np.eye(k)
+
+    for k, critical, df in ((2, 2.21, math.inf), (3, 2.35, math.inf), (4, 2.44, math.inf), (2, 2.57, 10)):
+        assert many_to_one([critical] * k, equal(k), df) == pytest.approx([0.05] * k, abs=1e-3), (k, df)
+    # One arm is no family: the raw two-sided p. Far in the tail, Bonferroni's 2 p, to which Dunnett converges.
+    assert many_to_one([1.959964], [[1.0]]) == pytest.approx([0.05], rel=1e-5)
+    tail = many_to_one([6.0, 1.0], equal(2))
+    assert tail[0] == pytest.approx(2 * 2 * stats.norm.sf(6.0), rel=1e-12) and 0.317 < tail[1] < 2 * 0.3173
 
 
 def test_welch_from_sufficient_statistics_matches_scipy() -> None:
