@@ -12,7 +12,7 @@ Frames:
 * :func:`uplift_frame`: one row per campaign assignment (treatment or control) of a known action,
   with the features as of the campaign's cycle start. A customer never assigned to an action is no
   evidence about it, so each action only sees its own treatment and control rows.
-* :func:`scoring_frame`: features as of the newest as-of date, plus what ``ml/decide.py`` needs
+* :func:`scoring_frame`: features as of the newest as-of date, plus what ``ml/decide/`` needs
   besides model outputs (consent, recent contacts and unsubscribes, segment, margin rate).
 * :func:`transactions`: the order log up to a date, for the CLV models.
 
@@ -262,7 +262,7 @@ def _warn_unplaced_campaigns(warehouse_path: Path | str, schema: str) -> None:
 
 
 def scoring_frame(warehouse_path: Path | str, *, schema: str = DEFAULT_SCHEMA, as_of: date | None = None) -> pd.DataFrame:
-    """Features as of the newest as-of date (or ``as_of``) with the columns ml/decide.py reads besides
+    """Features as of the newest as-of date (or ``as_of``) with the columns ml/decide/ reads besides
     the model outputs: consent flags, ``contacts_last_30d`` and ``unsubscribed_recently`` (sends of the
     30 days before the date), ``bounced_<channel>`` (the customer's newest send on the channel before the
     date bounced), ``segment`` (the RFM segment) and ``margin_rate`` (the customer's historical margin over

@@ -1,4 +1,4 @@
-"""Score every customer with the champions: the input frame of ``ml/decide.py``.
+"""Score every customer with the champions: the input frame of ``ml/decide/``.
 
 :func:`score_customers` reads the features as of the newest as-of date (the start of the cycle being
 designed), loads each champion through its alias URI ``models:/<name>@champion`` and returns one row
@@ -73,7 +73,7 @@ def load_champions(names: tuple[str, ...] = ("churn", "propensity", "clv", "upli
 
 
 def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -> pd.DataFrame:
-    """The decide.py input frame for the newest as-of date (see the module docstring for fallbacks)."""
+    """The ml/decide/ input frame for the newest as-of date (see the module docstring for fallbacks)."""
     import mlflow
 
     from ml import tracking

@@ -155,7 +155,7 @@ class UpliftModel:
     """Uplift per action on conversion and on margin: the object registered as model ``uplift``.
 
     ``predict(customers)`` returns one column per covered action and outcome:
-    ``uplift__<offer>__<channel>`` (purchase probability, what ml/decide.py reads) and
+    ``uplift__<offer>__<channel>`` (purchase probability, what ml/decide/ reads) and
     ``uplift_margin__<offer>__<channel>`` (margin in currency per customer); NaN for actions without
     enough evidence.
     """

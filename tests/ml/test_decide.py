@@ -21,10 +21,9 @@ from ml.decide import (
     action_catalogue,
     action_economics,
     design_campaign,
-    holdout_share_for_power,
-    power_two_proportions,
     uplift_column,
 )
+from ml.decide.holdout import holdout_share_for_power, power_two_proportions
 
 SEGMENTS = ("new", "active", "lapsing", "vip")
 

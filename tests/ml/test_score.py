@@ -1,4 +1,4 @@
-"""score_customers: the champions' scores in exactly the frame ml/decide.py designs from."""
+"""score_customers: the champions' scores in exactly the frame ml/decide/ designs from."""
 
 from __future__ import annotations
 
