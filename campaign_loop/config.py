@@ -119,6 +119,11 @@ class Settings(BaseSettings):
         description="Smallest lift in purchase probability (absolute, 0.01 = one point) a campaign's holdout must "
                     "detect at 80 % power; the power calculation grows the holdout beyond holdout_share for it.",
     )
+    correction: Literal["holm", "dunnett"] = Field(
+        "holm",
+        description="Multiple-comparison correction of a campaign's k arms (variants) against its control, per "
+                    "metric: holm (step-down, any test) or dunnett (single step, from the arms' joint distribution).",
+    )
     contact_cap: int = Field(4, ge=1, description="Most marketing contacts a customer receives in 30 days, the next one included.")
     exploration: Literal["auto", "thompson", "epsilon"] = Field(
         "auto",

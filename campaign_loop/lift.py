@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from campaign_loop.config import Settings
-from ml.ab import ArmStats, Metric, analyze_stats
+from ml.ab import ArmStats, Correction, Metric, analyze_stats
 
 TABLE = "kpi_campaign_lift"
 # The metrics every campaign is measured on; measure() reads the same unit columns from fct_campaign_sends.
@@ -25,16 +25,28 @@ METRICS: tuple[Metric, ...] = (
     Metric("revenue_per_order", "ratio", column="revenue", denominator="orders"),
 )
 COLUMNS: dict[str, str] = {
-    "campaign_id": "varchar", "arm": "varchar", "control_arm": "varchar", "metric": "varchar", "kind": "varchar",
+    "campaign_id": "varchar", "arm": "varchar", "variant_id": "varchar", "control_arm": "varchar", "metric": "varchar", "kind": "varchar",
     "n_control": "integer", "n_arm": "integer", "mean_control": "double", "mean_arm": "double",
     "lift": "double", "lift_ci_low": "double", "lift_ci_high": "double",
     "rel_lift": "double", "rel_lift_ci_low": "double", "rel_lift_ci_high": "double",
-    "p_value": "double", "p_value_holm": "double", "correction": "varchar", "method": "varchar",
+    "p_value": "double", "p_value_holm": "double", "p_value_adjusted": "double", "correction": "varchar", "method": "varchar",
     "cuped": "boolean", "cuped_theta": "double", "variance_reduction": "double",
     "lift_unadjusted": "double", "lift_ci_low_unadjusted": "double", "lift_ci_high_unadjusted": "double",
     "p_value_unadjusted": "double", "seq_ci_low": "double", "seq_ci_high": "double", "sequential_method": "varchar",
     "mde": "double", "roi": "double",
 }
+
+
+def arm_key(arm: str, variant_id: Any = None) -> str:
+    """The arm ml.ab compares with the control: ``arm``, or ``<arm>:<variant_id>`` for each variant of an arm.
+
+    Two creatives with the same offer and channel are distinct arms (variant_id), each against the control.
+    """
+    return str(arm) if _text(variant_id) is None else f"{arm}:{variant_id}"
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
 
 
 def _stats(row: Any, metric: Metric) -> ArmStats:
@@ -52,22 +64,23 @@ def _stats(row: Any, metric: Metric) -> ArmStats:
     return ArmStats(int(row["assigned"]), y_sum, y_sq, x_sum, x_sq, float(row[f"{column}_x_pre"]))
 
 
-def campaign_lift(arms: pd.DataFrame, *, control: str = "control") -> pd.DataFrame:
-    """One row per campaign, non-control arm and metric, from ``kpi_campaign_arms`` rows.
+def campaign_lift(arms: pd.DataFrame, *, control: str = "control", correction: Correction = "holm") -> pd.DataFrame:
+    """One row per campaign, non-control arm (each variant of an arm its own) and metric, from ``kpi_campaign_arms``.
 
-    Holm runs per campaign and metric over its k arms; CUPED adjusts where the pre-period varies; the
-    always-valid interval is tuned to the arms' sizes now (the campaign's assignment is complete when
-    its sends land). A campaign without a control arm, or with an arm of fewer than two members, has no
+    ``correction`` (Holm's or Dunnett's, the setting of that name) runs per campaign and metric over its k
+    arms; CUPED adjusts where the pre-period varies; the always-valid interval is tuned to the arms' sizes
+    now (the campaign's assignment is complete when its sends land). A campaign without a control arm, or with an arm of fewer than two members, has no
     lift; revenue per order is left out where an arm has no orders.
     """
     out: list[dict[str, Any]] = []
     for campaign_id, frame in arms.groupby("campaign_id", sort=True):
-        rows = {str(r["arm"]): r for r in frame.to_dict(orient="records")}
+        rows = {arm_key(r["arm"], r.get("variant_id")): r for r in frame.to_dict(orient="records")}
         if control not in rows or len(rows) < 2 or min(int(r["assigned"]) for r in rows.values()) < 2:
             continue
         metrics = [m for m in METRICS if m.denominator is None or all(float(r["orders"]) > 0 for r in rows.values())]
         stats = {arm: {m.name: _stats(r, m) for m in metrics} for arm, r in rows.items()}
-        report = analyze_stats(stats, metrics, control=control, family="metric", proportion_ci="newcombe")
+        report = analyze_stats(stats, metrics, control=control, family="metric", proportion_ci="newcombe",
+                               correction=correction)
         margin_lift = {c.variant: c.abs_lift for c in report.comparisons if c.metric == "margin"}
         for c in report.comparisons:
             arm = rows[c.variant]
@@ -76,12 +89,12 @@ def campaign_lift(arms: pd.DataFrame, *, control: str = "control") -> pd.DataFra
             # Incremental margin (net of discounts) minus contact cost per unit spent: the plan's expected ROI, measured.
             roi = (margin_lift[c.variant] * c.n_variant - cost) / spend if spend else math.nan
             out.append({
-                "campaign_id": campaign_id, "arm": c.variant, "control_arm": control, "metric": c.metric,
-                "kind": c.kind, "n_control": c.n_control, "n_arm": c.n_variant, "mean_control": c.mean_control,
+                "campaign_id": campaign_id, "arm": arm["arm"], "variant_id": _text(arm.get("variant_id")),
+                "control_arm": control, "metric": c.metric, "kind": c.kind, "n_control": c.n_control, "n_arm": c.n_variant, "mean_control": c.mean_control,
                 "mean_arm": c.mean_variant, "lift": c.abs_lift, "lift_ci_low": c.ci_low, "lift_ci_high": c.ci_high,
                 "rel_lift": c.rel_lift, "rel_lift_ci_low": c.rel_ci_low, "rel_lift_ci_high": c.rel_ci_high,
-                "p_value": c.p_value, "p_value_holm": c.p_value_holm, "correction": report.correction,
-                "method": c.method, "cuped": c.cuped, "cuped_theta": c.cuped_theta,
+                "p_value": c.p_value, "p_value_holm": c.p_value_holm, "p_value_adjusted": c.p_value_adjusted,
+                "correction": report.correction, "method": c.method, "cuped": c.cuped, "cuped_theta": c.cuped_theta,
                 "variance_reduction": c.variance_reduction, "lift_unadjusted": c.abs_lift_unadjusted,
                 "lift_ci_low_unadjusted": c.ci_low_unadjusted, "lift_ci_high_unadjusted": c.ci_high_unadjusted,
                 "p_value_unadjusted": c.p_value_unadjusted, "seq_ci_low": c.seq_ci_low, "seq_ci_high": c.seq_ci_high,
@@ -101,7 +114,7 @@ def write_lift_table(settings: Settings, schema: str = "marts") -> int | None:
         if not exists or not exists[0]:
             return None
         arms = con.execute(f"select * from {schema}.kpi_campaign_arms").df()
-        lift = campaign_lift(arms)  # noqa: F841 -- read by DuckDB's replacement scan below
+        lift = campaign_lift(arms, correction=settings.correction)  # noqa: F841 -- read by DuckDB's replacement scan
         columns = ", ".join(f'cast("{name}" as {sql}) as "{name}"' for name, sql in COLUMNS.items())
         con.execute(f"create or replace table {schema}.{TABLE} as select {columns} from lift")
     return len(lift)

@@ -177,17 +177,19 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     """Lift of the campaigns that started during the cycle, every arm against the randomised control.
 
     Any design: one treatment arm and a holdout per campaign (the platform's plans, pooled over actions),
-    variant arms in one campaign, k campaigns sharing one holdout, unequal allocation. Each member counts
-    once per arm, so a holdout shared by several campaigns is counted once. The headline compares every
-    treated member with the control (one pre-specified comparison); ``comparisons`` compares each arm with
-    the control, Holm-corrected over the k arms per metric (``correction`` names it). The statistics are
+    variant arms in one campaign (named arms, or an arm's ``variant_id``s: ``<arm>:<variant_id>``, two
+    creatives with the same offer and channel being two arms), k campaigns sharing one holdout, unequal
+    allocation. Each member counts once per arm, so a holdout shared by several campaigns is counted once.
+    The headline compares every treated member with the control (one pre-specified comparison);
+    ``comparisons`` compares each arm with the control, corrected over the k arms per metric by Holm's or
+    Dunnett's procedure (the ``correction`` setting; the output's ``correction`` names it). The statistics are
     ``ml.ab``'s, as in the published ``kpi_campaign_lift``: CUPED on the pre-period outcome where it varies
     (``lift`` adjusted, ``*_unadjusted`` without) and an always-valid interval (``seq_ci_*``) for a campaign
     watched daily, its method named (``sequential_method``).
     """
     import duckdb
 
-    from campaign_loop.lift import METRICS
+    from campaign_loop.lift import METRICS, arm_key
     from expectations.publish import PUBLISHED_SCHEMA
     from ml.ab import analyze
 
@@ -195,7 +197,7 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     end = settings.cycle_start(cycle + 1)
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         sends = con.execute(
-            "select campaign_id, member_id, arm, cast(is_converted as integer) as converted, "
+            "select campaign_id, member_id, arm, variant_id, cast(is_converted as integer) as converted, "
             "cast(revenue as double) as revenue, cast(margin as double) as margin, cast(orders as double) as orders, "
             "cast(is_pre_converted as integer) as pre_converted, cast(pre_revenue as double) as pre_revenue, "
             "cast(pre_margin as double) as pre_margin, assignment_probability "
@@ -203,6 +205,8 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
             "where arm is not null and starts_at >= ? and starts_at < ? order by campaign_id, member_id",
             [start, end],
         ).df()
+    # Each variant of an arm is an arm of its own.
+    sends["arm"] = [arm_key(a, v) for a, v in zip(sends["arm"], sends["variant_id"], strict=True)]
     units, shared_control = _measured_units(sends)
     result: dict[str, Any] = {"cycle_id": settings.cycle_key(cycle), "units": len(units),
                               "shared_control_duplicates": len(sends) - len(units)}
@@ -216,7 +220,7 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     orders = units.groupby("variant")["orders"].sum()
     metrics = [m for m in METRICS if m.denominator is None or bool(orders.gt(0).all())]
     arms = analyze(units, metrics, control="control", allocation=allocation, family="metric",
-                   proportion_ci="newcombe")
+                   proportion_ci="newcombe", correction=settings.correction)
     treated = units.assign(variant=units["variant"].where(units["variant"] == "control", "treatment"))
     # A member in two treated arms is one treated member of the headline comparison.
     treated = treated.drop_duplicates(["variant", "member_id"])

@@ -133,6 +133,10 @@ def mart_frames_and_checks(
     if sends is not None and len(sends):
         rnd = rules["randomisation"]
         this_cycle = sends[(sends["starts_at"] >= start) & (sends["starts_at"] < end)] if "starts_at" in sends else sends
+        if "variant_id" in this_cycle:
+            # Each variant of an arm is an arm of its own, with its own designed share (as measure counts them).
+            variant = this_cycle["variant_id"]
+            this_cycle = this_cycle.assign(arm=this_cycle["arm"].where(variant.isna(), this_cycle["arm"] + ":" + variant))
         if features is not None and len(this_cycle):
             covariates = [c for c in rnd["covariates"] if c in features]
             snapshot = features[features["cycle_id"] == cycle_id][["customer_id", *covariates]]

@@ -33,7 +33,7 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
         "header_bytes_max": ("2048", 2048), "field_bytes_max": ("4096", 4096), "file_bytes_max": ("8192", 8192),
         "file_rows_max": ("7", 7), "raw_pii_retention_days": ("none", None),
         "channel_budgets": ("sms:50, email:200", {"sms": 50.0, "email": 200.0}), "holdout_share": ("0.2", 0.2),
-        "min_detectable_lift": ("0.02", 0.02), "contact_cap": ("2", 2),
+        "min_detectable_lift": ("0.02", 0.02), "correction": ("dunnett", "dunnett"), "contact_cap": ("2", 2),
         "exploration": ("epsilon", "epsilon"), "epsilon": ("0.1", 0.1), "thompson_scale": ("0.5", 0.5),
         "channel_preference": ("false", False),
         "offers": ("message,pct10", ("message", "pct10")), "kpi_alert_callback": ("alerts:send", "alerts:send"),

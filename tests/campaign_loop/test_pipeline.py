@@ -65,10 +65,11 @@ def _published_sends(settings: Settings, rows: list[tuple]) -> None:
         con.execute("create schema published")
         con.execute("create table published.fct_campaign_sends (campaign_id varchar, member_id varchar, arm varchar, "
                     "is_converted boolean, margin double, assignment_probability double, starts_at timestamp, "
-                    "revenue double, orders integer, is_pre_converted boolean, pre_revenue double, pre_margin double)")
+                    "revenue double, orders integer, is_pre_converted boolean, pre_revenue double, pre_margin double, "
+                    "variant_id varchar)")
         starts = settings.cycle_start(0)
         # Revenue twice the margin, one order per converted member, no pre-period (so no CUPED).
-        con.executemany("insert into published.fct_campaign_sends values (?, ?, ?, ?, ?, ?, ?, ?, ?, false, 0, 0)",
+        con.executemany("insert into published.fct_campaign_sends values (?, ?, ?, ?, ?, ?, ?, ?, ?, false, 0, 0, null)",
                         [(*row, starts, 2 * row[4], int(row[3])) for row in rows])
 
 

@@ -6,7 +6,10 @@ One small build (no simulator), three campaigns:
   2:1:1 (assignment probabilities 0.5, 0.25, 0.25), outcomes from the orders;
 * ``c21`` (cycle 1): a 2:1 treatment/control test with its probabilities (2/3 and 1/3, every digit);
 * ``coutcome`` (cycle 2): an outcome-only export (campaign_id, member_id, arm, converted, revenue: no send
-  times, no probabilities), 1,000 members an arm, 150 against 50 conversions (z = 0.1 / 0.0134 = 7.45, p = 9.2e-14).
+  times, no probabilities), 1,000 members an arm, 150 against 50 conversions (z = 0.1 / 0.0134 = 7.45, p = 9.2e-14);
+* ``cvariants`` (cycle 3, no cycle_id): two creatives of one offer and channel as ``variant_id`` A and B of the
+  arm ``treatment`` and a control (whose export names a variant too, which staging drops), 200 members each,
+  1:1:1, reported outcomes: 40, 30 and 20 conversions.
 """
 
 from __future__ import annotations
@@ -52,6 +55,11 @@ SENDS = (
        for m in range(1000, 2000)]
     + [_send("coutcome", f"M{m:04d}", "control", converted=m < 2050, revenue=Decimal(25) if m < 2050 else Decimal(0))
        for m in range(2000, 3000)]
+    + [_send("cvariants", f"M{m:04d}", "control" if first == 3400 else "treatment", 1 / 3, variant_id=variant,
+             sent_at=None if first == 3400 else T(2026, 1, 27, 9), converted=m < first + buyers,
+             revenue=Decimal(30) if m < first + buyers else Decimal(0))
+       for first, variant, buyers in ((3000, "A", 40), (3200, "B", 30), (3400, "holdout", 20))
+       for m in range(first, first + 200)]
 )
 
 
@@ -63,17 +71,19 @@ def _campaign(campaign_id: str, channel: str, offer: str, value: str, starts: da
 
 RAW = {
     "customers": [{"member_id": f"M{m:04d}", "updated_at": T(2025, 12, 1), "signup_at": T(2025, 12, 1)}
-                  for m in range(3000)],
+                  for m in range(3600)],
     "campaigns": [
         _campaign("c3arms", "email", "none", "0", T(2026, 1, 13), T(2026, 1, 19, 23, 59), None),
         _campaign("c21", "sms", "percent_off", "10", T(2026, 1, 14), T(2026, 1, 19, 23, 59), "2026-01-12"),
         _campaign("coutcome", "push", "none", "0", T(2026, 1, 20), T(2026, 1, 26, 23, 59), None),
+        _campaign("cvariants", "email", "percent_off", "10", T(2026, 1, 27), T(2026, 2, 1, 23, 59), None),
     ],
     "campaign_sends": SENDS,
     "orders": [{"order_id": f"o{m}", "ordered_at": T(2026, 1, 15, 10), "total_amount": Decimal(20),
                 "member_id": f"M{m:04d}"} for m in BUYERS]
-    # A guest's order in the week after: the loaded data reaches past the cycle-2 campaign's end.
-    + [{"order_id": "late", "ordered_at": T(2026, 1, 27, 10), "total_amount": Decimal(5)}],
+    # Guests' orders in the weeks after: the loaded data reaches past the cycle-2 and cycle-3 campaigns' ends.
+    + [{"order_id": "late", "ordered_at": T(2026, 1, 27, 10), "total_amount": Decimal(5)},
+       {"order_id": "later", "ordered_at": T(2026, 2, 3, 10), "total_amount": Decimal(5)}],
 }
 
 
@@ -106,7 +116,7 @@ def test_an_outcome_only_export_is_measured_with_its_own_outcomes(con: duckdb.Du
     assert rows == [("control", 1000, 50, Decimal("1250.0000"), Decimal("375.0000"), "reported", "reported"),
                     ("treatment", 1000, 150, Decimal("3750.0000"), Decimal("1125.0000"), "reported", "reported")]
     observed = con.execute("select distinct outcome_source from marts.fct_campaign_sends "
-                           "where campaign_id <> 'coutcome'").fetchall()
+                           "where campaign_id in ('c3arms', 'c21')").fetchall()
     assert observed == [("observed",)]
 
 
@@ -205,6 +215,55 @@ def test_measure_of_an_outcome_only_export_skips_srm_and_keeps_the_p_value(home:
     assert result["p_value"] == pytest.approx(two_proportion_test(50, 1000, 150, 1000).p_value, rel=1e-12)
 
 
+def test_variants_of_one_arm_are_arms_of_their_own(con: duckdb.DuckDBPyConnection) -> None:
+    arms = con.execute("select arm, variant_id, assigned, converted from published.kpi_campaign_arms "
+                       "where campaign_id = 'cvariants' order by arm, variant_id").fetchall()
+    # The holdout's "holdout" label is dropped: it received no creative, and stays one control arm.
+    assert arms == [("control", None, 200, 20), ("treatment", "A", 200, 40), ("treatment", "B", 200, 30)]
+    # By hand, pooled z-tests against the control's 20/200: A 40/200, pooled 0.15, se sqrt(0.15 x 0.85 x 0.01) =
+    # 0.0357071, z = 2.80056, p = 0.0051014; B 30/200, pooled 0.125, se 0.0330719, z = 1.51186, p = 0.130570.
+    # Holm over the 2: 0.0102028, then max(0.0102028, 0.130570).
+    rows = con.execute("select arm, variant_id, n_arm, lift, p_value, p_value_holm, p_value_adjusted, correction "
+                       "from published.kpi_campaign_lift where campaign_id = 'cvariants' and metric = 'converted' "
+                       "order by variant_id").df()
+    assert rows["arm"].tolist() == ["treatment", "treatment"] and rows["variant_id"].tolist() == ["A", "B"]
+    assert rows["lift"].tolist() == pytest.approx([0.1, 0.05])
+    assert rows["p_value"].tolist() == pytest.approx([0.0051014, 0.130570], rel=1e-4)
+    assert rows["p_value_holm"].tolist() == pytest.approx([0.0102028, 0.130570], rel=1e-4)
+    assert rows["p_value_adjusted"].tolist() == rows["p_value_holm"].tolist()
+    assert set(rows["correction"]) == {"Holm over the 2 comparisons with control, per metric"}
+
+
+def test_measure_of_variants_says_which_correction(home: Path) -> None:
+    from campaign_loop.pipeline import measure
+
+    holm_result = measure(Settings(home=home), 3)
+    assert holm_result["arms"] == {"control": 200, "treatment:A": 200, "treatment:B": 200}
+    assert holm_result["srm_ok"] and holm_result["correction"].startswith("Holm over the 2 comparisons")
+    # Dunnett: the differences share the control's variance 0.1 x 0.9 / 200 = 4.5e-4 of their 1.25e-3 (A) and
+    # 1.0875e-3 (B), rho = 4.5e-4 / sqrt(1.25e-3 x 1.0875e-3) = 0.385961; P(max |Z| >= 2.80056) = 0.0099881,
+    # P(max |Z| >= 1.51186) = 0.232991 (bivariate normal): below Holm's 0.0102028 for A, above its 0.130570 for B.
+    result = measure(Settings(home=home, correction="dunnett"), 3)
+    assert result["correction"] == "Dunnett over the 2 comparisons with control, per metric (single step, multivariate t)"
+    rows = {r["variant"]: r for r in result["comparisons"] if r["metric"] == "converted"}
+    assert [rows[a]["p_value_adjusted"] for a in ("treatment:A", "treatment:B")] == pytest.approx(
+        [0.0099881, 0.232991], abs=2e-6)
+    assert "Dunnett-adjusted p=0.01" in rows["treatment:A"]["decision"]
+
+
+def test_the_marts_gate_judges_each_variant_against_its_designed_share(home: Path) -> None:
+    # Each variant was given a third: judged as one treatment arm of 400 against a third, the 1:1:1 design
+    # would be a critical sample-ratio mismatch (400 against 300 expected, p = 3e-16).
+    from expectations.marts_gate import mart_frames_and_checks
+    from expectations.suites import load_rules
+
+    settings = Settings(home=home)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        _, checks = mart_frames_and_checks(connection, settings, settings.cycle_key(3), load_rules()["marts"])
+    [srm] = [c for c in checks if c.check == "srm" and c.column == "arm (cvariants)"]
+    assert srm.success and srm.observed == pytest.approx(1.0)
+
+
 def test_campaigns_without_cycle_id_reach_the_uplift_learner(home: Path) -> None:
     from ml.features import uplift_frame
 
@@ -215,4 +274,8 @@ def test_campaigns_without_cycle_id_reach_the_uplift_learner(home: Path) -> None
     assert per_campaign.loc["c3arms"].tolist() == [80, T(2026, 1, 12).date(), "message__email"]
     assert per_campaign.loc["coutcome"].tolist() == [2000, T(2026, 1, 19).date(), "message__push"]
     assert per_campaign.loc["c21", "n"] == 60
+    # Two creatives of one offer and channel are one action to the learner (its actions are offer x channel).
+    # The newest snapshot at or before its start is the 19th: members' orders end on the 15th, and snapshots
+    # run to the cycle start after the last one.
+    assert per_campaign.loc["cvariants"].tolist() == [600, T(2026, 1, 19).date(), "pct10__email"]
     assert math.isclose(frame[frame["campaign_id"] == "coutcome"]["is_converted"].mean(), 0.1)

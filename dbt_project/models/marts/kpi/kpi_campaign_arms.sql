@@ -1,6 +1,7 @@
 {#-
-    Per campaign and arm: counts, rates and the sufficient statistics of each outcome (sum, sum of squares,
-    and the cross-products with its pre-period value and, for revenue per order, with orders). Lift,
+    Per campaign, arm and variant (variant_id: null when the arm tested one creative): counts, rates and the
+    sufficient statistics of each outcome (sum, sum of squares, and the cross-products with its pre-period
+    value and, for revenue per order, with orders). Lift,
     intervals and p-values are not computed here: ml/stats infers them from these sums, once, for
     measure, kpi_campaign_lift and the cycle report (docs/decisions/0001-lift-computed-in-python.md).
 -#}
@@ -14,6 +15,7 @@ units as (
     select
         campaign_id,
         arm,
+        variant_id,
         sent_at,
         channel,
         is_delivered,
@@ -38,6 +40,7 @@ arms as (
     select
         campaign_id,
         arm,
+        variant_id,
         count(*) as assigned,
         count(sent_at) as sent,
         count(case when is_delivered then 1 end) as delivered,
@@ -67,13 +70,14 @@ arms as (
         count(assignment_probability) as with_probability,
         avg(assignment_probability) as assignment_probability
     from units
-    group by campaign_id, arm
+    group by campaign_id, arm, variant_id
 ),
 
 final as (
     select
         campaign_id,
         arm,
+        variant_id,
         cast(assigned as integer) as assigned,
         cast(sent as integer) as sent,
         cast(delivered as integer) as delivered,

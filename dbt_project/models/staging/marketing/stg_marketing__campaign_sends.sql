@@ -17,6 +17,8 @@ renamed as (
         {{ clean_identifier('member_id') }} as member_id,
         lower(trim(arm)) as arm,
         lower(trim(arm)) <> 'control' as is_treatment,
+        -- The holdout receives no creative: a variant named on it would split the one control in two.
+        case when lower(trim(arm)) <> 'control' then nullif(trim(variant_id), '') end as variant_id,
         sent_at,
         -- float8: dbt's type_float is DuckDB's 4-byte FLOAT, which moves 1/3 enough to shift an SRM p-value.
         cast(assignment_probability as float8) as assignment_probability,
@@ -45,6 +47,7 @@ final as (
         member_id,
         arm,
         is_treatment,
+        variant_id,
         sent_at,
         assignment_probability,
         reported_converted,
