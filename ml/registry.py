@@ -85,7 +85,7 @@ GATE_RULES: dict[str, dict[str, MetricRule]] = {
     "uplift": {
         "qini_coefficient": MetricRule(min_value=0.0, tolerance=0.01),
         "uplift_at_top_decile": MetricRule(tolerance=0.005, primary=False),
-        # qini_z (Qini over its bootstrap standard error, logged by ml/train.py) is not gated yet: a floor
+        # qini_z (Qini over its bootstrap standard error, logged by ml/train/uplift.py) is not gated yet: a floor
         # of 1.64 rejects the test fixtures' uplift models (z ~ 0.03, i.e. noise); see bench/RESULTS.md.
     },
 }
