@@ -9,6 +9,7 @@ Why Python and not SQL: docs/decisions/0001-lift-computed-in-python.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -18,8 +19,10 @@ from ml.ab import ArmStats, Correction, Metric, analyze_stats
 
 TABLE = "kpi_campaign_lift"
 # The metrics every campaign is measured on; measure() reads the same unit columns from fct_campaign_sends.
+# Visits (a session in the campaign window) only where the clickstream covers the window (``measured``).
 METRICS: tuple[Metric, ...] = (
     Metric("converted", "binary", covariate="pre_converted"),
+    Metric("visited", "binary", covariate="pre_visited"),
     Metric("revenue", "continuous", covariate="pre_revenue"),
     Metric("margin", "continuous", covariate="pre_margin"),
     Metric("revenue_per_order", "ratio", column="revenue", denominator="orders"),
@@ -64,20 +67,32 @@ def _stats(row: Any, metric: Metric) -> ArmStats:
     return ArmStats(int(row["assigned"]), y_sum, y_sq, x_sum, x_sq, float(row[f"{column}_x_pre"]))
 
 
+def measured(metric: Metric, rows: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether every arm's ``kpi_campaign_arms`` row can measure ``metric``: revenue per order needs orders in
+    every arm (its denominator), visits a clickstream that covers the campaign window (visits_tracked = assigned)."""
+    rows = list(rows)
+    if metric.denominator is not None:
+        return all(float(r[metric.denominator]) > 0 for r in rows)
+    if metric.name == "visited":
+        return all(int(r.get("visits_tracked") or 0) == int(r["assigned"]) for r in rows)
+    return True
+
+
 def campaign_lift(arms: pd.DataFrame, *, control: str = "control", correction: Correction = "holm") -> pd.DataFrame:
     """One row per campaign, non-control arm (each variant of an arm its own) and metric, from ``kpi_campaign_arms``.
 
     ``correction`` (Holm's or Dunnett's, the setting of that name) runs per campaign and metric over its k
     arms; CUPED adjusts where the pre-period varies; the always-valid interval is tuned to the arms' sizes
     now (the campaign's assignment is complete when its sends land). A campaign without a control arm, or with an arm of fewer than two members, has no
-    lift; revenue per order is left out where an arm has no orders.
+    lift; revenue per order is left out where an arm has no orders, visits where the clickstream holds no
+    session in the campaign window.
     """
     out: list[dict[str, Any]] = []
     for campaign_id, frame in arms.groupby("campaign_id", sort=True):
         rows = {arm_key(r["arm"], r.get("variant_id")): r for r in frame.to_dict(orient="records")}
         if control not in rows or len(rows) < 2 or min(int(r["assigned"]) for r in rows.values()) < 2:
             continue
-        metrics = [m for m in METRICS if m.denominator is None or all(float(r["orders"]) > 0 for r in rows.values())]
+        metrics = [m for m in METRICS if measured(m, rows.values())]
         stats = {arm: {m.name: _stats(r, m) for m in metrics} for arm, r in rows.items()}
         report = analyze_stats(stats, metrics, control=control, family="metric", proportion_ci="newcombe",
                                correction=correction)

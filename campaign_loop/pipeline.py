@@ -198,6 +198,7 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         sends = con.execute(
             "select campaign_id, member_id, arm, variant_id, cast(is_converted as integer) as converted, "
+            "cast(is_visited as integer) as visited, cast(is_pre_visited as integer) as pre_visited, "
             "cast(revenue as double) as revenue, cast(margin as double) as margin, cast(orders as double) as orders, "
             "cast(is_pre_converted as integer) as pre_converted, cast(pre_revenue as double) as pre_revenue, "
             "cast(pre_margin as double) as pre_margin, assignment_probability "
@@ -216,9 +217,10 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     if allocation is None:
         logging.getLogger(__name__).warning("measure %s: %s", settings.cycle_key(cycle), design_note)
     # The metrics kpi_campaign_lift publishes per campaign, here over the cycle; revenue per order only where
-    # every arm ordered (its denominator).
+    # every arm ordered (its denominator), visits only where the clickstream covers every campaign's window.
     orders = units.groupby("variant")["orders"].sum()
-    metrics = [m for m in METRICS if m.denominator is None or bool(orders.gt(0).all())]
+    metrics = [m for m in METRICS if (m.denominator is None or bool(orders.gt(0).all()))
+               and (m.name != "visited" or bool(units["visited"].notna().all()))]
     arms = analyze(units, metrics, control="control", allocation=allocation, family="metric",
                    proportion_ci="newcombe", correction=settings.correction)
     treated = units.assign(variant=units["variant"].where(units["variant"] == "control", "treatment"))
@@ -239,6 +241,7 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
         "srm_note": arms.srm_note,
         "arms": arms.counts,
         "correction": arms.correction,
+        "metrics": [m.name for m in metrics],
         "conversion_control": float(conversion["mean_control"]),
         "conversion_treatment": float(conversion["mean_variant"]),
         "lift": float(conversion["abs_lift"]),

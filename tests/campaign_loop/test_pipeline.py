@@ -66,10 +66,10 @@ def _published_sends(settings: Settings, rows: list[tuple]) -> None:
         con.execute("create table published.fct_campaign_sends (campaign_id varchar, member_id varchar, arm varchar, "
                     "is_converted boolean, margin double, assignment_probability double, starts_at timestamp, "
                     "revenue double, orders integer, is_pre_converted boolean, pre_revenue double, pre_margin double, "
-                    "variant_id varchar)")
+                    "variant_id varchar, is_visited boolean, is_pre_visited boolean)")
         starts = settings.cycle_start(0)
-        # Revenue twice the margin, one order per converted member, no pre-period (so no CUPED).
-        con.executemany("insert into published.fct_campaign_sends values (?, ?, ?, ?, ?, ?, ?, ?, ?, false, 0, 0, null)",
+        # Revenue twice the margin, one order per converted member, no pre-period (so no CUPED), no clickstream.
+        con.executemany("insert into published.fct_campaign_sends values (?, ?, ?, ?, ?, ?, ?, ?, ?, false, 0, 0, null, null, false)",
                         [(*row, starts, 2 * row[4], int(row[3])) for row in rows])
 
 
@@ -87,6 +87,8 @@ def test_measure_takes_an_undesigned_campaign_s_shares_from_its_sends(tmp_path: 
     _published_sends(settings, _arm("c1", "treatment", 80, 16, 0.8) + _arm("c1", "control", 20, 2, 0.2, first=80))
     result = measure(settings, 0)
     assert result["units"] == 100 and result["designed_holdout_share"] == pytest.approx(0.2)
+    # No clickstream in the window: visits are unknown, not measured (rather than 0 against 0).
+    assert result["metrics"] == ["converted", "revenue", "margin", "revenue_per_order"]
     assert result["srm_ok"] and result["srm_p_value"] == pytest.approx(1.0)
     assert (result["conversion_treatment"], result["conversion_control"], result["lift"]) == pytest.approx((0.2, 0.1, 0.1))
 

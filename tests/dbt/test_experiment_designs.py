@@ -9,7 +9,9 @@ One small build (no simulator), three campaigns:
   times, no probabilities), 1,000 members an arm, 150 against 50 conversions (z = 0.1 / 0.0134 = 7.45, p = 9.2e-14);
 * ``cvariants`` (cycle 3, no cycle_id): two creatives of one offer and channel as ``variant_id`` A and B of the
   arm ``treatment`` and a control (whose export names a variant too, which staging drops), 200 members each,
-  1:1:1, reported outcomes: 40, 30 and 20 conversions.
+  1:1:1, reported outcomes: 40, 30 and 20 conversions; the clickstream shows 50, 40 and 30 of them visiting
+  in its window (10 of each also in the pre-period, where 40 of each arm visited), and no session in the
+  cycle-1 and cycle-2 windows.
 """
 
 from __future__ import annotations
@@ -69,6 +71,18 @@ def _campaign(campaign_id: str, channel: str, offer: str, value: str, starts: da
             "starts_at": starts, "ends_at": ends, "cycle_id": cycle_id}
 
 
+def _visit(member: int, at: datetime) -> dict[str, object]:
+    """One logged-in page view: a session of the member's customer."""
+    return {"event_id": f"e{member}-{at:%m%d}", "event_type": "page_view", "occurred_at": at, "platform": "web",
+            "cookie_id": f"ck{member}", "member_id": f"M{member:04d}", "page_url": "/"}
+
+
+# cvariants' visitors in its window (28 January) and in its pre-period (10 January, before every other window).
+VISITS = (
+    [_visit(m, T(2026, 1, 28, 12)) for m in (*range(3000, 3050), *range(3200, 3240), *range(3400, 3430))]
+    + [_visit(m, T(2026, 1, 10, 12)) for m in (*range(3040, 3080), *range(3230, 3270), *range(3420, 3460))]
+)
+
 RAW = {
     "customers": [{"member_id": f"M{m:04d}", "updated_at": T(2025, 12, 1), "signup_at": T(2025, 12, 1)}
                   for m in range(3600)],
@@ -79,6 +93,7 @@ RAW = {
         _campaign("cvariants", "email", "percent_off", "10", T(2026, 1, 27), T(2026, 2, 1, 23, 59), None),
     ],
     "campaign_sends": SENDS,
+    "events": VISITS,
     "orders": [{"order_id": f"o{m}", "ordered_at": T(2026, 1, 15, 10), "total_amount": Decimal(20),
                 "member_id": f"M{m:04d}"} for m in BUYERS]
     # Guests' orders in the weeks after: the loaded data reaches past the cycle-2 and cycle-3 campaigns' ends.
@@ -153,7 +168,9 @@ def test_the_published_lift_is_the_python_core_on_the_warehouse_sums(con: duckdb
                         "cast(pre_revenue as double) as pre_revenue, cast(margin as double) as margin, "
                         "cast(pre_margin as double) as pre_margin, cast(orders as double) as orders "
                         "from marts.fct_campaign_sends where campaign_id = 'c3arms'").df()
-    direct = analyze(units, list(METRICS), family="metric", proportion_ci="newcombe").frame()
+    # No clickstream in c3arms' window: every metric but visits.
+    measured = [m for m in METRICS if m.name != "visited"]
+    direct = analyze(units, measured, family="metric", proportion_ci="newcombe").frame()
     published = con.execute("select metric, arm, lift, lift_ci_low, lift_ci_high, p_value_holm, seq_ci_high "
                             "from published.kpi_campaign_lift where campaign_id = 'c3arms' order by metric, arm").df()
     direct = direct.sort_values(["metric", "variant"]).reset_index(drop=True)
@@ -234,12 +251,40 @@ def test_variants_of_one_arm_are_arms_of_their_own(con: duckdb.DuckDBPyConnectio
     assert set(rows["correction"]) == {"Holm over the 2 comparisons with control, per metric"}
 
 
+def test_visits_are_measured_against_the_holdout_where_the_clickstream_covers_the_window(
+        con: duckdb.DuckDBPyConnection) -> None:
+    arms = con.execute("select variant_id, visited, visits_tracked, pre_visited, visited_x_pre, visit_rate "
+                       "from published.kpi_campaign_arms where campaign_id = 'cvariants' order by variant_id").fetchall()
+    assert arms == [("A", 50, 200, 40, 10, 0.25), ("B", 40, 200, 40, 10, 0.2), (None, 30, 200, 40, 10, 0.15)]
+    # No session in the cycle-1 and cycle-2 windows: visits unknown there (null), not measured, rather than 0 vs 0.
+    unknown = con.execute("select count(*), count(is_visited) from marts.fct_campaign_sends "
+                          "where campaign_id <> 'cvariants'").fetchone()
+    assert unknown[0] > 0 and unknown[1] == 0
+    assert con.execute("select count(*) from published.kpi_campaign_lift where metric = 'visited' "
+                       "and campaign_id <> 'cvariants'").fetchone() == (0,)
+    # By hand against the control's 30/200: A 50/200, pooled 0.2, se sqrt(0.2 x 0.8 x 0.01) = 0.04, z = 2.5,
+    # p = 0.0124193; B 40/200, pooled 0.175, se sqrt(0.175 x 0.825 x 0.01) = 0.0379967, z = 1.31590, p = 0.188206.
+    # CUPED: within-arm Sxy = 10 - 40 x 50/200 = 0 (A) and 10 - 40 x 30/200 = 4 (control), Sxx = 40 - 40^2/200 = 32
+    # each, theta = 4 / 64 = 0.0625; the arms' pre-period rates are equal (0.2), so the adjusted lift is still 0.1.
+    rows = con.execute("select variant_id, lift, lift_unadjusted, p_value_unadjusted, cuped, cuped_theta "
+                       "from published.kpi_campaign_lift where campaign_id = 'cvariants' and metric = 'visited' "
+                       "order by variant_id").df()
+    assert rows["lift_unadjusted"].tolist() == pytest.approx([0.1, 0.05])
+    assert rows["p_value_unadjusted"].tolist() == pytest.approx([0.0124193, 0.188206], rel=1e-5)
+    assert rows["cuped"].tolist() == [True, True] and rows.loc[0, "cuped_theta"] == pytest.approx(0.0625)
+    assert rows.loc[0, "lift"] == pytest.approx(0.1)
+
+
 def test_measure_of_variants_says_which_correction(home: Path) -> None:
     from campaign_loop.pipeline import measure
 
     holm_result = measure(Settings(home=home), 3)
     assert holm_result["arms"] == {"control": 200, "treatment:A": 200, "treatment:B": 200}
     assert holm_result["srm_ok"] and holm_result["correction"].startswith("Holm over the 2 comparisons")
+    visits = {r["variant"]: r for r in holm_result["comparisons"] if r["metric"] == "visited"}
+    assert "visited" in holm_result["metrics"]
+    assert [visits[a]["p_value_unadjusted"] for a in ("treatment:A", "treatment:B")] == pytest.approx(
+        [0.0124193, 0.188206], rel=1e-5)
     # Dunnett: the differences share the control's variance 0.1 x 0.9 / 200 = 4.5e-4 of their 1.25e-3 (A) and
     # 1.0875e-3 (B), rho = 4.5e-4 / sqrt(1.25e-3 x 1.0875e-3) = 0.385961; P(max |Z| >= 2.80056) = 0.0099881,
     # P(max |Z| >= 1.51186) = 0.232991 (bivariate normal): below Holm's 0.0102028 for A, above its 0.130570 for B.

@@ -5,6 +5,9 @@
     at default_margin_rate of the reported revenue, as for a product without a unit cost.
     The pre-period outcomes (the cuped_pre_period_days before the campaign starts, from the warehouse's orders)
     are the covariates CUPED adjusts lift with (ml/stats).
+    Visits are the clickstream's sessions of the member's customer in the campaign window: a metric the holdout
+    has too (a click on the message has no counterpart there). Where the clickstream holds no session at all in
+    the window (a retailer without one, or days it did not send), is_visited is null, unknown rather than false.
 -#}
 with
 
@@ -30,6 +33,10 @@ resolved as (
 
 orders as (
     select * from {{ ref('fct_orders') }}
+),
+
+sessions as (
+    select customer_id, started_at from {{ ref('fct_sessions') }}
 ),
 
 engagement as (
@@ -109,6 +116,33 @@ pre_orders as (
     group by assigned.campaign_id, assigned.member_id
 ),
 
+visits_tracked as (
+    select campaigns.campaign_id
+    from campaigns
+    where exists (
+        select 1 from sessions
+        where sessions.started_at >= campaigns.starts_at and sessions.started_at <= campaigns.ends_at
+    )
+),
+
+window_visits as (
+    select distinct assigned.campaign_id, assigned.member_id
+    from assigned
+    inner join sessions
+        on sessions.customer_id = assigned.customer_id
+        and sessions.started_at >= assigned.starts_at
+        and sessions.started_at <= assigned.ends_at
+),
+
+pre_visits as (
+    select distinct assigned.campaign_id, assigned.member_id
+    from assigned
+    inner join sessions
+        on sessions.customer_id = assigned.customer_id
+        and sessions.started_at >= assigned.starts_at - interval '{{ var("cuped_pre_period_days", 28) }} days'
+        and sessions.started_at < assigned.starts_at
+),
+
 final as (
     select
         assigned.campaign_id,
@@ -148,6 +182,8 @@ final as (
         cast(coalesce(redeemed.redeemed_discount, 0) as decimal(18, 4)) as redeemed_discount,
         assigned.reported_converted,
         cast(assigned.reported_revenue as decimal(18, 4)) as reported_revenue,
+        case when visits_tracked.campaign_id is not null then window_visits.member_id is not null end as is_visited,
+        pre_visits.member_id is not null as is_pre_visited,
         coalesce(pre_orders.orders, 0) > 0 as is_pre_converted,
         cast(coalesce(pre_orders.revenue, 0) as decimal(18, 4)) as pre_revenue,
         cast(coalesce(pre_orders.margin, 0) as decimal(18, 4)) as pre_margin
@@ -160,6 +196,12 @@ final as (
         on window_orders.campaign_id = assigned.campaign_id and window_orders.member_id = assigned.member_id
     left join pre_orders
         on pre_orders.campaign_id = assigned.campaign_id and pre_orders.member_id = assigned.member_id
+    left join visits_tracked
+        on visits_tracked.campaign_id = assigned.campaign_id
+    left join window_visits
+        on window_visits.campaign_id = assigned.campaign_id and window_visits.member_id = assigned.member_id
+    left join pre_visits
+        on pre_visits.campaign_id = assigned.campaign_id and pre_visits.member_id = assigned.member_id
 )
 
 select * from final
