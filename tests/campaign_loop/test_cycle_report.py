@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from campaign_loop.cycle_report import _with_interval
+from campaign_loop.cycle_report.data import _with_interval
 from ml.ab import two_proportion_test
 
 
@@ -27,7 +27,7 @@ def test_segment_lift_has_the_marts_interval_even_without_conversions() -> None:
 
 
 def test_cells_read_like_the_terminal_tables_and_are_escaped() -> None:
-    from campaign_loop.cycle_report import _cell
+    from campaign_loop.cycle_report.page import _cell
     from campaign_loop.report import format_cell
 
     assert [format_cell(v) for v in (None, math.nan, True, 12345, 0.012345, 1234.5, "x")] == [
