@@ -289,23 +289,50 @@ def score_frame(
     """
     out = frame.reset_index(drop=True).copy()
     scored_by: dict[str, str] = {}
+    expected_next = _score_clv(out, champions, scored_by)
+    _score_propensity(out, champions, scored_by, expected_next, fallback_rate)
+    if "churn" in champions:
+        model, version = champions["churn"]
+        out["p_churn"] = np.asarray(model.predict(out), dtype=float)
+        scored_by["churn"] = version
+    else:
+        out["p_churn"] = np.nan
+        scored_by["churn"] = FALLBACK
+    _score_uplift(out, champions, scored_by, prior)
+    _weigh_channel_preference(out, preference_weight)
 
+    for name, source in scored_by.items():
+        out[f"scored_by__{name}"] = source
+    extras = ["as_of_date", "p_churn", "p_alive", "clv_52w", "preference_weight",
+              *(engagement.preference_column(c) for c in CHANNELS),
+              *(c for c in out.columns if c.startswith("uplift_sd__")),
+              *(c.replace("uplift__", "uplift_margin__") for c in UPLIFT_COLUMNS),
+              *(f"scored_by__{n}" for n in scored_by)]
+    return out[[*DECIDE_COLUMNS, *extras]]
+
+
+def _score_clv(out: pd.DataFrame, champions: dict[str, tuple[Any, str]], scored_by: dict[str, str]) -> Any:
+    """P(alive), 52-week CLV and expected spend into ``out``; returns the expected purchases next cycle (None
+    without a CLV champion, whose fallback spend is each customer's average order value)."""
     if "clv" in champions:
         model, version = champions["clv"]
         clv_scores = model.predict(out)
         out["p_alive"] = clv_scores["p_alive"].to_numpy()
         out["clv_52w"] = clv_scores["clv_52w"].to_numpy()
         out["expected_spend"] = clv_scores["expected_spend"].to_numpy()
-        expected_next = clv_scores["expected_purchases_next_cycle"].to_numpy()
         scored_by["clv"] = version
-    else:
-        population_aov = float(out["avg_order_value"].mean()) if out["avg_order_value"].notna().any() else 0.0
-        out["p_alive"] = np.nan
-        out["clv_52w"] = np.nan
-        out["expected_spend"] = out["avg_order_value"].fillna(population_aov if math.isfinite(population_aov) else 0.0)
-        expected_next = None
-        scored_by["clv"] = FALLBACK
+        return clv_scores["expected_purchases_next_cycle"].to_numpy()
+    population_aov = float(out["avg_order_value"].mean()) if out["avg_order_value"].notna().any() else 0.0
+    out["p_alive"] = np.nan
+    out["clv_52w"] = np.nan
+    out["expected_spend"] = out["avg_order_value"].fillna(population_aov if math.isfinite(population_aov) else 0.0)
+    scored_by["clv"] = FALLBACK
+    return None
 
+
+def _score_propensity(out: pd.DataFrame, champions: dict[str, tuple[Any, str]], scored_by: dict[str, str],
+                      expected_next: Any, fallback_rate: Any) -> None:
+    """``p_buy``: the propensity champion's, else from the CLV champion's expected purchases, else the base rate."""
     if "propensity" in champions:
         model, version = champions["propensity"]
         out["p_buy"] = np.asarray(model.predict(out), dtype=float)
@@ -318,14 +345,11 @@ def score_frame(
         out["p_buy"] = float(rate)
         scored_by["propensity"] = f"{FALLBACK}:base_rate"
 
-    if "churn" in champions:
-        model, version = champions["churn"]
-        out["p_churn"] = np.asarray(model.predict(out), dtype=float)
-        scored_by["churn"] = version
-    else:
-        out["p_churn"] = np.nan
-        scored_by["churn"] = FALLBACK
 
+def _score_uplift(out: pd.DataFrame, champions: dict[str, tuple[Any, str]], scored_by: dict[str, str],
+                  prior: pd.DataFrame | None) -> None:
+    """Every action's uplift (and margin uplift): the champion's ranking around the prior's measured level
+    (with its standard error), the prior alone for an action the champion does not cover, else 0."""
     ranking_weight = 0.0
     if "uplift" in champions:
         model, version = champions["uplift"]
@@ -353,6 +377,10 @@ def score_frame(
         margin_column = column.replace("uplift__", "uplift_margin__")
         if margin_column not in out.columns:
             out[margin_column] = 0.0
+
+
+def _weigh_channel_preference(out: pd.DataFrame, preference_weight: float | None) -> None:
+    """Each customer's channel preferences, and their effects (and standard errors) scaled by them."""
     preference = engagement.channel_preference(out)
     for channel in CHANNELS:
         out[engagement.preference_column(channel)] = preference[engagement.preference_column(channel)].to_numpy()
@@ -363,15 +391,6 @@ def score_frame(
                 if column in out.columns:
                     out[column] = out[column] * factor
     out["preference_weight"] = np.nan if preference_weight is None else preference_weight
-
-    for name, source in scored_by.items():
-        out[f"scored_by__{name}"] = source
-    extras = ["as_of_date", "p_churn", "p_alive", "clv_52w", "preference_weight",
-              *(engagement.preference_column(c) for c in CHANNELS),
-              *(c for c in out.columns if c.startswith("uplift_sd__")),
-              *(c.replace("uplift__", "uplift_margin__") for c in UPLIFT_COLUMNS),
-              *(f"scored_by__{n}" for n in scored_by)]
-    return out[[*DECIDE_COLUMNS, *extras]]
 
 
 def recent_purchase_rate(settings: Settings, schema: str) -> float:
