@@ -84,6 +84,46 @@ def _run() -> tuple[Settings, int]:
     return settings, cycle_of_logical_date(settings, context["logical_date"])
 
 
+def _dbt_task_group() -> DbtTaskGroup:
+    """Cosmos's task group of the cycle's dbt models (selector ``cycle``); called inside the DAG's context."""
+    return DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(
+            PROJECT_DIR, manifest_path=MANIFEST_PATH if MANIFEST_PATH.exists() else None,
+            install_dbt_deps=False, env_vars=dbt_env(_defaults),
+        ),
+        profile_config=ProfileConfig(
+            profile_name=PROFILE_NAME, target_name="duckdb", profiles_yml_filepath=PROJECT_DIR / "profiles.yml",
+        ),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.WATCHER,
+            # A subprocess, not dbt in-process: its DuckDB connection must close before later tasks read.
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=str(dbt_executable()),
+        ),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST if MANIFEST_PATH.exists() else LoadMode.DBT_LS,
+            selector="cycle",
+            emit_datasets=False,
+            # `airflow dags test` runs the watchers one after another once the producer is done; without
+            # the per-model test watchers a demo cycle's dbt tasks take 24 s instead of 61 s. The producer's
+            # `dbt build` still runs every data test, and a failing one fails it and stops the cycle.
+            test_behavior=TestBehavior.NONE if _defaults.airflow_runner == "dags_test" else TestBehavior.AFTER_EACH,
+        ),
+        operator_args=(
+            # `airflow dags test` runs one task at a time: a deferred watcher would block it before the
+            # producer ran, so the watchers reschedule instead and free the runner between pokes.
+            {"deferrable": False, "mode": "reschedule", "poke_interval": 5, "timeout": 30 * 60}
+            if _defaults.airflow_runner == "dags_test"
+            # Under the scheduler, a watcher rescheduled every few seconds can be re-queued before the
+            # executor reports its previous try, which Airflow takes for a failure; its retry then runs
+            # the model itself, beside the producer, and loses DuckDB's write lock. Deferred to the
+            # triggerer, it waits without either.
+            else {"deferrable": True, "poke_interval": 5, "timeout": 30 * 60}
+        ),
+    )
+
+
 @dag(
     dag_id="campaign_feedback_loop",
     doc_md=__doc__,
@@ -124,42 +164,7 @@ def campaign_feedback_loop() -> None:
     def validate_raw() -> dict[str, Any]:
         return _gate("raw")
 
-    dbt = DbtTaskGroup(
-        group_id="dbt",
-        project_config=ProjectConfig(
-            PROJECT_DIR, manifest_path=MANIFEST_PATH if MANIFEST_PATH.exists() else None,
-            install_dbt_deps=False, env_vars=dbt_env(_defaults),
-        ),
-        profile_config=ProfileConfig(
-            profile_name=PROFILE_NAME, target_name="duckdb", profiles_yml_filepath=PROJECT_DIR / "profiles.yml",
-        ),
-        execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.WATCHER,
-            # A subprocess, not dbt in-process: its DuckDB connection must close before later tasks read.
-            invocation_mode=InvocationMode.SUBPROCESS,
-            dbt_executable_path=str(dbt_executable()),
-        ),
-        render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST if MANIFEST_PATH.exists() else LoadMode.DBT_LS,
-            selector="cycle",
-            emit_datasets=False,
-            # `airflow dags test` runs the watchers one after another once the producer is done; without
-            # the per-model test watchers a demo cycle's dbt tasks take 24 s instead of 61 s. The producer's
-            # `dbt build` still runs every data test, and a failing one fails it and stops the cycle.
-            test_behavior=TestBehavior.NONE if _defaults.airflow_runner == "dags_test" else TestBehavior.AFTER_EACH,
-        ),
-        operator_args=(
-            # `airflow dags test` runs one task at a time: a deferred watcher would block it before the
-            # producer ran, so the watchers reschedule instead and free the runner between pokes.
-            {"deferrable": False, "mode": "reschedule", "poke_interval": 5, "timeout": 30 * 60}
-            if _defaults.airflow_runner == "dags_test"
-            # Under the scheduler, a watcher rescheduled every few seconds can be re-queued before the
-            # executor reports its previous try, which Airflow takes for a failure; its retry then runs
-            # the model itself, beside the producer, and loses DuckDB's write lock. Deferred to the
-            # triggerer, it waits without either.
-            else {"deferrable": True, "poke_interval": 5, "timeout": 30 * 60}
-        ),
-    )
+    dbt = _dbt_task_group()
 
     @task
     def validate_marts() -> dict[str, Any]:
