@@ -28,16 +28,17 @@ METRICS: tuple[Metric, ...] = (
     Metric("revenue_per_order", "ratio", column="revenue", denominator="orders"),
 )
 COLUMNS: dict[str, str] = {
-    "campaign_id": "varchar", "arm": "varchar", "variant_id": "varchar", "control_arm": "varchar", "metric": "varchar", "kind": "varchar",
-    "n_control": "integer", "n_arm": "integer", "mean_control": "double", "mean_arm": "double",
+    "campaign_id": "varchar", "arm": "varchar", "variant_id": "varchar", "control_arm": "varchar", "metric": "varchar",
+    "kind": "varchar", "n_control": "integer", "n_arm": "integer", "mean_control": "double", "mean_arm": "double",
     "lift": "double", "lift_ci_low": "double", "lift_ci_high": "double",
     "rel_lift": "double", "rel_lift_ci_low": "double", "rel_lift_ci_high": "double",
-    "p_value": "double", "p_value_holm": "double", "p_value_adjusted": "double", "correction": "varchar", "method": "varchar",
+    "p_value": "double", "p_value_holm": "double", "p_value_adjusted": "double", "correction": "varchar",
+    "method": "varchar",
     "cuped": "boolean", "cuped_theta": "double", "variance_reduction": "double",
     "lift_unadjusted": "double", "lift_ci_low_unadjusted": "double", "lift_ci_high_unadjusted": "double",
     "p_value_unadjusted": "double", "seq_ci_low": "double", "seq_ci_high": "double", "sequential_method": "varchar",
     "mde": "double", "roi": "double",
-}
+}  # the table's columns and types; dbt_project/models/marts/lift/kpi_campaign_lift.yml documents the same
 
 
 def arm_key(arm: str, variant_id: Any = None) -> str:

@@ -309,6 +309,26 @@ def test_the_marts_gate_judges_each_variant_against_its_designed_share(home: Pat
     assert srm.success and srm.observed == pytest.approx(1.0)
 
 
+def test_kpi_campaign_lift_passes_its_dbt_tests(home: Path) -> None:
+    # Declared as a dbt source (publish writes it, dbt documents and tests it); dbt builds run before publish
+    # writes it, so its tests are off unless asked for; here they run on the published table of every design.
+    result = run_dbt(home, "test", "--select", "source:lift", "--vars", "{lift_tests: true}")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "PASS=" in result.stdout and " ERROR=0" in result.stdout
+
+
+def test_kpi_campaign_lift_yaml_names_the_columns_publish_writes() -> None:
+    import yaml
+
+    from campaign_loop.lift import COLUMNS
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "dbt_project" / "models" / "marts" / "lift"
+                           / "kpi_campaign_lift.yml").read_text())
+    [table] = spec["sources"][0]["tables"]
+    assert {c["name"]: c["data_type"] for c in table["columns"]} == COLUMNS
+    assert all(c.get("description") for c in table["columns"])
+
+
 def test_campaigns_without_cycle_id_reach_the_uplift_learner(home: Path) -> None:
     from ml.features import uplift_frame
 
