@@ -86,7 +86,7 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
 # The one demo world of the suite, shared by the demo's end-to-end tests and the browser tests: each Airflow
 # demo costs minutes of CI. 2 cycles, so cycle 1 measures a designed campaign; a year of history, so CLV and
 # propensity train. Uplift trains only on finished randomised campaigns with >= 10 conversions per arm
-# (ml/train.py), and the control arm converts ~1.5 %: business as usual (10 % of 3,000 customers contacted,
+# (ml/train/uplift.py), and the control arm converts ~1.5 %: business as usual (10 % of 3,000 customers contacted,
 # half held out) gave 4-8 control conversions, so uplift was skipped; a business-as-usual test of every
 # consenting customer (half held out) of 5,000 gives ~20 in training from cycle 0. A 30-day raw PII retention,
 # so the year of history holds PII past it and the DAG's last task pseudonymises it.
