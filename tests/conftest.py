@@ -33,6 +33,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     fixture keeps the suite's demo world from being built once per worker. Groups with end-to-end tests go
     first (``--no-loadscope-reorder`` keeps this order), so the longest ones do not start last.
     """
+    if not config.pluginmanager.hasplugin("xdist"):
+        return  # `-p no:xdist`: one process, nothing to group
     parent: dict[str, str] = {}
 
     def root(node: str) -> str:
