@@ -108,7 +108,7 @@ def exploit_probability(customers: ScoredCustomers, assignment: Assignment, allo
     Epsilon mode: the exploitation plan is deterministic, so 1 for exploit rows; for explored rows,
     whether the Lagrangian rule at the final multipliers would have chosen the same action.
     Thompson mode: the share of fresh posterior draws whose rule picks the planned action, with the
-    realised draw counted in, so no probability is 0.
+    realised draw counted in for exploit rows (never 0); explored rows may get 0.
     """
     planned = assignment.planned
     planned_action = assignment.choice[planned]
@@ -124,4 +124,6 @@ def exploit_probability(customers: ScoredCustomers, assignment: Assignment, allo
     for _ in range(config.thompson_draws):
         sampled = sample_economics(customers, planned, sd, rng)
         hits += choose(sampled.value, sampled.cost, ok, penalty) == planned_action
-    return np.clip(hits / (config.thompson_draws + 1), 1.0 / (config.thompson_draws + 1), 1.0)
+    # Exploit rows count the realised draw, so never reach 0; explored rows were not part of it, and an
+    # action exploitation never picks must weigh only its exploration probability (a floor would bias IPS).
+    return np.where(explore, hits / config.thompson_draws, hits / (config.thompson_draws + 1))

@@ -350,6 +350,25 @@ def test_thompson_sampling_explores_with_estimated_probabilities() -> None:
     assert plan.rows["expected_cost"].sum() <= 20.0 + 1e-9
 
 
+def test_an_explored_action_thompson_never_picks_has_only_its_exploration_probability() -> None:
+    # At thompson_scale 0 every draw is the posterior mean, so exploitation's choice is certain: an explored
+    # row's action either is it (probability 1) or never is (0), and off-policy weights must say so.
+    world = make_world(3000, 5)
+    config = DesignConfig(cycle_id="2026-01-12", budget=400.0, exploration="thompson", epsilon=0.3,
+                          thompson_scale=0.0, thompson_uplift_sd=0.02, seed=1)
+    plan = design_campaign(world, config)
+    rows, summary = plan.rows, plan.summary
+    share, eps = summary["holdout"]["share"], summary["epsilon_effective"]
+    policy = rows["assignment_probability"] / np.where(rows["arm"] == "control", share, 1 - share)
+    explored = rows["exploration"].to_numpy()
+    k = allowed_actions(world, config).loc[rows["customer_id"]].to_numpy()
+    exploit_part = ((policy - eps / k) / (1 - eps)).to_numpy()
+    assert explored.sum() > 50
+    np.testing.assert_allclose(exploit_part[~explored], 1.0)
+    assert np.all(np.isclose(exploit_part[explored], 0.0) | np.isclose(exploit_part[explored], 1.0))
+    assert np.isclose(exploit_part[explored], 0.0).sum() > 0
+
+
 def _planned_actions(plan: CampaignPlan) -> pd.Series:
     return plan.rows.set_index("customer_id")["campaign_id"].sort_index()
 
