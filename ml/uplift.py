@@ -9,7 +9,7 @@ evidence about it (customers never assigned to it are not in the data), and an a
 than ``min_action_rows`` assignments gets no prediction (NaN), which the scorer turns into 0: the
 design then explores it.
 
-**X-learner by default** (Kunzel, Sekhon, Bickel & Yu 2019), T-learner available as the baseline:
+**Three meta-learners** (X: Kunzel, Sekhon, Bickel & Yu 2019; T, the baseline; DR):
 
 * T: ``tau(x) = mu1(x) - mu0(x)`` with separate treated / control response models. Each model
   regularises on its own, so its difference is noisy where the effect is small next to the baseline,
@@ -18,8 +18,14 @@ design then explores it.
   ``D0 = mu1(x) - Y0`` on the controls), regress them on x, and blend ``tau = g*tau0 + (1-g)*tau1``
   with ``g`` the treated share. Designed campaigns are unbalanced (a 10-20 % holdout), which is exactly
   the case the X-learner was built for: the big arm's model imputes the small arm's effects.
-* A DR-learner was not chosen: its pseudo-outcome divides by ``e(1-e)``, which for rare binary
-  conversions (a few percent) gives pseudo-outcomes of +-Y/e with very high variance at these sizes.
+* DR (Kennedy 2023): regress the doubly robust pseudo-outcome
+  ``mu1 - mu0 + T (Y - mu1) / e - (1 - T) (Y - mu0) / (1 - e)`` on x, with ``e`` the treated share (the
+  assignment is randomised, so ``e`` is known, not estimated). Its pseudo-outcome divides by ``e`` and
+  ``1 - e``: for rare conversions it is very noisy at these sizes, which is why it is a candidate, not the
+  default.
+
+Which of them a cycle uses is measured, not assumed: ``learner="auto"`` in training (ml/train/uplift.py)
+fits each on the older cycles and keeps the one with the best Qini on the newest cycle's randomised sends.
 
 LightGBM is imported inside the functions that fit; the classes pickle with the fitted boosters, and
 MLflow stores them through its sklearn flavour (``predict`` takes and returns a DataFrame).
@@ -37,7 +43,8 @@ import pandas as pd
 from campaign_loop.actions import ACTIONS
 from ml.features import ACTION_FEATURES, FEATURES, action_features
 
-Learner = Literal["t", "x"]
+Learner = Literal["t", "x", "dr"]
+LEARNERS: tuple[Learner, ...] = ("x", "t", "dr")  # "auto" (training) tries them in this order; ties keep the first
 Outcome = Literal["conversion", "margin"]
 OUTCOME_COLUMN: dict[str, str] = {"conversion": "is_converted", "margin": "margin"}
 COLUMN_PREFIX: dict[str, str] = {"conversion": "uplift__", "margin": "uplift_margin__"}
@@ -111,7 +118,7 @@ class MetaLearner:
         return model.predict(x)
 
     def fit(self, x: pd.DataFrame, treatment: np.ndarray, y: np.ndarray) -> MetaLearner:
-        if self.learner not in ("t", "x"):
+        if self.learner not in LEARNERS:
             raise ValueError(f"unknown learner {self.learner!r}")
         x = x[self.columns]
         t = np.asarray(treatment, dtype=int)
@@ -129,6 +136,11 @@ class MetaLearner:
             d0 = self._mu("mu1", x[control]) - y[control]
             self.models["tau1"] = _regressor(self.params).fit(x[treated], d1)
             self.models["tau0"] = _regressor(self.params).fit(x[control], d0)
+        elif self.learner == "dr":
+            # In-sample response predictions: cross-fitting would halve the few conversions each model sees.
+            mu1, mu0, e = self._mu("mu1", x), self._mu("mu0", x), self.treated_share
+            pseudo = mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
+            self.models["tau"] = _regressor(self.params).fit(x, pseudo)
         return self
 
     def effect(self, x: pd.DataFrame) -> np.ndarray:
@@ -138,6 +150,8 @@ class MetaLearner:
         x = x[self.columns]
         if self.learner == "t":
             return self._mu("mu1", x) - self._mu("mu0", x)
+        if self.learner == "dr":
+            return np.asarray(self.models["tau"].predict(x), dtype=float)
         g = self.treated_share
         return g * self.models["tau0"].predict(x) + (1.0 - g) * self.models["tau1"].predict(x)
 

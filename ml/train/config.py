@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ml import features
 from ml.uplift import BoosterParams, Learner
@@ -25,7 +26,8 @@ class TrainConfig:
     classifier_params: BoosterParams = field(
         default_factory=lambda: BoosterParams(n_estimators=200, num_leaves=31, min_child_samples=100)
     )
-    uplift_learner: Learner = "x"
+    # "auto": the learner with the best out-of-time Qini this cycle (ml/train/uplift.py:choose_learner)
+    uplift_learner: Learner | Literal["auto"] = "auto"
     uplift_params: BoosterParams = field(default_factory=BoosterParams)
     uplift_min_treated: int = 100
     uplift_min_control: int = 50

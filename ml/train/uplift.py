@@ -1,9 +1,15 @@
-"""Uplift: one X- (or T-) learner pooled over the offer x channel actions (``ml/uplift.py``), trained on the
-campaigns' randomised treatment and control assignments and ranked on the customer holdout's."""
+"""Uplift: one meta-learner (X, T or DR) pooled over the offer x channel actions (``ml/uplift.py``), trained on
+the campaigns' randomised treatment and control assignments and ranked on the customer holdout's.
+
+Which learner is chosen by evidence out of time: each candidate is fitted on the cycles before the newest
+and ranks the newest cycle's sends to evaluation customers; the best Qini wins. That is the question the
+model answers in production (rank next cycle's customers from past cycles), asked on fresh sends each cycle
+rather than on one fixed evaluation set.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +23,7 @@ from ml.train.trained import Skip, Trained
 
 if TYPE_CHECKING:
     from campaign_loop.config import Settings
+    from ml.uplift import Learner
 
 
 def _qini_z(score: np.ndarray, t: np.ndarray, y: np.ndarray, resamples: int, seed: int = 0) -> float:
@@ -111,6 +118,49 @@ class _HoldoutScoring:
         ]
 
 
+@dataclass(frozen=True)
+class LearnerChoice:
+    learner: Learner
+    reason: str
+    qini: dict[str, float]  # out-of-time Qini per candidate; empty when not measured
+
+
+def choose_learner(train: pd.DataFrame, holdout: pd.DataFrame, config: TrainConfig) -> LearnerChoice:
+    """The configured learner, or under ``"auto"`` the candidate whose model fitted on the cycles before the
+    newest ranks the newest cycle's ``holdout`` sends best (Qini on conversion); the X-learner while there is
+    no such evidence yet."""
+    from ml.uplift import LEARNERS, UpliftModel
+
+    if config.uplift_learner != "auto":
+        return LearnerChoice(config.uplift_learner, "set in the training config", {})
+    newest = max(train["as_of_date"].max(), holdout["as_of_date"].max())
+    past, future = train[train["as_of_date"] < newest], holdout[holdout["as_of_date"] == newest]
+    n_t, n_c, y_t, y_c = _arm_counts(past)
+    f_t, f_c, fy_t, fy_c = _arm_counts(future)
+    if min(n_t, n_c) == 0 or min(y_t, y_c) < config.uplift_min_conversions or min(f_t, f_c) == 0 \
+            or fy_t + fy_c < config.min_eval_positives:
+        return LearnerChoice(LEARNERS[0], f"no out-of-time evidence yet (before {newest}: {n_t} treated / {n_c} "
+                             f"control rows, {y_t} / {y_c} conversions; at {newest}: {f_t} / {f_c} evaluation "
+                             f"rows, {fy_t + fy_c} conversions)", {})
+    t, y = future["treatment"].to_numpy(), future["is_converted"].to_numpy()
+    qini: dict[str, float] = {}
+    for learner in LEARNERS:
+        model = UpliftModel(learner=learner, params=config.uplift_params, features=config.features,
+                            min_action_rows=config.uplift_min_action_rows)
+        try:
+            model.fit(past, outcomes=("conversion",))
+        except ValueError:  # an arm without both outcomes once thinned to covered actions
+            qini[learner] = float("nan")
+            continue
+        covered = future["action"].isin(model.covered_actions).to_numpy()
+        score = np.where(covered, np.nan_to_num(model.effect(future)), 0.0) if covered.any() else np.zeros(len(t))
+        qini[learner] = evaluate.qini_coefficient(score, t, y)
+    best = max(LEARNERS, key=lambda name: qini[name] if np.isfinite(qini[name]) else -np.inf)
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in qini.items())
+    return LearnerChoice(best, f"best out-of-time Qini on the {newest} cycle's {len(future)} evaluation sends "
+                         f"(fitted on {len(past)} earlier ones): {shown}", qini)
+
+
 def train_uplift(settings: Settings, as_of: date, schema: str, config: TrainConfig) -> Trained:
     """Train on 80 % of the customers' assignments up to ``as_of``; score the challenger and the champion on
     the rest."""
@@ -122,24 +172,25 @@ def train_uplift(settings: Settings, as_of: date, schema: str, config: TrainConf
     held = features.evaluation_mask(frame["customer_id"], config.evaluation_share)
     train, holdout = frame[~held], frame[held]
     rows = _enough_rows(frame, train, holdout, config)
-    model = UpliftModel(learner=config.uplift_learner, params=config.uplift_params,
+    choice = choose_learner(train, holdout, config)
+    model = UpliftModel(learner=choice.learner, params=config.uplift_params,
                         min_action_rows=config.uplift_min_action_rows, features=config.features).fit(train)
     scoring = _HoldoutScoring(holdout, model, config.uplift_bootstrap)
     cycles = sorted(frame["as_of_date"].unique())
     example = holdout[list(config.features)].head(5).reset_index(drop=True)
-    metrics = scoring.metrics(model)
+    metrics = scoring.metrics(model) | {f"out_of_time_qini.{name}": value for name, value in choice.qini.items()}
     model.ranking_weight = metrics["ranking_weight"]
     return Trained(
         model=model,
         metrics=metrics,
         champion_metrics_fn=scoring.metrics,
-        params={**asdict(config.uplift_params), "learner": config.uplift_learner,
+        params={**asdict(config.uplift_params), "learner": choice.learner, "learner_choice": choice.reason[:480],
                 "covered_actions": ",".join(model.covered_actions), "min_action_rows": config.uplift_min_action_rows},
         rows=rows,
         input_example=example,
         description=(
             f"uplift: per action (<offer>__<channel>), the change in P(purchase in the campaign window) "
-            f"(uplift__*) and in margin (uplift_margin__*) from sending it, {config.uplift_learner.upper()}-learner over "
+            f"(uplift__*) and in margin (uplift_margin__*) from sending it, {choice.learner.upper()}-learner ({choice.reason}) over "
             "LightGBM pooled across actions (ml/uplift.py). For: consenting customers eligible for a campaign. "
             f"Features: the {len(config.features)} customer features as of the campaign's cycle start plus the action's "
             f"discount and channel. Trained on the treatment and control assignments of cycles {cycles[0]}..{cycles[-1]} "

@@ -66,7 +66,10 @@ def test_runs_carry_lineage_metrics_artifacts_and_model(first: tuple[Settings, T
         assert {"gate_decision.md", "features.json", "plots"} <= artifacts, (name, artifacts)
         assert client.list_artifacts(model.run_id, "plots"), name
     assert "roc_auc" in client.get_run(report.models["churn"].run_id).data.metrics
-    assert "qini_coefficient" in client.get_run(report.models["uplift"].run_id).data.metrics
+    uplift_run = client.get_run(report.models["uplift"].run_id).data
+    assert "qini_coefficient" in uplift_run.metrics
+    # The learner is named with the evidence (or the lack of it) that chose it.
+    assert uplift_run.params["learner"] in {"x", "t", "dr"} and uplift_run.params["learner_choice"]
 
 
 def test_versions_are_aliased_and_described(first: tuple[Settings, TrainReport]) -> None:

@@ -10,6 +10,8 @@ import pytest
 
 from ml import evaluate
 from ml.features import FEATURES, action_features
+from ml.train.config import TrainConfig
+from ml.train.uplift import choose_learner
 from ml.uplift import BoosterParams, UpliftModel
 
 FAST = BoosterParams(n_estimators=80, num_leaves=7, min_child_samples=30, n_jobs=1)
@@ -29,7 +31,7 @@ def synthetic_assignments(n: int = 6000, seed: int = 0) -> tuple[pd.DataFrame, n
     return frame, effect
 
 
-@pytest.mark.parametrize("learner", ["t", "x"])
+@pytest.mark.parametrize("learner", ["t", "x", "dr"])
 def test_learner_recovers_a_subgroup_effect(learner: str) -> None:
     # given assignments where one action works for one subgroup only
     frame, _ = synthetic_assignments()
@@ -156,3 +158,46 @@ def test_ranking_weight_trusts_a_confirmed_slope_and_not_a_noisy_one() -> None:
     assert evaluate.ranking_weight(0.05, 0.2) < 0.01  # what the 20k demo measures: nothing to trust
     assert evaluate.ranking_weight(-0.3, 0.1) == 0.0
     assert evaluate.ranking_weight(math.nan, 0.1) == 0.0
+
+
+# ------------------------------------------------------------------------------- the learner, chosen out of time
+
+def _cycles(n_per_cycle: int, cycles: int) -> pd.DataFrame:
+    parts = []
+    for i in range(cycles):
+        frame, _ = synthetic_assignments(n=n_per_cycle, seed=10 + i)
+        parts.append(frame.assign(as_of_date=pd.Timestamp("2026-01-05") + pd.Timedelta(weeks=i),
+                                  customer_id=np.arange(n_per_cycle) + 100_000 * i))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_auto_keeps_the_learner_that_ranks_the_newest_cycle_best() -> None:
+    frame = _cycles(2500, 3)
+    held = np.arange(len(frame)) % 5 == 0
+    config = TrainConfig(uplift_params=FAST)
+    choice = choose_learner(frame[~held], frame[held], config)
+    # Each candidate fitted on the two older cycles, judged on the newest cycle's evaluation rows only.
+    future = frame[held & (frame["as_of_date"] == frame["as_of_date"].max())]
+    past = frame[~held & (frame["as_of_date"] < frame["as_of_date"].max())]
+    assert set(choice.qini) == {"x", "t", "dr"}
+    for learner, qini in choice.qini.items():
+        model = UpliftModel(learner=learner, params=FAST).fit(past, outcomes=("conversion",))
+        assert qini == pytest.approx(evaluate.qini_coefficient(model.effect(future), future["treatment"],
+                                                               future["is_converted"]))
+        assert qini > 0  # every learner finds the subgroup effect here
+    assert choice.qini[choice.learner] == max(choice.qini.values())
+    assert str(future["as_of_date"].iloc[0].date()) in choice.reason
+
+
+def test_without_an_older_cycle_auto_says_why_and_uses_the_x_learner() -> None:
+    frame = _cycles(2000, 1)
+    held = np.arange(len(frame)) % 5 == 0
+    choice = choose_learner(frame[~held], frame[held], TrainConfig(uplift_params=FAST))
+    assert choice.learner == "x" and choice.qini == {}
+    assert choice.reason.startswith("no out-of-time evidence yet") and "0 treated / 0 control" in choice.reason
+
+
+def test_a_configured_learner_is_used_as_set() -> None:
+    frame = _cycles(500, 2)
+    choice = choose_learner(frame, frame, TrainConfig(uplift_learner="t", uplift_params=FAST))
+    assert (choice.learner, choice.qini) == ("t", {})
