@@ -409,7 +409,7 @@ def run_policy(base: Settings, policy: str, cycles: int, out: Path, log: Any = p
     import time
 
     from campaign_loop import pipeline
-    from sim.oracle import evaluate_cycle
+    from sim.oracle import evaluate_cycle, uplift_ranking
 
     world = _with(base, home=out / policy)
     if world.root.exists():
@@ -421,6 +421,7 @@ def run_policy(base: Settings, policy: str, cycles: int, out: Path, log: Any = p
         info = design_for_policy(policy, world, cycle)
         pipeline.simulate(world, cycle + 1)
         value = evaluate_cycle(world, cycle + 1)
+        ranking = uplift_ranking(world, cycle + 1)
         if NEEDS_MARTS[policy] and cycle + 1 < cycles:
             _build_marts(world, cycle + 1)
         row = {
@@ -429,6 +430,8 @@ def run_policy(base: Settings, policy: str, cycles: int, out: Path, log: Any = p
             "oracle_incremental_profit": round(value.oracle_incremental_profit, 2),
             "ratio_to_oracle": None if value.ratio_to_oracle is None else round(value.ratio_to_oracle, 4),
             "treated": value.treated, "oracle_treated": value.oracle_treated,
+            # Among the customers the plan targeted: does its expected uplift order them as the truth does?
+            "uplift_spearman_true": None if ranking is None else round(ranking.spearman_true, 4),
             "seconds": round(time.perf_counter() - t0, 1), **{f"info_{k}": v for k, v in info.items()},
         }
         rows.append(row)

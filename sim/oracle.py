@@ -9,6 +9,7 @@ incremental margin of each treated customer's action (net of discount and contac
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,11 +233,14 @@ class UpliftRanking:
     assignments: int
     qini_model: float
     qini_oracle: float
+    spearman_true: float  # rank correlation of the plan's expected uplift with the true one (NaN if either is flat)
 
 
 def uplift_ranking(settings: Settings, cycle: int) -> UpliftRanking | None:
     """Rank the executed plan's customers (both arms) by the uplift the plan expected of their action, and
     by their true uplift; score both with the Qini coefficient on who really bought. None without a plan."""
+    from scipy.stats import spearmanr
+
     from ml.evaluate import oracle_qini, qini_coefficient
 
     key = settings.cycle_key(cycle)
@@ -255,5 +259,8 @@ def uplift_ranking(settings: Settings, cycle: int) -> UpliftRanking | None:
     true = uplifts.reindex(rows["member_id"]).to_numpy(float)[np.arange(len(rows)), column]
     treatment = (rows["arm"] == "treatment").to_numpy(float)
     bought = rows["purchased"].to_numpy(float)
-    return UpliftRanking(len(rows), qini_coefficient(rows["expected_uplift"].to_numpy(float), treatment, bought),
-                         oracle_qini(true, treatment, bought))
+    expected = rows["expected_uplift"].to_numpy(float)
+    spearman = float(spearmanr(expected, true).statistic) if len(rows) > 2 and np.ptp(expected) > 0 \
+        and np.ptp(true) > 0 else math.nan
+    return UpliftRanking(len(rows), qini_coefficient(expected, treatment, bought), oracle_qini(true, treatment, bought),
+                         spearman)

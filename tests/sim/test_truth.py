@@ -176,9 +176,11 @@ def test_given_a_plan_ranked_by_the_true_uplift_when_scoring_then_its_qini_is_th
     perfect = uplift_ranking(settings, 1)
     assert perfect is not None and perfect.assignments == len(plan)
     assert perfect.qini_model == pytest.approx(perfect.qini_oracle) and perfect.qini_oracle > 0
+    assert perfect.spearman_true == pytest.approx(1.0)
 
     plan.assign(expected_uplift=-plan["expected_uplift"]).to_parquet(path)  # the worst ranking there is
-    assert uplift_ranking(settings, 1).qini_model < 0 < perfect.qini_oracle
+    worst = uplift_ranking(settings, 1)
+    assert worst.qini_model < 0 < perfect.qini_oracle and worst.spearman_true == pytest.approx(-1.0)
 
 
 def test_given_sends_when_engaging_then_people_open_more_on_the_channel_they_prefer() -> None:
