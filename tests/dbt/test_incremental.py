@@ -25,7 +25,7 @@ CYCLES = (0, 1, 2)
 INCREMENTAL_MODELS = (
     "stg_web__events", "stg_shop__orders", "stg_shop__order_lines", "stg_pos__receipts",
     "stg_pos__receipt_lines", "stg_marketing__campaign_sends", "stg_marketing__campaign_events",
-    "stg_crm__customers", "stg_crm__consents", "int_web__sessions",
+    "stg_crm__customers", "stg_crm__consents", "int_web_sessions",
 )
 FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
 
@@ -132,9 +132,9 @@ def test_same_relations(con: duckdb.DuckDBPyConnection) -> None:
 
 def test_incremental_equals_full_refresh(con: duckdb.DuckDBPyConnection) -> None:
     """Every mart and every incremental model: same rows (floats to 6 places) and same checksums."""
-    # int_identity__merges is history by design (every move of an identifier): a rebuild cannot replay it.
+    # int_identity_merges is history by design (every move of an identifier): a rebuild cannot replay it.
     tables = [(s, t) for s, t in _relations(con, "inc")
-              if s == "marts" or t in INCREMENTAL_MODELS or (s == "intermediate" and t != "int_identity__merges")]
+              if s == "marts" or t in INCREMENTAL_MODELS or (s == "intermediate" and t != "int_identity_merges")]
     assert any(s == "marts" for s, _ in tables)
     mismatched = {}
     for schema, table in tables:

@@ -146,9 +146,9 @@ def test_identity_resolution_precision_and_recall(built_world: BuiltWorld) -> No
 
 def test_customer_ids_are_stable_across_cycles(built_world: BuiltWorld) -> None:
     with duckdb.connect(str(built_world.warehouse), read_only=True) as con:
-        now = con.sql("select identifier_type, identifier_value, customer_id from intermediate.int_identity__resolved").df()
+        now = con.sql("select identifier_type, identifier_value, customer_id from intermediate.int_identity_resolved").df()
         merges = con.sql(
-            "select identifier_type, identifier_value, previous_customer_id from intermediate.int_identity__merges "
+            "select identifier_type, identifier_value, previous_customer_id from intermediate.int_identity_merges "
             "where change_type = 'merged'"
         ).df()
     before = built_world.resolved_after_cycle_0
