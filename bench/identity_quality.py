@@ -1,7 +1,7 @@
 """Quality of identity resolution: pairwise precision and recall of "same person" against the simulator's truth.
 
 Each size builds a fresh world (seed 42, default dirt) for K cycles, ingests every cycle, builds
-``+int_identity__resolved`` with dbt and scores it with ``tests/dbt/identity_metrics.py`` (the same code as
+``+int_identity_resolved`` with dbt and scores it with ``tests/dbt/identity_metrics.py`` (the same code as
 the test). What is measured is documented in docs/warehouse.md#identity-quality.
 
     .venv/bin/python bench/identity_quality.py                         # 20k and 100k people, cycles 0-1
@@ -44,7 +44,7 @@ def measure(customers: int, cycles: int, dirt: float, seed: int) -> dict[str, fl
             ingest(settings)
         built = time.perf_counter()
         # cautious: leave out tests on upstream models that also reference models outside the selection.
-        result = run_dbt(settings, "build", "--select", "+int_identity__resolved", "--indirect-selection", "cautious",
+        result = run_dbt(settings, "build", "--select", "+int_identity_resolved", "--indirect-selection", "cautious",
                          target_path=Path(home) / "dbt" / "target")
         if result.returncode != 0:
             raise RuntimeError(f"dbt build failed:\n{result.stdout[-4000:]}")
@@ -75,7 +75,7 @@ def main() -> None:
         f"Command: `{shlex.join([Path(sys.executable).name, 'bench/identity_quality.py', *sys.argv[1:]])}`  ",
         f"Machine: {machine()}  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; seed {args.seed}, dirt {args.dirt:g}, "
-        f"cycles 0-{args.cycles - 1}, dbt `build --select +int_identity__resolved --indirect-selection cautious` on DuckDB",
+        f"cycles 0-{args.cycles - 1}, dbt `build --select +int_identity_resolved --indirect-selection cautious` on DuckDB",
         "",
         "Pairs of observed identifiers (member ID, e-mail, phone, cookie, device that appear in the warehouse) of "
         "the same true person; household-shared devices are excluded from the truth pairs.",

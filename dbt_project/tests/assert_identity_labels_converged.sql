@@ -2,12 +2,12 @@
 with
 
 edges as (
-    select * from {{ ref('int_identity__edges') }}
+    select * from {{ ref('int_identity_edges') }}
 ),
 
 resolved as (
     select identifier_type || ':' || identifier_value as node, customer_id
-    from {{ ref('int_identity__resolved') }}
+    from {{ ref('int_identity_resolved') }}
 )
 
 select edges.node_a, edges.node_b, a.customer_id as customer_a, b.customer_id as customer_b

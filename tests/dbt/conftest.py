@@ -60,7 +60,7 @@ def built_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltWorld
     first_build = run_dbt(home, "build")
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         resolved_after_cycle_0 = con.sql(
-            "select identifier_type, identifier_value, customer_id from intermediate.int_identity__resolved"
+            "select identifier_type, identifier_value, customer_id from intermediate.int_identity_resolved"
         ).df()
     simulate_period(settings, 1)
     ingest(settings)

@@ -1,4 +1,4 @@
-"""Pairwise precision and recall of "same person" of int_identity__resolved against the simulator's truth.
+"""Pairwise precision and recall of "same person" of int_identity_resolved against the simulator's truth.
 
 What is measured (docs/warehouse.md#identity-quality):
 
@@ -30,7 +30,7 @@ from campaign_loop.dbt_duckdb_plugin import hmac_hex, pii_key
 # Mirrors the normalize_email / normalize_phone macros, so truth values hash to what staging stores.
 JUNK = {"", "unknown", "null", "none", "nil", "n/a", "na", "nan", "0", "-", "undefined", "anonymous", "guest"}
 
-# Staging column -> identifier type of int_identity__identifiers.
+# Staging column -> identifier type of int_identity_identifiers.
 IDENTIFIER_COLUMNS = {
     "member_id": "member_id", "email_hash": "email", "phone_hash": "phone",
     "cookie_id": "cookie_id", "device_id": "device_id",
@@ -98,7 +98,7 @@ def pair_scores(warehouse: Path, truth_path: Path) -> PairScores:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         observed = con.sql(observed_sql(con)).df()
         resolved = con.sql(
-            "select identifier_type, identifier_value, customer_id from intermediate.int_identity__resolved"
+            "select identifier_type, identifier_value, customer_id from intermediate.int_identity_resolved"
         ).df()
     seen = truth.merge(observed, on=["identifier_type", "identifier_value"], how="inner")
     unobserved = len(truth) - len(seen)

@@ -3,7 +3,9 @@
 
 Three cycles of a small world (sim -> ingest -> ``dbt run`` after each, ``build`` after the last), so
 the incremental staging models see re-sends, status updates, CRM profile changes and the ~1% of web
-events the simulator sends one batch late. The full refresh runs on a copy of the warehouse (same raw
+events the simulator sends one batch late. Before the last build, the stateful intermediate relations
+take their pre-rename names (docs/warehouse.md#names), as in a warehouse built before it: the build must
+carry them on under the new names. The full refresh runs on a copy of the warehouse (same raw
 tables), so nothing the incremental run left behind can leak into it.
 """
 
@@ -25,9 +27,11 @@ CYCLES = (0, 1, 2)
 INCREMENTAL_MODELS = (
     "stg_web__events", "stg_shop__orders", "stg_shop__order_lines", "stg_pos__receipts",
     "stg_pos__receipt_lines", "stg_marketing__campaign_sends", "stg_marketing__campaign_events",
-    "stg_crm__customers", "stg_crm__consents", "int_web__sessions",
+    "stg_crm__customers", "stg_crm__consents", "int_web_sessions",
 )
 FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
+# Stateful relations renamed in issue 25: new name -> the name a warehouse built before holds them under.
+LEGACY_NAMES = {"int_identity_merges": "int_identity__merges", "int_web_sessions": "int_web__sessions"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Builds:
     incremental: Path
     full_refresh: Path
     executed: list[dict[str, tuple[str, str]]]  # per run: model -> (compiled select, statement run)
+    merges_before_rename: int  # rows of the merge log when it was given its legacy name
 
 
 def _executed(home: Path) -> dict[str, tuple[str, str]]:
@@ -60,6 +65,8 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     for cycle in CYCLES:
         simulate_period(settings, cycle)
         ingest(settings)
+        if cycle == CYCLES[-1]:
+            merges_before_rename = _give_legacy_names(settings.warehouse_path)
         # `run` for the early cycles keeps the test short; the last cycle's `build` tests the incremental state.
         result = run_dbt(home, "build" if cycle == CYCLES[-1] else "run")
         assert result.returncode == 0, f"cycle {cycle} build failed:\n{result.stdout[-4000:]}"
@@ -70,7 +77,15 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     shutil.copy(settings.warehouse_path, full_home / "warehouse" / settings.warehouse_path.name)
     result = run_dbt(full_home, "run", "--full-refresh")
     assert result.returncode == 0, f"full-refresh build failed:\n{result.stdout[-4000:]}"
-    return Builds(settings.warehouse_path, full_home / "warehouse" / settings.warehouse_path.name, executed)
+    return Builds(settings.warehouse_path, full_home / "warehouse" / settings.warehouse_path.name, executed,
+                  merges_before_rename)
+
+
+def _give_legacy_names(warehouse: Path) -> int:
+    with duckdb.connect(str(warehouse)) as con:
+        for new, old in LEGACY_NAMES.items():
+            con.execute(f"alter table intermediate.{new} rename to {old}")
+        return con.execute("select count(*) from intermediate.int_identity__merges").fetchone()[0]
 
 
 def _relations(con: duckdb.DuckDBPyConnection, catalog: str) -> list[tuple[str, str]]:
@@ -126,15 +141,23 @@ def test_later_cycles_ran_incrementally(builds: Builds) -> None:
             assert "delete from" in ran and "insert into" in ran, model
 
 
+def test_relations_built_before_the_rename_carry_on(builds: Builds, con: duckdb.DuckDBPyConnection) -> None:
+    # The last build found only the legacy names: int_web_sessions still ran incrementally (above), and the
+    # merge log kept its history.
+    names = {t for _, t in _relations(con, "inc")}
+    assert set(LEGACY_NAMES) <= names and not names & set(LEGACY_NAMES.values())
+    assert 0 < builds.merges_before_rename <= con.execute("select count(*) from inc.intermediate.int_identity_merges").fetchall()[0][0]
+
+
 def test_same_relations(con: duckdb.DuckDBPyConnection) -> None:
     assert _relations(con, "inc") == _relations(con, "fr")
 
 
 def test_incremental_equals_full_refresh(con: duckdb.DuckDBPyConnection) -> None:
     """Every mart and every incremental model: same rows (floats to 6 places) and same checksums."""
-    # int_identity__merges is history by design (every move of an identifier): a rebuild cannot replay it.
+    # int_identity_merges is history by design (every move of an identifier): a rebuild cannot replay it.
     tables = [(s, t) for s, t in _relations(con, "inc")
-              if s == "marts" or t in INCREMENTAL_MODELS or (s == "intermediate" and t != "int_identity__merges")]
+              if s == "marts" or t in INCREMENTAL_MODELS or (s == "intermediate" and t != "int_identity_merges")]
     assert any(s == "marts" for s, _ in tables)
     mismatched = {}
     for schema, table in tables:

@@ -31,7 +31,7 @@ def postgres(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[PostgresServer]
 CHECKS = {
     "fct_orders": "select count(*), sum(total_amount), count(customer_id), count(distinct customer_id), sum(margin_amount) from marts.fct_orders",
     "dim_customers": "select count(*), count(member_id), sum(lifetime_orders), min(email_hash), max(customer_id) from marts.dim_customers",
-    "int_identity__resolved": "select count(*), count(distinct customer_id), min(customer_id) from intermediate.int_identity__resolved",
+    "int_identity_resolved": "select count(*), count(distinct customer_id), min(customer_id) from intermediate.int_identity_resolved",
     "fct_customer_features": "select count(*), sum(frequency), sum(recency), sum(t), sum(monetary_value), sum(r_score) from marts.fct_customer_features",
     "fct_sessions": "select count(*), sum(n_events), count(customer_id), sum(duration_seconds) from marts.fct_sessions",
     "fct_campaign_sends": "select count(*), sum(case when is_converted then 1 else 0 end), sum(revenue) from marts.fct_campaign_sends",

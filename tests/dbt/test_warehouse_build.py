@@ -34,6 +34,25 @@ def test_unit_tests_pass_outside_the_cycle_build(built_world: BuiltWorld, tmp_pa
     assert len(results) >= 6 and all(r["status"] == "pass" for r in results)
 
 
+# The packages that read the warehouse: every mart they name is an interface, so it carries a contract.
+MART_READERS = ("ml", "campaign_loop", "expectations")
+
+
+def test_every_mart_python_reads_has_a_contract_and_an_exposure(built_world: BuiltWorld) -> None:
+    manifest = json.loads((built_world.target_dir / "manifest.json").read_text())
+    marts = {node["name"]: node for node in manifest["nodes"].values()
+             if node["resource_type"] == "model" and node["config"]["schema"] == "marts"}
+    read = {name: str(path.relative_to(REPO)) for package in MART_READERS for path in sorted((REPO / package).rglob("*.py"))
+            for name in re.findall(r"\b(?:fct|dim|kpi)_[a-z0-9_]+", path.read_text()) if name in marts}
+    assert {"fct_orders", "fct_customer_features", "kpi_daily", "kpi_cycle", "kpi_campaign_arms"} <= set(read)
+    exposed = {ref for exposure in manifest["exposures"].values() for ref in exposure["depends_on"]["nodes"]}
+    for name, reader in sorted(read.items()):
+        node = marts[name]
+        assert node["config"]["contract"]["enforced"], f"{name} (read by {reader}): no enforced contract in its YAML"
+        assert all(c.get("data_type") for c in node["columns"].values()), f"{name}: a contract column has no data_type"
+        assert node["unique_id"] in exposed, f"{name} (read by {reader}): in no exposure of models/exposures.yml"
+
+
 def test_docs_generate_passes(built_world: BuiltWorld) -> None:
     assert built_world.docs.returncode == 0, built_world.docs.stdout[-4000:]
     assert (built_world.target_dir / "catalog.json").exists()
@@ -127,9 +146,9 @@ def test_identity_resolution_precision_and_recall(built_world: BuiltWorld) -> No
 
 def test_customer_ids_are_stable_across_cycles(built_world: BuiltWorld) -> None:
     with duckdb.connect(str(built_world.warehouse), read_only=True) as con:
-        now = con.sql("select identifier_type, identifier_value, customer_id from intermediate.int_identity__resolved").df()
+        now = con.sql("select identifier_type, identifier_value, customer_id from intermediate.int_identity_resolved").df()
         merges = con.sql(
-            "select identifier_type, identifier_value, previous_customer_id from intermediate.int_identity__merges "
+            "select identifier_type, identifier_value, previous_customer_id from intermediate.int_identity_merges "
             "where change_type = 'merged'"
         ).df()
     before = built_world.resolved_after_cycle_0

@@ -13,7 +13,7 @@ pos_receipts as (
 ),
 
 resolved as (
-    select * from {{ ref('int_identity__resolved') }}
+    select * from {{ ref('int_identity_resolved') }}
 ),
 
 online as (

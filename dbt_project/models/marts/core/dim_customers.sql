@@ -1,7 +1,7 @@
 with
 
 resolved as (
-    select * from {{ ref('int_identity__resolved') }}
+    select * from {{ ref('int_identity_resolved') }}
 ),
 
 crm_customers as (

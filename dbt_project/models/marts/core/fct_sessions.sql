@@ -1,12 +1,12 @@
-{#- Sessions (int_web__sessions, incremental) with their customer under today's identity resolution. -#}
+{#- Sessions (int_web_sessions, incremental) with their customer under today's identity resolution. -#}
 with
 
 sessions as (
-    select * from {{ ref('int_web__sessions') }}
+    select * from {{ ref('int_web_sessions') }}
 ),
 
 resolved as (
-    select * from {{ ref('int_identity__resolved') }}
+    select * from {{ ref('int_identity_resolved') }}
 ),
 
 final as (

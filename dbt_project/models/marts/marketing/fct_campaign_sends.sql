@@ -28,7 +28,7 @@ redemptions as (
 ),
 
 resolved as (
-    select * from {{ ref('int_identity__resolved') }}
+    select * from {{ ref('int_identity_resolved') }}
 ),
 
 orders as (

@@ -1,3 +1,6 @@
+{#- A view: a small source, re-read whole at less cost than incremental bookkeeping per key. -#}
+{{ config(materialized='view') }}
+
 with
 
 source as (

@@ -1,10 +1,5 @@
-{#- A table, not a view: the HMAC UDF exists only in dbt's connection, and hashing once is cheaper. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='member_id',
-    on_schema_change='append_new_columns',
-) }}
+{#- Never a view: the HMAC UDF exists only in dbt's connection, and hashing once is cheaper. -#}
+{{ config(unique_key='member_id') }}
 
 with
 

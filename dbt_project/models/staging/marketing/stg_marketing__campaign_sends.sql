@@ -1,9 +1,4 @@
-{#- Incremental over append-only raw: see macros/utils/incremental.sql. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['campaign_id', 'member_id'],
-) }}
+{{ config(unique_key=['campaign_id', 'member_id']) }}
 
 with
 

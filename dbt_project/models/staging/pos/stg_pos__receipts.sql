@@ -1,10 +1,4 @@
-{#- Incremental over append-only raw: see macros/utils/incremental.sql. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='receipt_id',
-    on_schema_change='append_new_columns',
-) }}
+{{ config(unique_key='receipt_id') }}
 
 with
 

@@ -1,9 +1,4 @@
-{#- Incremental over append-only raw: see macros/utils/incremental.sql. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='event_id',
-) }}
+{{ config(unique_key='event_id') }}
 
 with
 

@@ -5,11 +5,11 @@
 with
 
 records as (
-    select * from {{ ref('int_identity__records') }}
+    select * from {{ ref('int_identity_records') }}
 ),
 
 identifiers as (
-    select * from {{ ref('int_identity__identifiers') }}
+    select * from {{ ref('int_identity_identifiers') }}
 ),
 
 occurrences as (

@@ -6,11 +6,11 @@
 with
 
 identifiers as (
-    select * from {{ ref('int_identity__identifiers') }}
+    select * from {{ ref('int_identity_identifiers') }}
 ),
 
 edges as (
-    select * from {{ ref('int_identity__edges') }}
+    select * from {{ ref('int_identity_edges') }}
 ),
 
 graph as (

@@ -2,7 +2,7 @@
 with
 
 records as (
-    select * from {{ ref('int_identity__records') }}
+    select * from {{ ref('int_identity_records') }}
 ),
 
 -- The member an e-mail belongs to (CRM profile, logged-in orders), when it belongs to exactly one.

@@ -8,7 +8,7 @@
 with
 
 resolved as (
-    select * from {{ ref('int_identity__resolved') }}
+    select * from {{ ref('int_identity_resolved') }}
 ),
 
 {% if is_incremental() %}
