@@ -164,9 +164,13 @@ def design(settings: Settings, cycle: int) -> dict[str, Any]:
     from ml.decide import DesignConfig, design_campaign
     from ml.export import write_plan, write_scores
     from ml.score import score_customers
+    from ml.send_time import warehouse_send_hours, with_send_hours
 
     next_cycle = settings.cycle_key(cycle + 1)
     customers = score_customers(settings, schema=PUBLISHED_SCHEMA)
+    if settings.send_time == "customer":
+        window = (settings.send_window_start, settings.send_window_end)
+        customers = with_send_hours(customers, warehouse_send_hours(settings.warehouse_path, window, PUBLISHED_SCHEMA))
     config = DesignConfig.from_settings(settings, next_cycle)
     plan = design_campaign(customers, config)
     paths = write_plan(plan, settings) | {"scores": write_scores(customers, settings, next_cycle)}

@@ -5,12 +5,15 @@ A message is seen when its recipient next reads, and one that arrives then sits 
 So the hours (local time, ``fct_customer_engagement_hours``) at which a customer opened or clicked are
 read as draws from their reading-hour distribution; with few of them, it is shrunk toward the whole
 population's (a Dirichlet prior of :data:`PRIOR_STRENGTH` pseudo-engagements in the population's shares),
-smoothed over neighbouring hours (a reader at 19:40 is one at 20:00 too, :data:`KERNEL_HOURS`), and the
-send hour is its mode among the hours the law allows (Settings ``send_window_start``..``send_window_end``).
+smoothed over neighbouring hours (a message that arrives a little before the reader looks is still near the
+top, :data:`KERNEL_HOURS`), and the send hour is its mode among the hours the law allows (Settings
+``send_window_start``..``send_window_end``).
 A customer with no open or click keeps their channel's usual hour (``ml.decide.catalogue.SEND_TIME``).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +22,7 @@ HOURS = 24
 # Pseudo-engagements of the population's hour shares added to each customer's own: with one open, a customer
 # moves a third of the way from the population's mode; with ten, most of the way to their own.
 PRIOR_STRENGTH = 2.0
-KERNEL_HOURS = 1.0  # standard deviation of the circular smoothing over neighbouring hours
+KERNEL_HOURS = 2.0  # a message sent two hours before the reading hour is still near the top of the inbox
 ENGAGEMENT_COLUMNS = ("customer_id", "local_hour", "opens", "clicks")
 
 
@@ -74,3 +77,26 @@ def choose_send_hours(engagement: pd.DataFrame, window: tuple[int, int] = (8, 21
         "engagements": total,
     })
 
+
+
+def warehouse_send_hours(warehouse_path: Path | str, window: tuple[int, int], schema: str = "published") -> pd.DataFrame:
+    """:func:`choose_send_hours` over ``<schema>.fct_customer_engagement_hours``; empty (no customer has an
+    hour of their own) when the schema has no such table, as in a warehouse built before it existed."""
+    from ml import features
+
+    with features.connect(warehouse_path) as connection:
+        exists = connection.execute(
+            "select count(*) from information_schema.tables where table_schema = ? "
+            "and table_name = 'fct_customer_engagement_hours'", [schema]).fetchone()
+        if not exists or not exists[0]:
+            return choose_send_hours(pd.DataFrame(columns=list(ENGAGEMENT_COLUMNS)), window)
+        engagement = connection.execute(
+            f"select customer_id, local_hour, opens, clicks from {schema}.fct_customer_engagement_hours "
+            "where opens + clicks > 0").df()
+    return choose_send_hours(engagement, window)
+
+
+def with_send_hours(customers: pd.DataFrame, hours: pd.DataFrame) -> pd.DataFrame:
+    """``customers`` with ``send_hour`` (nullable: the channel's hour then) from :func:`choose_send_hours`."""
+    chosen = hours.drop_duplicates("customer_id").set_index("customer_id")["send_hour"]
+    return customers.assign(send_hour=customers["customer_id"].map(chosen).astype("Int64"))

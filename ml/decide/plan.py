@@ -154,6 +154,10 @@ def plan_summary(
         "by_action": _counts(rows, "campaign_id"),
         "by_channel": _counts(rows, "channel"),
         "by_segment": _counts(rows, "segment"),
+        # Local send hours of the treatment arm: each customer's own (ml.send_time) or their channel's.
+        "send_window": list(config.send_window),
+        "send_hours": {str(h): int(n) for h, n in sorted(
+            pd.DatetimeIndex(treated["send_at"]).tz_convert(config.timezone).hour.value_counts().items())},
         # Totals over the treatment arm: the control arm is not contacted, so it earns and costs nothing.
         "expected": {
             "incremental_revenue": float(treated["expected_incremental_revenue"].sum()),
