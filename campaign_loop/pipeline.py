@@ -103,12 +103,16 @@ def publish(settings: Settings, cycle: int, validation_result_id: str | None) ->
     """Write-audit-publish: only audited marts reach the `published` schema models and analysts read.
 
     The campaigns' lift (``kpi_campaign_lift``) is inferred from the audited per-arm sums first, in Python
-    (campaign_loop/lift.py), so it is published with the marts it comes from.
+    (campaign_loop/lift.py), so it is published with the marts it comes from; then each channel's attributed
+    conversions beside that measured incrementality (``kpi_attribution_vs_incrementality``,
+    campaign_loop/attribution.py).
     """
+    from campaign_loop.attribution import write_attribution_table
     from campaign_loop.lift import write_lift_table
     from expectations.publish import publish as publish_marts
 
     write_lift_table(settings)
+    write_attribution_table(settings)
     publication = publish_marts(settings, settings.cycle_key(cycle), validation_result_id)
     return {"cycle_id": publication.cycle_id, "tables": len(publication.tables)}
 
