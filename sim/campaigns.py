@@ -151,12 +151,15 @@ def send_times(rng: np.random.Generator, n: int, period_start: int, period_days:
     return period_start + day * DAY_S + 3_600 + rng.integers(0, 7_200, n)
 
 
-def planned_send_times(a: Assignment, default: np.ndarray, period_start: int, period_end: int) -> np.ndarray:
-    """The plan's ``send_at`` where it falls inside the period, the retailer's usual time (``default``) elsewhere."""
+def planned_send_times(a: Assignment, default: np.ndarray, period_start: int, period_days: int) -> np.ndarray:
+    """The plan's ``send_at`` time of day on the period's send day (the second, as :func:`send_times`'s), the
+    retailer's usual time (``default``) where the plan gives none. The plan's date is the cycle's first local
+    day, and 08:00 in Seoul is the day before in UTC, the simulator's calendar: the time of day is what the
+    plan chose, so it is kept and the day is the simulator's."""
     if a.send_at is None:
         return default
-    inside = (a.send_at >= period_start) & (a.send_at < period_end)
-    return np.where(inside, a.send_at, default)
+    day = min(1, period_days - 1)
+    return np.where(a.send_at >= 0, period_start + day * DAY_S + np.mod(a.send_at, DAY_S), default)
 
 
 def engage(

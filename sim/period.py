@@ -282,7 +282,7 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     sent_at = send_times(rng, len(a.person), p_start, settings.cycle_days)
     hours = None
     if settings.send_hour_preference:
-        sent_at = planned_send_times(a, sent_at, p_start, p_end)
+        sent_at = planned_send_times(a, sent_at, p_start, settings.cycle_days)
         hours = HourResponse.of(people, a.person, sent_at, seed, settings.timezone)
     p_treated = base.copy()
     p_treated[a.person] = base[a.person] + uplift(

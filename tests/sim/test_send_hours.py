@@ -56,6 +56,12 @@ def run_cycle_1(home: Path, tmp: Path, name: str, plan: pd.DataFrame) -> dict[st
     settings = Settings(home=copy, customers=3_000, dirt=0.0, send_hour_preference=True)
     simulate_period(settings, 1, plan)
     events = pd.read_csv(settings.landing_dir / "campaign_events" / f"{CYCLE_1}.csv")
+    sends = pd.read_csv(settings.landing_dir / "campaign_sends" / f"{CYCLE_1}.csv").set_index("member_id")
+    sent_hour = pd.to_datetime(sends.loc[plan["member_id"], "sent_at"], utc=True, format="ISO8601").dt.tz_convert("Asia/Seoul")
+    planned = pd.DatetimeIndex(plan["send_at"]).tz_convert("Asia/Seoul")
+    sent = sent_hour.notna().to_numpy()  # a member who withdrew consent since is not sent
+    assert sent.mean() > 0.9
+    assert (sent_hour.dt.hour.to_numpy()[sent] == planned.hour.to_numpy()[sent]).all()  # 08:00 in Seoul too
     effects = pq.read_table(settings.truth_dir / "effects" / f"{CYCLE_1}.parquet").to_pandas().set_index("member_id")
     outcomes = pq.read_table(settings.truth_dir / "outcomes" / f"{CYCLE_1}.parquet").to_pandas()
     treated = effects.loc[plan["member_id"]]
