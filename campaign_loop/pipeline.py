@@ -351,7 +351,7 @@ def report(settings: Settings, cycle: int, airflow_run_id: str | None = None,
 RUN_PARAMS: tuple[str, ...] = (
     "demo", "customers", "seed", "budget", "channel_budgets", "holdout_share", "min_detectable_lift", "contact_cap",
     "exploration", "epsilon", "thompson_scale", "channel_preference", "offers", "channels", "assume_consent",
-    "promotion_mode",
+    "send_time", "send_window_start", "send_window_end", "promotion_mode",
 )
 
 
