@@ -63,6 +63,10 @@ class Settings(BaseSettings):
                          "channel affinity, b recency/price/category, c sleeping dogs and discount-only responders, "
                          "d fatigue. Only the simulator and the oracle read it.",
     )
+    send_hour_preference: bool = Field(
+        False, description="Simulated people read messages at a preferred local hour: opens, clicks and effects fall "
+                           "with the send hour's distance from it (sim/hours.py). Off: the send hour changes nothing.",
+    )
     file_format: Literal["csv", "parquet"] = Field("csv", description="Format the simulator lands files in.")
 
     # Ingestion.
@@ -158,6 +162,19 @@ class Settings(BaseSettings):
     timezone: str = Field(
         "Asia/Seoul", description="The retailer's local time zone (IANA name): the plans' send times are local "
                                   "hours in it, and store sources' naive timestamps are read in it.",
+    )
+    send_time: Literal["channel", "customer"] = Field(
+        "customer", description="Send hour of a plan's messages: channel, each channel's usual hour; customer, each "
+                                "customer's best hour from the local hours of their opens and clicks "
+                                "(ml/send_time.py), the channel's where they have none.",
+    )
+    send_window_start: int = Field(
+        8, ge=0, le=23, description="First local hour a marketing message may be sent at (Korea's Network Act: "
+                                    "08:00 without a separate night-time consent).",
+    )
+    send_window_end: int = Field(
+        21, ge=1, le=24, description="Local hour from which no marketing message may be sent (21: the last at "
+                                     "20:00).",
     )
     kpi_alert_callback: str | None = Field(
         None, description="module:function called with each KPI alert (off by default; alerts are always recorded)."
@@ -261,6 +278,13 @@ class Settings(BaseSettings):
         if disabled := sorted(set(self.channel_budgets) - set(self.channels)):
             raise ValueError(f"channel_budgets names {disabled}, which channels ({','.join(self.channels)}) does not "
                              "enable: drop the budget or enable the channel")
+        return self
+
+    @model_validator(mode="after")
+    def _send_window_not_empty(self) -> Settings:
+        if self.send_window_start >= self.send_window_end:
+            raise ValueError(f"send_window_start ({self.send_window_start}) must be before send_window_end "
+                             f"({self.send_window_end}): the legal window would hold no hour")
         return self
 
     @field_validator("faults")

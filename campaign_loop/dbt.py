@@ -29,6 +29,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "CAMPAIGN_LOOP_START_DATE": settings.start_date.isoformat(),
         "CAMPAIGN_LOOP_CYCLE_DAYS": str(settings.cycle_days),
         "CAMPAIGN_LOOP_DEFAULT_MARGIN_RATE": repr(settings.default_margin_rate),
+        "CAMPAIGN_LOOP_TIMEZONE": settings.timezone,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
 

@@ -103,12 +103,16 @@ def publish(settings: Settings, cycle: int, validation_result_id: str | None) ->
     """Write-audit-publish: only audited marts reach the `published` schema models and analysts read.
 
     The campaigns' lift (``kpi_campaign_lift``) is inferred from the audited per-arm sums first, in Python
-    (campaign_loop/lift.py), so it is published with the marts it comes from.
+    (campaign_loop/lift.py), so it is published with the marts it comes from; then each channel's attributed
+    conversions beside that measured incrementality (``kpi_attribution_vs_incrementality``,
+    campaign_loop/attribution.py).
     """
+    from campaign_loop.attribution import write_attribution_table
     from campaign_loop.lift import write_lift_table
     from expectations.publish import publish as publish_marts
 
     write_lift_table(settings)
+    write_attribution_table(settings)
     publication = publish_marts(settings, settings.cycle_key(cycle), validation_result_id)
     return {"cycle_id": publication.cycle_id, "tables": len(publication.tables)}
 
@@ -164,9 +168,13 @@ def design(settings: Settings, cycle: int) -> dict[str, Any]:
     from ml.decide import DesignConfig, design_campaign
     from ml.export import write_plan, write_scores
     from ml.score import score_customers
+    from ml.send_time import warehouse_send_hours, with_send_hours
 
     next_cycle = settings.cycle_key(cycle + 1)
     customers = score_customers(settings, schema=PUBLISHED_SCHEMA)
+    if settings.send_time == "customer":
+        window = (settings.send_window_start, settings.send_window_end)
+        customers = with_send_hours(customers, warehouse_send_hours(settings.warehouse_path, window, PUBLISHED_SCHEMA))
     config = DesignConfig.from_settings(settings, next_cycle)
     plan = design_campaign(customers, config)
     paths = write_plan(plan, settings) | {"scores": write_scores(customers, settings, next_cycle)}
@@ -343,7 +351,7 @@ def report(settings: Settings, cycle: int, airflow_run_id: str | None = None,
 RUN_PARAMS: tuple[str, ...] = (
     "demo", "customers", "seed", "budget", "channel_budgets", "holdout_share", "min_detectable_lift", "contact_cap",
     "exploration", "epsilon", "thompson_scale", "channel_preference", "offers", "channels", "assume_consent",
-    "promotion_mode",
+    "send_time", "send_window_start", "send_window_end", "promotion_mode",
 )
 
 

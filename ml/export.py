@@ -131,6 +131,10 @@ def _reach_lines(s: dict[str, Any]) -> list[str]:
     lines = []
     if "channels" in s:
         lines.append(f"- Channels: {', '.join(s['channels'])}; send times are local hours in {s['timezone']}")
+    if s.get("send_hours"):
+        start, end = s["send_window"]
+        lines.append(f"- Send hours (treatment, local, window {start:02d}:00-{end:02d}:00): "
+                     + ", ".join(f"{int(h):02d}h {n:,}" for h, n in s["send_hours"].items()))
     reach = s.get("reach")
     if reach is not None:
         if s.get("assume_consent"):

@@ -18,6 +18,7 @@ from campaign_loop.actions import CHANNEL_COST, OFFERS, PLAN_COLUMNS
 from campaign_loop.config import CHANNELS, Settings, cycle_id
 from sim import ids
 from sim.calendar import DAY_S, period_days
+from sim.hours import READ_AT_PREFERRED, HourResponse
 from sim.landing import Col, Frame
 from sim.world import SLEEPING_DOG, People, member_ids, member_numbers
 
@@ -81,6 +82,7 @@ class Assignment:
     delivered: np.ndarray  # treatment, consented and so actually sent (may still bounce)
     consent_violations: int
     unknown_members: int
+    send_at: np.ndarray | None = None  # epoch seconds the plan asked each row to be sent at, -1 unset
 
     @property
     def action(self) -> np.ndarray:
@@ -118,7 +120,17 @@ def assign(plan: pd.DataFrame, people: People) -> Assignment:
         delivered=treatment & consented,
         consent_violations=int((treatment & ~consented).sum()),
         unknown_members=int((~known).sum()),
+        send_at=_send_at(plan),
     )
+
+
+def _send_at(plan: pd.DataFrame) -> np.ndarray | None:
+    """The plan's ``send_at`` as epoch seconds (-1 where missing); None when the plan has no such column."""
+    if "send_at" not in plan.columns:
+        return None
+    at = pd.to_datetime(plan["send_at"], utc=True, errors="coerce")
+    seconds = (at - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    return seconds.fillna(-1).to_numpy(np.int64)
 
 
 @dataclass(frozen=True)
@@ -139,11 +151,24 @@ def send_times(rng: np.random.Generator, n: int, period_start: int, period_days:
     return period_start + day * DAY_S + 3_600 + rng.integers(0, 7_200, n)
 
 
+def planned_send_times(a: Assignment, default: np.ndarray, period_start: int, period_days: int) -> np.ndarray:
+    """The plan's ``send_at`` time of day on the period's send day (the second, as :func:`send_times`'s), the
+    retailer's usual time (``default``) where the plan gives none. The plan's date is the cycle's first local
+    day, and 08:00 in Seoul is the day before in UTC, the simulator's calendar: the time of day is what the
+    plan chose, so it is kept and the day is the simulator's."""
+    if a.send_at is None:
+        return default
+    day = min(1, period_days - 1)
+    return np.where(a.send_at >= 0, period_start + day * DAY_S + np.mod(a.send_at, DAY_S), default)
+
+
 def engage(
     rng: np.random.Generator, people: People, a: Assignment, buys_if_treated: np.ndarray,
-    sent_at: np.ndarray, period_end: int,
+    sent_at: np.ndarray, period_end: int, hours: HourResponse | None = None,
 ) -> Engagement:
-    """Delivery, opens, clicks and unsubscribes of the sends that went out."""
+    """Delivery, opens, clicks and unsubscribes of the sends that went out. With ``hours`` (the opt-in send-hour
+    preference, :mod:`sim.hours`) opens and clicks scale with the send hour's factor, and most opens come at the
+    person's next reading hour."""
     sent = a.delivered
     person = a.person
     bounced = np.zeros(len(person), dtype=bool)
@@ -162,9 +187,14 @@ def engage(
     delivered_ts = sent_at + rng.integers(2, 120, len(person))
     # A person opens more on the channels they prefer, as they click more there: channel preference shows
     # in engagement, as CRM teams read it (mean affinity is 1, so each channel's open rate hardly changes).
-    opened = ok & (rng.random(len(person)) < np.minimum(people["open_prop"][person] * open_factor * aff, 1.0))
+    seen = 1.0 if hours is None else hours.factor
+    opened = ok & (rng.random(len(person)) < np.minimum(people["open_prop"][person] * open_factor * aff * seen, 1.0))
     open_ts = np.minimum(sent_at + rng.exponential(4 * 3_600, len(person)).astype(np.int64), last)
-    clicked = ok & (rng.random(len(person)) < click_base * aff + CLICK_IF_BUYING * buys_if_treated)
+    if hours is not None:
+        at_reading = rng.random(len(person)) < READ_AT_PREFERRED
+        read_ts = hours.next_read + rng.normal(0.0, 900.0, len(person)).astype(np.int64)
+        open_ts = np.where(at_reading, np.clip(read_ts, sent_at + 60, last), open_ts)
+    clicked = ok & (rng.random(len(person)) < (click_base * aff + CLICK_IF_BUYING * buys_if_treated) * seen)
     click_ts = np.minimum(np.where(opened, open_ts, sent_at) + rng.exponential(1_800, len(person)).astype(np.int64), last)
     unsub_p = np.where(people["response_class"][person] == SLEEPING_DOG, UNSUBSCRIBE_SLEEPING_DOG, UNSUBSCRIBE)
     unsub = ok & (rng.random(len(person)) < unsub_p)
@@ -272,7 +302,10 @@ def newsletter_history(settings: Settings, people: People, stream: int) -> dict[
                 cost=np.full(len(who), CHANNEL_COST[c]), delivered=np.ones(len(who), dtype=bool),
                 consent_violations=0, unknown_members=0,
             )
-            e = engage(rng, people, a, np.zeros(len(who)), send_times(rng, len(who), start, 7), end)
+            sent_at = send_times(rng, len(who), start, 7)
+            hours = (HourResponse.of(people, who, sent_at, settings.seed, settings.timezone)
+                     if settings.send_hour_preference else None)
+            e = engage(rng, people, a, np.zeros(len(who)), sent_at, end, hours)
             people[f"consent_{c}"][who[e.unsubscribed]] = False
             for source, frame in (e.frames | campaign_frames(a, e, cid, start, end)).items():
                 frames.setdefault(source, []).append(frame)

@@ -38,10 +38,12 @@ from sim.campaigns import (
     coupon_codes,
     engage,
     newsletter_history,
+    planned_send_times,
     send_times,
 )
 from sim.events import Sessions, browse_counts, make_sessions, session_events
 from sim.history import arrivals, create_people
+from sim.hours import HourResponse, preferred_hour
 from sim.landing import Col, Frame, concat_frames, write_source
 from sim.transactions import Purchases, make_transactions
 from sim.world import (
@@ -263,6 +265,9 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     }
     for c in CHANNELS:
         effects[f"consent_{c}"] = pa.array(people[f"consent_{c}"].copy())
+    if settings.send_hour_preference:
+        # uplift__<action> below is at the preferred hour; a send at another hour gets hour_factor of it.
+        effects["preferred_hour"] = pa.array(preferred_hour(people, seed).astype(np.float32))
     for action in ACTIONS:
         lift = uplift(people, base, action.offer.offer_type, action.offer.offer_value, action.channel, world=world)
         effects[f"uplift__{action.name}"] = pa.array(lift.astype(np.float32))
@@ -273,18 +278,22 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
 
     # Potential outcomes from one uniform per person (common random numbers).
     u = _rng(settings, cycle, OUTCOME).random(n)
+    rng = _rng(settings, cycle, SEND)
+    sent_at = send_times(rng, len(a.person), p_start, settings.cycle_days)
+    hours = None
+    if settings.send_hour_preference:
+        sent_at = planned_send_times(a, sent_at, p_start, settings.cycle_days)
+        hours = HourResponse.of(people, a.person, sent_at, seed, settings.timezone)
     p_treated = base.copy()
     p_treated[a.person] = base[a.person] + uplift(
         take_people(people, a.person), base[a.person], a.offer_type, a.offer_value, a.channel, world=world
-    )
+    ) * (1.0 if hours is None else hours.factor)
     if_untreated = u < base
     if_treated = u < p_treated
     delivered = np.zeros(n, dtype=bool)
     delivered[a.person[a.delivered]] = True
     purchased = np.where(delivered, if_treated, if_untreated)
 
-    rng = _rng(settings, cycle, SEND)
-    sent_at = send_times(rng, len(a.person), p_start, settings.cycle_days)
     buyers = np.flatnonzero(purchased)
     n_orders = 1 + rng.poisson(EXTRA_ORDER_RATE, len(buyers))
     order_person = np.repeat(buyers, n_orders)
@@ -320,7 +329,7 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     timer.lap("orders")
 
     # Campaign delivery and engagement; unsubscribes withdraw consent.
-    e = engage(_rng(settings, cycle, ENGAGE), people, a, if_treated[a.person], sent_at, p_end)
+    e = engage(_rng(settings, cycle, ENGAGE), people, a, if_treated[a.person], sent_at, p_end, hours)
     for source, frame in e.frames.items():
         frames[source].append(frame)
     for source, frame in campaign_frames(a, e, cid, p_start, p_end).items():

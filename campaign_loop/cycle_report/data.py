@@ -39,6 +39,7 @@ class ReportData:
     model_versions: list[dict[str, Any]] = field(default_factory=list)
     experiment_id: str | None = None
     plan: dict[str, Any] | None = None
+    attribution: Any = None  # kpi_attribution_vs_incrementality
     airflow_run_id: str | None = None
     airflow_state: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -71,6 +72,12 @@ def _read_warehouse(settings: Settings, data: ReportData) -> None:
             "seq_ci_low, seq_ci_high, cuped, lift_unadjusted, roi, method, correction, sequential_method "
             "from published.kpi_campaign_lift where metric = 'converted' and campaign_id like ? "
             "order by campaign_id, arm", [f"{data.cycle_id}-%"])
+        # Each channel's attributed conversions beside its holdouts' measurement (campaign_loop/attribution.py).
+        data.attribution = query(
+            "select channel, journeys, converting_journeys, last_touch_conversions, linear_conversions, "
+            "markov_conversions, removal_effect, experiments, incremental_conversions, incremental_ci_low, "
+            "incremental_ci_high, last_touch_to_incremental, markov_to_incremental, markov_within_incremental_ci "
+            "from published.kpi_attribution_vs_incrementality order by channel")
         data.segments = query(
             """
             select coalesce(f.rfm_segment, 'unknown') as segment,

@@ -79,6 +79,8 @@ def _plan_section(plan: dict[str, Any] | None, next_id: str) -> str:
         {"what": "expected incremental value", "value": expected.get("incremental_value")},
         {"what": "expected ROI", "value": expected.get("roi")},
         {"what": "method", "value": plan.get("method")},
+        {"what": "send hours (local, treatment)",
+         "value": ", ".join(f"{int(h):02d}h {n}" for h, n in plan.get("send_hours", {}).items()) or None},
     ]
     by_channel = [{"channel": k, **v} for k, v in plan.get("by_channel", {}).items()]
     by_segment = [{"segment": k, **v} for k, v in plan.get("by_segment", {}).items()]
@@ -86,6 +88,17 @@ def _plan_section(plan: dict[str, Any] | None, next_id: str) -> str:
             f".parquet</code>).</p>" + _table(facts)
             + "<div class='row'><div>" + "<h3>By channel</h3>" + _table(by_channel) + "</div><div>"
             + "<h3>By segment</h3>" + _table(by_segment) + "</div></div>")
+
+
+def _attribution_section(attribution: Any) -> str:
+    rows = _records(attribution)
+    if not rows:
+        return "<p class='empty'>No marketing journeys to attribute yet.</p>"
+    return ("<p>Conversions each attribution credits a channel (journeys of touches in a cycle, "
+            "<code>fct_marketing_journeys</code>; Markov: removal effects of a first-order chain) beside the "
+            "conversions the channel's randomised holdouts measured it to cause, with their 95 % interval. "
+            "Attribution counts who was on the path; only the holdouts count what the contact caused.</p>"
+            + _table(rows))
 
 
 _CSS = """
@@ -154,6 +167,7 @@ def render(data: ReportData, airflow_url: str, mlflow_url: str) -> str:
         _img(chart_segments(data), "Lift by segment"),
         _table([{k: r[k] for k in ("segment", "n_treatment", "n_control", "p_treatment", "p_control", "lift",
                                    "ci_low", "ci_high")} for r in segments]),
+        "<h2 id='attribution'>Attribution against the holdouts</h2>", _attribution_section(data.attribution),
         "<h2 id='models'>Models</h2>", _img(chart_models(data), "Model metrics across cycles"),
         f"<h3>Runs of this cycle (tagged cycle_id={e(data.next_cycle_id)})</h3>",
         _table([{k: _Raw(v) if k == "run" else v for k, v in row.items()} for row in run_rows]),

@@ -53,6 +53,10 @@ class DesignConfig:
     # out: for a retailer that exports no consents. A recorded opt-out always holds.
     assume_consent: bool = False
     send_date: date | None = None  # defaults to the cycle's first day, parsed from cycle_id
+    # Local hours a marketing message may go out in, [start, end): Korea's Network Act forbids advertising
+    # messages from 21:00 to 08:00 without a separate consent. A customer's send_hour (ml.send_time) outside
+    # it, or the channel's usual hour, is moved to its nearest edge.
+    send_window: tuple[int, int] = (8, 21)
 
     def __post_init__(self) -> None:
         # Read-only copy so the frozen config cannot be changed through the caller's dict.
@@ -87,6 +91,8 @@ class DesignConfig:
                              "thompson_draws >= 1; thompson_uplift_sd, thompson_scale >= 0)")
         if self.exploration not in ("epsilon", "thompson", "auto"):
             raise ValueError(f"unknown exploration {self.exploration!r}")
+        if not 0 <= self.send_window[0] < self.send_window[1] <= 24:
+            raise ValueError(f"send_window {self.send_window} is not a non-empty range of local hours in 0..24")
         if self.send_date is None:
             object.__setattr__(self, "send_date", date.fromisoformat(self.cycle_id))
 
@@ -101,6 +107,7 @@ class DesignConfig:
             "holdout_share": settings.holdout_share,
             "min_detectable_lift": settings.min_detectable_lift, "contact_cap": settings.contact_cap, "seed": settings.seed,
             "exploration": settings.exploration, "epsilon": settings.epsilon, "thompson_scale": settings.thompson_scale,
+            "send_window": (settings.send_window_start, settings.send_window_end),
         }
         values.update(overrides)
         return cls(cycle_id=cycle_id, **values)

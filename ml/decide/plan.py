@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -17,9 +15,23 @@ from ml.decide.economics import ScoredCustomers
 from ml.decide.exploration import Assignment
 
 
-def _send_at(channel: str, config: DesignConfig) -> pd.Timestamp:
+def send_hours(frame: pd.DataFrame, channel: np.ndarray, config: DesignConfig) -> np.ndarray:
+    """Each planned row's local send hour: the customer's ``send_hour`` (ml.send_time) where the frame has one,
+    else the channel's usual hour (SEND_TIME), either moved into ``config.send_window``."""
+    usual = np.array([SEND_TIME[c].hour for c in channel], dtype=float)
+    own = (pd.to_numeric(frame["send_hour"], errors="coerce").to_numpy(float) if "send_hour" in frame
+           else np.full(len(frame), np.nan))
+    hour = np.where(np.isfinite(own), np.floor(own), usual)
+    start, end = config.send_window
+    return np.clip(hour, start, end - 1).astype(np.int64)
+
+
+def send_times(frame: pd.DataFrame, channel: np.ndarray, config: DesignConfig) -> pd.DatetimeIndex:
+    """Each planned row's ``send_at``: the send date at its :func:`send_hours` hour, in the retailer's time zone."""
     assert config.send_date is not None  # set in __post_init__
-    return pd.Timestamp(datetime.combine(config.send_date, SEND_TIME[channel], tzinfo=ZoneInfo(config.timezone)))
+    wall = pd.Timestamp(config.send_date) + pd.to_timedelta(send_hours(frame, channel, config), unit="h")
+    # A wall-clock hour a DST change skips is sent at the next hour that exists.
+    return pd.DatetimeIndex(wall).tz_localize(config.timezone, nonexistent="shift_forward", ambiguous=False)
 
 
 def plan_rows(customers: ScoredCustomers, assignment: Assignment, control: np.ndarray, probability: np.ndarray,
@@ -30,7 +42,6 @@ def plan_rows(customers: ScoredCustomers, assignment: Assignment, control: np.nd
     planned = assignment.planned
     act = assignment.choice[planned]
     pick = (lambda values: np.asarray(values, dtype=object)[act]) if len(actions) else (lambda values: np.array([], dtype=object))
-    action_send_at = pd.DatetimeIndex([_send_at(a.channel, config) for a in actions], tz=config.timezone)
     rows = pd.DataFrame({
         "customer_id": df["customer_id"].to_numpy()[planned],
         "member_id": df["member_id"].to_numpy()[planned],
@@ -49,7 +60,7 @@ def plan_rows(customers: ScoredCustomers, assignment: Assignment, control: np.nd
         "expected_incremental_revenue": econ.revenue[planned, act],
         "expected_uplift": np.nan_to_num(uplift[planned, act]),
         "segment": df["segment"].astype(str).to_numpy()[planned],
-        "send_at": action_send_at.take(act) if len(actions) else pd.DatetimeIndex([], tz=config.timezone),
+        "send_at": send_times(df.iloc[planned], pick([a.channel for a in actions]).astype(str), config),
     })
     return rows
 
@@ -143,6 +154,10 @@ def plan_summary(
         "by_action": _counts(rows, "campaign_id"),
         "by_channel": _counts(rows, "channel"),
         "by_segment": _counts(rows, "segment"),
+        # Local send hours of the treatment arm: each customer's own (ml.send_time) or their channel's.
+        "send_window": list(config.send_window),
+        "send_hours": {str(h): int(n) for h, n in sorted(
+            pd.DatetimeIndex(treated["send_at"]).tz_convert(config.timezone).hour.value_counts().items())},
         # Totals over the treatment arm: the control arm is not contacted, so it earns and costs nothing.
         "expected": {
             "incremental_revenue": float(treated["expected_incremental_revenue"].sum()),

@@ -39,6 +39,12 @@ CHECKS = {
     # The per-arm sums kpi_campaign_lift is inferred from (campaign_loop/lift.py), the pre-period's included.
     "kpi_campaign_arms": "select count(*), sum(converted), sum(revenue_sq), sum(pre_converted), sum(pre_revenue_sq), "
                          "sum(margin_x_pre), sum(revenue_x_orders) from marts.kpi_campaign_arms",
+    # Local hours (the time zone conversion) and the journeys' ordered paths (string_agg ... order by).
+    "fct_customer_engagement_hours": "select count(*), sum(local_hour * opens), sum(local_hour * sends), sum(clicks) "
+                                     "from marts.fct_customer_engagement_hours",
+    "fct_marketing_journeys": "select count(*), sum(touches), sum(case when converted then 1 else 0 end), sum(revenue), "
+                              "sum(length(path)), sum(case when path like 'email%' then 1 else 0 end) "
+                              "from marts.fct_marketing_journeys",
 }
 
 
