@@ -55,18 +55,28 @@ def run_one(world: str, seed: int, args: argparse.Namespace, root: Path) -> dict
     return {"world": world, "seed": seed, "tuned": seed in TUNED_SEEDS, "treated_one_cycle": result.treated["one_cycle"],
             "treated_ltv": result.treated["ltv_52w"], "cycle_one_cycle": result.cycle_value["one_cycle"],
             "cycle_ltv": result.cycle_value["ltv_52w"], "h52_one_cycle": one, "h52_ltv": ltv,
-            "gain": (ltv - one) / abs(one) if one else float("nan")}
+            "used_one_cycle": result.budget_used["one_cycle"], "used_ltv": result.budget_used["ltv_52w"],
+            "budget": settings.budget, "gain": (ltv - one) / abs(one) if one else float("nan")}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| world | seed | treated (1 cycle / LTV) | this cycle's value (1 cycle / LTV) | 52-week value (1 cycle / LTV) | LTV gain |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = ["| world | seed | budget used of (1 cycle / LTV) | treated (1 cycle / LTV) | this cycle's value (1 cycle / LTV) "
+             "| 52-week value (1 cycle / LTV) | LTV gain |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         seed = f"{r['seed']} (tuned)" if r["tuned"] else str(r["seed"])
-        lines.append(f"| {r['world']} | {seed} | {r['treated_one_cycle']:,} / {r['treated_ltv']:,} | "
+        lines.append(f"| {r['world']} | {seed} | {r['used_one_cycle']:,.0f} / {r['used_ltv']:,.0f} of {r['budget']:,.0f} | "
+                     f"{r['treated_one_cycle']:,} / {r['treated_ltv']:,} | "
                      f"{r['cycle_one_cycle']:,.0f} / {r['cycle_ltv']:,.0f} | {r['h52_one_cycle']:,.0f} / "
                      f"{r['h52_ltv']:,.0f} | {r['gain']:+.1%} |")
     return "\n".join(lines)
+
+
+def _commit() -> str:
+    import subprocess
+
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent, check=False)
+    return out.stdout.strip() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.write:
         header = (f"Command: `.venv/bin/python bench/ltv_allocation.py {' '.join(argv or sys.argv[1:])}`  \n"
+                  f"Commit: {_commit()}  \n"
                   f"Machine: {machine()}  \n"
                   f"Date: {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; {args.customers:,} customers, "
                   f"{args.cycle} cycles of business as usual, budget {args.budget_per_customer} per customer, "
