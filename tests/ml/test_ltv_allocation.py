@@ -134,3 +134,23 @@ def test_without_defection_the_horizon_changes_no_plan(small_worlds) -> None:
     result = compare_horizons(small_worlds["a"], 2, weeks=52, retention_effect=0.2)
     assert result.treated["ltv_52w"] == result.treated["one_cycle"] > 0
     assert result.horizon_value["ltv_52w"] == pytest.approx(result.horizon_value["one_cycle"])
+
+
+def test_the_scores_get_each_customers_value_tier_from_the_mart(tmp_path: Path) -> None:
+    import duckdb
+
+    from ml.loyalty import attach_value_tiers, value_tiers
+
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts")
+    assert value_tiers(path, "marts") is None  # no tiers mart yet: the scores stay as they were
+    with duckdb.connect(str(path)) as con:
+        con.execute("create table marts.dim_loyalty_tiers as select * from (values ('C1', 'gold'), ('C2', 'bronze')) "
+                    "as t(customer_id, value_tier)")
+    scores = pd.DataFrame({"customer_id": ["C2", "C3", "C1"]})
+    tiered = attach_value_tiers(scores, value_tiers(path, "marts"))
+    assert tiered["value_tier"].tolist()[::2] == ["bronze", "gold"] and pd.isna(tiered["value_tier"].iloc[1])
+    assert attach_value_tiers(scores, None) is scores
+    with pytest.raises(ValueError, match="C1"):
+        attach_value_tiers(scores, pd.DataFrame({"customer_id": ["C1", "C1"], "value_tier": ["gold", "bronze"]}))
