@@ -16,7 +16,7 @@ from ml.decide.config import DesignConfig
 from ml.decide.economics import ScoredCustomers
 from ml.decide.exploration import Assignment
 
-UNTIERED = "untiered"  # a customer the tiers mart does not know (no purchase yet), or scores without tiers
+UNTIERED = "untiered"  # a customer dim_loyalty_tiers does not list, or scores read without that mart
 
 
 def _send_at(channel: str, config: DesignConfig) -> pd.Timestamp:
