@@ -154,3 +154,16 @@ def test_the_scores_get_each_customers_value_tier_from_the_mart(tmp_path: Path) 
     assert attach_value_tiers(scores, None) is scores
     with pytest.raises(ValueError, match="C1"):
         attach_value_tiers(scores, pd.DataFrame({"customer_id": ["C1", "C1"], "value_tier": ["gold", "bronze"]}))
+
+
+def test_the_plan_markdown_and_the_cycle_report_show_the_budget_per_tier() -> None:
+    from campaign_loop.cycle_report.page import _plan_section
+    from ml.export import summary_markdown
+
+    plan = design_campaign(_customers(), DesignConfig(cycle_id=CYCLE, budget=20.0, value_horizon_weeks=52))
+    markdown = summary_markdown(plan)
+    assert "Budget by value tier (value horizon 52 weeks)" in markdown
+    gold = plan.summary["budget"]["by_tier"]["gold"]
+    assert f"| gold | {gold['customers']:,.0f} | {gold['used']:,.2f} |" in markdown
+    page = _plan_section(plan.summary, CYCLE)
+    assert "Budget by value tier (value horizon 52 weeks)" in page and "gold" in page
