@@ -208,8 +208,9 @@ def oracle_plan(settings: Settings, cycle: int, customers: pd.DataFrame | None =
     from ml.decide import DesignConfig, design_campaign
 
     customers = oracle_customers(settings, cycle) if customers is None else customers
+    # This cycle's value, as evaluate_cycle measures it: the retained value is compare_horizons' business.
     config = DesignConfig.from_settings(settings, settings.cycle_key(cycle),
-                                        exploration="epsilon", epsilon=0.0)
+                                        exploration="epsilon", epsilon=0.0, value_horizon_weeks=0)
     return design_campaign(customers, config)
 
 

@@ -167,3 +167,13 @@ def test_the_plan_markdown_and_the_cycle_report_show_the_budget_per_tier() -> No
     assert f"| gold | {gold['customers']:,.0f} | {gold['used']:,.2f} |" in markdown
     page = _plan_section(plan.summary, CYCLE)
     assert "Budget by value tier (value horizon 52 weeks)" in page and "gold" in page
+
+
+def test_the_one_cycle_oracle_ignores_the_platforms_horizon(small_worlds) -> None:
+    from sim.oracle import effects_at_start, oracle_customers, oracle_plan
+
+    settings = small_worlds["r"]
+    customers = oracle_customers(settings, 2, *effects_at_start(settings, 2))  # no p_churn, no clv_52w
+    with_horizon = oracle_plan(settings.model_copy(update={"value_horizon_weeks": 52}), 2, customers)
+    assert with_horizon.summary["value_horizon_weeks"] == 0 and len(with_horizon.rows) > 0
+    pd.testing.assert_frame_equal(with_horizon.rows, oracle_plan(settings, 2, customers).rows)
