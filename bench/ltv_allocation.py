@@ -59,6 +59,31 @@ def run_one(world: str, seed: int, args: argparse.Namespace, root: Path) -> dict
             "budget": settings.budget, "gain": (ltv - one) / abs(one) if one else float("nan")}
 
 
+def run_platform(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The comparison on a loop-value platform home's own scores (its churn and CLV champions' p_churn and
+    clv_52w, ``exports/scores``) for each cycle that has them, instead of the truth times an error."""
+    import pandas as pd
+
+    from campaign_loop.config import Settings
+    from sim.oracle import compare_horizons
+
+    settings = Settings(home=Path(args.platform_home), customers=args.customers, seed=int(args.seeds.split(",")[0]),
+                        world=args.worlds.split(",")[0], budget=args.budget_per_customer * args.customers)
+    rows = []
+    for cycle in (int(c) for c in args.platform_cycles.split(",")):
+        scores = pd.read_parquet(settings.exports_dir / "scores" / f"{settings.cycle_key(cycle)}.parquet")
+        result = compare_horizons(settings, cycle, weeks=52, retention_effect=args.retention_effect, scores=scores)
+        one, ltv = result.horizon_value["one_cycle"], result.horizon_value["ltv_52w"]
+        rows.append({"world": f"{settings.world}, cycle {cycle}, p_churn scored for "
+                              f"{int(scores['p_churn'].notna().sum()):,}", "seed": settings.seed,
+                     "tuned": settings.seed in TUNED_SEEDS, "treated_one_cycle": result.treated["one_cycle"],
+                     "treated_ltv": result.treated["ltv_52w"], "cycle_one_cycle": result.cycle_value["one_cycle"],
+                     "cycle_ltv": result.cycle_value["ltv_52w"], "h52_one_cycle": one, "h52_ltv": ltv,
+                     "used_one_cycle": result.budget_used["one_cycle"], "used_ltv": result.budget_used["ltv_52w"],
+                     "budget": settings.budget, "gain": (ltv - one) / abs(one) if one else float("nan")})
+    return rows
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| world | seed | budget used of (1 cycle / LTV) | treated (1 cycle / LTV) | this cycle's value (1 cycle / LTV) "
              "| 52-week value (1 cycle / LTV) | LTV gain |", "|---|---|---:|---:|---:|---:|---:|"]
@@ -88,12 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-per-customer", type=float, default=0.01)
     parser.add_argument("--retention-effect", type=float, default=0.2)
     parser.add_argument("--noise-sd", type=float, default=0.5)
+    parser.add_argument("--platform-home", default=None,
+                        help="A loop-value platform home: use its scores' p_churn and clv_52w (first world and seed).")
+    parser.add_argument("--platform-cycles", default="", help="Cycles of --platform-home to compare (comma-separated).")
     parser.add_argument("--write", action="store_true", help="Append the table to bench/RESULTS.md.")
     args = parser.parse_args(argv)
     started = time.time()
-    rows = []
+    rows = run_platform(args) if args.platform_home else []
     with tempfile.TemporaryDirectory() as tmp:
-        for world in args.worlds.split(","):
+        for world in [] if args.platform_home else args.worlds.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
                 rows.append(run_one(world.strip(), seed, args, Path(tmp)))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)

@@ -349,15 +349,22 @@ def horizon_inputs(effects: pd.DataFrame, future: np.ndarray, customers: pd.Data
 
 
 def compare_horizons(settings: Settings, cycle: int, weeks: int = 52, retention_effect: float = 0.2,
-                     noise_sd: float = 0.0) -> HorizonComparison:
+                     noise_sd: float = 0.0, scores: pd.DataFrame | None = None) -> HorizonComparison:
     """The platform's optimiser on the true effects of ``cycle`` twice, with ``value_horizon_weeks`` 0 (this
     cycle's margin) and ``weeks`` (plus the retained value under the assumed ``retention_effect``), no exploration,
-    the same budget and rules; both plans valued by the truth (:func:`horizon_values`)."""
+    the same budget and rules; both plans valued by the truth (:func:`horizon_values`).
+
+    ``scores`` (``member_id``, ``p_churn``, ``clv_52w``: the platform's, ``exports/scores/<cycle_id>.parquet``)
+    replace the true P(churn) and CLV of :func:`horizon_inputs`; a member they lack keeps no retained value."""
     from ml.decide import DesignConfig, design_campaign
 
     effects, spend, future = horizon_values(settings, cycle, weeks)
     customers = horizon_inputs(effects, future, oracle_customers(settings, cycle, effects, spend), noise_sd,
                                seed=settings.seed)
+    if scores is not None:
+        platform = scores.dropna(subset=["member_id"]).drop_duplicates("member_id").set_index("member_id")
+        customers = customers.assign(**{c: customers["member_id"].map(platform[c]).astype(float)
+                                        for c in ("p_churn", "clv_52w")})
     out: dict[str, dict[str, Any]] = {"treated": {}, "cycle_value": {}, "horizon_value": {}, "budget_used": {}}
     for name, horizon in (("one_cycle", 0), (f"ltv_{weeks}w", weeks)):
         config = DesignConfig.from_settings(settings, settings.cycle_key(cycle), exploration="epsilon", epsilon=0.0,
