@@ -58,10 +58,11 @@ class Settings(BaseSettings):
         description="Monthly newsletters the retailer sent every member on each consented channel before cycle 0 "
                     "(no holdout; the newest five weeks before it); their sends and engagement land with cycle 0.",
     )
-    world: Literal["a", "b", "c", "d"] = Field(
+    world: Literal["a", "b", "c", "d", "r"] = Field(
         "a", description="Causal structure of the simulated customers' response to campaigns (sim/worlds.py): a "
                          "channel affinity, b recency/price/category, c sleeping dogs and discount-only responders, "
-                         "d fatigue. Only the simulator and the oracle read it.",
+                         "d fatigue, r retention (customers defect; a contact retains some). Only the simulator "
+                         "and the oracle read it.",
     )
     send_hour_preference: bool = Field(
         False, description="Simulated people read messages at a preferred local hour: opens, clicks and effects fall "
@@ -140,6 +141,17 @@ class Settings(BaseSettings):
     thompson_scale: float = Field(
         0.25, ge=0.0, description="Thompson sampling draws each action's effect with its standard error times this "
                                   "(1: the posterior; 0: its mean, no exploration beyond epsilon).",
+    )
+    value_horizon_weeks: int = Field(
+        0, ge=0, le=104,
+        description="Weeks of future value the plan credits an action with: 0 values this cycle's margin only; 52 "
+                    "adds the future margin a contact keeps, P(churn) x retention_effect x the customer's 52-week "
+                    "CLV (scaled to the horizon), so churn-prevention offers go where that exceeds their cost.",
+    )
+    retention_effect: float = Field(
+        0.2, ge=0.0, le=1.0,
+        description="Share of a customer's P(churn) a delivered action removes, used when value_horizon_weeks > 0: "
+                    "the marketer's assumption until a retention holdout measures it.",
     )
     channel_preference: bool = Field(
         True, description="Scale each customer's measured effect of an action by their preference for its channel "

@@ -121,8 +121,20 @@ def summary_markdown(plan: CampaignPlan) -> str:
         *_arm_table("campaign (offer x channel)", s["by_action"]),
         *_arm_table("channel", s["by_channel"]),
         *_arm_table("segment", s["by_segment"]),
+        *_tier_table(s),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _tier_table(s: dict[str, Any]) -> list[str]:
+    """The treatment arm's budget per value tier (marts.dim_loyalty_tiers); plans before issue 27 have none."""
+    tiers = s["budget"].get("by_tier")
+    if not tiers:
+        return []
+    return ["", f"Budget by value tier (value horizon {s.get('value_horizon_weeks', 0)} weeks):", "",
+            "| value tier | customers | budget used | expected value | of it retained |", "|---|---:|---:|---:|---:|",
+            *(f"| {k} | {t['customers']:,.0f} | {t['used']:,.2f} | {t['expected_value']:,.2f} | {t['retained_value']:,.2f} |"
+              for k, t in tiers.items())]
 
 
 def _reach_lines(s: dict[str, Any]) -> list[str]:

@@ -307,7 +307,9 @@ def design_for_policy(policy: str, settings: Settings, cycle: int) -> dict[str, 
     from sim.oracle import effects_at_start, oracle_customers, oracle_plan
 
     next_id = settings.cycle_key(cycle + 1)
-    config = DesignConfig.from_settings(settings, next_id)
+    # The baselines choose without the retained value (value_horizon_weeks, the platform's option), and some of
+    # their inputs carry no churn or CLV scores to compute it from.
+    config = DesignConfig.from_settings(settings, next_id, value_horizon_weeks=0)
     info: dict[str, Any] = {}
     if policy == "platform":
         tracking.configure(settings)

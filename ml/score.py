@@ -43,7 +43,7 @@ import pandas as pd
 
 from campaign_loop.actions import ACTIONS
 from campaign_loop.config import CHANNELS
-from ml import engagement, features
+from ml import engagement, features, loyalty
 
 if TYPE_CHECKING:
     from campaign_loop.config import Settings
@@ -94,7 +94,8 @@ def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -
         prior, weight = prior_with_preference(assignments, above, prior)
     scores = score_frame(frame, champions, fallback_rate=lambda: recent_purchase_rate(settings, schema), prior=prior,
                          preference_weight=weight)
-    return mark_unrecorded_consents(scores, consent_records(settings.warehouse_path, schema))
+    scores = mark_unrecorded_consents(scores, consent_records(settings.warehouse_path, schema))
+    return loyalty.attach_value_tiers(scores, loyalty.value_tiers(settings.warehouse_path, schema))
 
 
 def consent_records(warehouse_path: Path | str, schema: str = features.DEFAULT_SCHEMA) -> pd.DataFrame | None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from campaign_loop.actions import Action
 from campaign_loop.config import CHANNELS
 from sim.world import PARAMS, PERSUADABLE, SLEEPING_DOG, People, WorldParams
-from sim.worlds import WorldContext, channel_terms, world_uplift
+from sim.worlds import WorldContext, channel_terms, defection_probability, retention, world_uplift
 
 MAX_UPLIFT = 0.25
 EXTRA_ORDER_RATE = 0.12  # buyers place 1 + Poisson(0.12) orders in a period
@@ -58,7 +59,8 @@ def uplift(
     offer_type = np.broadcast_to(np.asarray(offer_type), (n,))
     offer_value = np.broadcast_to(np.asarray(offer_value, dtype=np.float64), (n,))
     channel = np.broadcast_to(np.asarray(channel), (n,))
-    if world is not None and world.name != "a":
+    # World r's purchase effects are world a's: its retention is a second effect (sim.worlds.retention).
+    if world is not None and world.name not in ("a", "r"):
         _, reachable = channel_terms(people, channel)
         effect = world_uplift(people, base, discount_share(people, offer_type, offer_value), channel, world, p, MAX_UPLIFT)
         return np.where(reachable & people["alive"], effect, 0.0)
@@ -76,6 +78,20 @@ def uplift(
     effect = np.where(response_class == PERSUADABLE, gain, np.where(response_class == SLEEPING_DOG, harm, 0.0))
     # A bounce delivers nothing, and a person who dropped out does not come back for a message.
     return np.where(reachable & people["alive"], effect, 0.0)
+
+
+def retention_columns(people: People, world: WorldContext, weeks: float,
+                      actions: tuple[Action, ...]) -> dict[str, np.ndarray]:
+    """World r's truth of a period: ``defection_probability`` and ``retention__<action>`` per person; none in
+    the other worlds, whose effects files stay as they were."""
+    if world.name != "r":
+        return {}
+    n = len(people["alive"])
+    columns = {"defection_probability": defection_probability(people, weeks)}
+    for action in actions:
+        share = discount_share(people, np.full(n, action.offer.offer_type), np.full(n, action.offer.offer_value))
+        columns[f"retention__{action.name}"] = retention(people, share, np.full(n, action.channel))
+    return columns
 
 
 def expected_discount(people: People, offer_type: np.ndarray | str, offer_value: np.ndarray | float) -> np.ndarray:

@@ -99,7 +99,7 @@ def effects_at_start(settings: Settings, cycle: int) -> tuple[pd.DataFrame, np.n
     row's latent spend level (for ``expected_spend``).
     """
     from sim import ids
-    from sim.behaviour import expected_incremental_profit, uplift
+    from sim.behaviour import expected_incremental_profit, retention_columns, uplift
     from sim.calendar import DAY_S, epoch_day
     from sim.world import RESPONSE_CLASSES
     from sim.worlds import WorldContext
@@ -121,6 +121,8 @@ def effects_at_start(settings: Settings, cycle: int) -> tuple[pd.DataFrame, np.n
         frame[f"incremental_profit__{action.name}"] = expected_incremental_profit(
             people, base, lift, action.offer.offer_type, action.offer.offer_value, action.cost_per_contact
         ).astype(np.float32)
+    for name, values in retention_columns(people, world, settings.cycle_days / 7.0, ACTIONS).items():
+        frame[name] = values.astype(np.float32)
     return frame, np.asarray(people["spend"], dtype=float)
 
 
@@ -207,8 +209,9 @@ def oracle_plan(settings: Settings, cycle: int, customers: pd.DataFrame | None =
     from ml.decide import DesignConfig, design_campaign
 
     customers = oracle_customers(settings, cycle) if customers is None else customers
+    # This cycle's value, as evaluate_cycle measures it: the retained value is compare_horizons' business.
     config = DesignConfig.from_settings(settings, settings.cycle_key(cycle),
-                                        exploration="epsilon", epsilon=0.0)
+                                        exploration="epsilon", epsilon=0.0, value_horizon_weeks=0)
     return design_campaign(customers, config)
 
 
@@ -264,3 +267,120 @@ def uplift_ranking(settings: Settings, cycle: int) -> UpliftRanking | None:
         and np.ptp(true) > 0 else math.nan
     return UpliftRanking(len(rows), qini_coefficient(expected, treatment, bought), oracle_qini(true, treatment, bought),
                          spearman)
+
+
+# ------------------------------------------------------------------------------------- value over a horizon
+
+
+def survival(base: np.ndarray, uplift_: np.ndarray, p_drop: np.ndarray, defection: np.ndarray,
+             retained: np.ndarray) -> np.ndarray:
+    """P(alive at the period's end) of an alive person: BG/NBD's dropout after each of the period's orders
+    (1 + Poisson(EXTRA_ORDER_RATE) if they buy), then world r's defection, lowered by ``retained``."""
+    buy = np.clip(base + uplift_, 0.0, 1.0)
+    keep_if_buy = (1.0 - p_drop) * np.exp(-EXTRA_ORDER_RATE * p_drop)
+    return ((1.0 - buy) + buy * keep_if_buy) * (1.0 - defection * (1.0 - retained))
+
+
+def future_margin(settings: Settings, cycle: int, people: dict[str, np.ndarray], weeks: float) -> np.ndarray:
+    """Expected gross margin each person earns in the ``weeks`` after ``cycle`` if alive when it ends, with no
+    campaign: the simulator's own seasonal purchase rates, BG/NBD dropout and (world r) defection."""
+    from sim.behaviour import baseline_probability
+    from sim.calendar import exposure_weeks, period_days
+    from sim.worlds import defection_probability
+
+    alive = dict(people, alive=np.ones(len(people["person_id"]), dtype=bool))
+    margin_if_buy = alive["spend"].astype(float) * ORDER_VALUE_FACTOR * (1.0 + EXTRA_ORDER_RATE) * MARGIN_RATE
+    p_drop = alive["p_drop"].astype(float)
+    defection = (defection_probability(alive, settings.cycle_days / 7.0) if settings.world == "r"
+                 else np.zeros(len(p_drop)))
+    alive_share, total = np.ones(len(p_drop)), np.zeros(len(p_drop))
+    for k in range(1, int(np.ceil(weeks * 7 / settings.cycle_days)) + 1):
+        base = baseline_probability(alive, exposure_weeks(period_days(settings.cycle_start(cycle + k), settings.cycle_days)))
+        total += alive_share * base * margin_if_buy
+        alive_share *= survival(base, np.zeros_like(base), p_drop, defection, np.zeros_like(base))
+    return total
+
+
+def horizon_values(settings: Settings, cycle: int,
+                   weeks: float = 52.0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The truth of ``cycle`` valued over ``weeks`` more: ``(effects, spend, future)`` where ``effects`` is
+    :func:`effects_at_start`'s frame plus ``value__<action>`` (this cycle's true incremental profit plus the
+    change the action makes to P(alive at the cycle's end) times ``future``) and ``future`` is each row's
+    :func:`future_margin` (``spend`` as :func:`effects_at_start`'s). In worlds without defection the change is BG/NBD's: an extra purchase risks a dropout."""
+    effects, spend = effects_at_start(settings, cycle)
+    people, base = people_at_start(settings, cycle)
+    future = future_margin(settings, cycle, people, weeks)
+    p_drop = people["p_drop"].astype(float)
+    defection = effects["defection_probability"].to_numpy(float) if "defection_probability" in effects else np.zeros(len(base))
+    untreated = survival(base, np.zeros(len(base)), p_drop, defection, np.zeros(len(base)))
+    for action in ACTIONS:
+        retained = (effects[f"retention__{action.name}"].to_numpy(float) if f"retention__{action.name}" in effects
+                    else np.zeros(len(base)))
+        treated = survival(base, effects[f"uplift__{action.name}"].to_numpy(float), p_drop, defection, retained)
+        effects[f"value__{action.name}"] = (effects[f"incremental_profit__{action.name}"].to_numpy(float)
+                                            + np.where(effects["alive"], treated - untreated, 0.0) * future)
+    return effects, spend, future
+
+
+def plan_horizon_value(effects: pd.DataFrame, member_id: pd.Series, action: pd.Series) -> float:
+    """True value over the horizon of treating ``member_id[i]`` with ``action[i]``: :func:`plan_value` on the
+    ``value__<action>`` columns of :func:`horizon_values`."""
+    renamed = effects.drop(columns=[c for c in effects.columns if c.startswith("incremental_profit__")])
+    renamed = renamed.rename(columns=lambda c: c.replace("value__", "incremental_profit__", 1))
+    return plan_value(renamed, member_id, action)
+
+
+@dataclass(frozen=True)
+class HorizonComparison:
+    """Two allocations of one cycle's budget, each valued by the truth over this cycle and over the horizon."""
+
+    cycle_id: str
+    treated: dict[str, int]  # allocation -> customers treated
+    cycle_value: dict[str, float]  # allocation -> true incremental profit of this cycle
+    horizon_value: dict[str, float]  # allocation -> true incremental value over the horizon (this cycle included)
+    budget_used: dict[str, float]
+
+
+def horizon_inputs(effects: pd.DataFrame, future: np.ndarray, customers: pd.DataFrame, noise_sd: float = 0.0,
+                   seed: int = 0) -> pd.DataFrame:
+    """``customers`` (:func:`oracle_customers`) with ``p_churn`` (the true P(defect this cycle)) and ``clv_52w``
+    (the true expected revenue over the horizon if alive), each times a lognormal error of ``noise_sd`` when
+    given, standing in for models that estimate them."""
+    truth = pd.DataFrame({"member_id": effects["member_id"], "future": future / MARGIN_RATE,
+                          "defection": effects.get("defection_probability", pd.Series(0.0, index=effects.index))})
+    truth = by_member(truth).reindex(customers["member_id"])
+    rng = np.random.default_rng(seed)
+    error = (lambda: rng.lognormal(0.0, noise_sd, len(customers))) if noise_sd > 0 else (lambda: 1.0)
+    return customers.assign(p_churn=np.clip(truth["defection"].to_numpy(float) * error(), 0.0, 1.0),
+                            clv_52w=truth["future"].to_numpy(float) * error())
+
+
+def compare_horizons(settings: Settings, cycle: int, weeks: int = 52, retention_effect: float = 0.2,
+                     noise_sd: float = 0.0, scores: pd.DataFrame | None = None) -> HorizonComparison:
+    """The platform's optimiser on the true effects of ``cycle`` twice, with ``value_horizon_weeks`` 0 (this
+    cycle's margin) and ``weeks`` (plus the retained value under the assumed ``retention_effect``), no exploration,
+    the same budget and rules; both plans valued by the truth (:func:`horizon_values`).
+
+    ``scores`` (``member_id``, ``p_churn``, ``clv_52w``: the platform's, ``exports/scores/<cycle_id>.parquet``)
+    replace the true P(churn) and CLV of :func:`horizon_inputs`; a member they lack keeps no retained value."""
+    from ml.decide import DesignConfig, design_campaign
+
+    effects, spend, future = horizon_values(settings, cycle, weeks)
+    customers = horizon_inputs(effects, future, oracle_customers(settings, cycle, effects, spend), noise_sd,
+                               seed=settings.seed)
+    if scores is not None:
+        platform = scores.dropna(subset=["member_id"]).drop_duplicates("member_id").set_index("member_id")
+        customers = customers.assign(**{c: customers["member_id"].map(platform[c]).astype(float)
+                                        for c in ("p_churn", "clv_52w")})
+    out: dict[str, dict[str, Any]] = {"treated": {}, "cycle_value": {}, "horizon_value": {}, "budget_used": {}}
+    for name, horizon in (("one_cycle", 0), (f"ltv_{weeks}w", weeks)):
+        config = DesignConfig.from_settings(settings, settings.cycle_key(cycle), exploration="epsilon", epsilon=0.0,
+                                            value_horizon_weeks=horizon, retention_effect=retention_effect)
+        plan = design_campaign(customers, config)
+        rows = plan.rows[plan.rows["arm"] == "treatment"]
+        action = rows["offer"].astype(str) + "__" + rows["channel"].astype(str)
+        out["treated"][name] = len(rows)
+        out["cycle_value"][name] = plan_value(effects, rows["member_id"], action)
+        out["horizon_value"][name] = plan_horizon_value(effects, rows["member_id"], action)
+        out["budget_used"][name] = float(plan.summary["budget"]["used"])
+    return HorizonComparison(cycle_id=settings.cycle_key(cycle), **out)

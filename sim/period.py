@@ -27,7 +27,14 @@ from campaign_loop.config import CHANNELS, Settings, cycle_id
 from ingest.contract import load_contract
 from sim import faults as fault_injection
 from sim import ids
-from sim.behaviour import EXTRA_ORDER_RATE, baseline_probability, expected_incremental_profit, uplift
+from sim.behaviour import (
+    EXTRA_ORDER_RATE,
+    baseline_probability,
+    discount_share,
+    expected_incremental_profit,
+    retention_columns,
+    uplift,
+)
 from sim.calendar import DAY_S, HOUR_ONLINE, HOUR_STORE, draw_times, exposure_weeks, intensity, period_days
 from sim.campaigns import (
     Assignment,
@@ -65,10 +72,11 @@ from sim.world import (
     product_choice_keys,
     take_people,
 )
-from sim.worlds import WorldContext, decay_contact_load
+from sim.worlds import WorldContext, decay_contact_load, retention
 
 # Random streams of a cycle: np.random.default_rng([seed, cycle, stream]).
 ARRIVALS, CONSENT, CRM, PLAN, OUTCOME, ORDERS, SEND, ENGAGE, EVENTS, REVIEWS, ADS, DROPOUT, HISTORY, PAID, NEWSLETTERS = range(10, 25)
+DEFECTION = 25  # world r only: a stream of its own, so the other worlds draw exactly what they drew before
 DIRT_STREAM = 100
 CONSENT_DRIFT = 0.002  # share of members changing each channel's consent in a week
 TIER_CHANGE = 0.003
@@ -274,6 +282,8 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
         effects[f"incremental_profit__{action.name}"] = pa.array(expected_incremental_profit(
             people, base, lift, action.offer.offer_type, action.offer.offer_value, action.cost_per_contact
         ).astype(np.float32))
+    retained = retention_columns(people, world, settings.cycle_days / 7.0, ACTIONS)
+    effects |= {name: pa.array(values.astype(np.float32)) for name, values in retained.items()}
     timer.lap("effects")
 
     # Potential outcomes from one uniform per person (common random numbers).
@@ -378,6 +388,8 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     per_person = np.bincount(order_person, minlength=n)
     survive = (1.0 - people["p_drop"].astype(np.float64)) ** per_person
     people["alive"] &= rng.random(n) < survive
+    if retained:
+        _defect(settings, cycle, people, a, retained["defection_probability"])
     people["n_purchases"] += per_person.astype(np.int32)
     last = np.full(n, -1, dtype=np.int64)
     np.maximum.at(last, order_person, ts)
@@ -441,6 +453,16 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
         seconds=round(time.perf_counter() - timer.start, 3),
         timings=timer.laps,
     )
+
+
+def _defect(settings: Settings, cycle: int, people: People, a: Assignment, hazard: np.ndarray) -> None:
+    """World r: alive customers defect with the period's ``hazard``, lowered for those an action reached."""
+    hazard = hazard.copy()
+    sent = a.person[a.delivered]
+    if len(sent):
+        share = discount_share(take_people(people, sent), a.offer_type[a.delivered], a.offer_value[a.delivered])
+        hazard[sent] *= 1.0 - retention(take_people(people, sent), share, a.channel[a.delivered])
+    people["alive"] &= _rng(settings, cycle, DEFECTION).random(len(hazard)) >= hazard
 
 
 def _outcomes(people: People, a: Assignment, purchased: np.ndarray, if_untreated: np.ndarray,

@@ -14,6 +14,11 @@ read the world; the platform learns it from the data, as a retailer would.
   most persuadables respond to a discount only (a message moves them not at all).
 * ``d``: world ``a``'s effects, fading with the customer's recent contacts (fatigue): a contact load that
   each delivered contact raises by one and that halves every :data:`FATIGUE_HALF_LIFE_DAYS`.
+* ``r``: world ``a``'s effects on this period's purchases, and a second, lasting one (retention): besides
+  dropping out after a purchase (BG/NBD), an alive customer defects to a competitor during a period with a
+  weekly hazard that rises with price sensitivity (:func:`defection_probability`), and a delivered action
+  lowers that period's hazard (:func:`retention`), more on a liked channel and with a discount. A defector
+  is lost for good, so what a contact is worth reaches past the cycle (issue 27, the LTV-based budget).
 
 Worlds other than ``a`` derive their classes from the traits people already carry and a per-person
 hash of the world seed, so that world ``a`` draws exactly what it drew before the family existed.
@@ -43,6 +48,7 @@ WORLDS: dict[str, str] = {
     "b": "effects follow recency, price sensitivity and category interest, not opens",
     "c": "sleeping dogs harmed by any contact; most persuadables respond to discounts only",
     "d": "world a's effects, fading with recent contacts (fatigue)",
+    "r": "world a's effects, and customers defecting whom a contact retains (retention)",
 }
 
 WEEK_S = 7 * 86_400
@@ -65,6 +71,13 @@ DISCOUNT_ONLY_GAIN = 2.0  # a discount-only responder's gain per unit of world a
 FATIGUE_HALF_LIFE_DAYS = 14.0
 FATIGUE_RATE = 1.0  # effect multiplier 1 / (1 + rate * contact load)
 CONTACT_LOAD = "contact_load"  # world d's state column: delivered contacts, decayed
+
+# World r. A mean weekly hazard of 1 % loses about 40 % of the alive customers in a year on top of BG/NBD's
+# dropout: a retailer in a price-driven market, where a retention budget is worth having.
+DEFECTION_WEEKLY = 0.01
+RETAIN_MESSAGE = 0.35  # share of the period's hazard a delivered message removes, per unit of channel affinity
+RETAIN_DISCOUNT = 0.6  # more, per unit of price sensitivity x discount share / 0.2 (20 % off)
+RETAIN_MAX = 0.9
 
 _B_SALT, _C_SALT, _C_DISCOUNT_SALT = 2401, 2402, 2403
 
@@ -191,3 +204,24 @@ def world_uplift(
         classes = people["response_class"]
         return np.where(classes == PERSUADABLE, gain, np.where(classes == SLEEPING_DOG, harm, 0.0))
     raise ValueError(f"world {context.name!r} has no response here: world a's is sim.behaviour.uplift")
+
+
+def defection_probability(people: People, weeks: float) -> np.ndarray:
+    """World r: P(an alive customer defects during a period of ``weeks``), without a contact; 0 if gone.
+
+    The weekly hazard is :data:`DEFECTION_WEEKLY` x (0.25 + 1.875 x price sensitivity), whose mean over
+    price sensitivity ~ Beta(2, 3) is 1: the price-sensitive leave for a cheaper shop.
+    """
+    weekly = DEFECTION_WEEKLY * (0.25 + 1.875 * people["price_sens"].astype(np.float64))
+    return np.where(people["alive"], -np.expm1(np.log1p(-weekly) * weeks), 0.0)
+
+
+def retention(people: People, share: np.ndarray, channel: np.ndarray) -> np.ndarray:
+    """World r: the share of a period's defection hazard a delivered action removes, per person.
+
+    ``share`` is the offer's discount share of the usual order (``sim.behaviour.discount_share``). A bounce
+    retains no one; a customer already gone is not brought back.
+    """
+    affinity, reachable = channel_terms(people, channel)
+    effect = RETAIN_MESSAGE * affinity + RETAIN_DISCOUNT * people["price_sens"] * share / 0.2
+    return np.where(reachable & people["alive"], np.clip(effect, 0.0, RETAIN_MAX), 0.0)

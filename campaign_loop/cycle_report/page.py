@@ -84,10 +84,14 @@ def _plan_section(plan: dict[str, Any] | None, next_id: str) -> str:
     ]
     by_channel = [{"channel": k, **v} for k, v in plan.get("by_channel", {}).items()]
     by_segment = [{"segment": k, **v} for k, v in plan.get("by_segment", {}).items()]
+    # Plans written before issue 27 carry no tiers.
+    by_tier = [{"value tier": k, **v} for k, v in budget.get("by_tier", {}).items()]
+    horizon = plan.get("value_horizon_weeks", 0)
     return (f"<p>Campaign <b>{html.escape(next_id)}</b> (file <code>exports/plans/{html.escape(next_id)}"
             f".parquet</code>).</p>" + _table(facts)
             + "<div class='row'><div>" + "<h3>By channel</h3>" + _table(by_channel) + "</div><div>"
-            + "<h3>By segment</h3>" + _table(by_segment) + "</div></div>")
+            + "<h3>By segment</h3>" + _table(by_segment) + "</div></div>"
+            + f"<h3>Budget by value tier (value horizon {html.escape(str(horizon))} weeks)</h3>" + _table(by_tier))
 
 
 def _attribution_section(attribution: Any) -> str:

@@ -57,6 +57,11 @@ class DesignConfig:
     # messages from 21:00 to 08:00 without a separate consent. A customer's send_hour (ml.send_time) outside
     # it, or the channel's usual hour, is moved to its nearest edge.
     send_window: tuple[int, int] = (8, 21)
+    # Weeks of future value an action is credited with (ml.decide.economics.retained_value): 0 values this
+    # cycle's margin only; 52 adds P(churn) x retention_effect x the 52-week CLV, which needs the input's
+    # p_churn and clv_52w (bench/RESULTS.md, "LTV-based allocation").
+    value_horizon_weeks: int = 0
+    retention_effect: float = 0.2  # share of a customer's P(churn) a delivered action removes (an assumption)
 
     def __post_init__(self) -> None:
         # Read-only copy so the frozen config cannot be changed through the caller's dict.
@@ -84,11 +89,13 @@ class DesignConfig:
             "alpha": 0 < self.alpha < 1, "power": 0 < self.power < 1, "min_detectable_lift": self.min_detectable_lift > 0,
             "epsilon": 0 <= self.epsilon < 1, "contact_cap": self.contact_cap >= 1, "thompson_draws": self.thompson_draws >= 1,
             "thompson_uplift_sd": self.thompson_uplift_sd >= 0, "thompson_scale": self.thompson_scale >= 0,
+            "value_horizon_weeks": self.value_horizon_weeks >= 0, "retention_effect": 0 <= self.retention_effect <= 1,
         }
         if broken := [name for name, ok in rules.items() if not ok]:
             raise ValueError("out of range: " + ", ".join(f"{name}={getattr(self, name)!r}" for name in broken)
                              + " (need 0 < alpha, power < 1; min_detectable_lift > 0; 0 <= epsilon < 1; contact_cap, "
-                             "thompson_draws >= 1; thompson_uplift_sd, thompson_scale >= 0)")
+                             "thompson_draws >= 1; thompson_uplift_sd, thompson_scale, value_horizon_weeks >= 0; "
+                             "0 <= retention_effect <= 1)")
         if self.exploration not in ("epsilon", "thompson", "auto"):
             raise ValueError(f"unknown exploration {self.exploration!r}")
         if not 0 <= self.send_window[0] < self.send_window[1] <= 24:
@@ -108,6 +115,7 @@ class DesignConfig:
             "min_detectable_lift": settings.min_detectable_lift, "contact_cap": settings.contact_cap, "seed": settings.seed,
             "exploration": settings.exploration, "epsilon": settings.epsilon, "thompson_scale": settings.thompson_scale,
             "send_window": (settings.send_window_start, settings.send_window_end),
+            "value_horizon_weeks": settings.value_horizon_weeks, "retention_effect": settings.retention_effect,
         }
         values.update(overrides)
         return cls(cycle_id=cycle_id, **values)

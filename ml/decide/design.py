@@ -27,6 +27,8 @@ from ml.decide.plan import plan_rows, plan_summary, preference_weight_of
 
 def _validate(customers: pd.DataFrame, config: DesignConfig) -> None:
     needed = list(BASE_COLUMNS) + [f"consent_{c}" for c in config.channels] + [uplift_column(a) for a in config.actions]
+    if config.value_horizon_weeks > 0:  # the retained value reads the churn and CLV scores
+        needed += ["p_churn", "clv_52w"]
     if missing := [c for c in needed if c not in customers.columns]:
         raise ValueError(f"customers is missing columns: {missing}")
     if (duplicated := customers["customer_id"].duplicated(keep=False)).any():

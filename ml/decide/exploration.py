@@ -98,7 +98,7 @@ def sample_economics(customers: ScoredCustomers, rows: np.ndarray | slice, sd: n
     uplift = customers.uplift[rows]
     draw = np.nan_to_num(uplift) + sd * rng.standard_normal(uplift.shape)
     return action_economics(draw, np.nan_to_num(customers.p_buy[rows]), np.nan_to_num(customers.spend[rows]),
-                            np.nan_to_num(customers.margin_rate[rows]), customers.actions)
+                            np.nan_to_num(customers.margin_rate[rows]), customers.actions, customers.retained[rows])
 
 
 def exploit_probability(customers: ScoredCustomers, assignment: Assignment, allowed: np.ndarray,

@@ -14,6 +14,8 @@ from ml.decide.config import DesignConfig
 from ml.decide.economics import ScoredCustomers
 from ml.decide.exploration import Assignment
 
+UNTIERED = "untiered"  # a customer dim_loyalty_tiers does not list, or scores read without that mart
+
 
 def send_hours(frame: pd.DataFrame, channel: np.ndarray, config: DesignConfig) -> np.ndarray:
     """Each planned row's local send hour: the customer's ``send_hour`` (ml.send_time) where the frame has one,
@@ -59,7 +61,11 @@ def plan_rows(customers: ScoredCustomers, assignment: Assignment, control: np.nd
         "expected_incremental_margin": econ.margin[planned, act],
         "expected_incremental_revenue": econ.revenue[planned, act],
         "expected_uplift": np.nan_to_num(uplift[planned, act]),
+        "expected_retained_value": econ.retained[planned, act],
         "segment": df["segment"].astype(str).to_numpy()[planned],
+        # The tier of marts.dim_loyalty_tiers, when the scores carry it (ml.loyalty.attach_value_tiers).
+        "value_tier": (df["value_tier"].fillna(UNTIERED).astype(str).to_numpy()[planned] if "value_tier" in df
+                       else np.full(len(planned), UNTIERED, dtype=object)),
         "send_at": send_times(df.iloc[planned], pick([a.channel for a in actions]).astype(str), config),
     })
     return rows
@@ -118,6 +124,15 @@ def zero_reach_reason(reach: Mapping[str, int], config: DesignConfig, targeted: 
             f"({config.budget:,.2f})")
 
 
+def budget_by_tier(treated: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per value tier of the treatment arm: customers, budget used, expected value and the part of it retained."""
+    grouped = treated.groupby("value_tier")
+    table = pd.DataFrame({"customers": grouped.size(), "used": grouped["expected_cost"].sum(),
+                          "expected_value": grouped["expected_incremental_value"].sum(),
+                          "retained_value": grouped["expected_retained_value"].sum()})
+    return {str(tier): {k: float(v) for k, v in row.items()} for tier, row in table.iterrows()}
+
+
 def plan_summary(
     rows: pd.DataFrame, config: DesignConfig, *, reach: dict[str, int], epsilon_eff: float,
     bounced: dict[str, int], preference_weight: float | None, holdout: dict[str, Any], penalty: np.ndarray,
@@ -163,6 +178,7 @@ def plan_summary(
             "incremental_revenue": float(treated["expected_incremental_revenue"].sum()),
             "incremental_margin": float(treated["expected_incremental_margin"].sum()),
             "incremental_value": value,
+            "retained_value": float(treated["expected_retained_value"].sum()),
             "cost": cost,
             "contact_cost": contact_cost,
             "discount_cost": cost - contact_cost,
@@ -178,6 +194,8 @@ def plan_summary(
                 c: {"budget": config.channel_budgets.get(c), "used": float(by_channel_used.get(c, 0.0))}
                 for c in config.channels
             },
+            "by_tier": budget_by_tier(treated),
         },
+        "value_horizon_weeks": config.value_horizon_weeks,
         "total_multiplier": float(penalty.min()) if len(penalty) else 0.0,
     }

@@ -36,6 +36,11 @@ CHECKS = {
     "fct_sessions": "select count(*), sum(n_events), count(customer_id), sum(duration_seconds) from marts.fct_sessions",
     "fct_campaign_sends": "select count(*), sum(case when is_converted then 1 else 0 end), sum(revenue) from marts.fct_campaign_sends",
     "kpi_daily": "select count(*), sum(revenue), sum(new_customers), sum(active_customers) from marts.kpi_daily",
+    # The value tiers' grace rule is a window maximum and their changes a lag: both engines must agree on them.
+    "fct_loyalty_tiers": "select count(*), sum(value_tier_rank), sum(qualified_tier_rank), count(distinct value_tier), "
+                         "sum(revenue_365d) from marts.fct_loyalty_tiers",
+    "fct_loyalty_tier_changes": "select count(*), count(from_tier), sum(case when change_type = 'downgrade' then 1 "
+                                "else 0 end), min(reason), max(reason) from marts.fct_loyalty_tier_changes",
     # The per-arm sums kpi_campaign_lift is inferred from (campaign_loop/lift.py), the pre-period's included.
     "kpi_campaign_arms": "select count(*), sum(converted), sum(revenue_sq), sum(pre_converted), sum(pre_revenue_sq), "
                          "sum(margin_x_pre), sum(revenue_x_orders) from marts.kpi_campaign_arms",

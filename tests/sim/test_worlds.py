@@ -119,7 +119,22 @@ def test_unknown_world_is_refused() -> None:
         Settings(world="e")
     with pytest.raises(ValueError, match="unknown world"):
         WorldContext("e")
-    assert set(WORLDS) == {"a", "b", "c", "d"}
+    assert set(WORLDS) == {"a", "b", "c", "d", "r"}
+
+
+def test_world_r_loses_defectors_that_world_a_keeps_and_writes_their_truth(tmp_path: Path) -> None:
+    alive, effects = {}, {}
+    for world in ("a", "r"):
+        settings = Settings(home=tmp_path / world, customers=1000, seed=5, world=world, history_weeks=8)
+        simulate_period(settings, 0)
+        alive[world] = WorldStore(settings).load_people(0)["alive"]
+        effects[world] = pd.read_parquet(settings.truth_dir / "effects" / f"{settings.cycle_key(0)}.parquet")
+    # The same draws but defection's own stream: world r's alive are a strict subset of world a's.
+    assert not (alive["r"] & ~alive["a"]).any() and alive["r"].sum() < alive["a"].sum()
+    retention = [c for c in effects["r"] if c.startswith("retention__")]
+    assert "defection_probability" in effects["r"] and len(retention) == 12
+    assert not any(c.startswith("retention__") or c == "defection_probability" for c in effects["a"])
+    assert (effects["r"]["retention__pct20__email"] >= effects["r"]["retention__message__email"]).all()
 
 
 ROOT = Path(__file__).resolve().parents[2]
