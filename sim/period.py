@@ -30,6 +30,7 @@ from sim import ids
 from sim.behaviour import EXTRA_ORDER_RATE, baseline_probability, expected_incremental_profit, uplift
 from sim.calendar import DAY_S, HOUR_ONLINE, HOUR_STORE, draw_times, exposure_weeks, intensity, period_days
 from sim.campaigns import (
+    TRIGGER_SEND_AT,
     Assignment,
     Engagement,
     assign,
@@ -175,8 +176,13 @@ def product_rows(products: dict[str, np.ndarray], updated_at: int) -> Frame:
     }
 
 
-def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = None) -> PeriodSummary:
-    """Simulate cycle ``cycle`` and land its batch; see the module docstring and docs/simulator.md."""
+def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = None,
+                    triggered: pd.DataFrame | None = None) -> PeriodSummary:
+    """Simulate cycle ``cycle`` and land its batch; see the module docstring and docs/simulator.md.
+
+    ``triggered`` (opt-in; None leaves the period as it was): trigger journeys' plan rows, executed after the
+    weekly plan (a member in both gets the weekly one) and sent at their own ``send_at`` (clamped into the period).
+    """
     if cycle < 0:
         raise ValueError(f"cycle must be >= 0, got {cycle}")
     timer = _Timer()
@@ -246,6 +252,9 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     # The campaign of the period.
     if plan is None:
         plan = bau_plan(_rng(settings, cycle, PLAN), settings, people, cid)
+    if triggered is not None and len(triggered):
+        plan = pd.concat([plan, triggered.assign(**{TRIGGER_SEND_AT: pd.to_datetime(triggered["send_at"])})],
+                         ignore_index=True)
     faults = fault_injection.active_faults(settings, cycle)
     plan = fault_injection.apply_to_plan(settings, cycle, plan, faults)
     a = assign(plan, people)
@@ -285,6 +294,8 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
 
     rng = _rng(settings, cycle, SEND)
     sent_at = send_times(rng, len(a.person), p_start, settings.cycle_days)
+    if a.send_at is not None:
+        sent_at = np.where(a.send_at >= 0, np.clip(a.send_at, p_start, p_end - 3_600), sent_at)
     buyers = np.flatnonzero(purchased)
     n_orders = 1 + rng.poisson(EXTRA_ORDER_RATE, len(buyers))
     order_person = np.repeat(buyers, n_orders)
