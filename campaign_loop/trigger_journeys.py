@@ -97,7 +97,9 @@ def measure(settings: Settings, schema: str = PUBLISHED) -> dict[str, Any]:
     out: dict[str, Any] = {"triggers": {}}
     for row in converted.itertuples():
         out["triggers"][row.campaign_id] = {
-            "n_treatment": int(row.n_arm), "n_control": int(row.n_control), "lift": float(row.lift),
+            "n_treatment": int(row.n_arm), "n_control": int(row.n_control),
+            "conversion_treatment": float(row.mean_arm), "conversion_control": float(row.mean_control),
+            "lift": float(row.lift),
             "lift_ci_low": float(row.lift_ci_low), "lift_ci_high": float(row.lift_ci_high),
             "p_value": float(row.p_value), "roi": None if pd.isna(row.roi) else float(row.roi)}
     for trigger, hours in _delays(settings, sent).items():
