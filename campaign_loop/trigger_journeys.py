@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Any
 
-import pandas as pd
-
 from campaign_loop.actions import TRIGGERS, cycle_of_trigger_campaign
 from campaign_loop.config import CHANNELS, Settings
 
 PUBLISHED = "published"  # expectations.publish.PUBLISHED_SCHEMA, the audited marts
+# The asset the weekly DAG's design updates and the trigger journeys' DAG is scheduled on.
+PLAN_ASSET_URI = "campaign_loop://exports/plans"
 
 
 def cycle_of(settings: Settings, as_of: datetime) -> int:
@@ -31,7 +31,10 @@ def plan(settings: Settings, as_of: datetime, schema: str = PUBLISHED) -> dict[s
 
     if not settings.triggers:
         return {"as_of": as_of.isoformat(), "note": "no trigger enabled (the triggers setting is empty)"}
-    cycle_id = settings.cycle_key(cycle_of(settings, as_of))
+    cycle = cycle_of(settings, as_of)
+    if settings.demo and (late := _beyond_the_world(settings, cycle)):
+        return {"as_of": as_of.isoformat(), "note": late}
+    cycle_id = settings.cycle_key(cycle)
     config = TriggerConfig(
         as_of=as_of, cycle_id=cycle_id, rules=tuple(r for n, r in TRIGGERS.items() if n in settings.triggers),
         channels=settings.channels, contact_cap=settings.contact_cap,
@@ -45,8 +48,22 @@ def plan(settings: Settings, as_of: datetime, schema: str = PUBLISHED) -> dict[s
             "funnel": chosen.summary["funnel"], "files": {k: str(v) for k, v in paths.items()}}
 
 
+def _beyond_the_world(settings: Settings, cycle: int) -> str | None:
+    """Why a demo run plans nothing: the simulated world will never live through its cycle (e.g. a scheduled
+    run at today's date, months past the simulated weeks); None when it will."""
+    from sim.world import WorldStore
+
+    last = WorldStore(settings).last_cycle()
+    if last is not None and cycle == last + 1:
+        return None
+    return (f"cycle {cycle} is not the simulated world's next one ({'none lived' if last is None else f'it lived through 0..{last}'}"
+            "): nothing planned")
+
+
 def _inputs(settings: Settings, schema: str, cycle_id: str, as_of: datetime) -> dict[str, Any]:
     """What the rules read: candidates, reach, churn scores, earlier trigger assignments, the weekly plan."""
+    import pandas as pd
+
     from ml import features
     from ml.export import read_trigger_plans
     from ml.triggers import history_from_sends
@@ -84,6 +101,8 @@ def plan_at_cycle_start(settings: Settings, cycle: int, schema: str = PUBLISHED)
 def measure(settings: Settings, schema: str = PUBLISHED) -> dict[str, Any]:
     """Every trigger's lift against its own holdout, pooled over its cycles, and its measured delay from event to
     send (hours: the landed ``sent_at`` minus the event the run planned it for)."""
+    import pandas as pd
+
     from campaign_loop.lift import campaign_lift
     from ml import features
     from ml.triggers import trigger_arms
@@ -107,8 +126,10 @@ def measure(settings: Settings, schema: str = PUBLISHED) -> dict[str, Any]:
     return out
 
 
-def _delays(settings: Settings, sent: pd.DataFrame) -> dict[str, dict[str, float]]:
+def _delays(settings: Settings, sent: Any) -> dict[str, dict[str, float]]:
     """Per trigger, the median and 90th percentile of hours from the event to the landed send."""
+    import pandas as pd
+
     from ml.export import read_trigger_plans
 
     cycles = sorted({cycle_of_trigger_campaign(c) for c in sent["campaign_id"]} - {None})
