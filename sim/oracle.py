@@ -257,3 +257,29 @@ def uplift_ranking(settings: Settings, cycle: int) -> UpliftRanking | None:
     bought = rows["purchased"].to_numpy(float)
     return UpliftRanking(len(rows), qini_coefficient(rows["expected_uplift"].to_numpy(float), treatment, bought),
                          oracle_qini(true, treatment, bought))
+
+
+def true_trigger_lift(settings: Settings, cycle: int, planned: pd.DataFrame) -> dict[str, tuple[float, int]]:
+    """Per trigger that ran in ``cycle``: the mean true effect on purchase of its members, both arms (what its
+    randomised comparison estimates), and how many members the world assigned to it.
+
+    ``planned``: the trigger journeys' plan rows of the cycle (``trigger``, ``member_id``, ``channel``), from
+    which each member's channel comes. A member's effect is that of the trigger's offer on their channel,
+    nothing where the send could not be delivered (no consent at the period's start).
+    """
+    from campaign_loop.actions import TRIGGERS
+
+    cid = settings.cycle_key(cycle)
+    outcomes = pd.read_parquet(settings.truth_dir / "outcomes" / f"{cid}.parquet", columns=["person_id", "campaign_id"])
+    effects = pd.read_parquet(settings.truth_dir / "effects" / f"{cid}.parquet").set_index("person_id")
+    out: dict[str, tuple[float, int]] = {}
+    for name, rule in TRIGGERS.items():
+        people = outcomes.loc[outcomes["campaign_id"] == rule.campaign_id(cid), "person_id"].to_numpy()
+        if not len(people):
+            continue
+        channel = effects.loc[people, "member_id"].map(
+            planned[planned["trigger"] == name].set_index("member_id")["channel"]).to_numpy()
+        effect = [effects.at[p, f"uplift__{rule.offer}__{c}"] * effects.at[p, f"consent_{c}"]
+                  for p, c in zip(people, channel, strict=True)]
+        out[name] = (float(np.mean(effect)), len(people))
+    return out

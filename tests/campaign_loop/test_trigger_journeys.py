@@ -20,6 +20,7 @@ from scipy import stats
 
 from campaign_loop.actions import TRIGGERS
 from campaign_loop.config import Settings
+from sim.oracle import true_trigger_lift
 from tests.dbt.conftest import run_dbt
 
 SELECT = ("run", "--select", "+fct_trigger_candidates", "+kpi_campaign_arms", "+fct_customer_features")
@@ -94,30 +95,20 @@ def test_the_run_plans_every_trigger_with_its_own_holdout_and_the_world_sends_th
 
 def test_each_triggers_measured_lift_covers_its_true_lift(world: TriggerWorld) -> None:
     """The five intervals hold the truth together at 95 %: each 95 % interval widened to Bonferroni's 99 %."""
-    s = world.settings
-    cid = s.cycle_key(1)
-    outcomes = pd.read_parquet(s.truth_dir / "outcomes" / f"{cid}.parquet", columns=["person_id", "campaign_id"])
-    effects = pd.read_parquet(s.truth_dir / "effects" / f"{cid}.parquet").set_index("person_id")
+    truths = true_trigger_lift(world.settings, 1, world.rows)
     measured = world.measured["triggers"]
     widen = stats.norm.ppf(1 - 0.05 / (2 * len(TRIGGERS))) / stats.norm.ppf(0.975)
     checked = {}
-    for name, rule in TRIGGERS.items():
-        people = outcomes.loc[outcomes["campaign_id"] == rule.campaign_id(cid), "person_id"].to_numpy()
+    for name, (truth, assigned) in truths.items():
         m = measured[name]
-        assert m["n_treatment"] + m["n_control"] == len(people), name
-        # Each member's true effect of the trigger's offer on the channel planned for them, nothing where the
-        # send could not be delivered (consent withdrawn since).
-        channel = effects.loc[people, "member_id"].map(
-            world.rows[world.rows["trigger"] == name].set_index("member_id")["channel"]).to_numpy()
-        truth = float(np.mean([effects.at[p, f"uplift__{rule.offer}__{c}"] * effects.at[p, f"consent_{c}"]
-                               for p, c in zip(people, channel, strict=True)]))
+        assert m["n_treatment"] + m["n_control"] == assigned, name
         low = m["lift"] - (m["lift"] - m["lift_ci_low"]) * widen
         high = m["lift"] + (m["lift_ci_high"] - m["lift"]) * widen
         if m["conversion_treatment"] == m["conversion_control"] == 0:
             continue  # no member bought in either arm: the interval [0, 0] measures nothing
         checked[name] = (round(truth, 4), round(low, 4), round(high, 4))
         assert low <= truth <= high, (name, checked[name], m)
-    assert len(checked) >= 3, measured
+    assert len(truths) == len(TRIGGERS) and len(checked) >= 3, (truths, measured)
 
 
 def test_the_measured_delay_from_event_to_send_is_reported_per_trigger(world: TriggerWorld) -> None:
