@@ -90,9 +90,11 @@ class TriggerRule:
         if self.delay_hours < 0 or self.window_hours <= 0 or self.cap_days < 1:
             raise ValueError(f"trigger {self.name}: delay_hours >= 0, window_hours > 0 and cap_days >= 1 are required")
 
-    def campaign_id(self, cycle_id: str) -> str:
-        """The campaign its sends land under: one per trigger and cycle, measured against its own holdout."""
-        return f"{TRIGGER_PREFIX}{self.name}-{cycle_id}"
+    def campaign_id(self, cycle_id: str, channel: str) -> str:
+        """The campaign its sends on ``channel`` land under: one per trigger, cycle and channel (a campaign has one
+        channel in the landing contract), ``trigger-<name>-<cycle_id>-<channel>``; its holdout is the members held
+        out there, and ``ml.triggers.trigger_arms`` pools a trigger's campaigns."""
+        return f"{TRIGGER_PREFIX}{self.name}-{cycle_id}-{channel}"
 
 
 TRIGGER_PREFIX = "trigger-"
@@ -112,7 +114,7 @@ TRIGGERS: dict[str, TriggerRule] = {rule.name: rule for rule in (
 
 
 def trigger_of_campaign(campaign_id: str) -> str | None:
-    """The trigger a campaign ID belongs to (``trigger-<name>-<cycle_id>``), None for any other campaign."""
+    """The trigger a campaign ID belongs to (``trigger-<name>-<cycle_id>-<channel>``), None for any other campaign."""
     if not campaign_id.startswith(TRIGGER_PREFIX):
         return None
     rest = campaign_id[len(TRIGGER_PREFIX):]
@@ -120,6 +122,6 @@ def trigger_of_campaign(campaign_id: str) -> str | None:
 
 
 def cycle_of_trigger_campaign(campaign_id: str) -> str | None:
-    """The cycle_id of a trigger's campaign (``trigger-<name>-<cycle_id>``), None for any other campaign."""
+    """The cycle_id of a trigger's campaign (``trigger-<name>-<cycle_id>-<channel>``), None for any other campaign."""
     name = trigger_of_campaign(campaign_id)
-    return None if name is None else campaign_id[len(TRIGGER_PREFIX) + len(name) + 1:]
+    return None if name is None else campaign_id[len(TRIGGER_PREFIX) + len(name) + 1:].rsplit("-", 1)[0]

@@ -135,7 +135,7 @@ def assign_arms(d: pd.DataFrame, rule: TriggerRule, config: TriggerConfig) -> pd
     send_at = d["due_at"].where(d["due_at"] > config.as_of, pd.Timestamp(config.as_of))
     return pd.DataFrame({
         "member_id": d["member_id"].astype(str).to_numpy(),
-        "campaign_id": rule.campaign_id(config.cycle_id),
+        "campaign_id": [rule.campaign_id(config.cycle_id, c) for c in d["channel"].astype(str)],
         "channel": d["channel"].astype(str).to_numpy(),
         "offer_type": offer.offer_type,
         "offer_value": offer.offer_value,

@@ -267,14 +267,17 @@ def true_trigger_lift(settings: Settings, cycle: int, planned: pd.DataFrame) -> 
     which each member's channel comes. A member's effect is that of the trigger's offer on their channel,
     nothing where the send could not be delivered (no consent at the period's start).
     """
-    from campaign_loop.actions import TRIGGERS
+    from campaign_loop.actions import TRIGGERS, cycle_of_trigger_campaign, trigger_of_campaign
 
     cid = settings.cycle_key(cycle)
     outcomes = pd.read_parquet(settings.truth_dir / "outcomes" / f"{cid}.parquet", columns=["person_id", "campaign_id"])
     effects = pd.read_parquet(settings.truth_dir / "effects" / f"{cid}.parquet").set_index("person_id")
     out: dict[str, tuple[float, int]] = {}
+    campaigns = outcomes["campaign_id"].dropna().drop_duplicates()
+    of_cycle = campaigns[campaigns.map(cycle_of_trigger_campaign) == cid]
+    trigger = of_cycle.map(trigger_of_campaign)
     for name, rule in TRIGGERS.items():
-        people = outcomes.loc[outcomes["campaign_id"] == rule.campaign_id(cid), "person_id"].to_numpy()
+        people = outcomes.loc[outcomes["campaign_id"].isin(of_cycle[trigger == name]), "person_id"].to_numpy()
         if not len(people):
             continue
         channel = effects.loc[people, "member_id"].map(

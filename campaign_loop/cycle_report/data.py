@@ -76,8 +76,8 @@ def _read_warehouse(settings: Settings, data: ReportData) -> None:
             "select campaign_id, n_arm as n_treatment, n_control, mean_arm as conversion_rate, "
             "mean_control as control_conversion_rate, lift as conversion_lift, lift_ci_low as conversion_lift_ci_low, "
             "lift_ci_high as conversion_lift_ci_high, p_value as conversion_lift_p_value, roi "
-            "from published.kpi_campaign_lift where metric = 'converted' and campaign_id like 'trigger-%' "
-            "and campaign_id like ? order by campaign_id", [f"%-{data.cycle_id}"])
+            "from published.kpi_campaign_lift where metric = 'converted' and campaign_id like ? "
+            "order by campaign_id", [f"trigger-%-{data.cycle_id}-%"])
         data.segments = query(
             """
             select coalesce(f.rfm_segment, 'unknown') as segment,

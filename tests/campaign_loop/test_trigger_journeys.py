@@ -20,6 +20,7 @@ from scipy import stats
 
 from campaign_loop.actions import TRIGGERS
 from campaign_loop.config import Settings
+from expectations.deliveries import check_consent_violation
 from sim.oracle import true_trigger_lift
 from tests.dbt.conftest import run_dbt
 
@@ -79,6 +80,10 @@ def test_the_run_plans_every_trigger_with_its_own_holdout_and_the_world_sends_th
     assert (by_trigger["control"] > 0).all() and (by_trigger["treatment"] > 0).all()
     assert abs(len(rows[rows["arm"] == "control"]) / len(rows) - 0.3) < 0.05
     assert world.consent_violations == 0
+    with duckdb.connect(str(world.settings.warehouse_path), read_only=True) as con:
+        # The raw gate's check: a campaign is one channel, and no send of the batch went against a consent.
+        [violations] = check_consent_violation(con, world.settings.cycle_key(1))
+    assert violations.success, violations.details
     with duckdb.connect(str(world.settings.warehouse_path), read_only=True) as con:
         landed = con.sql("select campaign_id, member_id, arm, sent_at, assignment_probability "
                          "from marts.fct_campaign_sends where campaign_id like 'trigger-%'").df()

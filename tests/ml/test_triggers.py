@@ -38,7 +38,7 @@ def event(member: str, kind: str, hours_ago: float, next_order_hours_ago: float 
 
 def test_the_catalogue_and_the_setting_name_the_same_triggers() -> None:
     assert set(TRIGGERS) == set(get_args(TriggerName))
-    campaign = TRIGGERS["win_back"].campaign_id("2026-01-12")
+    campaign = TRIGGERS["win_back"].campaign_id("2026-01-12", "sms")
     assert trigger_of_campaign(campaign) == "win_back" and cycle_of_trigger_campaign(campaign) == "2026-01-12"
     assert trigger_of_campaign("bau-2026-01-12-pct10-email") is None
     with pytest.raises(ValueError, match="trigger x: offer"):
@@ -55,7 +55,7 @@ def test_an_abandoned_cart_is_due_after_its_delay_until_its_window_ends_unless_a
     plan = choose_sends(candidates, reach(["M1", "M2", "M3", "M4"]), config("cart_abandonment"))
     assert list(plan.rows["member_id"]) == ["M2"]
     row = plan.rows.iloc[0]
-    assert row["campaign_id"] == "trigger-cart_abandonment-2026-01-12" and row["channel"] == "email"
+    assert row["campaign_id"] == "trigger-cart_abandonment-2026-01-12-email" and row["channel"] == "email"
     assert row["send_at"] == pd.Timestamp(AS_OF) and row["delay_hours"] == pytest.approx(5)
     funnel = plan.summary["funnel"]["cart_abandonment"]
     assert (funnel["events"], funnel["due"], funnel["not_cancelled"]) == (4, 2, 1)
@@ -116,7 +116,8 @@ def test_the_holdout_is_a_fixed_random_share_per_member_and_trigger_with_its_pro
 
 def test_trigger_arms_pool_each_triggers_campaigns_by_adding_their_sums() -> None:
     arms = pd.DataFrame({
-        "campaign_id": ["trigger-win_back-2026-01-12", "trigger-win_back-2026-01-19", "trigger-win_back-2026-01-12",
+        "campaign_id": ["trigger-win_back-2026-01-12-sms", "trigger-win_back-2026-01-19-email",
+                        "trigger-win_back-2026-01-12-sms",
                         "bau-2026-01-12-pct10-email"],
         "arm": ["treatment", "treatment", "control", "treatment"], "variant_id": [None] * 4,
         "assigned": [10, 30, 5, 99], "converted": [2, 3, 1, 9], "conversion_rate": [0.2, 0.1, 0.2, 0.1],
