@@ -63,7 +63,7 @@ def one_world(customers: int, seed: int, root: Path) -> list[dict[str, object]]:
     dbt(settings.root)
     measured = trigger_journeys.measure(settings, schema="marts")["triggers"]
     out = []
-    for name, (truth, assigned) in true_trigger_lift(settings, 1, rows).items():
+    for name, (truth, assigned) in true_trigger_lift(settings, 1).items():
         m = measured[name]
         informative = not (m["conversion_treatment"] == m["conversion_control"] == 0)
         out.append({"seed": seed, "trigger": name, "members": assigned, "true_lift": truth, "lift": m["lift"],

@@ -3,10 +3,11 @@
 ``choose_sends`` applies the rules of :data:`campaign_loop.actions.TRIGGERS` to the events of
 ``fct_trigger_candidates`` at one moment (``as_of``): an event is due ``delay_hours`` after it happened and
 stale ``window_hours`` later; an abandoned session followed by an order is no longer abandoned; win-back needs
-the churn model's probability; a member gets a trigger at most once in its ``cap_days``, one trigger per run,
-and none while in the weekly campaign's experiment of the same cycle (either arm: a trigger would contaminate
-its holdout). Consent, bounces, recent unsubscribes and the contact cap are the weekly campaign's
-(:mod:`ml.decide.eligibility`), counted over the same 30 days. Each eligible member is then held out of the
+the churn model's probability; a member gets a trigger at most once in its ``cap_days`` and one trigger per run.
+Consent, bounces, recent unsubscribes and the contact cap are the weekly campaign's
+(:mod:`ml.decide.eligibility`), counted over the same 30 days, and the same cycle's weekly plan counts as one
+contact in either arm (so who gets a trigger does not depend on the weekly arm, and the weekly holdout stays
+comparable). Each eligible member is then held out of the
 trigger by a hash of the seed, the trigger and the member ID: the same member stays held out of the same
 trigger, and ``assignment_probability`` records the arm's share.
 
@@ -32,7 +33,7 @@ TRIGGER_COLUMNS: tuple[str, ...] = (*PLAN_COLUMNS, "trigger", "offer", "event_ke
                                     "delay_hours")
 NOT_ADDITIVE: frozenset[str] = frozenset({"revenue_per_customer", "assignment_probability"})
 FUNNEL_STEPS: tuple[str, ...] = ("events", "due", "not_cancelled", "predicted_churn", "newest_per_member",
-                                 "under_trigger_cap", "not_in_weekly_experiment", "reachable", "under_contact_cap",
+                                 "under_trigger_cap", "reachable", "under_contact_cap",
                                  "one_trigger_per_run")
 
 
@@ -107,13 +108,11 @@ def _channel_of(reach: pd.DataFrame, rule: TriggerRule, channels: tuple[str, ...
 
 def eligible(due: pd.DataFrame, rule: TriggerRule, config: TriggerConfig, reach: pd.DataFrame,
              history: pd.DataFrame, weekly_members: set[str], funnel: dict[str, int]) -> pd.DataFrame:
-    """The due members this trigger may go to: its cap, the weekly experiment, consent and the contact cap."""
+    """The due members this trigger may go to: its cap, consent and the contact cap (the weekly plan's included)."""
     since = config.as_of - timedelta(days=rule.cap_days)
     capped = set(history.loc[(history["trigger"] == rule.name) & (history["assigned_at"] > since), "member_id"])
     d = due[~due["member_id"].isin(capped)]
     funnel["under_trigger_cap"] = len(d)
-    d = d[~d["member_id"].isin(weekly_members)]
-    funnel["not_in_weekly_experiment"] = len(d)
     r = reach.reindex(d["member_id"].to_numpy())
     channel = _channel_of(r, rule, config.channels).to_numpy()
     subscribed = ~r["unsubscribed_recently"].fillna(True).astype(bool).to_numpy()
@@ -123,6 +122,9 @@ def eligible(due: pd.DataFrame, rule: TriggerRule, config: TriggerConfig, reach:
     contacts = r["contacts_last_30d"].reindex(d["member_id"].to_numpy()).fillna(0).to_numpy(float)
     pending = history[(history["arm"] == "treatment") & ~history["landed"]].groupby("member_id").size()
     contacts = contacts + d["member_id"].map(pending).fillna(0).to_numpy(float)
+    # The weekly plan's message counts in either arm: the trigger's audience must not depend on the weekly arm,
+    # or the weekly holdout would get more trigger messages than its treatment and its lift would shrink.
+    contacts = contacts + d["member_id"].isin(weekly_members).to_numpy(float)
     d = d[contacts < config.contact_cap]
     funnel["under_contact_cap"] = len(d)
     return d
@@ -160,7 +162,7 @@ def choose_sends(candidates: pd.DataFrame, reach: pd.DataFrame, config: TriggerC
     ``bounced_<channel>``, ``unsubscribed_recently`` and ``contacts_last_30d`` (``ml.features.scoring_frame``).
     ``p_churn``: per customer ID (the scores export); without it win-back sends nothing. ``history``: earlier
     trigger assignments (member_id, trigger, arm, assigned_at, landed: whether the warehouse counts it already).
-    ``weekly_members``: members of the same cycle's weekly plan, either arm.
+    ``weekly_members``: members of the same cycle's weekly plan, either arm (one contact each).
     """
     history = _empty_history() if history is None else history
     weekly_members = weekly_members or set()
@@ -180,15 +182,16 @@ def choose_sends(candidates: pd.DataFrame, reach: pd.DataFrame, config: TriggerC
         funnels[rule.name] = funnel
         parts.append(rows)
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(TRIGGER_COLUMNS))
-    return TriggerPlan(rows=rows[list(TRIGGER_COLUMNS)], summary=_summary(rows, config, funnels, p_churn is not None))
+    return TriggerPlan(rows=rows[list(TRIGGER_COLUMNS)], summary=_summary(
+        rows, config, funnels, 0 if p_churn is None else int(p_churn.notna().sum())))
 
 
 def _summary(rows: pd.DataFrame, config: TriggerConfig, funnels: dict[str, dict[str, int]],
-             scored: bool) -> dict[str, Any]:
+             scored: int) -> dict[str, Any]:
     delay = rows.groupby("trigger")["delay_hours"]
     return {
         "as_of": config.as_of.isoformat(), "cycle_id": config.cycle_id, "holdout_share": config.holdout_share,
-        "contact_cap": config.contact_cap, "churn_scores": scored,
+        "contact_cap": config.contact_cap, "churn_scored_customers": scored,
         "rules": {r.name: {"trigger_event": r.trigger_event, "offer": r.offer, "channels": list(r.channels),
                            "delay_hours": r.delay_hours, "window_hours": r.window_hours, "cap_days": r.cap_days,
                            "min_p_churn": r.min_p_churn} for r in config.rules},

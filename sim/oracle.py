@@ -259,30 +259,16 @@ def uplift_ranking(settings: Settings, cycle: int) -> UpliftRanking | None:
                          oracle_qini(true, treatment, bought))
 
 
-def true_trigger_lift(settings: Settings, cycle: int, planned: pd.DataFrame) -> dict[str, tuple[float, int]]:
+def true_trigger_lift(settings: Settings, cycle: int) -> dict[str, tuple[float, int]]:
     """Per trigger that ran in ``cycle``: the mean true effect on purchase of its members, both arms (what its
-    randomised comparison estimates), and how many members the world assigned to it.
+    randomised comparison estimates), and how many members the world assigned to it; from the simulator's
+    ``trigger_outcomes`` (each member's uplift of the trigger's action on their channel, nothing where the send
+    could not be delivered). Empty when no trigger ran."""
+    from campaign_loop.actions import trigger_of_campaign
 
-    ``planned``: the trigger journeys' plan rows of the cycle (``trigger``, ``member_id``, ``channel``), from
-    which each member's channel comes. A member's effect is that of the trigger's offer on their channel,
-    nothing where the send could not be delivered (no consent at the period's start).
-    """
-    from campaign_loop.actions import TRIGGERS, cycle_of_trigger_campaign, trigger_of_campaign
-
-    cid = settings.cycle_key(cycle)
-    outcomes = pd.read_parquet(settings.truth_dir / "outcomes" / f"{cid}.parquet", columns=["person_id", "campaign_id"])
-    effects = pd.read_parquet(settings.truth_dir / "effects" / f"{cid}.parquet").set_index("person_id")
-    out: dict[str, tuple[float, int]] = {}
-    campaigns = outcomes["campaign_id"].dropna().drop_duplicates()
-    of_cycle = campaigns[campaigns.map(cycle_of_trigger_campaign) == cid]
-    trigger = of_cycle.map(trigger_of_campaign)
-    for name, rule in TRIGGERS.items():
-        people = outcomes.loc[outcomes["campaign_id"].isin(of_cycle[trigger == name]), "person_id"].to_numpy()
-        if not len(people):
-            continue
-        channel = effects.loc[people, "member_id"].map(
-            planned[planned["trigger"] == name].set_index("member_id")["channel"]).to_numpy()
-        effect = [effects.at[p, f"uplift__{rule.offer}__{c}"] * effects.at[p, f"consent_{c}"]
-                  for p, c in zip(people, channel, strict=True)]
-        out[name] = (float(np.mean(effect)), len(people))
-    return out
+    path = settings.truth_dir / "trigger_outcomes" / f"{settings.cycle_key(cycle)}.parquet"
+    if not path.exists():
+        return {}
+    truth = pd.read_parquet(path, columns=["campaign_id", "uplift"])
+    by_trigger = truth.groupby(truth["campaign_id"].map(trigger_of_campaign))["uplift"]
+    return {str(name): (float(g.mean()), len(g)) for name, g in by_trigger}

@@ -61,7 +61,7 @@ def test_an_abandoned_cart_is_due_after_its_delay_until_its_window_ends_unless_a
     assert (funnel["events"], funnel["due"], funnel["not_cancelled"]) == (4, 2, 1)
 
 
-def test_consent_bounces_unsubscribes_the_contact_cap_and_the_weekly_experiment_stop_a_send() -> None:
+def test_consent_bounces_unsubscribes_and_the_contact_cap_with_the_weekly_plan_stop_a_send() -> None:
     members = [f"M{i}" for i in range(7)]
     candidates = pd.DataFrame([event(m, "purchase", 80) for m in members])
     r = reach(members)
@@ -71,8 +71,9 @@ def test_consent_bounces_unsubscribes_the_contact_cap_and_the_weekly_experiment_
     r.loc[4, "contacts_last_30d"] = 4  # the shared cap: 4 in 30 days, this one included
     history = pd.DataFrame({"member_id": ["M6"], "trigger": ["cart_abandonment"], "arm": ["treatment"],
                             "assigned_at": [AS_OF - timedelta(hours=1)], "landed": [False]})
+    r.loc[5, "contacts_last_30d"] = 3  # 3 seen by the warehouse + the weekly plan's (held out or not)
     r.loc[6, "contacts_last_30d"] = 3  # 3 seen by the warehouse + 1 planned this cycle
-    plan = choose_sends(candidates, r, config("post_purchase_cross_sell"), history=history, weekly_members={"M5"})
+    plan = choose_sends(candidates, r, config("post_purchase_cross_sell"), history=history, weekly_members={"M0", "M5"})
     assert dict(zip(plan.rows["member_id"], plan.rows["channel"], strict=True)) == {"M0": "email", "M2": "kakao"}
 
 
