@@ -23,6 +23,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OfferName = Literal["message", "pct10", "pct20"]  # the keys of campaign_loop.actions.OFFERS
 ChannelName = Literal["email", "push", "sms", "kakao"]
+# The keys of campaign_loop.actions.TRIGGERS (a test holds the two equal).
+TriggerName = Literal["cart_abandonment", "browse_abandonment", "post_purchase_cross_sell", "win_back",
+                      "membership_anniversary"]
 CHANNELS: tuple[str, ...] = get_args(ChannelName)  # every channel the platform knows how to send on
 
 
@@ -188,6 +191,15 @@ class Settings(BaseSettings):
         21, ge=1, le=24, description="Local hour from which no marketing message may be sent (21: the last at "
                                      "20:00).",
     )
+    triggers: Annotated[tuple[TriggerName, ...], NoDecode] = Field(
+        (), description="Trigger journeys that run beside the weekly campaign (comma-separated names of "
+                        "campaign_loop.actions.TRIGGERS, e.g. cart_abandonment,win_back; empty: off).",
+    )
+    trigger_holdout_share: float = Field(
+        0.2, ge=0.05, le=0.5,
+        description="Randomised holdout share of every trigger journey: a member is held out of a trigger by a "
+                    "hash of the seed, the trigger and the member ID, so the same member stays held out of it.",
+    )
     kpi_alert_callback: str | None = Field(
         None, description="module:function called with each KPI alert (off by default; alerts are always recorded)."
     )
@@ -243,7 +255,7 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("offers", "channels", "faults", mode="before")
+    @field_validator("offers", "channels", "faults", "triggers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str) and not value.lstrip().startswith("["):
@@ -271,7 +283,7 @@ class Settings(BaseSettings):
             raise ValueError(f"negative amounts {negative}")
         return value
 
-    @field_validator("offers", "channels")
+    @field_validator("offers", "channels", "triggers")
     @classmethod
     def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(value))  # "email,email" is one channel, not two

@@ -41,13 +41,23 @@ def simulate(settings: Settings, cycle: int) -> dict[str, Any]:
 
     path = settings.plan_path(settings.cycle_key(cycle))
     plan = pd.read_parquet(path) if path.exists() else None
-    summary = simulate_period(settings, cycle, plan)
+    triggered = _trigger_rows(settings, cycle)
+    summary = simulate_period(settings, cycle, plan, triggered)
     return {
         "cycle": cycle,
         "cycle_id": summary.cycle_id,
         "plan": str(path) if plan is not None else None,
+        "trigger_sends": None if triggered is None else len(triggered),
         "rows": dict(summary.rows),
     }
+
+
+def _trigger_rows(settings: Settings, cycle: int) -> Any:
+    """The trigger journeys' sends planned for the cycle, None when it has none (the simulator then runs as before)."""
+    from ml.export import read_trigger_plans
+
+    rows = read_trigger_plans(settings, settings.cycle_key(cycle))
+    return rows if len(rows) else None
 
 
 def ingest(settings: Settings, cycle: int) -> dict[str, Any]:
@@ -197,6 +207,7 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     """
     import duckdb
 
+    from campaign_loop.actions import TRIGGER_PREFIX
     from campaign_loop.lift import METRICS, arm_key
     from expectations.publish import PUBLISHED_SCHEMA
     from ml.ab import analyze
@@ -211,7 +222,9 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
             "cast(is_pre_converted as integer) as pre_converted, cast(pre_revenue as double) as pre_revenue, "
             "cast(pre_margin as double) as pre_margin, assignment_probability "
             f"from {PUBLISHED_SCHEMA}.fct_campaign_sends "
-            "where arm is not null and starts_at >= ? and starts_at < ? order by campaign_id, member_id",
+            # Trigger journeys are measured each against its own holdout (measure_triggers), not in the headline.
+            f"where arm is not null and starts_at >= ? and starts_at < ? and campaign_id not like '{TRIGGER_PREFIX}%' "
+            "order by campaign_id, member_id",
             [start, end],
         ).df()
     # Each variant of an arm is an arm of its own.

@@ -23,6 +23,7 @@ from campaign_loop.config import Settings, logical_date_of_cycle
 from campaign_loop.dbt import parse_project
 
 DAG_ID = "campaign_feedback_loop"
+TRIGGER_DAG_ID = "trigger_journeys"  # run after each cycle when the triggers setting enables any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO_ROOT / "dags"
 # Tasks every real cycle must have completed; `simulate` is skipped outside demo mode by design.
@@ -212,10 +213,25 @@ def run_cycle(settings: Settings, cycle: int, log: Path) -> CycleRun:
             f"cycle {settings.cycle_key(cycle)} (airflow dags test {DAG_ID} {logical}) did not complete: {detail}.\n"
             f"Reason: {failure_reason(log)}\nAirflow's output: {log}"
         )
+    if settings.triggers:
+        _run_trigger_journeys(settings, logical, log)
     return CycleRun(cycle, settings.cycle_key(cycle), logical, clock.monotonic() - started)
 
 
-def task_states(logical: date) -> dict[str, str]:
+def _run_trigger_journeys(settings: Settings, logical: date, log: Path) -> None:
+    """The trigger journeys' run at the weekly run's moment, as the new plan's asset event would start it: the
+    next simulated cycle then executes their sends beside the plan."""
+    from ingest.lock import holding_for_children
+
+    with holding_for_children(settings.warehouse_path, f"trigger journeys at {logical}"):
+        status = airflow(["dags", "test", TRIGGER_DAG_ID, f"{logical.isoformat()}T06:00:00+00:00"], log)
+    states = task_states(logical, TRIGGER_DAG_ID)
+    if status != 0 or any(states.get(t) != "success" for t in ("plan", "measure")):
+        raise CycleFailed(f"trigger journeys at {logical} did not complete: {states or f'airflow exited {status}'}.\n"
+                          f"Reason: {failure_reason(log)}\nAirflow's output: {log}")
+
+
+def task_states(logical: date, dag_id: str = DAG_ID) -> dict[str, str]:
     """Task id -> state of the newest DAG run at ``logical`` (06:00 UTC), from Airflow's metadata database."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
@@ -223,12 +239,12 @@ def task_states(logical: date) -> dict[str, str]:
 
     when = datetime.combine(logical, time(6), tzinfo=UTC)
     with create_session() as session:
-        run = (session.query(DagRun).filter(DagRun.dag_id == DAG_ID, DagRun.logical_date == when)
+        run = (session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.logical_date == when)
                .order_by(DagRun.id.desc()).first())
         if run is None:
             return {}
         rows = session.query(TaskInstance.task_id, TaskInstance.state).filter(
-            TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run.run_id).all()
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id).all()
     return {str(task): str(state) if state is not None else "none" for task, state in rows}
 
 

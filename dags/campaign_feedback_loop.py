@@ -44,7 +44,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
@@ -52,6 +52,7 @@ from campaign_loop.airflow_links import with_report_link
 from campaign_loop.config import Settings, load_settings, param_schema
 from campaign_loop.dbt import MANIFEST_PATH, PROFILE_NAME, PROJECT_DIR, dbt_env, dbt_executable
 from campaign_loop.pipeline import RUN_PARAMS
+from campaign_loop.trigger_journeys import PLAN_ASSET_URI
 
 _defaults = load_settings()  # environment and the home's settings file: no database, no network
 
@@ -188,7 +189,8 @@ def campaign_feedback_loop() -> None:
     def measure(published: dict[str, Any]) -> dict[str, Any]:
         return pipeline.measure(*_run())
 
-    @task
+    # A new plan starts the trigger journeys' next run (dags/trigger_journeys.py), which leave its members alone.
+    @task(outlets=[Asset(PLAN_ASSET_URI)])
     def design(trained: dict[str, Any]) -> dict[str, Any]:
         return pipeline.design(*_run())
 

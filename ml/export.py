@@ -6,6 +6,8 @@ Layout under ``settings.exports_dir``::
     plans/<cycle_id>.summary.json   the plan summary
     plans/<cycle_id>.summary.md     the same, for people
     send/<cycle_id>/<channel>.csv   one file per enabled channel, treatment arm only, in the sender's format
+    triggers/<cycle_id>/<as_of>.parquet   one run of the trigger journeys, both arms (and .summary.json)
+    send/<cycle_id>/triggers-<as_of>/<channel>.csv   its sender files
 
 Exports carry ``member_id`` only: the senders look contact details up themselves, so no e-mail
 address or phone number leaves the warehouse through this path. Every file is written to a temporary
@@ -19,6 +21,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from campaign_loop.actions import PLAN_COLUMNS
 from campaign_loop.config import CHANNELS, Settings
 from ml.decide import CampaignPlan
 from ml.engagement import preference_column
+from ml.triggers import TRIGGER_COLUMNS, TriggerPlan
 
 # What the next cycle's simulator reads from the plan file: the contract campaign_loop.actions owns.
 SIMULATOR_COLUMNS: tuple[str, ...] = PLAN_COLUMNS
@@ -231,3 +235,36 @@ def write_plan(plan: CampaignPlan, settings: Settings) -> dict[str, Path]:
         # otherwise take for the end of the row (and read the rest of the cell as a new row's formula).
         paths[f"send_{channel}"] = _atomic(path, lambda p, f=frame: f.to_csv(p, index=False, lineterminator="\r\n"))
     return paths
+
+
+def trigger_plan_dir(settings: Settings, cycle_id: str) -> Path:
+    """Where the trigger journeys' runs of a cycle write their sends: one parquet file per run."""
+    return settings.exports_dir / "triggers" / cycle_id
+
+
+def write_trigger_plan(plan: TriggerPlan, settings: Settings) -> dict[str, Path]:
+    """Write one run of the trigger journeys like a weekly plan: both arms (``triggers/<cycle_id>/<as_of>.parquet``,
+    what the next simulated cycle executes), its summary, and per enabled channel the sender's import file of the
+    treatment arm (``send/<cycle_id>/triggers-<as_of>/<channel>.csv``), send times in UTC. A rerun of the same
+    moment replaces its files."""
+    cycle_id = str(plan.summary["cycle_id"])
+    stamp = datetime.fromisoformat(str(plan.summary["as_of"])).strftime("%Y%m%dT%H%M%S")
+    folder = trigger_plan_dir(settings, cycle_id)
+    rows = plan.rows
+    paths = {"plan": _atomic(folder / f"{stamp}.parquet", lambda p: rows.to_parquet(p, index=False)),
+             "summary_json": _atomic(folder / f"{stamp}.summary.json", lambda p: p.write_text(
+                 json.dumps(plan.summary, indent=2, sort_keys=True, default=str)))}
+    utc = rows.assign(send_at=pd.to_datetime(rows["send_at"]).dt.tz_localize("UTC"))
+    for channel in settings.channels:
+        frame = neutralise_formulas(sender_frame(utc, channel))
+        path = settings.exports_dir / "send" / cycle_id / f"triggers-{stamp}" / f"{channel}.csv"
+        paths[f"send_{channel}"] = _atomic(path, lambda p, f=frame: f.to_csv(p, index=False, lineterminator="\r\n"))
+    return paths
+
+
+def read_trigger_plans(settings: Settings, cycle_id: str, *, before: str | None = None) -> pd.DataFrame:
+    """Every trigger run's rows of a cycle (in run order), or only the runs stamped before ``before``."""
+    folder = trigger_plan_dir(settings, cycle_id)
+    files = sorted(folder.glob("*.parquet")) if folder.exists() else []
+    parts = [pd.read_parquet(f) for f in files if before is None or f.stem < before]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(TRIGGER_COLUMNS))

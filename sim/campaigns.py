@@ -33,6 +33,9 @@ NEWSLETTER_INTERVAL_DAYS = 28
 # The newest newsletter's week starts five weeks before cycle 0, so it is outside every contact cap's
 # 30 days when the platform designs its first campaign.
 NEWSLETTER_GAP_DAYS = 35
+# Column of a plan row's own send time (UTC), which only trigger journeys' rows carry (simulate_period's
+# ``triggered``); a plan without it is sent as before, on the period's second day.
+TRIGGER_SEND_AT = "trigger_send_at"
 
 
 def person_of_member(member_id: pd.Series, people: People) -> np.ndarray:
@@ -82,7 +85,9 @@ class Assignment:
     delivered: np.ndarray  # treatment, consented and so actually sent (may still bounce)
     consent_violations: int
     unknown_members: int
-    send_at: np.ndarray | None = None  # epoch seconds the plan asked each row to be sent at, -1 unset
+    # Epoch seconds each row is to be sent at, -1 unset: the weekly plan's send_at (its time of day is kept on
+    # the period's send day) or a trigger journey's own send time; None when the plan has neither.
+    send_at: np.ndarray | None = None
 
     @property
     def action(self) -> np.ndarray:
@@ -108,6 +113,10 @@ def assign(plan: pd.DataFrame, people: People) -> Assignment:
     consented = np.zeros(len(person), dtype=bool)
     for c in CHANNELS:
         consented |= (channel == c) & people[f"consent_{c}"][person]
+    send_at = None
+    if TRIGGER_SEND_AT in plan.columns:
+        at = pd.to_datetime(plan[TRIGGER_SEND_AT])
+        send_at = np.where(at.notna(), at.to_numpy("datetime64[s]").astype(np.int64), -1)
     return Assignment(
         person=person,
         campaign_id=plan["campaign_id"].astype(str).to_numpy(),
@@ -120,7 +129,7 @@ def assign(plan: pd.DataFrame, people: People) -> Assignment:
         delivered=treatment & consented,
         consent_violations=int((treatment & ~consented).sum()),
         unknown_members=int((~known).sum()),
-        send_at=_send_at(plan),
+        send_at=send_at if send_at is not None else _send_at(plan),
     )
 
 

@@ -384,3 +384,18 @@ def compare_horizons(settings: Settings, cycle: int, weeks: int = 52, retention_
         out["horizon_value"][name] = plan_horizon_value(effects, rows["member_id"], action)
         out["budget_used"][name] = float(plan.summary["budget"]["used"])
     return HorizonComparison(cycle_id=settings.cycle_key(cycle), **out)
+
+
+def true_trigger_lift(settings: Settings, cycle: int) -> dict[str, tuple[float, int]]:
+    """Per trigger that ran in ``cycle``: the mean true effect on purchase of its members, both arms (what its
+    randomised comparison estimates), and how many members the world assigned to it; from the simulator's
+    ``trigger_outcomes`` (each member's uplift of the trigger's action on their channel, nothing where the send
+    could not be delivered). Empty when no trigger ran."""
+    from campaign_loop.actions import trigger_of_campaign
+
+    path = settings.truth_dir / "trigger_outcomes" / f"{settings.cycle_key(cycle)}.parquet"
+    if not path.exists():
+        return {}
+    truth = pd.read_parquet(path, columns=["campaign_id", "uplift"])
+    by_trigger = truth.groupby(truth["campaign_id"].map(trigger_of_campaign))["uplift"]
+    return {str(name): (float(g.mean()), len(g)) for name, g in by_trigger}

@@ -37,6 +37,7 @@ from sim.behaviour import (
 )
 from sim.calendar import DAY_S, HOUR_ONLINE, HOUR_STORE, draw_times, exposure_weeks, intensity, period_days
 from sim.campaigns import (
+    TRIGGER_SEND_AT,
     Assignment,
     Engagement,
     assign,
@@ -77,6 +78,7 @@ from sim.worlds import WorldContext, decay_contact_load, retention
 # Random streams of a cycle: np.random.default_rng([seed, cycle, stream]).
 ARRIVALS, CONSENT, CRM, PLAN, OUTCOME, ORDERS, SEND, ENGAGE, EVENTS, REVIEWS, ADS, DROPOUT, HISTORY, PAID, NEWSLETTERS = range(10, 25)
 DEFECTION = 25  # world r only: a stream of its own, so the other worlds draw exactly what they drew before
+TRIGGER_ENGAGE = 26  # the trigger journeys' engagement (opt-in): its own stream, so no other draw moves
 DIRT_STREAM = 100
 CONSENT_DRIFT = 0.002  # share of members changing each channel's consent in a week
 TIER_CHANGE = 0.003
@@ -185,8 +187,13 @@ def product_rows(products: dict[str, np.ndarray], updated_at: int) -> Frame:
     }
 
 
-def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = None) -> PeriodSummary:
-    """Simulate cycle ``cycle`` and land its batch; see the module docstring and docs/simulator.md."""
+def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = None,
+                    triggered: pd.DataFrame | None = None) -> PeriodSummary:
+    """Simulate cycle ``cycle`` and land its batch; see the module docstring and docs/simulator.md.
+
+    ``triggered`` (opt-in; None leaves the period as it was): trigger journeys' plan rows, a second message beside
+    the weekly plan's, sent at their own ``send_at`` (clamped into the period); see :func:`_trigger_sends`.
+    """
     if cycle < 0:
         raise ValueError(f"cycle must be >= 0, got {cycle}")
     timer = _Timer()
@@ -259,6 +266,8 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     faults = fault_injection.active_faults(settings, cycle)
     plan = fault_injection.apply_to_plan(settings, cycle, plan, faults)
     a = assign(plan, people)
+    t = assign(triggered.assign(**{TRIGGER_SEND_AT: pd.to_datetime(triggered["send_at"])}), people) \
+        if triggered is not None and len(triggered) else None
 
     # Truth of the period's response, from the state at its start.
     world = WorldContext(settings.world, seed, p_start)
@@ -303,6 +312,9 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     delivered = np.zeros(n, dtype=bool)
     delivered[a.person[a.delivered]] = True
     purchased = np.where(delivered, if_treated, if_untreated)
+    if t is not None:
+        trig = _trigger_sends(people, t, base, np.where(delivered, p_treated, base), world, p_start, p_end)
+        purchased = u < trig.p_final
 
     buyers = np.flatnonzero(purchased)
     n_orders = 1 + rng.poisson(EXTRA_ORDER_RATE, len(buyers))
@@ -312,6 +324,9 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     # A recipient's first order of the period comes after the message (coupons and persuasion need it).
     person_sent = np.full(n, -1, dtype=np.int64)
     person_sent[a.person[a.delivered]] = sent_at[a.delivered]
+    if t is not None:  # the first of the two messages a member got
+        first_t = trig.person_sent >= 0
+        person_sent = np.where(first_t & ((person_sent < 0) | (trig.person_sent < person_sent)), trig.person_sent, person_sent)
     order = np.lexsort((ts, order_person))
     order_person, ts, online = order_person[order], ts[order], online[order]
     first = np.r_[True, order_person[1:] != order_person[:-1]]
@@ -346,6 +361,12 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
         frames[source].append(frame)
     for c in CHANNELS:
         people[f"consent_{c}"][a.person[e.unsubscribed & (a.channel == c)]] = False
+    if t is not None:
+        e_t = engage(_rng(settings, cycle, TRIGGER_ENGAGE), people, t, purchased[t.person], trig.sent_at, p_end)
+        for source, frame in (e_t.frames | campaign_frames(t, e_t, cid, p_start, p_end)).items():
+            frames[source].append(frame)
+        for c in CHANNELS:
+            people[f"consent_{c}"][t.person[e_t.unsubscribed & (t.channel == c)]] = False
     if settings.world == "d":  # the other worlds carry no contact state, so their saved people stay as they were
         received = a.person[a.delivered & ~e.bounced]
         decay_contact_load(people, np.bincount(received, minlength=n), settings.cycle_days)
@@ -377,6 +398,11 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
         rng, people, e.click_person, e.click_ts, app=click_app,
         utm_source=pa.array(e.click_channel, type=pa.string()),
         utm_campaign=pa.array(e.click_campaign, type=pa.string()))))
+    if t is not None:
+        frames["events"].append(session_events(rng, seed, salt + 4, people, products, keys, make_sessions(
+            rng, people, e_t.click_person, e_t.click_ts, app=np.isin(e_t.click_channel, ("push", "kakao")),
+            utm_source=pa.array(e_t.click_channel, type=pa.string()),
+            utm_campaign=pa.array(e_t.click_campaign, type=pa.string()))))
     timer.lap("events")
 
     frames["reviews"].append(_reviews(_rng(settings, cycle, REVIEWS), people, products, tx.first_product,
@@ -428,8 +454,10 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
 
     # Truth and state.
     truth = settings.truth_dir
-    for sub, table in (("effects", pa.table(effects)), ("outcomes", outcomes),
-                       ("orders", pa.concat_tables(truth_orders))):
+    truths = [("effects", pa.table(effects)), ("outcomes", outcomes), ("orders", pa.concat_tables(truth_orders))]
+    if t is not None:
+        truths.append(("trigger_outcomes", _trigger_outcomes(people, t, trig, purchased)))
+    for sub, table in truths:
         (truth / sub).mkdir(parents=True, exist_ok=True)
         pq.write_table(table, truth / sub / f"{cid}.parquet")
     parts = sorted(store.identities_path(0).parent.glob("*.parquet"))
@@ -463,6 +491,45 @@ def _defect(settings: Settings, cycle: int, people: People, a: Assignment, hazar
         share = discount_share(take_people(people, sent), a.offer_type[a.delivered], a.offer_value[a.delivered])
         hazard[sent] *= 1.0 - retention(take_people(people, sent), share, a.channel[a.delivered])
     people["alive"] &= _rng(settings, cycle, DEFECTION).random(len(hazard)) >= hazard
+
+
+@dataclass(frozen=True)
+class TriggerSends:
+    """The trigger journeys' messages of a period (opt-in), per row of their assignment and per person."""
+
+    sent_at: np.ndarray  # per row: its own send time, clamped into the period
+    effect: np.ndarray  # per row: the true uplift of its action, 0 where it could not be delivered (consent)
+    p_final: np.ndarray  # per person: purchase probability with every message delivered to them
+    person_sent: np.ndarray  # per person: the trigger send time, -1 without one
+
+
+def _trigger_sends(people: People, t: Assignment, base: np.ndarray, p_weekly: np.ndarray, world: WorldContext,
+                   p_start: int, p_end: int) -> TriggerSends:
+    """A trigger message is a second message beside the weekly campaign's: its true uplift (the world's response
+    to its offer on its channel, as for any delivered action) adds to the member's purchase probability."""
+    consented = np.zeros(len(t.person), dtype=bool)
+    for c in CHANNELS:
+        consented |= (t.channel == c) & people[f"consent_{c}"][t.person]
+    effect = uplift(take_people(people, t.person), base[t.person], t.offer_type, t.offer_value, t.channel,
+                    world=world) * consented
+    p_final = p_weekly.copy()
+    sent = t.person[t.delivered]
+    p_final[sent] = np.clip(p_final[sent] + effect[t.delivered], 0.0, 1.0)
+    assert t.send_at is not None  # assign() reads TRIGGER_SEND_AT, which simulate_period sets
+    sent_at = np.clip(t.send_at, p_start, p_end - 3_600)
+    person_sent = np.full(len(base), -1, dtype=np.int64)
+    person_sent[sent] = sent_at[t.delivered]
+    return TriggerSends(sent_at, effect, p_final, person_sent)
+
+
+def _trigger_outcomes(people: People, t: Assignment, trig: TriggerSends, purchased: np.ndarray) -> pa.Table:
+    """One row per trigger assignment: its campaign, arm, the true effect of its action and the outcome."""
+    return pa.table({
+        "person_id": pa.array(t.person), "member_id": member_ids(t.person),
+        "campaign_id": pa.array(t.campaign_id, type=pa.string()), "action": pa.array(t.action, type=pa.string()),
+        "arm": pa.array(np.where(t.treatment, "treatment", "control")), "uplift": pa.array(trig.effect),
+        "purchased": pa.array(purchased[t.person]),
+    })
 
 
 def _outcomes(people: People, a: Assignment, purchased: np.ndarray, if_untreated: np.ndarray,

@@ -50,7 +50,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("app", "the cycle's steps as the DAG calls them, its report and the surfaces people use",
           ("campaign_loop.pipeline", "campaign_loop.cycle_report.*", "campaign_loop.report", "campaign_loop.ui",
            "campaign_loop.runner", "campaign_loop.own_data", "campaign_loop.lift", "campaign_loop.attribution",
-           "campaign_loop.airflow_links")),
+           "campaign_loop.airflow_links", "campaign_loop.trigger_journeys")),
     Layer("evaluation", "judges the platform by the simulator's truth, driving the app's pipeline to do it",
           ("sim.oracle", "ml.policies")),
     Layer("entry", "front ends that wire every layer: the CLI and demo show the evaluation too",

@@ -32,6 +32,7 @@ class ReportData:
     end: str
     kpi_daily: Any = None  # DataFrame
     arms: Any = None
+    triggers: Any = None  # this cycle's trigger journeys, each against its own holdout
     segments: Any = None
     validation: Any = None
     validation_failures: Any = None
@@ -78,6 +79,12 @@ def _read_warehouse(settings: Settings, data: ReportData) -> None:
             "markov_conversions, removal_effect, experiments, incremental_conversions, incremental_ci_low, "
             "incremental_ci_high, last_touch_to_incremental, markov_to_incremental, markov_within_incremental_ci "
             "from published.kpi_attribution_vs_incrementality order by channel")
+        data.triggers = query(
+            "select campaign_id, n_arm as n_treatment, n_control, mean_arm as conversion_rate, "
+            "mean_control as control_conversion_rate, lift as conversion_lift, lift_ci_low as conversion_lift_ci_low, "
+            "lift_ci_high as conversion_lift_ci_high, p_value as conversion_lift_p_value, roi "
+            "from published.kpi_campaign_lift where metric = 'converted' and campaign_id like ? "
+            "order by campaign_id", [f"trigger-%-{data.cycle_id}-%"])
         data.segments = query(
             """
             select coalesce(f.rfm_segment, 'unknown') as segment,

@@ -41,6 +41,7 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
         "offers": ("message,pct10", ("message", "pct10")), "kpi_alert_callback": ("alerts:send", "alerts:send"),
         "channels": ("email, sms, email", ("email", "sms")), "assume_consent": ("true", True), "approve_restatement": ("2026-01-05", ("2026-01-05",)),
         "timezone": ("Europe/London", "Europe/London"),
+        "triggers": ("cart_abandonment, win_back", ("cart_abandonment", "win_back")), "trigger_holdout_share": ("0.3", 0.3),
         "closed_dates": ("2010-12-24..2010-12-26, 2011-01-01",
                          (date(2010, 12, 24), date(2010, 12, 25), date(2010, 12, 26), date(2011, 1, 1))),
         "default_margin_rate": ("0.25", 0.25),

@@ -55,6 +55,8 @@ def test_the_report_shows_the_published_lift_and_names_its_methods(tmp_path) -> 
     cycle_id = settings.cycle_key(0)
     arms = pd.DataFrame([_arms_row(f"{cycle_id}-pct10-email", "treatment", 900, 120, 300, 80),
                          _arms_row(f"{cycle_id}-pct10-email", "control", 100, 8, 30, 5)])
+    trigger = f"trigger-cart_abandonment-{cycle_id}-email"
+    triggered = pd.DataFrame([_arms_row(trigger, "treatment", 80, 9, 20, 5), _arms_row(trigger, "control", 20, 1, 5, 1)])
     lift = campaign_lift(arms)
     # Revenue per order is left out (no orders); conversion is CUPED-adjusted (the pre-period varies).
     assert lift["metric"].tolist() == ["converted", "revenue", "margin"]
@@ -64,10 +66,14 @@ def test_the_report_shows_the_published_lift_and_names_its_methods(tmp_path) -> 
     with duckdb.connect(str(settings.warehouse_path)) as con:
         con.execute("create schema published")
         columns = ", ".join(f'cast("{n}" as {t}) as "{n}"' for n, t in COLUMNS.items())
-        con.execute(f"create table published.kpi_campaign_lift as select {columns} from lift")
+        every = pd.concat([lift, campaign_lift(triggered)], ignore_index=True)  # noqa: F841 -- read by DuckDB
+        con.execute(f"create table published.kpi_campaign_lift as select {columns} from every")
     page = write_report(settings, 0, airflow_url="http://127.0.0.1:1", mlflow_url="http://127.0.0.1:2").read_text()
     from campaign_loop.report import format_cell
 
     assert f"<td>{format_cell(converted['lift'])}</td>" in page  # the adjusted lift, as the table shows it
     assert f"{cycle_id}-pct10-email" in page and "mSPRT normal-mixture confidence sequence" in page
     assert "Holm over the 1 comparisons with control, per metric" in page and "CUPED (theta=" in page
+    lift_section, trigger_section = page.split("id='lift'")[1].split("id='triggers'")
+    # A trigger campaign is measured against its own holdout, in its own section.
+    assert trigger not in lift_section and trigger in trigger_section.split("id='models'")[0]

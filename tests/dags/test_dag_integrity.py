@@ -86,6 +86,7 @@ def test_dag_file_imports_nothing_heavy_at_parse_time() -> None:
     code = (
         "import runpy; "
         f"runpy.run_path({str(DAGS / 'campaign_feedback_loop.py')!r}); "
+        f"runpy.run_path({str(DAGS / 'trigger_journeys.py')!r}); "
         "import sys; heavy=[m for m in ('pandas','duckdb','sklearn','mlflow','dbt') if m in sys.modules]; "
         "print(heavy)"
     )
@@ -144,3 +145,17 @@ def test_the_calendar_comes_from_the_homes_settings(tmp_path: Path, monkeypatch:
     monkeypatch.delenv("CAMPAIGN_LOOP_START_DATE", raising=False)
     dag = DagBag(dag_folder=str(DAGS)).dags["campaign_feedback_loop"]
     assert dag.start_date == datetime(2010, 9, 6, 6, tzinfo=UTC)  # cycle 1's start: the run after cycle 0
+
+
+def test_trigger_journeys_run_every_quarter_hour_and_on_each_new_weekly_plan(dagbag) -> None:
+    from airflow.timetables.assets import AssetOrTimeSchedule
+
+    from campaign_loop.trigger_journeys import PLAN_ASSET_URI
+
+    dag = dagbag.dags["trigger_journeys"]
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)
+    assert dag.max_active_runs == 1 and "campaign-loop" in dag.tags
+    assert dag.get_task("plan").downstream_task_ids == {"measure"}
+    assert all(t.owner == "campaign-loop" and t.retries >= 1 for t in dag.tasks)
+    weekly = dagbag.dags["campaign_feedback_loop"].get_task("design")
+    assert [o.uri for o in weekly.outlets] == [PLAN_ASSET_URI]

@@ -1,0 +1,141 @@
+"""The trigger journeys' steps, as the DAG ``trigger_journeys`` and the tests call them.
+
+``plan`` evaluates the enabled rules (the ``triggers`` setting) against the published warehouse at one moment
+and exports the sends due then; ``measure`` measures every trigger against its own holdout from the published
+``kpi_campaign_arms`` and reports the delay from each event to its send. Both return a small JSON-able summary.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from campaign_loop.actions import TRIGGERS, cycle_of_trigger_campaign
+from campaign_loop.config import CHANNELS, Settings
+
+PUBLISHED = "published"  # expectations.publish.PUBLISHED_SCHEMA, the audited marts
+# The asset the weekly DAG's design updates and the trigger journeys' DAG is scheduled on.
+PLAN_ASSET_URI = "campaign_loop://exports/plans"
+
+
+def cycle_of(settings: Settings, as_of: datetime) -> int:
+    """The cycle a moment falls in (its sends belong to that cycle's campaigns)."""
+    return (as_of.date() - settings.start_date).days // settings.cycle_days
+
+
+def plan(settings: Settings, as_of: datetime, schema: str = PUBLISHED) -> dict[str, Any]:
+    """The sends the enabled trigger journeys owe at ``as_of`` (naive UTC), both arms, exported for the senders and
+    the next simulated period; a no-op summary when no trigger is enabled."""
+    from ml.export import write_trigger_plan
+    from ml.triggers import TriggerConfig, choose_sends
+
+    if not settings.triggers:
+        return {"as_of": as_of.isoformat(), "note": "no trigger enabled (the triggers setting is empty)"}
+    cycle = cycle_of(settings, as_of)
+    if settings.demo and (late := _beyond_the_world(settings, cycle)):
+        return {"as_of": as_of.isoformat(), "note": late}
+    cycle_id = settings.cycle_key(cycle)
+    config = TriggerConfig(
+        as_of=as_of, cycle_id=cycle_id, rules=tuple(r for n, r in TRIGGERS.items() if n in settings.triggers),
+        channels=settings.channels, contact_cap=settings.contact_cap,
+        holdout_share=settings.trigger_holdout_share, seed=settings.seed,
+    )
+    inputs = _inputs(settings, schema, cycle_id, as_of)
+    chosen = choose_sends(inputs["candidates"], inputs["reach"], config, p_churn=inputs["p_churn"],
+                          history=inputs["history"], weekly_members=inputs["weekly_members"])
+    paths = write_trigger_plan(chosen, settings)
+    return {"as_of": as_of.isoformat(), "cycle_id": cycle_id, "sends": len(chosen.rows),
+            "funnel": chosen.summary["funnel"], "files": {k: str(v) for k, v in paths.items()}}
+
+
+def _beyond_the_world(settings: Settings, cycle: int) -> str | None:
+    """Why a demo run plans nothing: the simulated world will never live through its cycle (e.g. a scheduled
+    run at today's date, months past the simulated weeks); None when it will."""
+    from sim.world import WorldStore
+
+    last = WorldStore(settings).last_cycle()
+    if last is not None and cycle == last + 1:
+        return None
+    return (f"cycle {cycle} is not the simulated world's next one ({'none lived' if last is None else f'it lived through 0..{last}'}"
+            "): nothing planned")
+
+
+def _inputs(settings: Settings, schema: str, cycle_id: str, as_of: datetime) -> dict[str, Any]:
+    """What the rules read: candidates, reach, churn scores, earlier trigger assignments, the weekly plan."""
+    import pandas as pd
+
+    from ml import features
+    from ml.export import read_trigger_plans
+    from ml.triggers import history_from_sends
+
+    with features.connect(settings.warehouse_path) as con:
+        candidates = con.execute(f"select * from {schema}.fct_trigger_candidates where event_at <= ?", [as_of]).df()
+        sends = con.execute(
+            "select campaign_id, member_id, arm, coalesce(sent_at, starts_at) as assigned_at "
+            f"from {schema}.fct_campaign_sends where campaign_id like 'trigger-%'").df()
+    reach_columns = ["member_id", *(f"{k}_{c}" for k in ("consent", "bounced") for c in CHANNELS),
+                     "unsubscribed_recently", "contacts_last_30d"]
+    reach = features.scoring_frame(settings.warehouse_path, schema=schema)
+    reach = reach.loc[reach["member_id"].notna(), reach_columns]
+    scores_path = settings.exports_dir / "scores" / f"{cycle_id}.parquet"
+    p_churn = None
+    if scores_path.exists():
+        scores = pd.read_parquet(scores_path, columns=["customer_id", "p_churn"])
+        p_churn = scores.set_index("customer_id")["p_churn"]
+    # This cycle's earlier runs: their sends have not landed in the warehouse yet, but count for caps.
+    earlier = read_trigger_plans(settings, cycle_id, before=as_of.strftime("%Y%m%dT%H%M%S"))
+    pending = pd.DataFrame({"member_id": earlier["member_id"].astype(str), "trigger": earlier["trigger"].astype(str),
+                            "arm": earlier["arm"].astype(str), "assigned_at": pd.to_datetime(earlier["send_at"]),
+                            "landed": False})
+    history = pd.concat([history_from_sends(sends), pending], ignore_index=True)
+    weekly_path = settings.plan_path(cycle_id)
+    weekly = set(pd.read_parquet(weekly_path, columns=["member_id"])["member_id"].astype(str)) if weekly_path.exists() else set()
+    return {"candidates": candidates, "reach": reach, "p_churn": p_churn, "history": history, "weekly_members": weekly}
+
+
+def plan_at_cycle_start(settings: Settings, cycle: int, schema: str = PUBLISHED) -> dict[str, Any]:
+    """``plan`` at the first moment of ``cycle``: what a weekly batch allows (its events arrive at the week's end)."""
+    return plan(settings, datetime.combine(settings.cycle_start(cycle), time()), schema)
+
+
+def measure(settings: Settings, schema: str = PUBLISHED) -> dict[str, Any]:
+    """Every trigger's lift against its own holdout, pooled over its cycles, and its measured delay from event to
+    send (hours: the landed ``sent_at`` minus the event the run planned it for)."""
+    import pandas as pd
+
+    from campaign_loop.lift import campaign_lift
+    from ml import features
+    from ml.triggers import trigger_arms
+
+    with features.connect(settings.warehouse_path) as con:
+        arms = con.execute(f"select * from {schema}.kpi_campaign_arms where campaign_id like 'trigger-%'").df()
+        sent = con.execute(f"select campaign_id, member_id, sent_at from {schema}.fct_campaign_sends "
+                           "where campaign_id like 'trigger-%' and sent_at is not null").df()
+    lift = campaign_lift(trigger_arms(arms), correction=settings.correction)
+    converted = lift[lift["metric"] == "converted"]
+    out: dict[str, Any] = {"triggers": {}}
+    for row in converted.itertuples():
+        out["triggers"][row.campaign_id] = {
+            "n_treatment": int(row.n_arm), "n_control": int(row.n_control),
+            "conversion_treatment": float(row.mean_arm), "conversion_control": float(row.mean_control),
+            "lift": float(row.lift),
+            "lift_ci_low": float(row.lift_ci_low), "lift_ci_high": float(row.lift_ci_high),
+            "p_value": float(row.p_value), "roi": None if pd.isna(row.roi) else float(row.roi)}
+    for trigger, hours in _delays(settings, sent).items():
+        out["triggers"].setdefault(trigger, {})["delay_hours"] = hours
+    return out
+
+
+def _delays(settings: Settings, sent: Any) -> dict[str, dict[str, float]]:
+    """Per trigger, the median and 90th percentile of hours from the event to the landed send."""
+    import pandas as pd
+
+    from ml.export import read_trigger_plans
+
+    cycles = sorted({cycle_of_trigger_campaign(c) for c in sent["campaign_id"]} - {None})
+    planned = pd.concat([read_trigger_plans(settings, c) for c in cycles], ignore_index=True) if cycles else None
+    if planned is None or planned.empty:
+        return {}
+    joined = sent.merge(planned[["campaign_id", "member_id", "trigger", "event_at"]], on=["campaign_id", "member_id"])
+    hours = (pd.to_datetime(joined["sent_at"]) - pd.to_datetime(joined["event_at"])).dt.total_seconds() / 3600
+    return {t: {"median": float(h.median()), "p90": float(h.quantile(0.9))} for t, h in hours.groupby(joined["trigger"])}
