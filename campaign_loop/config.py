@@ -63,6 +63,11 @@ class Settings(BaseSettings):
                          "channel affinity, b recency/price/category, c sleeping dogs and discount-only responders, "
                          "d fatigue. Only the simulator and the oracle read it.",
     )
+    media_effect: bool = Field(
+        False, description="The simulated paid media (ad_spend's search, social, display) cause online orders with a "
+                           "known adstock, saturation and ROAS per channel, and cycle 0 lands a history of spend "
+                           "(sim/media.py); off, paid media sells nothing. Only the simulator and the oracle read it.",
+    )
     file_format: Literal["csv", "parquet"] = Field("csv", description="Format the simulator lands files in.")
 
     # Ingestion.

@@ -10,6 +10,7 @@ incremental margin of each treated customer's action (net of discount and contac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -257,3 +258,24 @@ def uplift_ranking(settings: Settings, cycle: int) -> UpliftRanking | None:
     bought = rows["purchased"].to_numpy(float)
     return UpliftRanking(len(rows), qini_coefficient(rows["expected_uplift"].to_numpy(float), treatment, bought),
                          oracle_qini(true, treatment, bought))
+
+
+def media_truth(settings: Settings, first: date | None = None, last: date | None = None) -> pd.DataFrame:
+    """The true effect of each paid channel over the days ``first..last`` (default: every simulated day) of a
+    world with ``media_effect`` (sim/media.py): one row per channel with its spend, the incremental revenue
+    its spend was expected to cause (carry-over into the window included) and realised, their ROAS, and the
+    response's parameters (adstock ``alpha``, saturation ``lam`` and ``beta``, ``reference_spend`` a day)."""
+    paths = sorted((settings.truth_dir / "media").glob("*.parquet"))
+    if not paths:
+        raise FileNotFoundError(f"{settings.truth_dir / 'media'}: no media truth; simulate with media_effect on")
+    days = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    day = pd.to_datetime(days["spend_date"]).dt.date
+    days = days[(day >= (first or day.min())) & (day <= (last or day.max()))]
+    out = days.groupby("channel", sort=False).agg(
+        spend=("spend", "sum"), expected_revenue=("expected_revenue", "sum"),
+        realised_revenue=("realised_revenue", "sum"), orders=("orders", "sum"),
+        alpha=("alpha", "first"), lam=("lam", "first"), beta=("beta", "first"),
+        reference_spend=("reference_spend", "mean"))
+    out["roas"] = out["expected_revenue"] / out["spend"]
+    out["realised_roas"] = out["realised_revenue"] / out["spend"]
+    return out.reset_index()

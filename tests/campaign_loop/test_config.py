@@ -28,7 +28,7 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
         "customers": ("1234", 1234), "seed": ("7", 7), "start_date": ("2026-03-02", date(2026, 3, 2)),
         "cycle_days": ("14", 14), "cycles": ("3", 3), "history_weeks": ("10", 10), "dirt": ("0.5", 0.5),
         "bau_contact_share": ("0.2", 0.2), "newsletter_history": ("3", 3), "file_format": ("parquet", "parquet"),
-        "world": ("c", "c"),
+        "world": ("c", "c"), "media_effect": ("true", True),
         "quarantine_rate_max": ("0.1", 0.1), "budget": ("500", 500.0),
         "header_bytes_max": ("2048", 2048), "field_bytes_max": ("4096", 4096), "file_bytes_max": ("8192", 8192),
         "file_rows_max": ("7", 7), "raw_pii_retention_days": ("none", None),
