@@ -119,6 +119,15 @@ class Settings(BaseSettings):
         description="Per-channel caps within the budget, comma-separated channel:amount (e.g. sms:500,email:2000); "
                     "a channel without one shares the total budget, 0 closes it.",
     )
+    media_mix: bool = Field(
+        False, description="Fit the media mix model (ml/mmm.py) on kpi_media_daily each cycle: channel contribution, "
+                           "ROAS with intervals, adstock and saturation, and budgets of the same total; registered "
+                           "in MLflow as model mmm. Off by default: sampling costs a minute or more a cycle.",
+    )
+    media_budgets: bool = Field(
+        False, description="The design caps each of its channels that the media mix model recommends a budget for "
+                           "and channel_budgets leaves open at that budget (needs media_mix).",
+    )
     min_detectable_lift: float = Field(
         0.01, gt=0.0, lt=1.0,
         description="Smallest lift in purchase probability (absolute, 0.01 = one point) a campaign's holdout must "

@@ -279,3 +279,16 @@ def media_truth(settings: Settings, first: date | None = None, last: date | None
     out["roas"] = out["expected_revenue"] / out["spend"]
     out["realised_roas"] = out["realised_revenue"] / out["spend"]
     return out.reset_index()
+
+
+def media_daily_rows(settings: Settings) -> pd.DataFrame:
+    """What ``kpi_media_daily`` holds for the paid channels, from the truth (clean, every day): one row per
+    day and channel with the spend and the day's revenue (every order's total, the media's included)."""
+    spend = pd.concat([pd.read_parquet(p) for p in sorted((settings.truth_dir / "media").glob("*.parquet"))])
+    orders = pd.concat([pd.read_parquet(p, columns=["ordered_at", "total_cents"])
+                        for p in sorted((settings.truth_dir / "orders").glob("*.parquet"))])
+    day = pd.to_datetime(orders["ordered_at"]).dt.floor("D")
+    revenue = (orders["total_cents"].groupby(day.dt.tz_localize(None) if day.dt.tz else day).sum() / 100).rename("revenue")
+    rows = spend.rename(columns={"spend_date": "activity_date"})[["activity_date", "channel", "spend"]]
+    rows["activity_date"] = pd.to_datetime(rows["activity_date"])
+    return rows.merge(revenue, left_on="activity_date", right_index=True)
