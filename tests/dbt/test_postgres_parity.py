@@ -36,6 +36,7 @@ CHECKS = {
     "fct_sessions": "select count(*), sum(n_events), count(customer_id), sum(duration_seconds) from marts.fct_sessions",
     "fct_campaign_sends": "select count(*), sum(case when is_converted then 1 else 0 end), sum(revenue) from marts.fct_campaign_sends",
     "kpi_daily": "select count(*), sum(revenue), sum(new_customers), sum(active_customers) from marts.kpi_daily",
+    "kpi_media_daily": "select count(*), count(distinct channel), sum(spend), sum(revenue), sum(clicks) from marts.kpi_media_daily",
     # The per-arm sums kpi_campaign_lift is inferred from (campaign_loop/lift.py), the pre-period's included.
     "kpi_campaign_arms": "select count(*), sum(converted), sum(revenue_sq), sum(pre_converted), sum(pre_revenue_sq), "
                          "sum(margin_x_pre), sum(revenue_x_orders) from marts.kpi_campaign_arms",
