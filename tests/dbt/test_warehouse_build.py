@@ -71,7 +71,7 @@ def test_paid_media_and_campaigns_earn_attributed_revenue(built_world: BuiltWorl
 
 def test_kpi_media_daily_carries_every_spend_beside_the_days_revenue(built_world: BuiltWorld) -> None:
     with duckdb.connect(str(built_world.warehouse), read_only=True) as con:
-        media, spend, days, mismatched = con.sql(
+        media, spend, days, mismatched = con.execute(
             "select (select sum(spend) from marts.kpi_media_daily), (select sum(spend) from marts.kpi_channel_spend), "
             "(select count(distinct activity_date) * count(distinct channel) = count(*) from marts.kpi_media_daily), "
             "(select count(*) from marts.kpi_media_daily m join marts.kpi_daily d on d.order_date = m.activity_date "

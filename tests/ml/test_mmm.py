@@ -71,3 +71,19 @@ def test_a_frame_too_short_is_refused_with_its_length() -> None:
     rows = pd.DataFrame({mmm.DATE: days.repeat(2), "channel": ["search", "social"] * 10, "spend": 1.0, mmm.REVENUE: 5.0})
     with pytest.raises(mmm.TooLittleData, match="10 days"):
         mmm.fit_media_mix(mmm.media_frame(rows))
+
+
+def test_the_fit_is_registered_as_mmm_and_its_budgets_written(media_world, mlflow_store: str) -> None:
+    from ml import registry
+    from ml.mmm import recommendation_path, register_media_mix
+
+    settings, fit = media_world
+    cycle_id = settings.cycle_key(1)
+
+    out = register_media_mix(settings, cycle_id, {"dbt_invocation_id": "test"}, fit)
+
+    assert out["status"] == "promoted" and out["version"] == "1", out["reason"]
+    assert recommendation_path(settings, cycle_id).is_file()
+    assert {row["channel"] for row in out["budgets"]} == set(fit.channels)
+    champion = registry.load_champion("mmm", flavor="sklearn")
+    assert champion.predict(fit.frame[fit.channels].tail(1)).shape == (1, len(fit.channels))
