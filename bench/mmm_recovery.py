@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 HEADING = "## Media mix recovery: ROAS against the simulator's truth (issue 27)"
 
 
-def one_seed(customers: int, seed: int, history_weeks: int) -> list[dict[str, object]]:
+def one_seed(customers: int, seed: int, history_weeks: int, days: int) -> list[dict[str, object]]:
     from campaign_loop.config import Settings
     from ml import mmm
     from sim.oracle import media_daily_rows, media_truth
@@ -36,9 +36,9 @@ def one_seed(customers: int, seed: int, history_weeks: int) -> list[dict[str, ob
         settings = Settings(home=Path(home), customers=customers, seed=seed, history_weeks=history_weeks,
                             media_effect=True, newsletter_history=0, dirt=0.0)
         simulate_period(settings, 0)
-        frame = mmm.media_frame(media_daily_rows(settings), days=mmm.MediaMixConfig().days)
+        frame = mmm.media_frame(media_daily_rows(settings), days=days)
         started = time.perf_counter()
-        fit = mmm.fit_media_mix(frame)
+        fit = mmm.fit_media_mix(frame, config=mmm.MediaMixConfig(days=days))
         wall = time.perf_counter() - started
         summary = mmm.channel_summary(fit).set_index("channel")
         truth = media_truth(settings, frame[mmm.DATE].min().date(), frame[mmm.DATE].max().date()).set_index("channel")
@@ -60,14 +60,14 @@ def one_seed(customers: int, seed: int, history_weeks: int) -> list[dict[str, ob
              "true_gain": gain, "r_hat": diagnostics["max_r_hat"], "wall_s": wall} for c in summary.index]
 
 
-def table(rows: list[dict[str, object]], customers: int, days: int) -> str:
+def table(rows: list[dict[str, object]], customers: int, days: int, history_weeks: int) -> str:
     from bench.results import machine
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     covered = sum(bool(r["covered"]) for r in rows)
     lines = [
         f"Command: `.venv/bin/python bench/mmm_recovery.py --customers {customers} --seeds "
-        f"{' '.join(str(s) for s in sorted({r['seed'] for r in rows}))} --write`  ",
+        f"{' '.join(str(s) for s in sorted({r['seed'] for r in rows}))} --history-weeks {history_weeks} --days {days} --write`  ",
         f"Commit: {commit}; machine: {machine()}; date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {days} days, "
         f"2 chains x (300 tune + 300 draws), shared machine  ",
         f"Covered: **{covered} of {len(rows)}** channel-seeds' true ROAS inside the 94 % interval.",
@@ -91,10 +91,11 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[11])
     parser.add_argument("--history-weeks", type=int, default=26)
+    parser.add_argument("--days", type=int, default=MediaMixConfig().days, help="newest days fitted")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
-    rows = [row for seed in args.seeds for row in one_seed(args.customers, seed, args.history_weeks)]
-    text = table(rows, args.customers, MediaMixConfig().days)
+    rows = [row for seed in args.seeds for row in one_seed(args.customers, seed, args.history_weeks, args.days)]
+    text = table(rows, args.customers, args.days, args.history_weeks)
     print(text)
     if args.write:
         append_section(text, HEADING)
