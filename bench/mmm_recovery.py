@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 HEADING = "## Media mix recovery: ROAS against the simulator's truth (issue 27)"
 
 
-def one_seed(customers: int, seed: int, history_weeks: int, days: int) -> list[dict[str, object]]:
+def one_seed(customers: int, seed: int, history_weeks: int, days: int, yearly: int) -> list[dict[str, object]]:
     from campaign_loop.config import Settings
     from ml import mmm
     from sim.oracle import media_daily_rows, media_truth
@@ -38,7 +38,7 @@ def one_seed(customers: int, seed: int, history_weeks: int, days: int) -> list[d
         simulate_period(settings, 0)
         frame = mmm.media_frame(media_daily_rows(settings), days=days)
         started = time.perf_counter()
-        fit = mmm.fit_media_mix(frame, config=mmm.MediaMixConfig(days=days))
+        fit = mmm.fit_media_mix(frame, config=mmm.MediaMixConfig(days=days, yearly_seasonality=yearly))
         wall = time.perf_counter() - started
         summary = mmm.channel_summary(fit).set_index("channel")
         truth = media_truth(settings, frame[mmm.DATE].min().date(), frame[mmm.DATE].max().date()).set_index("channel")
@@ -92,9 +92,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[11])
     parser.add_argument("--history-weeks", type=int, default=26)
     parser.add_argument("--days", type=int, default=MediaMixConfig().days, help="newest days fitted")
+    parser.add_argument("--yearly", type=int, default=MediaMixConfig().yearly_seasonality,
+                        help="order of the yearly Fourier season")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
-    rows = [row for seed in args.seeds for row in one_seed(args.customers, seed, args.history_weeks, args.days)]
+    rows = [row for seed in args.seeds for row in one_seed(args.customers, seed, args.history_weeks, args.days, args.yearly)]
     text = table(rows, args.customers, args.days, args.history_weeks)
     print(text)
     if args.write:

@@ -2,7 +2,7 @@
 
 The model is pymc-marketing 0.19's ``pymc_marketing.mmm.multidimensional.MMM`` over the daily rows of
 ``kpi_media_daily``: revenue against each channel's spend through a geometric adstock (``l_max`` days,
-normalised weights) and a logistic saturation, with day-of-week controls and a yearly Fourier season.
+normalised weights) and a logistic saturation, with day-of-week controls and a yearly Fourier season (order 8).
 It is sampled with PyMC's NUTS (numpyro and nutpie are not installed) at small settings that converge
 on the simulated retailer (:class:`MediaMixConfig`; docs/models.md, "Media mix").
 
@@ -42,7 +42,7 @@ class MediaMixConfig:
     days: int = 182  # newest days fitted; a year's season needs no more than the Fourier terms give
     min_days: int = 56
     l_max: int = 7
-    yearly_seasonality: int = 2
+    yearly_seasonality: int = 8  # order 2 left the holiday peaks to the biggest channel (bench/RESULTS.md)
     chains: int = 2
     tune: int = 300
     draws: int = 300
