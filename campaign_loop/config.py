@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         False, description="Simulated people read messages at a preferred local hour: opens, clicks and effects fall "
                            "with the send hour's distance from it (sim/hours.py). Off: the send hour changes nothing.",
     )
+    media_effect: bool = Field(
+        False, description="The simulated paid media (ad_spend's search, social, display) cause online orders with a "
+                           "known adstock, saturation and ROAS per channel, and cycle 0 lands a history of spend "
+                           "(sim/media.py); off, paid media sells nothing. Only the simulator and the oracle read it.",
+    )
     file_format: Literal["csv", "parquet"] = Field("csv", description="Format the simulator lands files in.")
 
     # Ingestion.
@@ -121,6 +126,15 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Per-channel caps within the budget, comma-separated channel:amount (e.g. sms:500,email:2000); "
                     "a channel without one shares the total budget, 0 closes it.",
+    )
+    media_mix: bool = Field(
+        False, description="Fit the media mix model (ml/mmm.py) on kpi_media_daily each cycle: channel contribution, "
+                           "ROAS with intervals, adstock and saturation, and budgets of the same total; registered "
+                           "in MLflow as model mmm. Off by default: sampling costs a minute or more a cycle.",
+    )
+    media_budgets: bool = Field(
+        False, description="The design caps each of its channels that the media mix model recommends a budget for "
+                           "and channel_budgets leaves open at that budget (needs media_mix).",
     )
     min_detectable_lift: float = Field(
         0.01, gt=0.0, lt=1.0,

@@ -172,11 +172,24 @@ def train(settings: Settings, cycle: int, lineage: dict[str, Any]) -> dict[str, 
     return report.to_dict()
 
 
+def media_mix(settings: Settings, cycle: int, lineage: dict[str, Any]) -> dict[str, Any]:
+    """Fit, register and gate the media mix model on the published marts; its budgets for the next cycle."""
+    from expectations.publish import PUBLISHED_SCHEMA
+    from ml.mmm import media_mix_cycle
+
+    next_cycle = settings.cycle_key(cycle + 1)
+    if not settings.media_mix:
+        return {"cycle_id": next_cycle, "status": "off", "reason": "media_mix is off"}
+    return media_mix_cycle(settings, next_cycle, {**lineage, "data_cycle_id": settings.cycle_key(cycle)},
+                           PUBLISHED_SCHEMA)
+
+
 def design(settings: Settings, cycle: int) -> dict[str, Any]:
     """Design the next cycle's campaign from the champions' scores; export it for sending."""
     from expectations.publish import PUBLISHED_SCHEMA
     from ml.decide import DesignConfig, design_campaign
     from ml.export import write_plan, write_scores
+    from ml.mmm import design_channel_budgets
     from ml.score import score_customers
     from ml.send_time import warehouse_send_hours, with_send_hours
 
@@ -185,7 +198,8 @@ def design(settings: Settings, cycle: int) -> dict[str, Any]:
     if settings.send_time == "customer":
         window = (settings.send_window_start, settings.send_window_end)
         customers = with_send_hours(customers, warehouse_send_hours(settings.warehouse_path, window, PUBLISHED_SCHEMA))
-    config = DesignConfig.from_settings(settings, next_cycle)
+    config = DesignConfig.from_settings(settings, next_cycle,
+                                        channel_budgets=design_channel_budgets(settings, next_cycle))
     plan = design_campaign(customers, config)
     paths = write_plan(plan, settings) | {"scores": write_scores(customers, settings, next_cycle)}
     return {"cycle_id": next_cycle, "summary": plan.summary, "files": {k: str(v) for k, v in paths.items()}}
@@ -364,7 +378,7 @@ def report(settings: Settings, cycle: int, airflow_run_id: str | None = None,
 RUN_PARAMS: tuple[str, ...] = (
     "demo", "customers", "seed", "budget", "channel_budgets", "holdout_share", "min_detectable_lift", "contact_cap",
     "exploration", "epsilon", "thompson_scale", "channel_preference", "offers", "channels", "assume_consent",
-    "send_time", "send_window_start", "send_window_end", "promotion_mode",
+    "send_time", "send_window_start", "send_window_end", "promotion_mode", "media_mix", "media_budgets",
 )
 
 

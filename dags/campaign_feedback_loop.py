@@ -17,7 +17,10 @@ the next campaign; the next run measures that campaign against its randomised ho
 7. `train`: churn, propensity, CLV and uplift retrained, logged to MLflow, promoted only past the gate.
 8. `measure`: lift of the campaign that ran this cycle, treatment vs holdout, with its interval;
    `kpi_alerts`: the cycle's KPIs against the thresholds in `expectations/kpi_alerts.yaml`.
-9. `design`: the next campaign from the champions' scores, exported per channel for sending.
+9. `media_mix` (with `media_mix` on): the media mix model over `kpi_media_daily`: each channel's
+   contribution and ROAS with intervals, and budgets of the same total (MLflow model `mmm`).
+   `design`: the next campaign from the champions' scores, exported per channel for sending (with
+   `media_budgets` on, capped per channel by the media mix's budgets).
 10. `report`: the cycle's summary and its HTML report, `<home>/reports/<cycle_id>/index.html`; the task's
     **Cycle report** button opens that page.
 11. `retain_raw_pii`: raw e-mails, phones and names older than `raw_pii_retention_days` are replaced by
@@ -189,9 +192,14 @@ def campaign_feedback_loop() -> None:
     def measure(published: dict[str, Any]) -> dict[str, Any]:
         return pipeline.measure(*_run())
 
+    @task
+    def media_mix(published: dict[str, Any]) -> dict[str, Any]:
+        lineage = {k: published[k] for k in ("dbt_invocation_id", "validation_result_id")}
+        return pipeline.media_mix(*_run(), lineage)
+
     # A new plan starts the trigger journeys' next run (dags/trigger_journeys.py), which leave its members alone.
     @task(outlets=[Asset(PLAN_ASSET_URI)])
-    def design(trained: dict[str, Any]) -> dict[str, Any]:
+    def design(trained: dict[str, Any], media: dict[str, Any]) -> dict[str, Any]:
         return pipeline.design(*_run())
 
     @task
@@ -208,7 +216,7 @@ def campaign_feedback_loop() -> None:
     audited = validate_marts()
     simulate() >> ingest() >> validate_raw() >> dbt >> audited
     published = publish(audited)
-    retain_raw_pii(with_report_link(report(design(train(published)), measure(published), kpi_alerts(published))))
+    retain_raw_pii(with_report_link(report(design(train(published), media_mix(published)), measure(published), kpi_alerts(published))))
 
 
 campaign_feedback_loop()

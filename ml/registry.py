@@ -82,6 +82,12 @@ GATE_RULES: dict[str, dict[str, MetricRule]] = {
         "holdout_abs_error_pct": MetricRule(greater_is_better=False, max_value=25.0, tolerance=1.0),
         "spearman_clv": MetricRule(min_value=0.2, tolerance=0.02, primary=False),
     },
+    "mmm": {
+        # The media mix model (ml/mmm.py): revenue explained on the cycle's days by its response curves
+        # plus a least-squares baseline, against the champion's curves on the same days; and converged.
+        "profile_r2": MetricRule(min_value=0.0, tolerance=0.01),
+        "max_r_hat": MetricRule(greater_is_better=False, max_value=1.1, tolerance=0.05, primary=False),
+    },
     "uplift": {
         "qini_coefficient": MetricRule(min_value=0.0, tolerance=0.01),
         "uplift_at_top_decile": MetricRule(tolerance=0.005, primary=False),

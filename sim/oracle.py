@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -399,3 +400,37 @@ def true_trigger_lift(settings: Settings, cycle: int) -> dict[str, tuple[float, 
     truth = pd.read_parquet(path, columns=["campaign_id", "uplift"])
     by_trigger = truth.groupby(truth["campaign_id"].map(trigger_of_campaign))["uplift"]
     return {str(name): (float(g.mean()), len(g)) for name, g in by_trigger}
+
+
+def media_truth(settings: Settings, first: date | None = None, last: date | None = None) -> pd.DataFrame:
+    """The true effect of each paid channel over the days ``first..last`` (default: every simulated day) of a
+    world with ``media_effect`` (sim/media.py): one row per channel with its spend, the incremental revenue
+    its spend was expected to cause (carry-over into the window included) and realised, their ROAS, and the
+    response's parameters (adstock ``alpha``, saturation ``lam`` and ``beta``, ``reference_spend`` a day)."""
+    paths = sorted((settings.truth_dir / "media").glob("*.parquet"))
+    if not paths:
+        raise FileNotFoundError(f"{settings.truth_dir / 'media'}: no media truth; simulate with media_effect on")
+    days = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    day = pd.to_datetime(days["spend_date"]).dt.date
+    days = days[(day >= (first or day.min())) & (day <= (last or day.max()))]
+    out = days.groupby("channel", sort=False).agg(
+        spend=("spend", "sum"), expected_revenue=("expected_revenue", "sum"),
+        realised_revenue=("realised_revenue", "sum"), orders=("orders", "sum"),
+        alpha=("alpha", "first"), lam=("lam", "first"), beta=("beta", "first"),
+        reference_spend=("reference_spend", "mean"))
+    out["roas"] = out["expected_revenue"] / out["spend"]
+    out["realised_roas"] = out["realised_revenue"] / out["spend"]
+    return out.reset_index()
+
+
+def media_daily_rows(settings: Settings) -> pd.DataFrame:
+    """What ``kpi_media_daily`` holds for the paid channels, from the truth (clean, every day): one row per
+    day and channel with the spend and the day's revenue (every order's total, the media's included)."""
+    spend = pd.concat([pd.read_parquet(p) for p in sorted((settings.truth_dir / "media").glob("*.parquet"))])
+    orders = pd.concat([pd.read_parquet(p, columns=["ordered_at", "total_cents"])
+                        for p in sorted((settings.truth_dir / "orders").glob("*.parquet"))])
+    day = pd.to_datetime(orders["ordered_at"]).dt.floor("D")
+    revenue = (orders["total_cents"].groupby(day.dt.tz_localize(None) if day.dt.tz else day).sum() / 100).rename("revenue")
+    rows = spend.rename(columns={"spend_date": "activity_date"})[["activity_date", "channel", "spend"]]
+    rows["activity_date"] = pd.to_datetime(rows["activity_date"])
+    return rows.merge(revenue, left_on="activity_date", right_index=True)

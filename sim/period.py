@@ -29,6 +29,7 @@ from sim import faults as fault_injection
 from sim import ids
 from sim.behaviour import (
     EXTRA_ORDER_RATE,
+    ORDER_VALUE_FACTOR,
     baseline_probability,
     discount_share,
     expected_incremental_profit,
@@ -53,6 +54,7 @@ from sim.events import Sessions, browse_counts, make_sessions, session_events
 from sim.history import arrivals, create_people
 from sim.hours import HourResponse, preferred_hour
 from sim.landing import Col, Frame, concat_frames, write_source
+from sim.media import MEDIA_RESPONSE, expected_revenue, media_orders
 from sim.transactions import Purchases, make_transactions
 from sim.world import (
     CATEGORIES,
@@ -79,6 +81,7 @@ from sim.worlds import WorldContext, decay_contact_load, retention
 ARRIVALS, CONSENT, CRM, PLAN, OUTCOME, ORDERS, SEND, ENGAGE, EVENTS, REVIEWS, ADS, DROPOUT, HISTORY, PAID, NEWSLETTERS = range(10, 25)
 DEFECTION = 25  # world r only: a stream of its own, so the other worlds draw exactly what they drew before
 TRIGGER_ENGAGE = 26  # the trigger journeys' engagement (opt-in): its own stream, so no other draw moves
+MEDIA = 27  # streams 27 and 28 of the opt-in media effect (sim/media.py); unused, and so unchanged, without it
 DIRT_STREAM = 100
 CONSENT_DRIFT = 0.002  # share of members changing each channel's consent in a week
 TIER_CHANGE = 0.003
@@ -208,6 +211,7 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     keys = product_choice_keys(products)
     frames: dict[str, list[Frame]] = defaultdict(list)
     truth_orders: list[pa.Table] = []
+    media_truth: list[pa.Table] = []
 
     if cycle == 0:
         people, h_person, h_ts, h_online = create_people(settings)
@@ -234,6 +238,10 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
         frames["events"].append(session_events(rng, seed, 0, people, products, keys, sessions))
         for source, parts in newsletter_history(settings, people, NEWSLETTERS).items():
             frames[source] += parts
+        if settings.media_effect and settings.history_weeks:
+            h_days = period_days(settings.start_date, settings.history_weeks * 7) - settings.history_weeks * 7
+            media_truth.append(_media_effect(settings, 0, people, products, keys, h_days, "MH", frames,
+                                              truth_orders, None))
         timer.lap("history")
     else:
         store.check_manifest()
@@ -408,6 +416,9 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     frames["reviews"].append(_reviews(_rng(settings, cycle, REVIEWS), people, products, tx.first_product,
                                       tx.order_person, tx.order_ts, p_end, cid))
     frames["ad_spend"].append(_ad_spend(_rng(settings, cycle, ADS), settings, days, a, e))
+    if settings.media_effect:
+        media_truth.append(_media_effect(settings, cycle, people, products, keys, days, f"M{cid.replace('-', '')}",
+                                         frames, truth_orders, salt + 4))
 
     # BG/NBD dropout after each purchase, and purchase counters.
     rng = _rng(settings, cycle, DROPOUT)
@@ -460,6 +471,9 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
     for sub, table in truths:
         (truth / sub).mkdir(parents=True, exist_ok=True)
         pq.write_table(table, truth / sub / f"{cid}.parquet")
+    if media_truth:
+        (truth / "media").mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.concat_tables(media_truth), truth / "media" / f"{cid}.parquet")
     parts = sorted(store.identities_path(0).parent.glob("*.parquet"))
     pq.write_table(pa.concat_tables([pq.read_table(p) for p in parts]), truth / "identities.parquet")
     store.save_people(cycle, people)
@@ -595,6 +609,9 @@ def _ad_spend(rng: np.random.Generator, settings: Settings, days: np.ndarray, a:
     media = np.tile(np.arange(len(PAID_MEDIA)), len(days))
     base, cpm, ctr = (np.array([v[i] for v in PAID_MEDIA.values()]) for i in range(3))
     spend = np.round(base[media] * scale * intensity(day) * rng.lognormal(0, 0.15, len(day)) * 100).astype(np.int64)
+    if settings.media_effect:  # weekly flights, apart from the season: see sim/media.py
+        flights, _ = expected_revenue(settings.seed, days, base * scale, tuple(MEDIA_RESPONSE.values()))
+        spend = np.round(flights.ravel() * 100).astype(np.int64)
     impressions = np.round(spend / 100 / cpm[media] * 1_000).astype(np.int64)
     clicks = rng.binomial(impressions, ctr[media])
     frame: Frame = {
@@ -623,3 +640,74 @@ def _ad_spend(rng: np.random.Generator, settings: Settings, days: np.ndarray, a:
         "clicks": Col("int", g["campaign_id"].map(clicks_per).fillna(0).to_numpy(np.int64)),
     }
     return concat_frames([frame, campaign_rows])
+
+
+def _media_spend_frame(settings: Settings, days: np.ndarray, spend: np.ndarray) -> Frame:
+    """Paid media rows of days before cycle 0 (the history of spend), impressions and clicks at the usual rates."""
+    rng = _rng(settings, 0, MEDIA + 1)
+    _, cpm, ctr = (np.array([v[i] for v in PAID_MEDIA.values()]) for i in range(3))
+    media = np.tile(np.arange(len(PAID_MEDIA)), len(days))
+    cents = np.round(spend.ravel() * 100).astype(np.int64)
+    impressions = np.round(cents / 100 / cpm[media] * 1_000).astype(np.int64)
+    return {
+        "spend_date": Col("date", np.repeat(days, len(PAID_MEDIA))),
+        "channel": Col("str", ids.vocab(tuple(PAID_MEDIA), media)),
+        "campaign_id": Col("str", pa.nulls(len(media), pa.string()), np.ones(len(media), dtype=bool)),
+        "spend": Col("cents", cents),
+        "impressions": Col("int", impressions),
+        "clicks": Col("int", rng.binomial(impressions, ctr[media])),
+    }
+
+
+def _media_effect(settings: Settings, cycle: int, people: People, products: dict[str, np.ndarray], keys: np.ndarray,
+                  days: np.ndarray, prefix: str, frames: dict[str, list[Frame]], truth_orders: list[pa.Table],
+                  salt: int | None) -> pa.Table:
+    """The orders paid media caused on ``days`` (sim/media.py), appended to ``frames``; their truth per day
+    and channel. ``salt`` None: history days, whose spend rows land here and whose orders get no sessions."""
+    response = tuple(MEDIA_RESPONSE.values())
+    reference = np.array([v[0] for v in PAID_MEDIA.values()]) * settings.customers / 20_000
+    spend, expected = expected_revenue(settings.seed, days, reference, response)
+    if salt is None:
+        frames["ad_spend"].append(_media_spend_frame(settings, days, spend))
+    rng = _rng(settings, cycle, MEDIA)
+    alive = people["alive"]
+    mean_value = float(np.mean(people["spend"][alive])) * ORDER_VALUE_FACTOR if alive.any() else 1.0
+    realised = np.zeros_like(expected)
+    counts = np.zeros_like(expected, dtype=np.int64)
+    for c, (person, ts) in enumerate(media_orders(rng, alive, days, expected, mean_value, HOUR_ONLINE)):
+        n = len(person)
+        none = np.full(n, "none")
+        nulls = pa.nulls(n, pa.string())
+        tx = make_transactions(rng, settings.seed, people, products, keys,
+                               Purchases(person, ts, np.ones(n, dtype=bool), none, np.zeros(n), nulls, nulls),
+                               f"{prefix}{c}")
+        for source, frame in tx.frames.items():
+            frames[source].append(frame)
+        truth_orders.append(tx.truth)
+        day_index = ts // DAY_S - days[0]
+        total = tx.truth.column("total_cents").to_numpy() / 100.0
+        realised[:, c] = np.bincount(day_index, weights=total, minlength=len(days))
+        counts[:, c] = np.bincount(day_index, minlength=len(days))
+        if salt is not None and n:
+            o = tx.online
+            channel = list(PAID_MEDIA)[c]
+            sessions = make_sessions(rng, people, o.person, o.ts, o.app, o.ident_k, o.logged_in, o.n_lines, o.n_lines,
+                                     order_id=o.order_id)
+            medium = PAID_ARRIVALS[channel][1]
+            sessions = dataclasses.replace(sessions, utm_source=_const(channel, len(sessions.person)),
+                                           utm_medium=_const(medium, len(sessions.person)),
+                                           utm_campaign=_const(f"{channel}_always_on", len(sessions.person)))
+            frames["events"].append(session_events(rng, settings.seed, salt + c, people, products, keys, sessions))
+    k = len(response)
+    return pa.table({
+        "spend_date": pa.array(np.repeat(days, k).astype("datetime64[D]")),
+        "channel": pa.array(np.tile(list(PAID_MEDIA), len(days))),
+        "spend": pa.array(spend.ravel()),
+        "expected_revenue": pa.array(expected.ravel()),
+        "realised_revenue": pa.array(realised.ravel()),
+        "orders": pa.array(counts.ravel()),
+        "alpha": pa.array(np.tile([r.alpha for r in response], len(days))),
+        "lam": pa.array(np.tile([r.lam for r in response], len(days))),
+        "beta": pa.array(np.tile([r.beta for r in response], len(days))),
+        "reference_spend": pa.array(np.tile(reference, len(days))),
+    })

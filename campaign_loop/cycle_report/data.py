@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from campaign_loop.config import Settings, logical_date_of_cycle
+from ml.mmm import recommendation_path
 
 DAG_ID = "campaign_feedback_loop"
 EXPERIMENT = "campaign-loop"
@@ -41,6 +42,7 @@ class ReportData:
     experiment_id: str | None = None
     plan: dict[str, Any] | None = None
     attribution: Any = None  # kpi_attribution_vs_incrementality
+    media_mix: dict[str, Any] | None = None  # ml.mmm.media_mix_cycle's output for the next cycle, if it ran
     airflow_run_id: str | None = None
     airflow_state: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -216,6 +218,9 @@ def collect(settings: Settings, cycle: int, airflow_run_id: str | None = None) -
     _read_warehouse(settings, data)
     _read_mlflow(settings, data)
     _read_airflow(settings, data, airflow_run_id)
+    media_mix = recommendation_path(settings, data.next_cycle_id)
+    if media_mix.is_file():
+        data.media_mix = json.loads(media_mix.read_text())
     plan = settings.plan_path(data.next_cycle_id).with_suffix(".summary.json")
     if plan.exists():
         data.plan = json.loads(plan.read_text())

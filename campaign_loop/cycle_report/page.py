@@ -105,6 +105,20 @@ def _attribution_section(attribution: Any) -> str:
             + _table(rows))
 
 
+def _media_mix_section(media: dict[str, Any] | None) -> str:
+    if media is None:
+        return "<p class='empty'>The media mix model did not run (setting <code>media_mix</code> is off).</p>"
+    diagnostics = media.get("diagnostics", {})
+    channels = [{k: row.get(k) for k in ("channel", "spend", "contribution", "contribution_low", "contribution_high",
+                                          "roas", "roas_low", "roas_high", "adstock_alpha", "saturation_lam",
+                                          "saturation_beta")} for row in media.get("channels", [])]
+    return (f"<p>Model <code>mmm</code> v{html.escape(str(media.get('version')))}: {html.escape(str(media.get('status')))}"
+            f" ({html.escape(str(media.get('reason')))}); {diagnostics.get('days', 0):.0f} days, worst r-hat "
+            f"{diagnostics.get('max_r_hat', float('nan')):.3f}, {diagnostics.get('fit_seconds', 0):.0f} s of sampling. "
+            "ROAS and contribution with 94 % intervals; beta is the most revenue a day the channel can bring.</p>"
+            + _table(channels) + "<h3>Budgets of the same total (per day)</h3>" + _table(media.get("budgets", [])))
+
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2328;padding:0 1rem}
 h1{margin-bottom:.2rem}h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;margin-top:2rem}
@@ -181,6 +195,7 @@ def render(data: ReportData, airflow_url: str, mlflow_url: str) -> str:
         _table([{k: _Raw(v) if k == "run" else v for k, v in row.items()} for row in run_rows]),
         "<h3>Model versions</h3>",
         _table([{k: _Raw(v) if k == "version" else v for k, v in row.items()} for row in version_rows]),
+        "<h2 id='media-mix'>Media mix</h2>", _media_mix_section(data.media_mix),
         f"<h2 id='plan'>Next campaign ({e(data.next_cycle_id)})</h2>", _plan_section(data.plan, data.next_cycle_id),
         "<h2 id='validation'>Validation</h2>",
         f"<p>Verdict: <b>{e(verdict)}</b>. {_link(DATA_DOCS_LINK, 'Data Docs')}.</p>",

@@ -77,3 +77,29 @@ def test_the_report_shows_the_published_lift_and_names_its_methods(tmp_path) -> 
     lift_section, trigger_section = page.split("id='lift'")[1].split("id='triggers'")
     # A trigger campaign is measured against its own holdout, in its own section.
     assert trigger not in lift_section and trigger in trigger_section.split("id='models'")[0]
+
+
+def test_the_report_shows_the_media_mix_of_the_next_cycle_and_the_design_may_use_its_budgets(tmp_path) -> None:
+    import json
+
+    from campaign_loop.config import Settings
+    from campaign_loop.cycle_report import write_report
+    from ml.mmm import design_channel_budgets, recommendation_path
+
+    settings = Settings(home=tmp_path)
+    next_id = settings.cycle_key(1)
+    path = recommendation_path(settings, next_id)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({
+        "status": "promoted", "reason": "no champion yet", "version": "1", "diagnostics": {"days": 182, "max_r_hat": 1.01},
+        "channels": [{"channel": "search", "spend": 100.0, "roas": 2.31, "roas_low": 1.9, "roas_high": 2.8}],
+        "budgets": [{"channel": "email", "current_daily_spend": 10.0, "recommended_daily_spend": 12.5},
+                    {"channel": "search", "current_daily_spend": 30.0, "recommended_daily_spend": 27.5}]}))
+
+    page = write_report(settings, 0, airflow_url="http://127.0.0.1:1", mlflow_url="http://127.0.0.1:2").read_text()
+
+    assert "<h2 id='media-mix'>Media mix</h2>" in page and "<td>2.31</td>" in page and "v1: promoted" in page
+    # off by default; on, the design's own channel gets the recommended cycle's spend, a paid one does not
+    assert design_channel_budgets(settings, next_id) == {}
+    on = settings.model_copy(update={"media_budgets": True, "channel_budgets": {"sms": 5.0}})
+    assert design_channel_budgets(on, next_id) == {"sms": 5.0, "email": 87.5}

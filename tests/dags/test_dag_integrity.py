@@ -47,8 +47,9 @@ def test_loop_dag_audits_before_it_publishes_learns_and_decides(dagbag) -> None:
     assert dag.get_task("validate_marts").upstream_task_ids <= dbt_tasks
     # Everything that changes what users and the next campaign see sits behind the marts audit.
     behind_audit = dag.get_task("validate_marts").get_flat_relative_ids(upstream=False)
-    assert {"publish", "train", "design", "measure", "report"} <= behind_audit
-    assert dag.get_task("design").upstream_task_ids == {"train"}
+    assert {"publish", "train", "media_mix", "design", "measure", "report"} <= behind_audit
+    assert dag.get_task("design").upstream_task_ids == {"train", "media_mix"}
+    assert dag.get_task("media_mix").upstream_task_ids == {"publish"}
     # Raw PII retention writes the warehouse: last, when no other task of the cycle reads it.
     assert dag.get_task("retain_raw_pii").upstream_task_ids == {"report"}
     assert not dag.get_task("retain_raw_pii").downstream_task_ids

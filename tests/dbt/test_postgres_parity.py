@@ -41,6 +41,7 @@ CHECKS = {
                          "sum(revenue_365d) from marts.fct_loyalty_tiers",
     "fct_loyalty_tier_changes": "select count(*), count(from_tier), sum(case when change_type = 'downgrade' then 1 "
                                 "else 0 end), min(reason), max(reason) from marts.fct_loyalty_tier_changes",
+    "kpi_media_daily": "select count(*), count(distinct channel), sum(spend), sum(revenue), sum(clicks) from marts.kpi_media_daily",
     # The per-arm sums kpi_campaign_lift is inferred from (campaign_loop/lift.py), the pre-period's included.
     "kpi_campaign_arms": "select count(*), sum(converted), sum(revenue_sq), sum(pre_converted), sum(pre_revenue_sq), "
                          "sum(margin_x_pre), sum(revenue_x_orders) from marts.kpi_campaign_arms",

@@ -88,6 +88,17 @@ def test_paid_media_and_campaigns_earn_attributed_revenue(built_world: BuiltWorl
     assert sum(by_channel.get(c) or 0 for c in CHANNELS) > 0
 
 
+def test_kpi_media_daily_carries_every_spend_beside_the_days_revenue(built_world: BuiltWorld) -> None:
+    with duckdb.connect(str(built_world.warehouse), read_only=True) as con:
+        media, spend, days, mismatched = con.execute(
+            "select (select sum(spend) from marts.kpi_media_daily), (select sum(spend) from marts.kpi_channel_spend), "
+            "(select count(distinct activity_date) * count(distinct channel) = count(*) from marts.kpi_media_daily), "
+            "(select count(*) from marts.kpi_media_daily m join marts.kpi_daily d on d.order_date = m.activity_date "
+            " where m.revenue <> d.revenue)").fetchone()
+    assert media == spend and media > 0
+    assert days and mismatched == 0
+
+
 def _clear_pii(world: BuiltWorld) -> set[str]:
     values: set[str] = set()
     identities = pd.read_parquet(world.truth_dir / "identities.parquet")
