@@ -107,3 +107,15 @@ def copy_raw(warehouse: Path, home: Path) -> list[str]:
             frame.selectExpr(*columns).write.format("parquet").saveAsTable(f"raw.`{table}`")
     shutil.rmtree(staged, ignore_errors=True)
     return tables
+
+
+def table_files(home: Path, schema: str, table: str) -> str:
+    """The parquet files of a Spark managed table, as a DuckDB read_parquet glob."""
+    return str(spark_dir(home) / "warehouse" / f"{schema}.db" / table / "*.parquet")
+
+
+if __name__ == "__main__":
+    # A process of its own: the JVM (and Derby's lock on the metastore) ends with it, before dbt starts one.
+    import sys
+
+    copy_raw(Path(sys.argv[1]), Path(sys.argv[2]))
