@@ -9,12 +9,14 @@ setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	@# Bytecode compiled once at install: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
 	@# process, each Airflow task and dbt run included, would otherwise recompile what it imports (Airflow: 12 s -> 4 s).
-	@$(UV) sync --frozen --quiet --compile-bytecode
+	@$(UV) sync --frozen --quiet --compile-bytecode $(SYNC_GROUPS)
 
 demo: setup
 	$(RUN) campaign-loop demo --fresh
 
 # Two or more workers (one per core): tests are grouped by file and by shared world (tests/conftest.py).
+# The Spark parity test needs dbt-spark and pyspark (the spark group, ~400 MB): `make demo` stays without them.
+test: SYNC_GROUPS = --group spark
 test: setup
 	$(RUN) pytest -n auto --dist loadgroup --no-loadscope-reorder
 

@@ -27,7 +27,7 @@
     (+82 10-1234-5678 and 010-1234-5678 are one phone). Fewer than 9 digits is not a mobile number.
 -#}
 {% macro normalize_phone(expr) -%}
-    {%- set digits = "regexp_replace(" ~ expr ~ ", '[^0-9]', '', 'g')" -%}
+    {%- set digits = regexp_replace_all(expr, "'[^0-9]'", "''") -%}
     case
         when length({{ digits }}) < 9 then null
         when trim(both '0' from {{ digits }}) = '' then null
@@ -48,5 +48,5 @@
 
 {#- Epoch seconds, zero-padded, so timestamps sort correctly as text inside composite labels. -#}
 {% macro sortable_timestamp(expr) -%}
-    lpad(cast(cast(extract(epoch from {{ expr }}) as bigint) as varchar), 12, '0')
+    lpad(cast({{ epoch_seconds(expr) }} as {{ type_text() }}), 12, '0')
 {%- endmacro %}

@@ -11,7 +11,7 @@
 {%- endmacro %}
 
 {% macro default__pseudonymize(expr) -%}
-    campaign_loop_hmac(cast({{ expr }} as varchar))
+    campaign_loop_hmac(cast({{ expr }} as {{ type_text() }}))
 {%- endmacro %}
 
 {% macro postgres__pseudonymize(expr) -%}
@@ -46,4 +46,29 @@
             case when {{ column }} = {{ retained_pseudonym(hash) }} then {{ hash }} else {{ pseudonymize(normalized) }} end
         else {{ pseudonymize(normalized) }}
     end
+{%- endmacro %}
+
+{#-
+    Spark has sha2() but no hmac(): HMAC-SHA256 (RFC 2104) built from it, so hashes match DuckDB's and
+    PostgreSQL's. The key is read from dbt's environment inside the JVM (reflect on System.getenv, as the
+    session runs in dbt's process), so it never appears in SQL, artifacts or Spark's command line. A key
+    longer than SHA-256's 64-byte block is hashed first; the padded key (hex) is bound once through
+    transform(array(k), ...) and XORed with the ipad/opad bytes 4 at a time.
+-#}
+{% macro spark__pseudonymize(expr) -%}
+    {%- set key = "coalesce(nullif(reflect('java.lang.System', 'getenv', 'CAMPAIGN_LOOP_PII_KEY'), ''), 'campaign-loop-development-key')" -%}
+    transform(
+        array(rpad(case when octet_length({{ key }}) > 64 then sha2(encode({{ key }}, 'UTF-8'), 256)
+                        else hex(encode({{ key }}, 'UTF-8')) end, 128, '0')),
+        k -> sha2(concat(
+            unhex({{ _spark_xor_pad('k', 1549556828) }}),
+            unhex(sha2(concat(unhex({{ _spark_xor_pad('k', 909522486) }}), encode(cast({{ expr }} as string), 'UTF-8')), 256))
+        ), 256)
+    )[0]
+{%- endmacro %}
+
+{#- The 64-byte padded key (128 hex digits) XORed with a repeated pad byte (0x36363636 or 0x5c5c5c5c per 4 bytes). -#}
+{% macro _spark_xor_pad(key_hex, pad) -%}
+    array_join(transform(sequence(0, 15),
+        i -> lpad(hex(cast(conv(substr({{ key_hex }}, 8 * i + 1, 8), 16, 10) as bigint) ^ {{ pad }}), 8, '0')), '')
 {%- endmacro %}

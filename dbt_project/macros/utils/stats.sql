@@ -26,7 +26,7 @@
 
 {#- Rounded double (numeric(38, 12) first: a bare numeric is DECIMAL(18,3) in DuckDB): KPI ratios are reported to 6 places, which also makes them comparable across engines. -#}
 {% macro round_float(expr, places=6) -%}
-    cast(round(cast({{ expr }} as numeric(38, 12)), {{ places }}) as float8)
+    cast(round(cast({{ expr }} as decimal(38, 12)), {{ places }}) as {{ type_double() }})
 {%- endmacro %}
 
 {#-

@@ -35,7 +35,7 @@ changes as (
     select
         resolved.identifier_type,
         resolved.identifier_value,
-        {% if is_incremental() %}previous.customer_id{% else %}cast(null as varchar){% endif %} as previous_customer_id,
+        {% if is_incremental() %}previous.customer_id{% else %}cast(null as {{ type_text() }}){% endif %} as previous_customer_id,
         resolved.customer_id
     from resolved
     {% if is_incremental() %}

@@ -35,8 +35,8 @@ observations as (
         member_id,
         email_hash,
         phone_hash,
-        cast(null as varchar) as cookie_id,
-        cast(null as varchar) as device_id,
+        cast(null as {{ type_text() }}) as cookie_id,
+        cast(null as {{ type_text() }}) as device_id,
         coalesce(signup_at, updated_at) as observed_at
     from crm_customers
 
@@ -45,8 +45,8 @@ observations as (
     select
         'web',
         member_id,
-        cast(null as varchar),
-        cast(null as varchar),
+        cast(null as {{ type_text() }}),
+        cast(null as {{ type_text() }}),
         cookie_id,
         device_id,
         occurred_at
@@ -69,10 +69,10 @@ observations as (
     select
         'pos',
         member_id,
-        cast(null as varchar),
-        cast(null as varchar),
-        cast(null as varchar),
-        cast(null as varchar),
+        cast(null as {{ type_text() }}),
+        cast(null as {{ type_text() }}),
+        cast(null as {{ type_text() }}),
+        cast(null as {{ type_text() }}),
         purchased_at
     from pos_receipts
 
@@ -81,10 +81,10 @@ observations as (
     select
         'marketing',
         member_id,
-        cast(null as varchar),
-        cast(null as varchar),
-        cast(null as varchar),
-        cast(null as varchar),
+        cast(null as {{ type_text() }}),
+        cast(null as {{ type_text() }}),
+        cast(null as {{ type_text() }}),
+        cast(null as {{ type_text() }}),
         -- Holdout rows have no send time; the load time still dates the membership.
         coalesce(sent_at, loaded_at)
     from campaign_sends
@@ -94,10 +94,10 @@ observations as (
     select
         'consent',
         member_id,
-        cast(null as varchar),
-        cast(null as varchar),
-        cast(null as varchar),
-        cast(null as varchar),
+        cast(null as {{ type_text() }}),
+        cast(null as {{ type_text() }}),
+        cast(null as {{ type_text() }}),
+        cast(null as {{ type_text() }}),
         changed_at
     from consents
 ),

@@ -27,7 +27,7 @@ lines as (
 
 final as (
     select
-        lines.order_key || ':' || cast(lines.line_number as varchar) as order_line_key,
+        lines.order_key || ':' || cast(lines.line_number as {{ type_text() }}) as order_line_key,
         lines.order_key,
         lines.sales_channel,
         lines.line_number,

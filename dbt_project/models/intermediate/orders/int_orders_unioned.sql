@@ -33,8 +33,8 @@ online as (
         shop_orders.shipping_amount,
         shop_orders.coupon_code,
         shop_orders.status,
-        cast(null as varchar) as store_id,
-        cast(null as varchar) as payment_method,
+        cast(null as {{ type_text() }}) as store_id,
+        cast(null as {{ type_text() }}) as payment_method,
         shop_orders.item_count,
         -- Staged before these columns existed (an incremental table kept its old rows): a sale.
         coalesce(shop_orders.order_type, 'sale') as order_type,

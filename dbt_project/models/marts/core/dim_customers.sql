@@ -173,7 +173,7 @@ final as (
             else 'store_only'
         end as behaviour_segment,
         cast(coalesce(review_totals.review_count, 0) as integer) as review_count,
-        cast(review_totals.average_rating as float8) as average_rating,
+        cast(review_totals.average_rating as {{ type_double() }}) as average_rating,
         review_totals.last_reviewed_at
     from identity
     left join crm_customers

@@ -92,7 +92,7 @@ scored as (
 final as (
     select
         as_of_date,
-        cast(as_of_date as varchar) as cycle_id,
+        cast(as_of_date as {{ type_text() }}) as cycle_id,
         customer_id,
         member_id,
         cast(orders_total as integer) as orders_total,
@@ -107,8 +107,8 @@ final as (
         cast(recency as integer) as recency,
         cast(t as integer) as t,
         cast(monetary_value as decimal(18, 4)) as monetary_value,
-        cast(avg_order_value as float8) as avg_order_value,
-        cast(online_order_share as float8) as online_order_share,
+        cast(avg_order_value as {{ type_double() }}) as avg_order_value,
+        cast(online_order_share as {{ type_double() }}) as online_order_share,
         cast(orders_30d as integer) as orders_30d,
         cast(orders_90d as integer) as orders_90d,
         cast(orders_365d as integer) as orders_365d,

@@ -91,14 +91,14 @@ final as (
         cast(coalesce(return_kpis.returns, 0) as integer) as returns,
         cast(coalesce(return_kpis.returned_amount, 0) as decimal(18, 4)) as returned_amount,
         cast(order_kpis.revenue - coalesce(return_kpis.returned_amount, 0) as decimal(18, 4)) as net_revenue,
-        cast({{ safe_divide('coalesce(return_kpis.returned_amount, 0)', 'order_kpis.revenue') }} as float8) as return_rate,
+        cast({{ safe_divide('coalesce(return_kpis.returned_amount, 0)', 'order_kpis.revenue') }} as {{ type_double() }}) as return_rate,
         cast(order_kpis.guest_orders as integer) as guest_orders,
         cast(order_kpis.customers as integer) as customers,
-        cast({{ safe_divide('order_kpis.revenue', 'order_kpis.orders') }} as float8) as average_order_value,
+        cast({{ safe_divide('order_kpis.revenue', 'order_kpis.orders') }} as {{ type_double() }}) as average_order_value,
         cast(order_kpis.repeat_customers as integer) as repeat_customers,
-        cast({{ safe_divide('order_kpis.repeat_customers', 'order_kpis.customers') }} as float8) as repurchase_rate,
+        cast({{ safe_divide('order_kpis.repeat_customers', 'order_kpis.customers') }} as {{ type_double() }}) as repurchase_rate,
         cast(coalesce(session_kpis.sessions, 0) as integer) as sessions,
-        cast({{ safe_divide('session_kpis.converted_sessions', 'session_kpis.sessions') }} as float8) as conversion_rate
+        cast({{ safe_divide('session_kpis.converted_sessions', 'session_kpis.sessions') }} as {{ type_double() }}) as conversion_rate
     from order_kpis
     left join session_kpis on session_kpis.cycle_number = order_kpis.cycle_number
     left join return_kpis on return_kpis.cycle_number = order_kpis.cycle_number

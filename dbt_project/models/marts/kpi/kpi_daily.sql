@@ -42,7 +42,7 @@ final as (
         cast(pos_revenue as decimal(18, 4)) as pos_revenue,
         cast(margin as decimal(18, 4)) as margin,
         cast(discounts as decimal(18, 4)) as discounts,
-        cast({{ safe_divide('revenue', 'orders') }} as float8) as average_order_value,
+        cast({{ safe_divide('revenue', 'orders') }} as {{ type_double() }}) as average_order_value,
         cast(active_customers as integer) as active_customers,
         cast(new_customers as integer) as new_customers,
         cast(guest_orders as integer) as guest_orders,
@@ -50,7 +50,7 @@ final as (
         cast(returned_amount as decimal(18, 4)) as returned_amount,
         cast(net_revenue as decimal(18, 4)) as net_revenue,
         cast(net_margin as decimal(18, 4)) as net_margin,
-        cast({{ safe_divide('returned_amount', 'revenue') }} as float8) as return_rate
+        cast({{ safe_divide('returned_amount', 'revenue') }} as {{ type_double() }}) as return_rate
     from daily
 )
 

@@ -157,7 +157,7 @@ final as (
         assigned.starts_at,
         assigned.ends_at,
         assigned.sent_at,
-        cast(assigned.assignment_probability as float8) as assignment_probability,
+        cast(assigned.assignment_probability as {{ type_double() }}) as assignment_probability,
         coalesce(engagement.is_delivered, false) as is_delivered,
         coalesce(engagement.is_opened, false) as is_opened,
         coalesce(engagement.is_clicked, false) as is_clicked,

@@ -51,7 +51,7 @@ credited as (
 
 final as (
     select
-        order_key || ':' || cast(touch_number as varchar) as attribution_key,
+        order_key || ':' || cast(touch_number as {{ type_text() }}) as attribution_key,
         order_key,
         order_date,
         customer_id,
@@ -61,10 +61,10 @@ final as (
         campaign_id,
         cast(touch_number as integer) as touch_number,
         cast(touch_count as integer) as touch_count,
-        cast(first_touch_credit as float8) as first_touch_credit,
-        cast(last_touch_credit as float8) as last_touch_credit,
-        cast(linear_credit as float8) as linear_credit,
-        cast(position_credit as float8) as position_credit,
+        cast(first_touch_credit as {{ type_double() }}) as first_touch_credit,
+        cast(last_touch_credit as {{ type_double() }}) as last_touch_credit,
+        cast(linear_credit as {{ type_double() }}) as linear_credit,
+        cast(position_credit as {{ type_double() }}) as position_credit,
         cast(total_amount * first_touch_credit as decimal(18, 4)) as first_touch_revenue,
         cast(total_amount * last_touch_credit as decimal(18, 4)) as last_touch_revenue,
         cast(total_amount * linear_credit as decimal(18, 4)) as linear_revenue,

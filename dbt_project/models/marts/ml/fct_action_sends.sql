@@ -23,7 +23,7 @@ final as (
         sends.is_treatment,
         sends.channel,
         sends.offer_type,
-        cast(campaigns.offer_value as float8) as offer_value,
+        cast(campaigns.offer_value as {{ type_double() }}) as offer_value,
         sends.assignment_probability,
         sends.starts_at,
         sends.ends_at,

@@ -59,7 +59,7 @@ window_orders as (
 final as (
     select
         windows.as_of_date,
-        cast(windows.as_of_date as varchar) as cycle_id,
+        cast(windows.as_of_date as {{ type_text() }}) as cycle_id,
         windows.customer_id,
         coalesce(window_orders.orders_next_cycle, 0) > 0 as purchased_next_cycle,
         cast(coalesce(window_orders.orders_next_cycle, 0) as integer) as orders_next_cycle,

@@ -16,7 +16,7 @@ renamed as (
         case when lower(trim(arm)) <> 'control' then nullif(trim(variant_id), '') end as variant_id,
         sent_at,
         -- float8: dbt's type_float is DuckDB's 4-byte FLOAT, which moves 1/3 enough to shift an SRM p-value.
-        cast(assignment_probability as float8) as assignment_probability,
+        cast(assignment_probability as {{ type_double() }}) as assignment_probability,
         converted as reported_converted,
         cast(revenue as decimal(18, 4)) as reported_revenue,
         _loaded_at,
