@@ -49,7 +49,7 @@ LAYERS: tuple[Layer, ...] = (
           ("ml.*",)),
     Layer("app", "the cycle's steps as the DAG calls them, its report and the surfaces people use",
           ("campaign_loop.pipeline", "campaign_loop.cycle_report.*", "campaign_loop.report", "campaign_loop.ui",
-           "campaign_loop.runner", "campaign_loop.own_data", "campaign_loop.lift",
+           "campaign_loop.runner", "campaign_loop.deploy", "campaign_loop.own_data", "campaign_loop.lift",
            "campaign_loop.airflow_links")),
     Layer("evaluation", "judges the platform by the simulator's truth, driving the app's pipeline to do it",
           ("sim.oracle", "ml.policies")),
