@@ -4,6 +4,11 @@ the PYTHONPATH of every Airflow process it starts, and Airflow registers the clu
 The policy lives in campaign_loop.deploy, where it is tested; this file only names it for Airflow.
 """
 
-from campaign_loop.deploy import task_policy
+from celery.signals import worker_init
+
+from campaign_loop.deploy import preload_dag_imports, task_policy
+
+# Only `airflow celery worker` sends it; in the other processes the connection is inert.
+worker_init.connect(preload_dag_imports, weak=False)
 
 __all__ = ["task_policy"]

@@ -154,11 +154,11 @@ def test_a_killed_worker_s_task_is_retried_elsewhere_and_the_marts_match(embedde
                 tis = f"{dag}/dagRuns/{run}/taskInstances"
                 if cycle == 1:
                     victim = wait(f"{KILLED_TASK} running on a worker",
-                                  lambda tis=tis: _running_on(api, f"{tis}/{KILLED_TASK}"), 240, logs)
+                                  lambda tis=tis: _running_on(api, f"{tis}/{KILLED_TASK}"), 600, logs)
                     worker = stack.processes[f"celery-{victim}"]
                     os.killpg(worker.pid, signal.SIGKILL)
                 state = wait(f"cycle {cycle} ({run}) done", lambda run=run: _finished(api, f"{dag}/dagRuns/{run}"),
-                             420, logs)
+                             900, logs)
                 failed = [(t["task_id"], t["state"]) for t in api.get(f"{tis}?limit=200")["task_instances"]
                           if t["state"] not in ("success", "skipped")]
                 assert state == "success", f"cycle {cycle}: run {run} {state}; tasks not done: {failed}"
