@@ -205,6 +205,12 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
     return run_dbt(_settings(args), *args.dbt_args, capture=False).returncode
 
 
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from campaign_loop.deploy import run_deploy
+
+    return run_deploy(_settings(args), args.airflow_port, args.mlflow_port, args.site_port)
+
+
 def _cmd_bench_loop_value(args: argparse.Namespace) -> int:
     from ml.policies import POLICIES, bench_loop_value
 
@@ -213,6 +219,27 @@ def _cmd_bench_loop_value(args: argparse.Namespace) -> int:
     bench_loop_value(settings, settings.cycles, args.json, policies, out_dir=args.out,
                      budget_per_customer=args.budget_per_customer, jobs=args.jobs)
     return 0
+
+
+def _add_service_commands(commands: Any) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """`ui` and `deploy`: the long-running surfaces, each with its ports."""
+    from campaign_loop import ui as surfaces  # stdlib only: cheap at parse time
+
+    ui = commands.add_parser("ui", help="Serve Airflow, MLflow, dbt docs and the reports on 127.0.0.1 until Ctrl-C.")
+    ui.add_argument("--airflow-port", type=int, default=surfaces.DEFAULT_AIRFLOW_PORT, help="Airflow UI and API port.")
+    ui.add_argument("--mlflow-port", type=int, default=surfaces.DEFAULT_MLFLOW_PORT, help="MLflow UI port.")
+    ui.add_argument("--site-port", type=int, default=surfaces.DEFAULT_SITE_PORT, help="dbt docs, reports and Data Docs port.")
+    ui.add_argument("--no-docs", action="store_true", help="Serve the dbt docs already generated; skip `dbt docs generate`.")
+    ui.set_defaults(func=_cmd_ui)
+
+    deploy = commands.add_parser(
+        "deploy", help="The distributed profile: Airflow on PostgreSQL with the CeleryExecutor (Redis) and its "
+                       "workers, and MLflow on PostgreSQL, on 127.0.0.1 until Ctrl-C (docs/deploy.md).")
+    deploy.add_argument("--airflow-port", type=int, default=surfaces.DEFAULT_AIRFLOW_PORT, help="Airflow UI and API port.")
+    deploy.add_argument("--mlflow-port", type=int, default=surfaces.DEFAULT_MLFLOW_PORT, help="MLflow UI port.")
+    deploy.add_argument("--site-port", type=int, default=surfaces.DEFAULT_SITE_PORT, help="Reports and Data Docs port.")
+    deploy.set_defaults(func=_cmd_deploy)
+    return ui, deploy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -262,14 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="The dbt command and its flags, after any campaign-loop flags, e.g. build --select +dim_customers.")
     dbt.set_defaults(func=_cmd_dbt)
 
-    from campaign_loop import ui as surfaces  # stdlib only: cheap at parse time
-
-    ui = commands.add_parser("ui", help="Serve Airflow, MLflow, dbt docs and the reports on 127.0.0.1 until Ctrl-C.")
-    ui.add_argument("--airflow-port", type=int, default=surfaces.DEFAULT_AIRFLOW_PORT, help="Airflow UI and API port.")
-    ui.add_argument("--mlflow-port", type=int, default=surfaces.DEFAULT_MLFLOW_PORT, help="MLflow UI port.")
-    ui.add_argument("--site-port", type=int, default=surfaces.DEFAULT_SITE_PORT, help="dbt docs, reports and Data Docs port.")
-    ui.add_argument("--no-docs", action="store_true", help="Serve the dbt docs already generated; skip `dbt docs generate`.")
-    ui.set_defaults(func=_cmd_ui)
+    ui, deploy = _add_service_commands(commands)
 
     bench = commands.add_parser("bench", help="Benchmarks that need the whole loop.")
     # --cycles (a Settings key) is the number of designed cycles each policy runs.
@@ -285,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop_value.add_argument("--out", type=Path, default=None, help="Worlds folder (default: <home>/bench/loop_value).")
     loop_value.set_defaults(func=_cmd_bench_loop_value)
 
-    for sub in (simulate, ingest, demo, history, run, backfill, dbt, ui, loop_value):
+    for sub in (simulate, ingest, demo, history, run, backfill, dbt, ui, deploy, loop_value):
         _add_settings_flags(sub)
     loop_value.set_defaults(customers=100_000)  # the benchmark's default world
     return parser

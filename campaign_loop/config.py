@@ -221,6 +221,39 @@ class Settings(BaseSettings):
         "auto", description="auto: the gate moves the champion alias; manual: a reviewer promotes in MLflow."
     )
 
+    # The distributed profile (`campaign-loop deploy`, docs/deploy.md): the same DAG on the CeleryExecutor.
+    airflow_database_url: str | None = Field(
+        None, description="SQLAlchemy URL of Airflow's metadata database, e.g. "
+                          "postgresql+psycopg2://airflow@127.0.0.1:5432/airflow (a password in it or in ~/.pgpass); "
+                          "none: SQLite in the home. `campaign-loop deploy` needs a database server.",
+    )
+    mlflow_database_url: str | None = Field(
+        None, description="Backend store of the MLflow server `campaign-loop deploy` starts, e.g. "
+                          "postgresql+psycopg2://mlflow@127.0.0.1:5432/mlflow; none: SQLite in the home. Artifacts stay "
+                          "files under the home (mlflow/artifacts), served through the server.",
+    )
+    celery_broker_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="The Celery broker the deploy profile's scheduler and workers share "
+                                                "(Redis; redis://:password@host:port/db)."
+    )
+    celery_workers: int = Field(
+        2, ge=0, description="Celery workers `campaign-loop deploy` starts on this machine (0: they run elsewhere, "
+                             "as `airflow celery worker` with the same settings).",
+    )
+    celery_worker_concurrency: int = Field(2, ge=1, description="Tasks one Celery worker runs at once.")
+    warehouse_pool_slots: int = Field(
+        1, ge=1, description="Tasks that may open the warehouse at once under the deploy profile (its `warehouse` "
+                             "pool; the dbt watchers, which only wait, are outside it). DuckDB has one writer: 1.",
+    )
+    task_heartbeat_timeout_seconds: int = Field(
+        60, ge=5, description="Seconds without a heartbeat after which the deploy profile's scheduler takes a task "
+                              "for lost (its worker died) and retries it on another worker.",
+    )
+    task_retry_delay_seconds: int | None = Field(
+        None, ge=0, description="Under the deploy profile, the delay before a failed or lost task's retry, in place "
+                                "of the DAG's (2 minutes); none: the DAG's.",
+    )
+
     # Fault injection (demo mode): break the simulated landing batch on purpose; see docs/validation.md.
     faults: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Faults injected into the simulated batch, comma-separated, e.g. "

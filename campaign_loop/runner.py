@@ -64,6 +64,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         AIRFLOW__COSMOS__ENABLE_TELEMETRY="False",
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
     )
+    if settings.airflow_database_url:  # else Airflow's default: SQLite in AIRFLOW_HOME
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = settings.airflow_database_url
     return env
 
 

@@ -47,6 +47,11 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
                          (date(2010, 12, 24), date(2010, 12, 25), date(2010, 12, 26), date(2011, 1, 1))),
         "default_margin_rate": ("0.25", 0.25),
         "promotion_mode": ("manual", "manual"), "faults": ("drop_source:pos_receipts", ("drop_source:pos_receipts",)),
+        "airflow_database_url": ("postgresql+psycopg2://airflow@db/airflow", "postgresql+psycopg2://airflow@db/airflow"),
+        "mlflow_database_url": ("postgresql://mlflow@db/mlflow", "postgresql://mlflow@db/mlflow"),
+        "celery_broker_url": ("redis://broker:6380/1", "redis://broker:6380/1"), "celery_workers": ("3", 3),
+        "celery_worker_concurrency": ("4", 4), "warehouse_pool_slots": ("2", 2),
+        "task_heartbeat_timeout_seconds": ("20", 20), "task_retry_delay_seconds": ("5", 5),
     }
     assert set(overrides) == set(Settings.model_fields)
     for key, (text, _) in overrides.items():
