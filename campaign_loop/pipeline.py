@@ -224,7 +224,7 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     from campaign_loop.actions import TRIGGER_PREFIX
     from campaign_loop.lift import METRICS, arm_key
     from expectations.publish import PUBLISHED_SCHEMA
-    from ml.ab import analyze
+    from ml.ab import AnalysisOptions, analyze
 
     start = settings.cycle_start(cycle)
     end = settings.cycle_start(cycle + 1)
@@ -256,15 +256,15 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     orders = units.groupby("variant")["orders"].sum()
     metrics = [m for m in METRICS if (m.denominator is None or bool(orders.gt(0).all()))
                and (m.name != "visited" or bool(units["visited"].notna().all()))]
-    arms = analyze(units, metrics, control="control", allocation=allocation, family="metric",
-                   proportion_ci="newcombe", correction=settings.correction)
+    arms = analyze(units, metrics, AnalysisOptions(allocation=allocation, family="metric", proportion_ci="newcombe",
+                                                   correction=settings.correction))
     treated = units.assign(variant=units["variant"].where(units["variant"] == "control", "treatment"))
     # A member in two treated arms is one treated member of the headline comparison.
     treated = treated.drop_duplicates(["variant", "member_id"])
     pooled_allocation = None if allocation is None else {
         "control": allocation["control"], "treatment": sum(v for k, v in allocation.items() if k != "control")}
-    headline = analyze(treated, metrics, control="control", allocation=pooled_allocation, family="metric",
-                       proportion_ci="newcombe")
+    headline = analyze(treated, metrics, AnalysisOptions(allocation=pooled_allocation, family="metric",
+                                                         proportion_ci="newcombe"))
     conversion = headline.frame().set_index("metric").loc["converted"]
     rows = arms.frame()
     srm_ok = arms.srm_ok if headline.srm_ok is None else bool(arms.srm_ok and headline.srm_ok)

@@ -73,8 +73,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "gate's checks",
     "campaign_loop/pipeline.py:measure": "pipeline.py is being changed by another change in parallel; split when "
     "that lands",
-    "ml/ab.py:analyze_stats": "ml/ab.py and ml/stats/ are being changed in parallel; split, and its 11 parameters "
-    "made a dataclass, when that lands",
     "expectations/marts_gate.py:mart_frames_and_checks": "expectations/ is being changed in parallel; split when "
     "that lands",
 }
