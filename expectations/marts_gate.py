@@ -144,10 +144,10 @@ def mart_frames_and_checks(
         plan_path = settings.plan_path(cycle_id)
         plan = marts.planned_shares(pd.read_parquet(plan_path, columns=["campaign_id", "arm"])) \
             if plan_path.exists() else None
-        checks += marts.randomisation_checks(
-            this_cycle, covariates=rnd["covariates"], srm_p_min=rnd["srm_p_min"], smd_max=rnd["smd_max"],
-            srm_severity=rnd["srm_severity"], smd_severity=rnd["smd_severity"], table=f"{schema}.fct_campaign_sends",
-            plan=plan)
+        rules = marts.RandomisationRules(srm_p_min=rnd["srm_p_min"], smd_max=rnd["smd_max"],
+                                         srm_severity=rnd["srm_severity"], smd_severity=rnd["smd_severity"],
+                                         table=f"{schema}.fct_campaign_sends")
+        checks += marts.randomisation_checks(this_cycle, covariates=rnd["covariates"], plan=plan, rules=rules)
 
     frames.append((STATISTICS_SUITE, marts.statistics_frame(checks)))
     return frames, checks
