@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results import RESULTS, machine  # noqa: E402
 from campaign_loop.lift import METRICS  # noqa: E402
 from campaign_loop.pipeline import _measured_units  # noqa: E402
-from ml.ab import Comparison, analyze  # noqa: E402
+from ml.ab import AnalysisOptions, Comparison, analyze  # noqa: E402
 
 HEADING = "## A/B calibration: false positives, coverage, CUPED, peeking (issue 23)"
 K, THETA, PRE_WEEKS, MU = 0.3, 1 / 3, 12, 3.5
@@ -128,8 +128,8 @@ def measured(design: Design, units: pd.DataFrame) -> pd.DataFrame:
 
 
 def analyse(units: pd.DataFrame, cuped: bool, planned: dict[str, int] | None = None) -> list[Comparison]:
-    return list(analyze(units, METRIC_SPECS, control="control", family="metric", proportion_ci="newcombe",
-                        cuped=cuped, planned=planned).comparisons)
+    options = AnalysisOptions(family="metric", proportion_ci="newcombe", cuped=cuped, planned=planned)
+    return list(analyze(units, METRIC_SPECS, options).comparisons)
 
 
 def expected_cuped_ratio(units: pd.DataFrame, metric: str) -> float:

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ml.ab import Metric, analyze_stats  # noqa: E402
+from ml.ab import AnalysisOptions, Metric, analyze_stats  # noqa: E402
 from ml.stats import ArmStats  # noqa: E402
 
 BASE, EFFECT, ALPHA = 0.10, 0.02, 0.05
@@ -35,7 +35,7 @@ def rates(k: int, effect: float, runs: int, members: int, rng: np.random.Generat
             converted = float(rng.binomial(members, p))
             stats[arm] = {"converted": ArmStats(members, converted, converted)}
         for correction, tally in counts.items():
-            report = analyze_stats(stats, METRIC, family="metric", correction=correction)  # type: ignore[arg-type]
+            report = analyze_stats(stats, METRIC, AnalysisOptions(family="metric", correction=correction))  # type: ignore[arg-type]
             rejected = {c.variant for c in report.comparisons if c.p_value_adjusted < ALPHA}
             tally[0] += bool(rejected - ({"v0"} if effect else set()))
             tally[1] += "v0" in rejected

@@ -7,10 +7,11 @@ and applies it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from ingest.contract import load_contract
+from ingest.contract import Column, Contract, load_contract
 
 KINDS: tuple[str, ...] = (
     "corrupt_type", "drop_source", "duplicate_batch", "shift_timestamps", "break_randomisation", "spike_kpi",
@@ -63,6 +64,35 @@ def _number(text: str, spec: str) -> float:
         raise FaultSpecError(f"fault {spec!r}: {text!r} is not a number") from None
 
 
+@dataclass(frozen=True)
+class _Spec:
+    """One spec split into its parts, with what every kind's parser needs to check them."""
+
+    spec: str  # as given, for messages
+    text: str  # stripped, kept on the fault
+    kind: str
+    parts: tuple[str, ...]
+    cycle: int | None
+    contract: Contract
+
+    def error(self, message: str) -> FaultSpecError:
+        return FaultSpecError(f"fault {self.spec!r}: {message}")
+
+    def number(self, text: str) -> float:
+        return _number(text, self.spec)
+
+    def source_of(self, name: str) -> str:
+        if name not in self.contract.sources:
+            raise self.error(f"unknown source {name!r}; known: {', '.join(self.contract.sources)}")
+        return name
+
+    def columns_of(self, source: str) -> Mapping[str, Column]:
+        return self.contract.source(self.source_of(source)).columns
+
+    def fault(self, **fields: Any) -> Fault:
+        return Fault(self.kind, cycle=self.cycle, spec=self.text, **fields)
+
+
 def parse_fault(spec: str) -> Fault:
     """One spec, e.g. ``corrupt_type:orders.total_amount`` or ``shift_timestamps:orders:48@2``."""
     text = spec.strip()
@@ -74,114 +104,148 @@ def parse_fault(spec: str) -> Fault:
         cycle = int(cycle_text)
     kind, _, args = body.partition(":")
     kind = kind.strip()
-    parts = [p.strip() for p in args.split(":")] if args else []
-    contract = load_contract()
+    parts = tuple(p.strip() for p in args.split(":")) if args else ()
+    parsed = _Spec(spec, text, kind, parts, cycle, load_contract())
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        raise parsed.error(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    return parser(parsed)
 
-    def source_of(name: str) -> str:
-        if name not in contract.sources:
-            raise FaultSpecError(f"fault {spec!r}: unknown source {name!r}; known: {', '.join(contract.sources)}")
-        return name
 
-    if kind == "corrupt_type":
-        if len(parts) != 1 or "." not in parts[0]:
-            raise FaultSpecError(f"fault {spec!r}: write corrupt_type:<source>.<column>")
-        source, column = parts[0].split(".", 1)
-        columns = contract.source(source_of(source)).columns
-        if column not in columns:
-            raise FaultSpecError(f"fault {spec!r}: {source} has no column {column!r}")
-        if columns[column].type == "string":
-            raise FaultSpecError(f"fault {spec!r}: {source}.{column} is a string; every text parses as one")
-        return Fault(kind, source, column, cycle=cycle, spec=text)
-    if kind in ("drop_source", "duplicate_batch"):
-        if len(parts) != 1:
-            raise FaultSpecError(f"fault {spec!r}: write {kind}:<source>")
-        return Fault(kind, source_of(parts[0]), cycle=cycle, spec=text)
-    if kind == "shift_timestamps":
-        if len(parts) != 2:
-            raise FaultSpecError(f"fault {spec!r}: write shift_timestamps:<source>:<hours>")
-        return Fault(kind, source_of(parts[0]), value=_number(parts[1], spec), cycle=cycle, spec=text)
-    if kind == "scale_amounts":
-        target, eq, factor = (parts[0].partition("=") if len(parts) == 1 else ("", "", ""))
-        if not eq or "." not in target:
-            raise FaultSpecError(f"fault {spec!r}: write scale_amounts:<source>.<column>=<factor>")
-        source, column = target.split(".", 1)
-        columns = contract.source(source_of(source)).columns
-        if column not in columns or columns[column].type != "decimal":
-            raise FaultSpecError(f"fault {spec!r}: {source}.{column} is not a decimal column of {source}")
-        value = _number(factor, spec)
-        if value <= 0:
-            raise FaultSpecError(f"fault {spec!r}: the factor must be positive")
-        return Fault(kind, source, column, value=value, cycle=cycle, spec=text)
-    if kind == "resend_orders":
-        if len(parts) != 1 or parts[0] not in RESEND_SCOPES:
-            raise FaultSpecError(f"fault {spec!r}: write resend_orders:day or resend_orders:all")
-        return Fault(kind, cycle=cycle, spec=text, scope=parts[0])
-    if kind in SHARE_FAULTS:
-        default, allowed = SHARE_FAULTS[kind]
-        if len(parts) not in (1, 2):
-            raise FaultSpecError(f"fault {spec!r}: write {kind}:<source> or {kind}:<source>:<number>")
-        source = source_of(parts[0])
-        if allowed is not None and source not in allowed:
-            raise FaultSpecError(f"fault {spec!r}: {kind} applies to {', '.join(allowed)}")
-        value = _number(parts[1], spec) if len(parts) == 2 else default
-        if kind == "drop_day":
-            if not value.is_integer() or value < 0:
-                raise FaultSpecError(f"fault {spec!r}: the day is a whole number from 0")
-        elif kind == "currency_switch":
-            if value <= 0 or value == 1:
-                raise FaultSpecError(f"fault {spec!r}: the factor must be positive and not 1")
-        elif not 0 < value <= 1:
-            raise FaultSpecError(f"fault {spec!r}: the share must lie in (0, 1]")
-        return Fault(kind, source, value=value, cycle=cycle, spec=text)
-    if kind == "rename_column":
-        target, eq, name = (parts[0].partition("=") if len(parts) == 1 else ("", "", ""))
-        if not eq or "." not in target or not name.strip():
-            raise FaultSpecError(f"fault {spec!r}: write rename_column:<source>.<column>=<new name>")
-        source, column = target.split(".", 1)
-        columns = contract.source(source_of(source)).columns
-        if column not in columns:
-            raise FaultSpecError(f"fault {spec!r}: {source} has no column {column!r}")
-        if name.strip().lower() in columns:
-            raise FaultSpecError(f"fault {spec!r}: {name!r} is a column of {source} already")
-        return Fault(kind, source, column, cycle=cycle, scope=name.strip(), spec=text)
-    if kind in ("locale_decimals", "header_only", "stale_file"):
-        if len(parts) != 1:
-            raise FaultSpecError(f"fault {spec!r}: write {kind}:<source>")
-        return Fault(kind, source_of(parts[0]), cycle=cycle, spec=text)
-    if kind == "reencode":
-        if len(parts) not in (1, 2) or (len(parts) == 2 and parts[1] not in REENCODINGS):
-            raise FaultSpecError(f"fault {spec!r}: write reencode:<source> or reencode:<source>:latin1|bom")
-        return Fault(kind, source_of(parts[0]), cycle=cycle, scope=parts[1] if len(parts) == 2 else "latin1",
-                     spec=text)
-    if kind == "double_spend":
-        if not parts or parts[0] != "ad_spend" or len(parts) > 2 or (len(parts) == 2 and not parts[1]):
-            raise FaultSpecError(f"fault {spec!r}: write double_spend:ad_spend or double_spend:ad_spend:<channel>")
-        return Fault(kind, "ad_spend", cycle=cycle, scope=parts[1] if len(parts) == 2 else None, spec=text)
-    if kind in ("drop_optouts", "revoke_consents"):
-        if parts:
-            raise FaultSpecError(f"fault {spec!r}: {kind} takes no argument")
-        return Fault(kind, "consents", cycle=cycle, spec=text)
-    if kind == "ignore_consent":
-        if len(parts) > 1:
-            raise FaultSpecError(f"fault {spec!r}: write ignore_consent or ignore_consent:<share>")
-        value = _number(parts[0], spec) if parts else 0.1
-        if not 0 < value <= 1:
-            raise FaultSpecError(f"fault {spec!r}: the share must lie in (0, 1]")
-        return Fault(kind, value=value, cycle=cycle, spec=text)
-    if kind in ("break_randomisation", "spike_kpi", "expose_holdout"):
-        if len(parts) > 1:
-            raise FaultSpecError(f"fault {spec!r}: write {kind} or {kind}:<number>")
-        default = {"break_randomisation": DEFAULT_BREAK_SHARE, "spike_kpi": DEFAULT_SPIKE_FACTOR,
-                   "expose_holdout": DEFAULT_EXPOSE_SHARE}[kind]
-        value = _number(parts[0], spec) if parts else default
-        if kind == "break_randomisation" and not 0 < value < 1:
-            raise FaultSpecError(f"fault {spec!r}: the share must lie strictly between 0 and 1")
-        if kind == "expose_holdout" and not 0 < value <= 1:
-            raise FaultSpecError(f"fault {spec!r}: the share must lie in (0, 1]")
-        if kind == "spike_kpi" and value <= 0:
-            raise FaultSpecError(f"fault {spec!r}: the factor must be positive")
-        return Fault(kind, value=value, cycle=cycle, spec=text)
-    raise FaultSpecError(f"fault {spec!r}: unknown kind {kind!r}; known: {', '.join(KINDS)}")
+def _corrupt_type(s: _Spec) -> Fault:
+    if len(s.parts) != 1 or "." not in s.parts[0]:
+        raise s.error("write corrupt_type:<source>.<column>")
+    source, column = s.parts[0].split(".", 1)
+    columns = s.columns_of(source)
+    if column not in columns:
+        raise s.error(f"{source} has no column {column!r}")
+    if columns[column].type == "string":
+        raise s.error(f"{source}.{column} is a string; every text parses as one")
+    return s.fault(source=source, column=column)
+
+
+def _one_source(s: _Spec) -> Fault:
+    if len(s.parts) != 1:
+        raise s.error(f"write {s.kind}:<source>")
+    return s.fault(source=s.source_of(s.parts[0]))
+
+
+def _shift_timestamps(s: _Spec) -> Fault:
+    if len(s.parts) != 2:
+        raise s.error("write shift_timestamps:<source>:<hours>")
+    return s.fault(source=s.source_of(s.parts[0]), value=s.number(s.parts[1]))
+
+
+def _scale_amounts(s: _Spec) -> Fault:
+    target, eq, factor = (s.parts[0].partition("=") if len(s.parts) == 1 else ("", "", ""))
+    if not eq or "." not in target:
+        raise s.error("write scale_amounts:<source>.<column>=<factor>")
+    source, column = target.split(".", 1)
+    columns = s.columns_of(source)
+    if column not in columns or columns[column].type != "decimal":
+        raise s.error(f"{source}.{column} is not a decimal column of {source}")
+    value = s.number(factor)
+    if value <= 0:
+        raise s.error("the factor must be positive")
+    return s.fault(source=source, column=column, value=value)
+
+
+def _resend_orders(s: _Spec) -> Fault:
+    if len(s.parts) != 1 or s.parts[0] not in RESEND_SCOPES:
+        raise s.error("write resend_orders:day or resend_orders:all")
+    return s.fault(scope=s.parts[0])
+
+
+def _share_of_source(s: _Spec) -> Fault:
+    default, allowed = SHARE_FAULTS[s.kind]
+    if len(s.parts) not in (1, 2):
+        raise s.error(f"write {s.kind}:<source> or {s.kind}:<source>:<number>")
+    source = s.source_of(s.parts[0])
+    if allowed is not None and source not in allowed:
+        raise s.error(f"{s.kind} applies to {', '.join(allowed)}")
+    value = s.number(s.parts[1]) if len(s.parts) == 2 else default
+    if s.kind == "drop_day":
+        if not value.is_integer() or value < 0:
+            raise s.error("the day is a whole number from 0")
+    elif s.kind == "currency_switch":
+        if value <= 0 or value == 1:
+            raise s.error("the factor must be positive and not 1")
+    elif not 0 < value <= 1:
+        raise s.error("the share must lie in (0, 1]")
+    return s.fault(source=source, value=value)
+
+
+def _rename_column(s: _Spec) -> Fault:
+    target, eq, name = (s.parts[0].partition("=") if len(s.parts) == 1 else ("", "", ""))
+    if not eq or "." not in target or not name.strip():
+        raise s.error("write rename_column:<source>.<column>=<new name>")
+    source, column = target.split(".", 1)
+    columns = s.columns_of(source)
+    if column not in columns:
+        raise s.error(f"{source} has no column {column!r}")
+    if name.strip().lower() in columns:
+        raise s.error(f"{name!r} is a column of {source} already")
+    return s.fault(source=source, column=column, scope=name.strip())
+
+
+def _reencode(s: _Spec) -> Fault:
+    if len(s.parts) not in (1, 2) or (len(s.parts) == 2 and s.parts[1] not in REENCODINGS):
+        raise s.error("write reencode:<source> or reencode:<source>:latin1|bom")
+    return s.fault(source=s.source_of(s.parts[0]), scope=s.parts[1] if len(s.parts) == 2 else "latin1")
+
+
+def _double_spend(s: _Spec) -> Fault:
+    parts = s.parts
+    if not parts or parts[0] != "ad_spend" or len(parts) > 2 or (len(parts) == 2 and not parts[1]):
+        raise s.error("write double_spend:ad_spend or double_spend:ad_spend:<channel>")
+    return s.fault(source="ad_spend", scope=parts[1] if len(parts) == 2 else None)
+
+
+def _consents(s: _Spec) -> Fault:
+    if s.parts:
+        raise s.error(f"{s.kind} takes no argument")
+    return s.fault(source="consents")
+
+
+def _ignore_consent(s: _Spec) -> Fault:
+    if len(s.parts) > 1:
+        raise s.error("write ignore_consent or ignore_consent:<share>")
+    value = s.number(s.parts[0]) if s.parts else 0.1
+    if not 0 < value <= 1:
+        raise s.error("the share must lie in (0, 1]")
+    return s.fault(value=value)
+
+
+def _optional_number(s: _Spec) -> Fault:
+    if len(s.parts) > 1:
+        raise s.error(f"write {s.kind} or {s.kind}:<number>")
+    default = {"break_randomisation": DEFAULT_BREAK_SHARE, "spike_kpi": DEFAULT_SPIKE_FACTOR,
+               "expose_holdout": DEFAULT_EXPOSE_SHARE}[s.kind]
+    value = s.number(s.parts[0]) if s.parts else default
+    if s.kind == "break_randomisation" and not 0 < value < 1:
+        raise s.error("the share must lie strictly between 0 and 1")
+    if s.kind == "expose_holdout" and not 0 < value <= 1:
+        raise s.error("the share must lie in (0, 1]")
+    if s.kind == "spike_kpi" and value <= 0:
+        raise s.error("the factor must be positive")
+    return s.fault(value=value)
+
+
+# Kinds that read their arguments alike share a parser; a kind missing here is refused as unknown.
+_PARSERS: dict[str, Callable[[_Spec], Fault]] = {
+    "corrupt_type": _corrupt_type,
+    "shift_timestamps": _shift_timestamps,
+    "scale_amounts": _scale_amounts,
+    "resend_orders": _resend_orders,
+    "rename_column": _rename_column,
+    "reencode": _reencode,
+    "double_spend": _double_spend,
+    "ignore_consent": _ignore_consent,
+    **dict.fromkeys(("drop_source", "duplicate_batch", "locale_decimals", "header_only", "stale_file"), _one_source),
+    **dict.fromkeys(SHARE_FAULTS, _share_of_source),
+    **dict.fromkeys(("drop_optouts", "revoke_consents"), _consents),
+    **dict.fromkeys(("break_randomisation", "spike_kpi", "expose_holdout"), _optional_number),
+}
 
 
 def parse_faults(specs: Iterable[str]) -> tuple[Fault, ...]:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from campaign_loop.config import Settings
-from ml.ab import ArmStats, Correction, Metric, analyze_stats
+from ml.ab import AnalysisOptions, ArmStats, Correction, Metric, analyze_stats
 
 TABLE = "kpi_campaign_lift"
 # The metrics every campaign is measured on; measure() reads the same unit columns from fct_campaign_sends.
@@ -95,8 +95,8 @@ def campaign_lift(arms: pd.DataFrame, *, control: str = "control", correction: C
             continue
         metrics = [m for m in METRICS if measured(m, rows.values())]
         stats = {arm: {m.name: _stats(r, m) for m in metrics} for arm, r in rows.items()}
-        report = analyze_stats(stats, metrics, control=control, family="metric", proportion_ci="newcombe",
-                               correction=correction)
+        report = analyze_stats(stats, metrics, AnalysisOptions(control=control, family="metric",
+                                                               proportion_ci="newcombe", correction=correction))
         margin_lift = {c.variant: c.abs_lift for c in report.comparisons if c.metric == "margin"}
         for c in report.comparisons:
             arm = rows[c.variant]

@@ -219,17 +219,54 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     (``lift`` adjusted, ``*_unadjusted`` without) and an always-valid interval (``seq_ci_*``) for a campaign
     watched daily, its method named (``sequential_method``).
     """
+    from campaign_loop.lift import arm_key
+    from ml.ab import AnalysisOptions, analyze
+
+    sends = _cycle_sends(settings, cycle)
+    # Each variant of an arm is an arm of its own.
+    sends["arm"] = [arm_key(a, v) for a, v in zip(sends["arm"], sends["variant_id"], strict=True)]
+    units, shared_control = _measured_units(sends)
+    result: dict[str, Any] = {"cycle_id": settings.cycle_key(cycle), "units": len(units),
+                              "shared_control_duplicates": len(sends) - len(units)}
+    if "control" not in set(units["variant"]) or units["variant"].nunique() < 2:
+        return result | {"note": "no randomised campaign ran in this cycle"}
+    allocation, design_note = _measured_allocation(settings, cycle, units, shared_control)
+    if allocation is None:
+        logging.getLogger(__name__).warning("measure %s: %s", settings.cycle_key(cycle), design_note)
+    metrics = _measured_metrics(units)
+    arms = analyze(units, metrics, AnalysisOptions(allocation=allocation, family="metric", proportion_ci="newcombe",
+                                                   correction=settings.correction))
+    treated = units.assign(variant=units["variant"].where(units["variant"] == "control", "treatment"))
+    # A member in two treated arms is one treated member of the headline comparison.
+    treated = treated.drop_duplicates(["variant", "member_id"])
+    pooled_allocation = None if allocation is None else {
+        "control": allocation["control"], "treatment": sum(v for k, v in allocation.items() if k != "control")}
+    headline = analyze(treated, metrics, AnalysisOptions(allocation=pooled_allocation, family="metric",
+                                                         proportion_ci="newcombe"))
+    srm_ok = arms.srm_ok if headline.srm_ok is None else bool(arms.srm_ok and headline.srm_ok)
+    return result | {
+        "design": design_note,
+        "designed_holdout_share": None if allocation is None else allocation["control"] / sum(allocation.values()),
+        "srm_p_value": None if arms.srm_ok is None else arms.srm_p_value,
+        "srm_ok": srm_ok,
+        "srm_note": arms.srm_note,
+        "arms": arms.counts,
+        "correction": arms.correction,
+        "metrics": [m.name for m in metrics],
+    } | _headline_conversion(headline) | {"comparisons": _records(arms.frame())}
+
+
+def _cycle_sends(settings: Settings, cycle: int) -> Any:
+    """The published sends of the campaigns that started in the cycle, trigger journeys left out."""
     import duckdb
 
     from campaign_loop.actions import TRIGGER_PREFIX
-    from campaign_loop.lift import METRICS, arm_key
     from expectations.publish import PUBLISHED_SCHEMA
-    from ml.ab import analyze
 
     start = settings.cycle_start(cycle)
     end = settings.cycle_start(cycle + 1)
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        sends = con.execute(
+        return con.execute(
             "select campaign_id, member_id, arm, variant_id, cast(is_converted as integer) as converted, "
             "cast(is_visited as integer) as visited, cast(is_pre_visited as integer) as pre_visited, "
             "cast(revenue as double) as revenue, cast(margin as double) as margin, cast(orders as double) as orders, "
@@ -241,42 +278,23 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
             "order by campaign_id, member_id",
             [start, end],
         ).df()
-    # Each variant of an arm is an arm of its own.
-    sends["arm"] = [arm_key(a, v) for a, v in zip(sends["arm"], sends["variant_id"], strict=True)]
-    units, shared_control = _measured_units(sends)
-    result: dict[str, Any] = {"cycle_id": settings.cycle_key(cycle), "units": len(units),
-                              "shared_control_duplicates": len(sends) - len(units)}
-    if "control" not in set(units["variant"]) or units["variant"].nunique() < 2:
-        return result | {"note": "no randomised campaign ran in this cycle"}
-    allocation, design_note = _measured_allocation(settings, cycle, units, shared_control)
-    if allocation is None:
-        logging.getLogger(__name__).warning("measure %s: %s", settings.cycle_key(cycle), design_note)
-    # The metrics kpi_campaign_lift publishes per campaign, here over the cycle; revenue per order only where
-    # every arm ordered (its denominator), visits only where the clickstream covers every campaign's window.
+
+
+def _measured_metrics(units: Any) -> list[Any]:
+    """The metrics kpi_campaign_lift publishes per campaign, here over the cycle, where the units allow them."""
+    from campaign_loop.lift import METRICS
+
+    # Revenue per order only where every arm ordered (its denominator), visits only where the clickstream
+    # covers every campaign's window.
     orders = units.groupby("variant")["orders"].sum()
-    metrics = [m for m in METRICS if (m.denominator is None or bool(orders.gt(0).all()))
-               and (m.name != "visited" or bool(units["visited"].notna().all()))]
-    arms = analyze(units, metrics, control="control", allocation=allocation, family="metric",
-                   proportion_ci="newcombe", correction=settings.correction)
-    treated = units.assign(variant=units["variant"].where(units["variant"] == "control", "treatment"))
-    # A member in two treated arms is one treated member of the headline comparison.
-    treated = treated.drop_duplicates(["variant", "member_id"])
-    pooled_allocation = None if allocation is None else {
-        "control": allocation["control"], "treatment": sum(v for k, v in allocation.items() if k != "control")}
-    headline = analyze(treated, metrics, control="control", allocation=pooled_allocation, family="metric",
-                       proportion_ci="newcombe")
+    return [m for m in METRICS if (m.denominator is None or bool(orders.gt(0).all()))
+            and (m.name != "visited" or bool(units["visited"].notna().all()))]
+
+
+def _headline_conversion(headline: Any) -> dict[str, Any]:
+    """The headline's conversion comparison (every treated member against the control) as measure's fields."""
     conversion = headline.frame().set_index("metric").loc["converted"]
-    rows = arms.frame()
-    srm_ok = arms.srm_ok if headline.srm_ok is None else bool(arms.srm_ok and headline.srm_ok)
-    return result | {
-        "design": design_note,
-        "designed_holdout_share": None if allocation is None else allocation["control"] / sum(allocation.values()),
-        "srm_p_value": None if arms.srm_ok is None else arms.srm_p_value,
-        "srm_ok": srm_ok,
-        "srm_note": arms.srm_note,
-        "arms": arms.counts,
-        "correction": arms.correction,
-        "metrics": [m.name for m in metrics],
+    return {
         "conversion_control": float(conversion["mean_control"]),
         "conversion_treatment": float(conversion["mean_variant"]),
         "lift": float(conversion["abs_lift"]),
@@ -292,7 +310,6 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
         "seq_ci_low": float(conversion["seq_ci_low"]),
         "seq_ci_high": float(conversion["seq_ci_high"]),
         "sequential_method": headline.sequential_method,
-        "comparisons": _records(rows),
     }
 
 

@@ -8,6 +8,7 @@ cycle (``marts.fct_orders``, ``marts.dim_customers``, ``marts.fct_customer_featu
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -231,10 +232,21 @@ def check_balance(
     return rows
 
 
+@dataclass(frozen=True)
+class RandomisationRules:
+    """Thresholds and severities of the randomisation checks (the ``randomisation`` block of the rules)."""
+
+    srm_p_min: float = 0.001
+    smd_max: float = 0.1
+    srm_severity: Severity = "critical"
+    smd_severity: Severity = "warning"
+    control_share: float | None = None  # the designed holdout share where sends record no probabilities
+    table: str = "marts.fct_campaign_sends"
+
+
 def randomisation_checks(
-    sends: pd.DataFrame, *, covariates: Iterable[str] = (), srm_p_min: float = 0.001, smd_max: float = 0.1,
-    srm_severity: Severity = "critical", smd_severity: Severity = "warning", control_share: float | None = None,
-    table: str = "marts.fct_campaign_sends", plan: Mapping[str, Mapping[str, float]] | None = None,
+    sends: pd.DataFrame, *, covariates: Iterable[str] = (), plan: Mapping[str, Mapping[str, float]] | None = None,
+    rules: RandomisationRules = RandomisationRules(),
 ) -> list[CheckResult]:
     """SRM and covariate balance per campaign of a sends frame (campaign_id, arm, [assignment_probability], covariates).
 
@@ -250,28 +262,32 @@ def randomisation_checks(
     expected = {"control": 0.0, "contacted": 0.0}
     for campaign, group in sends.groupby("campaign_id", sort=True):
         counts = group["arm"].value_counts().to_dict()
-        shares = plan.get(str(campaign)) or design_shares(group, control_share)
+        shares = plan.get(str(campaign)) or design_shares(group, rules.control_share)
         if shares is not None and sum(shares.values()) > 0:
             held = shares.get("control", 0.0) / sum(shares.values())
             pooled["control"] += int(counts.get("control", 0))
             pooled["contacted"] += int(len(group) - counts.get("control", 0))
             expected["control"] += len(group) * held
             expected["contacted"] += len(group) * (1 - held)
-        if shares is None:
-            rows.append(CheckResult(
-                "srm", table, f"arm ({campaign})", "warning", False, None, srm_p_min,
-                f"design unknown: arms {', '.join(f'{a}={n}' for a, n in sorted(counts.items()))} but no "
-                "assignment_probability and no exported plan; sample-ratio check skipped (land the "
-                "probabilities to check it)"))
-        else:
-            rows.append(check_srm(counts, shares, campaign=str(campaign), table=table,
-                                  p_min=srm_p_min, severity=srm_severity))
-        rows += check_balance(group, covariates, campaign=str(campaign), table=table, smd_max=smd_max,
-                              severity=smd_severity)
+        rows.append(_campaign_srm(str(campaign), counts, shares, rules))
+        rows += check_balance(group, covariates, campaign=str(campaign), table=rules.table, smd_max=rules.smd_max,
+                              severity=rules.smd_severity)
     if sends["campaign_id"].nunique() > 1 and min(expected.values()) > 0:
-        rows.append(check_srm(pooled, expected, campaign="all campaigns, pooled", table=table,
-                              p_min=srm_p_min, severity=srm_severity))
+        rows.append(check_srm(pooled, expected, campaign="all campaigns, pooled", table=rules.table,
+                              p_min=rules.srm_p_min, severity=rules.srm_severity))
     return rows
+
+
+def _campaign_srm(campaign: str, counts: Mapping[str, int], shares: Mapping[str, float] | None,
+                  rules: RandomisationRules) -> CheckResult:
+    if shares is None:
+        return CheckResult(
+            "srm", rules.table, f"arm ({campaign})", "warning", False, None, rules.srm_p_min,
+            f"design unknown: arms {', '.join(f'{a}={n}' for a, n in sorted(counts.items()))} but no "
+            "assignment_probability and no exported plan; sample-ratio check skipped (land the "
+            "probabilities to check it)")
+    return check_srm(counts, shares, campaign=campaign, table=rules.table, p_min=rules.srm_p_min,
+                     severity=rules.srm_severity)
 
 
 # --- keys and relationships -----------------------------------------------------------------------

@@ -60,7 +60,7 @@ HolmFamily = Literal["all", "metric"]
 Correction = Literal["holm", "dunnett"]
 
 __all__ = [
-    "ArmStats", "Comparison", "Correction", "HolmFamily", "LiftReport", "Metric", "MetricKind", "TestResult", "analyze",
+    "AnalysisOptions", "ArmStats", "Comparison", "Correction", "HolmFamily", "LiftReport", "Metric", "MetricKind", "TestResult", "analyze",
     "analyze_stats", "arm_stats", "holm", "mde_at", "power_at", "sample_size_for_mde", "srm_p_value",
     "two_proportion_test", "welch_test", "wilson_interval",
 ]
@@ -212,120 +212,149 @@ def arm_stats(units: pd.DataFrame, metrics: MetricsSpec, *, variant_col: str = "
     return out
 
 
-def analyze(
-    units: pd.DataFrame,
-    metrics: MetricsSpec,
-    *,
-    variant_col: str = "variant",
-    control: str = "control",
-    allocation: Mapping[str, float] | None = None,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    srm_alpha: float = 0.001,
-    proportion_ci: ProportionCi = "wald",
-    family: HolmFamily = "all",
-    cuped: bool = True,
-    planned: Mapping[str, int] | None = None,
-    correction: Correction = "holm",
-) -> LiftReport:
-    """Lift of every variant over ``control`` on every metric, from one row per randomised unit.
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """How one analysis compares its arms; every field defaults to the platform's usual analysis.
 
-    ``metrics`` maps names to kinds (the column of the same name) or lists :class:`Metric`. ``allocation``
-    is the designed share per arm (weights, any scale) and must name every arm that has units; without it
-    the design is unknown and the sample-ratio check is skipped (``srm_ok`` None, ``srm_note`` says why).
-    A binary metric's column holds 0/1. ``srm_alpha`` is strict (0.001) because the check runs on every
-    analysis and a false alarm discards a valid experiment. ``family`` is Holm's family: every metric x
-    variant together (``"all"``) or, per metric, the k comparisons with the control (``"metric"``).
-    ``correction`` is Holm's (default) or Dunnett's (``"dunnett"``, with ``family="metric"``: it adjusts the
-    k comparisons of one metric with the control). ``cuped`` adjusts metrics that name a pre-period covariate. ``planned`` is each arm's planned size,
-    which tunes the always-valid interval (default: the sizes now, i.e. this look is the last).
+    ``allocation`` is the designed share per arm (weights, any scale) and must name every arm that has
+    units; without it the design is unknown and the sample-ratio check is skipped (``srm_ok`` None,
+    ``srm_note`` says why). ``srm_alpha`` is strict (0.001) because the check runs on every analysis and a
+    false alarm discards a valid experiment. ``family`` is Holm's family: every metric x variant together
+    (``"all"``) or, per metric, the k comparisons with the control (``"metric"``). ``correction`` is Holm's
+    (default) or Dunnett's (``"dunnett"``, with ``family="metric"``: it adjusts the k comparisons of one
+    metric with the control). ``cuped`` adjusts metrics that name a pre-period covariate. ``planned`` is
+    each arm's planned size, which tunes the always-valid interval (default: the sizes now, i.e. this look
+    is the last).
     """
-    return analyze_stats(arm_stats(units, metrics, variant_col=variant_col), metrics, control=control,
-                         allocation=allocation, alpha=alpha, power=power, srm_alpha=srm_alpha,
-                         proportion_ci=proportion_ci, family=family, cuped=cuped, planned=planned,
-                         correction=correction)
+
+    control: str = "control"
+    allocation: Mapping[str, float] | None = None
+    alpha: float = 0.05
+    power: float = 0.8
+    srm_alpha: float = 0.001
+    proportion_ci: ProportionCi = "wald"
+    family: HolmFamily = "all"
+    cuped: bool = True
+    planned: Mapping[str, int] | None = None
+    correction: Correction = "holm"
 
 
-def analyze_stats(
-    stats_by_arm: Mapping[str, Mapping[str, ArmStats]],
-    metrics: MetricsSpec,
-    *,
-    control: str = "control",
-    allocation: Mapping[str, float] | None = None,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    srm_alpha: float = 0.001,
-    proportion_ci: ProportionCi = "wald",
-    family: HolmFamily = "all",
-    cuped: bool = True,
-    planned: Mapping[str, int] | None = None,
-    correction: Correction = "holm",
-) -> LiftReport:
+def analyze(units: pd.DataFrame, metrics: MetricsSpec, options: AnalysisOptions | None = None, *,
+            variant_col: str = "variant") -> LiftReport:
+    """Lift of every variant over ``options.control`` on every metric, from one row per randomised unit.
+
+    ``metrics`` maps names to kinds (the column of the same name) or lists :class:`Metric`. A binary
+    metric's column holds 0/1. See :class:`AnalysisOptions` for the design, corrections and CUPED.
+    """
+    return analyze_stats(arm_stats(units, metrics, variant_col=variant_col), metrics, options)
+
+
+@dataclass(frozen=True)
+class _SampleRatio:
+    """The sample-ratio check of one analysis; ``ok`` None (and ``p`` NaN) when the design is unknown."""
+
+    design: dict[str, float] | None
+    p: float
+    ok: bool | None
+    note: str
+
+
+@dataclass(frozen=True)
+class _Estimated:
+    """One metric x variant comparison before multiplicity correction."""
+
+    metric: Metric
+    variant: str
+    primary: Estimate  # CUPED-adjusted where it applies, else ``raw``
+    raw: Estimate
+    se_design: float  # the standard error the MDE is read at
+
+
+def analyze_stats(stats_by_arm: Mapping[str, Mapping[str, ArmStats]], metrics: MetricsSpec,
+                  options: AnalysisOptions | None = None) -> LiftReport:
     """:func:`analyze` from per-arm sufficient statistics (``stats_by_arm[arm][metric]``), as SQL aggregates them."""
+    options = options or AnalysisOptions()
     specs = _metrics(metrics)
+    _check_analysis(stats_by_arm, specs, options)
+    control = options.control
+    counts = {arm: int(stats_by_arm[arm][specs[0].name].n) for arm in sorted(stats_by_arm)}
+    check = _sample_ratio(counts, options)
+    variants = [arm for arm in counts if arm != control]
+    rows = [_estimate(metric, stats_by_arm[control][metric.name], stats_by_arm[variant][metric.name], variant,
+                      options)
+            for metric in specs for variant in variants]
+    holm_adjusted, described = _holm(rows, specs, variants, control, options.family)
+    adjusted = holm_adjusted
+    if options.correction == "dunnett":
+        adjusted, described = _dunnett(rows, specs, variants, control)
+    comparisons = tuple(
+        _comparison(row, (p_holm, p_adj), (stats_by_arm[control][row.metric.name],
+                                           stats_by_arm[row.variant][row.metric.name]), counts, check, options)
+        for row, p_holm, p_adj in zip(rows, holm_adjusted, adjusted, strict=True))
+    return LiftReport(
+        control=control, counts=counts, allocation=check.design, srm_p_value=check.p, srm_ok=check.ok,
+        alpha=options.alpha, comparisons=comparisons, correction=described, srm_note=check.note,
+    )
+
+
+def _check_analysis(stats_by_arm: Mapping[str, Mapping[str, ArmStats]], specs: list[Metric],
+                    options: AnalysisOptions) -> None:
     if not specs:
         raise ValueError("no metric to analyse")
-    if control not in stats_by_arm:
-        raise ValueError(f"no units in control arm {control!r}")
-    if correction not in ("holm", "dunnett"):
-        raise ValueError(f"correction must be 'holm' or 'dunnett', not {correction!r}")
-    if correction == "dunnett" and family != "metric" and len(specs) > 1:
+    if options.control not in stats_by_arm:
+        raise ValueError(f"no units in control arm {options.control!r}")
+    if options.correction not in ("holm", "dunnett"):
+        raise ValueError(f"correction must be 'holm' or 'dunnett', not {options.correction!r}")
+    if options.correction == "dunnett" and options.family != "metric" and len(specs) > 1:
         raise ValueError("Dunnett's test adjusts the k comparisons of one metric with the control: "
                          "use family='metric' (or Holm over every metric)")
-    counts = {arm: int(stats_by_arm[arm][specs[0].name].n) for arm in sorted(stats_by_arm)}
-    if allocation is None:
-        design, srm, srm_ok = None, math.nan, None
-        srm_note = "design unknown (no allocation given): sample-ratio check skipped"
-    else:
-        design = {str(k): float(v) for k, v in allocation.items()}
-        srm = srm_p_value(counts, design)
-        srm_ok = srm >= srm_alpha
-        srm_note = f"chi-square against the designed allocation, p={srm:.4g} (mismatch below {srm_alpha:g})"
-    variants = [arm for arm in counts if arm != control]
 
-    rows: list[tuple[Metric, str, Estimate, Estimate, float]] = []
-    for metric in specs:
-        c = stats_by_arm[control][metric.name]
-        for variant in variants:
-            v = stats_by_arm[variant][metric.name]
-            raw, se_design = _unadjusted(metric, c, v, alpha, proportion_ci)
-            primary = raw
-            if cuped and metric.covariate is not None and c.has_x and v.has_x and (c.sxx + v.sxx) > 0:
-                primary = cuped_difference(c, v, alpha=alpha)
-                se_design = primary.se
-            rows.append((metric, variant, primary, raw, se_design))
 
-    holm_adjusted, described = _holm(rows, specs, variants, control, family)
-    adjusted = holm_adjusted
-    if correction == "dunnett":
-        adjusted, described = _dunnett(rows, specs, variants, control)
-    comparisons = []
-    for (metric, variant, est, raw, se_design), p_holm, p_adj in zip(rows, holm_adjusted, adjusted, strict=True):
-        n_c, n_v = counts[control], counts[variant]
-        c, v = stats_by_arm[control][metric.name], stats_by_arm[variant][metric.name]
-        rel, rel_low, rel_high = relative_interval(est, alpha=alpha)
-        mde = mde_at(se_design, alpha=alpha, power=power)
-        information = 1.0 if planned is None else sequential.information_fraction(
-            n_c, n_v, planned[control], planned[variant])
-        seq_low, seq_high = sequential.confidence_sequence(est, information, alpha=alpha)
-        is_cuped = est is not raw
-        means = (raw.mean_control, raw.mean_variant) if metric.kind == "ratio" else (c.y_mean, v.y_mean)
-        comparisons.append(Comparison(
-            metric=metric.name, kind=metric.kind, variant=variant, control=control, n_control=n_c, n_variant=n_v,
-            mean_control=means[0], mean_variant=means[1], abs_lift=est.diff, rel_lift=rel,
-            ci_low=est.ci_low, ci_high=est.ci_high, rel_ci_low=rel_low, rel_ci_high=rel_high,
-            p_value=est.p_value, p_value_holm=p_holm, p_value_adjusted=p_adj, srm_p_value=srm,
-            power=power_at(est.diff, est.se, alpha=alpha), mde=mde,
-            decision=_decision(metric.name, variant, control, est, rel, p_adj, correction, mde, srm, srm_ok,
-                               alpha, power),
-            se=est.se, method=est.method, cuped=is_cuped, cuped_theta=est.theta,
-            variance_reduction=1 - est.se**2 / raw.se**2 if is_cuped and raw.se > 0 else math.nan,
-            abs_lift_unadjusted=raw.diff, ci_low_unadjusted=raw.ci_low, ci_high_unadjusted=raw.ci_high,
-            p_value_unadjusted=raw.p_value, seq_ci_low=seq_low, seq_ci_high=seq_high,
-        ))
-    return LiftReport(
-        control=control, counts=counts, allocation=design, srm_p_value=srm, srm_ok=srm_ok, alpha=alpha,
-        comparisons=tuple(comparisons), correction=described, srm_note=srm_note,
+def _sample_ratio(counts: Mapping[str, int], options: AnalysisOptions) -> _SampleRatio:
+    if options.allocation is None:
+        return _SampleRatio(None, math.nan, None, "design unknown (no allocation given): sample-ratio check skipped")
+    design = {str(k): float(v) for k, v in options.allocation.items()}
+    srm = srm_p_value(counts, design)
+    return _SampleRatio(design, srm, srm >= options.srm_alpha,
+                        f"chi-square against the designed allocation, p={srm:.4g} "
+                        f"(mismatch below {options.srm_alpha:g})")
+
+
+def _estimate(metric: Metric, c: ArmStats, v: ArmStats, variant: str, options: AnalysisOptions) -> _Estimated:
+    raw, se_design = _unadjusted(metric, c, v, options.alpha, options.proportion_ci)
+    primary = raw
+    if options.cuped and metric.covariate is not None and c.has_x and v.has_x and (c.sxx + v.sxx) > 0:
+        primary = cuped_difference(c, v, alpha=options.alpha)
+        se_design = primary.se
+    return _Estimated(metric, variant, primary, raw, se_design)
+
+
+def _comparison(row: _Estimated, p_values: tuple[float, float], arms: tuple[ArmStats, ArmStats],
+                counts: Mapping[str, int], check: _SampleRatio, options: AnalysisOptions) -> Comparison:
+    """The report's row of one comparison; ``p_values`` are (Holm's, the chosen correction's), ``arms``
+    (control, variant)."""
+    metric, est, raw, alpha = row.metric, row.primary, row.raw, options.alpha
+    p_holm, p_adj = p_values
+    control = options.control
+    n_c, n_v = counts[control], counts[row.variant]
+    rel, rel_low, rel_high = relative_interval(est, alpha=alpha)
+    mde = mde_at(row.se_design, alpha=alpha, power=options.power)
+    information = 1.0 if options.planned is None else sequential.information_fraction(
+        n_c, n_v, options.planned[control], options.planned[row.variant])
+    seq_low, seq_high = sequential.confidence_sequence(est, information, alpha=alpha)
+    is_cuped = est is not raw
+    means = (raw.mean_control, raw.mean_variant) if metric.kind == "ratio" else (arms[0].y_mean, arms[1].y_mean)
+    return Comparison(
+        metric=metric.name, kind=metric.kind, variant=row.variant, control=control, n_control=n_c, n_variant=n_v,
+        mean_control=means[0], mean_variant=means[1], abs_lift=est.diff, rel_lift=rel,
+        ci_low=est.ci_low, ci_high=est.ci_high, rel_ci_low=rel_low, rel_ci_high=rel_high,
+        p_value=est.p_value, p_value_holm=p_holm, p_value_adjusted=p_adj, srm_p_value=check.p,
+        power=power_at(est.diff, est.se, alpha=alpha), mde=mde,
+        decision=_decision(row, rel, p_adj, mde, check, options),
+        se=est.se, method=est.method, cuped=is_cuped, cuped_theta=est.theta,
+        variance_reduction=1 - est.se**2 / raw.se**2 if is_cuped and raw.se > 0 else math.nan,
+        abs_lift_unadjusted=raw.diff, ci_low_unadjusted=raw.ci_low, ci_high_unadjusted=raw.ci_high,
+        p_value_unadjusted=raw.p_value, seq_ci_low=seq_low, seq_ci_high=seq_high,
     )
 
 
@@ -344,23 +373,23 @@ def _unadjusted(metric: Metric, c: ArmStats, v: ArmStats, alpha: float, proporti
     return est, est.se
 
 
-def _holm(rows: list, specs: list[Metric], variants: list[str], control: str, family: HolmFamily
+def _holm(rows: list[_Estimated], specs: list[Metric], variants: list[str], control: str, family: HolmFamily
           ) -> tuple[list[float], str]:
     if family == "all":
-        adjusted = holm([r[2].p_value for r in rows])
+        adjusted = holm([r.primary.p_value for r in rows])
         return adjusted, (f"Holm over all {len(rows)} comparisons ({len(specs)} metrics x {len(variants)} arms "
                           f"vs {control})")
     if family == "metric":
         adjusted = [math.nan] * len(rows)
         for metric in specs:
-            idx = [i for i, r in enumerate(rows) if r[0].name == metric.name]
-            for i, p in zip(idx, holm([rows[i][2].p_value for i in idx]), strict=True):
+            idx = [i for i, r in enumerate(rows) if r.metric.name == metric.name]
+            for i, p in zip(idx, holm([rows[i].primary.p_value for i in idx]), strict=True):
                 adjusted[i] = p
         return adjusted, f"Holm over the {len(variants)} comparisons with {control}, per metric"
     raise ValueError(f"Holm family must be 'all' or 'metric', not {family!r}")
 
 
-def _dunnett(rows: list, specs: list[Metric], variants: list[str], control: str) -> tuple[list[float], str]:
+def _dunnett(rows: list[_Estimated], specs: list[Metric], variants: list[str], control: str) -> tuple[list[float], str]:
     """Dunnett's adjusted p-values per metric over the k comparisons with the control.
 
     The comparisons share the control's mean, so cov(D_i, D_j) = var(control mean) and the correlation is
@@ -370,8 +399,8 @@ def _dunnett(rows: list, specs: list[Metric], variants: list[str], control: str)
     """
     adjusted = [math.nan] * len(rows)
     for metric in specs:
-        idx = [i for i, r in enumerate(rows) if r[0].name == metric.name]
-        ests: list[Estimate] = [rows[i][2] for i in idx]
+        idx = [i for i, r in enumerate(rows) if r.metric.name == metric.name]
+        ests: list[Estimate] = [rows[i].primary for i in idx]
         var = np.array([e.var_control + e.var_variant for e in ests])
         shared = np.sqrt(np.outer([e.var_control for e in ests], [e.var_control for e in ests]))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -384,10 +413,10 @@ def _dunnett(rows: list, specs: list[Metric], variants: list[str], control: str)
                       "(single step, multivariate t)")
 
 
-def _decision(
-    metric: str, variant: str, control: str, result: Estimate, rel: float, p_adj: float, correction: Correction,
-    mde: float, srm: float, srm_ok: bool | None, alpha: float, power: float,
-) -> str:
+def _decision(row: _Estimated, rel: float, p_adj: float, mde: float, check: _SampleRatio,
+              options: AnalysisOptions) -> str:
+    metric, variant, control, result = row.metric.name, row.variant, options.control, row.primary
+    srm, srm_ok, alpha, power = check.p, check.ok, options.alpha, options.power
     if srm_ok is False:
         return (
             f"Do not use: arm sizes differ from the design (sample ratio mismatch, p={srm:.2g}); "
@@ -397,7 +426,7 @@ def _decision(
     level = f"{1 - alpha:.0%}"
     interval = f"{level} CI [{result.ci_low:+.4g}, {result.ci_high:+.4g}]"
     relative = "" if math.isnan(rel) else f" ({rel:+.1%})"
-    adjusted = f"{correction.capitalize()}-adjusted p={p_adj:.2g}"
+    adjusted = f"{options.correction.capitalize()}-adjusted p={p_adj:.2g}"
     if p_adj < alpha:
         direction = "beats" if result.diff > 0 else "is worse than"
         return (

@@ -240,8 +240,8 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
             frames[source] += parts
         if settings.media_effect and settings.history_weeks:
             h_days = period_days(settings.start_date, settings.history_weeks * 7) - settings.history_weeks * 7
-            media_truth.append(_media_effect(settings, 0, people, products, keys, h_days, "MH", frames,
-                                              truth_orders, None))
+            media_truth.append(_media_effect(settings, people, products, keys, _MediaDays(0, h_days, "MH", None),
+                                             frames, truth_orders))
         timer.lap("history")
     else:
         store.check_manifest()
@@ -417,8 +417,8 @@ def simulate_period(settings: Settings, cycle: int, plan: pd.DataFrame | None = 
                                       tx.order_person, tx.order_ts, p_end, cid))
     frames["ad_spend"].append(_ad_spend(_rng(settings, cycle, ADS), settings, days, a, e))
     if settings.media_effect:
-        media_truth.append(_media_effect(settings, cycle, people, products, keys, days, f"M{cid.replace('-', '')}",
-                                         frames, truth_orders, salt + 4))
+        window = _MediaDays(cycle, days, f"M{cid.replace('-', '')}", salt + 4)
+        media_truth.append(_media_effect(settings, people, products, keys, window, frames, truth_orders))
 
     # BG/NBD dropout after each purchase, and purchase counters.
     rng = _rng(settings, cycle, DROPOUT)
@@ -659,11 +659,21 @@ def _media_spend_frame(settings: Settings, days: np.ndarray, spend: np.ndarray) 
     }
 
 
-def _media_effect(settings: Settings, cycle: int, people: People, products: dict[str, np.ndarray], keys: np.ndarray,
-                  days: np.ndarray, prefix: str, frames: dict[str, list[Frame]], truth_orders: list[pa.Table],
-                  salt: int | None) -> pa.Table:
-    """The orders paid media caused on ``days`` (sim/media.py), appended to ``frames``; their truth per day
-    and channel. ``salt`` None: history days, whose spend rows land here and whose orders get no sessions."""
+@dataclass(frozen=True)
+class _MediaDays:
+    """The days paid media works on: history before cycle 0 (``salt`` None) or one cycle's days."""
+
+    cycle: int
+    days: np.ndarray
+    prefix: str  # of the media orders' ids, one per window so they never collide
+    salt: int | None  # of the sessions' random streams; None: history, whose spend rows land here, no sessions
+
+
+def _media_effect(settings: Settings, people: People, products: dict[str, np.ndarray], keys: np.ndarray,
+                  window: _MediaDays, frames: dict[str, list[Frame]], truth_orders: list[pa.Table]) -> pa.Table:
+    """The orders paid media caused on the window's days (sim/media.py), appended to ``frames``; their truth
+    per day and channel."""
+    cycle, days, prefix, salt = window.cycle, window.days, window.prefix, window.salt
     response = tuple(MEDIA_RESPONSE.values())
     reference = np.array([v[0] for v in PAID_MEDIA.values()]) * settings.customers / 20_000
     spend, expected = expected_revenue(settings.seed, days, reference, response)

@@ -1,5 +1,5 @@
 """The project's import graph: no cycle, and no layer imports a layer above it; and no product function
-longer than 80 lines.
+longer than 80 lines or taking more than 8 parameters.
 
 Function-level imports count as much as module-level ones: they hide a dependency from the reader and from
 import order, not from the design, and the cycles this test was written against all ran through them.
@@ -61,22 +61,21 @@ LAYERS: tuple[Layer, ...] = (
 # contract forbids is gone; an entry whose import has since gone fails test_named_exceptions_are_still_needed.
 EXCEPTIONS: dict[Edge, str] = {}
 
-# A function longer than this is split into named steps. The product packages only: the simulator's generator
-# (sim/), the benchmarks and the tests are not held to it.
+# A function longer than this is split into named steps; one taking more parameters than MAX_PARAMETERS takes
+# the ones that travel together as a small frozen dataclass. The product packages only: the benchmarks and
+# the tests are not held to it.
 MAX_FUNCTION_LINES = 80
-PRODUCT_PACKAGES = ("campaign_loop", "ingest", "ml", "expectations", "dags")
-# Functions ("path:qualified name") allowed over MAX_FUNCTION_LINES for now, each with why; an entry whose
-# function has since fitted (or gone) fails test_long_function_allowances_are_still_needed.
-LONG_FUNCTIONS: dict[str, str] = {
-    "campaign_loop/fault_specs.py:parse_fault": "a branch of a few lines per group of fault kinds (26 kinds in "
-    "14 branches); to become a table of per-kind parsers, left while kinds are still being added beside the "
-    "gate's checks",
-    "campaign_loop/pipeline.py:measure": "pipeline.py is being changed by another change in parallel; split when "
-    "that lands",
-    "ml/ab.py:analyze_stats": "ml/ab.py and ml/stats/ are being changed in parallel; split, and its 11 parameters "
-    "made a dataclass, when that lands",
-    "expectations/marts_gate.py:mart_frames_and_checks": "expectations/ is being changed in parallel; split when "
-    "that lands",
+MAX_PARAMETERS = 8  # self and cls not counted; *args and **kwargs one each
+PRODUCT_PACKAGES = ("campaign_loop", "ingest", "ml", "expectations", "dags", "sim")
+# Functions ("path:qualified name") allowed over either limit, each with why; an entry whose function has
+# since fitted both (or gone) fails test_function_allowances_are_still_needed. The simulator's generators only.
+LARGE_FUNCTIONS: dict[str, str] = {
+    "sim/period.py:simulate_period": "one cycle of the simulated world, its seeded draws in one fixed order "
+    "that any regrouping of steps risks changing",
+    "sim/transactions.py:make_transactions": "orders, receipts and their lines from one random stream, drawn "
+    "in the order the landed files and the truth depend on",
+    "sim/events.py:make_sessions": "each optional column is drawn only when the caller has none, so the "
+    "parameters are the generator's seams, not a bundle that travels together",
 }
 
 
@@ -209,29 +208,61 @@ def describe(edges: Mapping[Edge, list[Site]], layers: tuple[Layer, ...]) -> str
         for (s, t), sites in sorted(edges.items()) for path, line in sorted(sites))
 
 
-def function_lengths(root: Path, packages: Iterable[str]) -> dict[str, int]:
-    """Lines of every function and method of ``packages``, from its ``def`` to its last line, by
-    ``path:qualified name`` (a nested function is ``outer.inner``, a method ``Class.method``)."""
-    lengths: dict[str, int] = {}
+Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def functions(root: Path, packages: Iterable[str]) -> dict[str, tuple[Function, bool]]:
+    """Every function and method of ``packages`` by ``path:qualified name`` (a nested function is
+    ``outer.inner``, a method ``Class.method``), with whether it is defined directly in a class."""
+    found: dict[str, tuple[Function, bool]] = {}
 
     def visit(node: ast.AST, prefix: str, path: str) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 name = f"{prefix}{child.name}"
                 if not isinstance(child, ast.ClassDef):
-                    lengths[f"{path}:{name}"] = (child.end_lineno or child.lineno) - child.lineno + 1
+                    found[f"{path}:{name}"] = (child, isinstance(node, ast.ClassDef))
                 visit(child, f"{name}.", path)
             else:
                 visit(child, prefix, path)
 
     for path in project_modules(root, packages).values():
         visit(ast.parse(path.read_text(), filename=str(path)), "", str(path.relative_to(root)))
-    return lengths
+    return found
+
+
+def line_count(node: Function) -> int:
+    """From the ``def`` to the function's last line."""
+    return (node.end_lineno or node.lineno) - node.lineno + 1
+
+
+def function_lengths(root: Path, packages: Iterable[str]) -> dict[str, int]:
+    return {name: line_count(node) for name, (node, _) in functions(root, packages).items()}
+
+
+def parameter_count(node: Function, is_method: bool) -> int:
+    """The parameters a caller fills: a method's ``self`` or ``cls`` is not one of them."""
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    bound = is_method and bool(positional) and positional[0].arg in ("self", "cls") and not any(
+        isinstance(d, ast.Name) and d.id == "staticmethod" for d in node.decorator_list)
+    return len(positional) - bound + len(args.kwonlyargs) + (args.vararg is not None) + (args.kwarg is not None)
+
+
+def function_parameters(root: Path, packages: Iterable[str]) -> dict[str, int]:
+    return {name: parameter_count(node, is_method) for name, (node, is_method) in functions(root, packages).items()}
 
 
 @pytest.fixture(scope="module")
 def graph() -> tuple[list[str], dict[Edge, list[Site]]]:
     return import_graph(REPO, PACKAGES)
+
+
+@pytest.fixture(scope="module")
+def shapes() -> dict[str, tuple[int, int]]:
+    """(lines, parameters) of every product function, parsed once for the tests that read them."""
+    return {name: (line_count(node), parameter_count(node, is_method))
+            for name, (node, is_method) in functions(REPO, PRODUCT_PACKAGES).items()}
 
 
 # --- the project --------------------------------------------------------------------------------------
@@ -263,18 +294,25 @@ def test_named_exceptions_are_still_needed(graph) -> None:
     assert not stale, f"these exceptions no longer happen; delete them from EXCEPTIONS: {stale}"
 
 
-def test_no_product_function_is_longer_than_80_lines() -> None:
-    lengths = function_lengths(REPO, PRODUCT_PACKAGES)
-    assert "ml/decide/design.py:design_campaign" in lengths
-    long = {f: n for f, n in lengths.items() if n > MAX_FUNCTION_LINES and f not in LONG_FUNCTIONS}
+def test_no_product_function_is_longer_than_80_lines(shapes) -> None:
+    assert {"ml/decide/design.py:design_campaign", "sim/period.py:simulate_period"} <= set(shapes)
+    long = {f: n for f, (n, _) in shapes.items() if n > MAX_FUNCTION_LINES and f not in LARGE_FUNCTIONS}
     assert not long, (f"functions over {MAX_FUNCTION_LINES} lines (split them into named steps):\n"
                       + "\n".join(f"    {f}: {n} lines" for f, n in sorted(long.items())))
 
 
-def test_long_function_allowances_are_still_needed() -> None:
-    lengths = function_lengths(REPO, PRODUCT_PACKAGES)
-    stale = [f for f in LONG_FUNCTIONS if lengths.get(f, 0) <= MAX_FUNCTION_LINES]
-    assert not stale, f"these functions fit in {MAX_FUNCTION_LINES} lines or are gone; delete them from LONG_FUNCTIONS: {stale}"
+def test_no_product_function_takes_more_than_8_parameters(shapes) -> None:
+    many = {f: n for f, (_, n) in shapes.items() if n > MAX_PARAMETERS and f not in LARGE_FUNCTIONS}
+    assert not many, (f"functions of more than {MAX_PARAMETERS} parameters (pass the ones that travel together "
+                      "as a frozen dataclass):\n" + "\n".join(f"    {f}: {n} parameters" for f, n in sorted(many.items())))
+
+
+def test_function_allowances_are_still_needed(shapes) -> None:
+    within = {f for f, (lines, parameters) in shapes.items()
+              if lines <= MAX_FUNCTION_LINES and parameters <= MAX_PARAMETERS}
+    stale = [f for f in LARGE_FUNCTIONS if f in within or f not in shapes]
+    assert not stale, (f"these functions fit in {MAX_FUNCTION_LINES} lines and {MAX_PARAMETERS} parameters, or are "
+                       f"gone; delete them from LARGE_FUNCTIONS: {stale}")
 
 
 # --- the checks themselves can fail ----------------------------------------------------------------------
@@ -339,3 +377,19 @@ def test_function_lengths_count_methods_and_nested_functions_by_their_qualified_
     lengths = function_lengths(tmp_path, ("pkg",))
 
     assert lengths == {"pkg/long.py:long": 82, "pkg/long.py:Plan.short": 4, "pkg/long.py:Plan.short.inner": 2}
+
+
+def test_parameters_are_counted_as_a_caller_fills_them(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/calls.py": "def nine(a, b, /, c, d=1, *rest, e, f=2, g, **extra):\n    pass\n\n\n"
+                        "class Plan:\n    def method(self, a):\n        def inner(self, b):\n            pass\n\n"
+                        "    @classmethod\n    def build(cls, a, b):\n        pass\n\n"
+                        "    @staticmethod\n    def free(self):\n        pass\n",
+    })
+
+    counts = function_parameters(tmp_path, ("pkg",))
+
+    # self is a parameter only where nothing binds it: a nested function's, a static method's
+    assert counts == {"pkg/calls.py:nine": 9, "pkg/calls.py:Plan.method": 1, "pkg/calls.py:Plan.method.inner": 2,
+                      "pkg/calls.py:Plan.build": 2, "pkg/calls.py:Plan.free": 1}

@@ -156,19 +156,31 @@ def proportion_difference(control: ArmStats, variant: ArmStats, *, alpha: float 
                     mean_control=p_c, mean_variant=p_v, var_control=var_c, var_variant=var_v)
 
 
-def _welch(diff: float, var_c: float, var_v: float, n_c: int, n_v: int, alpha: float, method: str,
-           mean_c: float, mean_v: float, theta: float = math.nan) -> Estimate:
+@dataclass(frozen=True)
+class _WelchArm:
+    """One arm as Welch's test reads it: its reported mean, the variance of that mean and its size."""
+
+    mean: float
+    var: float  # squared standard error of the arm's mean, not the unit variance
+    n: int
+
+
+def _welch(diff: float, control: _WelchArm, variant: _WelchArm, *, alpha: float, method: str,
+           theta: float = math.nan) -> Estimate:
+    # ``diff`` is passed, not derived from the arms' means: CUPED reports means re-centred on the pooled
+    # pre-period mean, and subtracting those would round differently from the adjusted difference.
+    var_c, var_v = control.var, variant.var
     se = math.sqrt(var_c + var_v)
     if se == 0:
         return Estimate(diff=diff, se=0.0, ci_low=diff, ci_high=diff, statistic=0.0,
-                        p_value=1.0 if diff == 0 else 0.0, method=method, mean_control=mean_c, mean_variant=mean_v,
-                        var_control=var_c, var_variant=var_v, theta=theta)
-    df = (var_c + var_v) ** 2 / (var_c**2 / (n_c - 1) + var_v**2 / (n_v - 1))
+                        p_value=1.0 if diff == 0 else 0.0, method=method, mean_control=control.mean,
+                        mean_variant=variant.mean, var_control=var_c, var_variant=var_v, theta=theta)
+    df = (var_c + var_v) ** 2 / (var_c**2 / (control.n - 1) + var_v**2 / (variant.n - 1))
     t = diff / se
     crit = stats.t.isf(alpha / 2, df)
     return Estimate(diff=diff, se=se, ci_low=diff - crit * se, ci_high=diff + crit * se, statistic=t,
-                    p_value=float(2 * stats.t.sf(abs(t), df)), method=method, mean_control=mean_c,
-                    mean_variant=mean_v, var_control=var_c, var_variant=var_v, theta=theta, df=df)
+                    p_value=float(2 * stats.t.sf(abs(t), df)), method=method, mean_control=control.mean,
+                    mean_variant=variant.mean, var_control=var_c, var_variant=var_v, theta=theta, df=df)
 
 
 def mean_difference(control: ArmStats, variant: ArmStats, *, alpha: float = 0.05) -> Estimate:
@@ -176,8 +188,10 @@ def mean_difference(control: ArmStats, variant: ArmStats, *, alpha: float = 0.05
     if min(control.n, variant.n) < 2:
         raise ValueError("Welch's test needs at least two units per arm")
     # scipy's ttest_ind_from_stats gives the same t and p; its CI is not exposed, so both come from here.
-    return _welch(variant.y_mean - control.y_mean, control.y_var / control.n, variant.y_var / variant.n,
-                  control.n, variant.n, alpha, "Welch t-test and interval", control.y_mean, variant.y_mean)
+    return _welch(variant.y_mean - control.y_mean,
+                  _WelchArm(control.y_mean, control.y_var / control.n, control.n),
+                  _WelchArm(variant.y_mean, variant.y_var / variant.n, variant.n),
+                  alpha=alpha, method="Welch t-test and interval")
 
 
 def ratio_variance(arm: ArmStats) -> float:
@@ -235,9 +249,9 @@ def cuped_difference(control: ArmStats, variant: ArmStats, *, theta: float | Non
     (m_c, v_c), (m_v, v_v) = adjusted(control), adjusted(variant)
     # Reported means are centred on the pooled pre-period mean, so they stay on the metric's scale.
     x_bar = (control.x_sum + variant.x_sum) / (control.n + variant.n)
-    return _welch(m_v - m_c, v_c, v_v, control.n, variant.n, alpha,
-                  f"CUPED (theta={theta:.4g}, pre-period metric), Welch t-test and interval",
-                  m_c + theta * x_bar, m_v + theta * x_bar, theta=theta)
+    return _welch(m_v - m_c, _WelchArm(m_c + theta * x_bar, v_c, control.n),
+                  _WelchArm(m_v + theta * x_bar, v_v, variant.n), alpha=alpha,
+                  method=f"CUPED (theta={theta:.4g}, pre-period metric), Welch t-test and interval", theta=theta)
 
 
 def relative_interval(estimate: Estimate, *, alpha: float = 0.05) -> tuple[float, float, float]:

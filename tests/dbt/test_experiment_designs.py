@@ -29,7 +29,7 @@ import pytest
 from campaign_loop.config import Settings
 from campaign_loop.lift import METRICS
 from campaign_loop.pipeline import publish
-from ml.ab import analyze, holm, two_proportion_test
+from ml.ab import AnalysisOptions, analyze, holm, two_proportion_test
 
 from .conftest import run_dbt
 from .raw_fixture import create_raw
@@ -173,7 +173,7 @@ def test_the_published_lift_is_the_python_core_on_the_warehouse_sums(con: duckdb
                         "from marts.fct_campaign_sends where campaign_id = 'c3arms'").df()
     # No clickstream in c3arms' window: every metric but visits.
     measured = [m for m in METRICS if m.name != "visited"]
-    direct = analyze(units, measured, family="metric", proportion_ci="newcombe").frame()
+    direct = analyze(units, measured, AnalysisOptions(family="metric", proportion_ci="newcombe")).frame()
     published = con.execute("select metric, arm, lift, lift_ci_low, lift_ci_high, p_value_holm, seq_ci_high "
                             "from published.kpi_campaign_lift where campaign_id = 'c3arms' order by metric, arm").df()
     direct = direct.sort_values(["metric", "variant"]).reset_index(drop=True)

@@ -125,7 +125,7 @@ def _units(seed: int = 0, n: int = 12_000, lift: float = 0.04) -> pd.DataFrame:
 def test_report_rows_and_holm_family() -> None:
     units = _units()
     report = ab.analyze(units, {"converted": "binary", "revenue": "continuous"},
-                        allocation={"control": 1, "email": 1, "push": 1})
+                        ab.AnalysisOptions(allocation={"control": 1, "email": 1, "push": 1}))
     frame = report.frame()
     assert len(frame) == 4  # 2 metrics x 2 variants
     assert report.srm_ok and report.correction == "Holm over all 4 comparisons (2 metrics x 2 arms vs control)"
@@ -149,7 +149,7 @@ def test_report_flags_sample_ratio_mismatch() -> None:
     # drop half of the push arm: assignment broke
     push = units.index[units.variant == "push"]
     broken = units.drop(push[: len(push) // 2])
-    report = ab.analyze(broken, {"converted": "binary"}, allocation={"control": 1, "email": 1, "push": 1})
+    report = ab.analyze(broken, {"converted": "binary"}, ab.AnalysisOptions(allocation={"control": 1, "email": 1, "push": 1}))
     assert not report.srm_ok
     assert all(c.decision.startswith("Do not use") for c in report.comparisons)
 
@@ -159,10 +159,11 @@ def test_report_uses_designed_allocation() -> None:
     units = pd.DataFrame(
         {"variant": rng.choice(["holdout", "treated"], p=[0.1, 0.9], size=5000), "converted": rng.random(5000) < 0.1}
     )
-    report = ab.analyze(units, {"converted": "binary"}, control="holdout", allocation={"holdout": 0.1, "treated": 0.9})
+    report = ab.analyze(units, {"converted": "binary"},
+                         ab.AnalysisOptions(control="holdout", allocation={"holdout": 0.1, "treated": 0.9}))
     assert report.srm_ok
     equal = {"holdout": 1, "treated": 1}
-    assert not ab.analyze(units, {"converted": "binary"}, control="holdout", allocation=equal).srm_ok
+    assert not ab.analyze(units, {"converted": "binary"}, ab.AnalysisOptions(control="holdout", allocation=equal)).srm_ok
 
 
 def test_an_unknown_design_skips_the_sample_ratio_check_and_says_so() -> None:
@@ -171,7 +172,7 @@ def test_an_unknown_design_skips_the_sample_ratio_check_and_says_so() -> None:
     units = pd.DataFrame(
         {"variant": rng.choice(["holdout", "treated"], p=[0.1, 0.9], size=5000), "converted": rng.random(5000) < 0.1}
     )
-    report = ab.analyze(units, {"converted": "binary"}, control="holdout")
+    report = ab.analyze(units, {"converted": "binary"}, ab.AnalysisOptions(control="holdout"))
     assert report.srm_ok is None and math.isnan(report.srm_p_value) and report.allocation is None
     assert "design unknown" in report.srm_note
     [comparison] = report.comparisons
@@ -181,9 +182,10 @@ def test_an_unknown_design_skips_the_sample_ratio_check_and_says_so() -> None:
 def test_arms_outside_the_designed_allocation_are_refused_by_name() -> None:
     units = _units()
     with pytest.raises(ValueError, match=r"arms \['push'\] are not in the designed allocation.*assignment_probability"):
-        ab.analyze(units, {"converted": "binary"}, allocation={"control": 0.5, "email": 0.5})
+        ab.analyze(units, {"converted": "binary"}, ab.AnalysisOptions(allocation={"control": 0.5, "email": 0.5}))
     # Given the push arm's share (e.g. its members' assignment probability), the same units are analysed.
-    report = ab.analyze(units, {"converted": "binary"}, allocation={"control": 1 / 3, "email": 1 / 3, "push": 1 / 3})
+    report = ab.analyze(units, {"converted": "binary"},
+                        ab.AnalysisOptions(allocation={"control": 1 / 3, "email": 1 / 3, "push": 1 / 3}))
     assert report.srm_ok and {c.variant for c in report.comparisons} == {"email", "push"}
 
 
@@ -191,10 +193,10 @@ def test_srm_of_a_two_to_one_design_by_hand() -> None:
     # 2,040 treated and 960 controls of a 2:1 design: expected 2,000 and 1,000,
     # statistic 40^2/2000 + 40^2/1000 = 0.8 + 1.6 = 2.4 on 1 df, p = erfc(sqrt(2.4 / 2)) = 0.12134.
     units = pd.DataFrame({"variant": ["treatment"] * 2040 + ["control"] * 960, "converted": [0, 1] * 1500})
-    report = ab.analyze(units, {"converted": "binary"}, allocation={"treatment": 2 / 3, "control": 1 / 3})
+    report = ab.analyze(units, {"converted": "binary"}, ab.AnalysisOptions(allocation={"treatment": 2 / 3, "control": 1 / 3}))
     assert report.srm_p_value == pytest.approx(0.1213353, rel=1e-6) and report.srm_ok
     # The same arms judged as an equal split: 540^2/1500 x 2 = 388.8, a mismatch no valid 2:1 test should get.
-    equal = ab.analyze(units, {"converted": "binary"}, allocation={"treatment": 1, "control": 1})
+    equal = ab.analyze(units, {"converted": "binary"}, ab.AnalysisOptions(allocation={"treatment": 1, "control": 1}))
     assert equal.srm_p_value == pytest.approx(stats.chi2.sf(388.8, 1), rel=1e-6) and not equal.srm_ok
 
 
@@ -210,8 +212,8 @@ def test_three_arms_against_a_shared_control_holm_by_hand() -> None:
         return pd.DataFrame({"variant": name, "converted": [1] * converted + [0] * (1000 - converted)})
 
     units = pd.concat([arm("control", 100), arm("variant_a", 130), arm("variant_b", 115)], ignore_index=True)
-    report = ab.analyze(units, {"converted": "binary"}, allocation=dict.fromkeys(("control", "variant_a", "variant_b"), 1),
-                        family="metric")
+    report = ab.analyze(units, {"converted": "binary"}, ab.AnalysisOptions(
+        allocation=dict.fromkeys(("control", "variant_a", "variant_b"), 1), family="metric"))
     rows = report.frame().set_index("variant")
     assert rows.loc["variant_a", "p_value"] == pytest.approx(0.0354885, rel=1e-5)
     assert rows.loc["variant_b", "p_value"] == pytest.approx(0.278875, rel=1e-5)
@@ -232,19 +234,19 @@ def test_three_arms_against_a_shared_control_dunnett_by_hand() -> None:
         return pd.DataFrame({"variant": name, "converted": [1] * converted + [0] * (1000 - converted)})
 
     units = pd.concat([arm("control", 100), arm("variant_a", 130), arm("variant_b", 115)], ignore_index=True)
-    report = ab.analyze(units, {"converted": "binary"}, family="metric", correction="dunnett")
+    report = ab.analyze(units, {"converted": "binary"}, ab.AnalysisOptions(family="metric", correction="dunnett"))
     rows = report.frame().set_index("variant")
     assert rows["p_value_adjusted"].tolist() == pytest.approx([0.066036, 0.454497], abs=2e-6)
     assert rows["p_value_holm"].tolist() == pytest.approx([0.070977, 0.278875], rel=1e-5)
     assert report.correction == "Dunnett over the 2 comparisons with control, per metric (single step, multivariate t)"
     assert "Dunnett-adjusted p=0.066" in rows.loc["variant_a", "decision"]
     # Holm's report: the adjusted p-value is Holm's.
-    holm_rows = ab.analyze(units, {"converted": "binary"}, family="metric").frame()
+    holm_rows = ab.analyze(units, {"converted": "binary"}, ab.AnalysisOptions(family="metric")).frame()
     assert holm_rows["p_value_adjusted"].tolist() == holm_rows["p_value_holm"].tolist()
     # Dunnett's family is one metric's comparisons with the control, not every metric at once.
     units["revenue"] = units["converted"] * 10.0
     with pytest.raises(ValueError, match="family='metric'"):
-        ab.analyze(units, {"converted": "binary", "revenue": "continuous"}, correction="dunnett")
+        ab.analyze(units, {"converted": "binary", "revenue": "continuous"}, ab.AnalysisOptions(correction="dunnett"))
 
 
 def test_unknown_metric_kind_is_rejected() -> None:

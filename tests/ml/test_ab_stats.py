@@ -157,8 +157,9 @@ def test_report_from_sufficient_statistics_equals_report_from_units() -> None:
     units["converted"] = (units["orders"] > 0).astype(int)
     metrics = [ab.Metric("converted", "binary"), ab.Metric("revenue", "continuous", covariate="pre"),
                ab.Metric("aov", "ratio", column="revenue", denominator="orders")]
-    from_units = ab.analyze(units, metrics, family="metric").frame()
-    from_stats = ab.analyze_stats(ab.arm_stats(units, metrics), metrics, family="metric").frame()
+    options = ab.AnalysisOptions(family="metric")
+    from_units = ab.analyze(units, metrics, options).frame()
+    from_stats = ab.analyze_stats(ab.arm_stats(units, metrics), metrics, options).frame()
     pd.testing.assert_frame_equal(from_units, from_stats)
     assert set(from_units["method"].str.split(" ").str[0]) == {"two-proportion", "CUPED", "difference"}
     assert (from_units["seq_ci_low"] < from_units["ci_low"]).all() and (from_units["seq_ci_high"] > from_units["ci_high"]).all()
