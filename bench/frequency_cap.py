@@ -81,7 +81,8 @@ def design(settings: Any, cycle: int, noise_sd: float, fatigue: Any = None) -> A
 
 def observed_sends(settings: Any, cycles: range, expected: bool = False) -> pd.DataFrame:
     """The randomised sends of ``cycles`` as ``ml.frequency.SEND_COLUMNS``: observed outcomes, or with
-    ``expected`` each send's true purchase probability in its arm (what infinitely many sends would show)."""
+    ``expected`` each send twice, treated and not, with its true purchase probability in either arm: what
+    infinitely many draws of outcomes and holdouts would show for these customers."""
     from sim.oracle import _effects, by_member, recent_contacts
 
     def planned_before(cycle: int, member_id: pd.Series) -> np.ndarray:
@@ -100,16 +101,19 @@ def observed_sends(settings: Any, cycles: range, expected: bool = False) -> pd.D
         sent = outcomes[outcomes["arm"].notna() & outcomes["member_id"].notna()]
         treated = (sent["arm"] == "treatment").to_numpy()
         converted = sent["purchased"].to_numpy(float)
-        if expected:
-            truth = by_member(_effects(settings, cycle)).reindex(sent["member_id"])
-            lift = np.array([truth[f"uplift__{a}"].iloc[i] for i, a in enumerate(sent["action"])], dtype=float)
-            converted = truth["baseline_probability"].to_numpy(float) + np.where(treated, lift, 0.0)
-        parts.append(pd.DataFrame({
+        frame = pd.DataFrame({
             "customer_id": sent["member_id"].to_numpy(), "segment": "all",
             "planned_before": planned_before(cycle, sent["member_id"]),
             "contacts_before": recent_contacts(settings, cycle, sent["member_id"]),
             "is_treatment": treated, "is_converted": converted,
-        }))
+        })
+        if expected:
+            truth = by_member(_effects(settings, cycle)).reindex(sent["member_id"])
+            lift = np.array([truth[f"uplift__{a}"].iloc[i] for i, a in enumerate(sent["action"])], dtype=float)
+            base = truth["baseline_probability"].to_numpy(float)
+            frame = pd.concat([frame.assign(is_treatment=True, is_converted=base + lift),
+                               frame.assign(is_treatment=False, is_converted=base)], ignore_index=True)
+        parts.append(frame)
     return pd.concat(parts, ignore_index=True)
 
 
