@@ -79,3 +79,16 @@ def test_fatigue_learned_in_a_simulated_world(tmp_path: Path, world: str, fatigu
         simulate_period(settings, cycle, design(settings, cycle, 0.5).rows)
     rate = fit_fatigue(observed_sends(settings, range(1, 5), expected=True)).rate[POOLED]
     assert (rate > 0.1) if fatigued else (rate < 0.1)
+
+
+def test_the_sends_are_read_from_the_marts(synthetic_home: tuple[Path, dict[str, pd.DataFrame]]) -> None:
+    from ml.frequency import SEND_COLUMNS, warehouse_sends
+
+    home, frames = synthetic_home
+    sends = warehouse_sends(Settings(home=home).warehouse_path, schema="marts")
+    assert tuple(sends.columns) == SEND_COLUMNS
+    action_sends = frames["fct_action_sends"]
+    assert len(sends) == int((action_sends["customer_id"].notna() & action_sends["arm"].notna()).sum())
+    assert (sends["contacts_before"] <= sends["planned_before"]).all()
+    assert sends["planned_before"].max() > 0
+    fit_fatigue(sends)  # the marts' sends fit without error
