@@ -64,6 +64,10 @@ def test_the_design_contacts_nobody_at_their_own_cap_and_counts_them() -> None:
     assert (planned["frequency_cap"].isna() & (planned["contacts_last_30d"] > 0)).any()
     reach = plan.summary["reach"]
     assert plan.summary["frequency_capped"] == reach["under_contact_cap"] - reach["under_frequency_cap"] > 0
+    from ml.export import _reach_lines
+
+    assert any(f"Frequency caps: {plan.summary['frequency_capped']:,} customers" in line
+               for line in _reach_lines(plan.summary))
 
 
 @pytest.mark.parametrize(("world", "fatigued"), [("d", True), ("a", False)])
