@@ -147,6 +147,12 @@ class Settings(BaseSettings):
                     "metric: holm (step-down, any test) or dunnett (single step, from the arms' joint distribution).",
     )
     contact_cap: int = Field(4, ge=1, description="Most marketing contacts a customer receives in 30 days, the next one included.")
+    frequency_cap: Literal["global", "customer"] = Field(
+        "global", description="Contact cap of a plan: global, contact_cap for everyone; customer, also each "
+                              "customer's own cap under it, where fatigue measured on the randomised campaigns makes "
+                              "one more contact worth less than its cost (ml/frequency.py). Off by default: "
+                              "bench/RESULTS.md, \"Frequency cap learned from fatigue\".",
+    )
     exploration: Literal["auto", "thompson", "epsilon"] = Field(
         "auto",
         description="How a campaign keeps every action measured beside its holdout: epsilon (a random share of the "

@@ -189,6 +189,7 @@ def design(settings: Settings, cycle: int) -> dict[str, Any]:
     from expectations.publish import PUBLISHED_SCHEMA
     from ml.decide import DesignConfig, design_campaign
     from ml.export import write_plan, write_scores
+    from ml.frequency import fit_fatigue, warehouse_sends, with_frequency_caps
     from ml.mmm import design_channel_budgets
     from ml.score import score_customers
     from ml.send_time import warehouse_send_hours, with_send_hours
@@ -200,6 +201,9 @@ def design(settings: Settings, cycle: int) -> dict[str, Any]:
         customers = with_send_hours(customers, warehouse_send_hours(settings.warehouse_path, window, PUBLISHED_SCHEMA))
     config = DesignConfig.from_settings(settings, next_cycle,
                                         channel_budgets=design_channel_budgets(settings, next_cycle))
+    if settings.frequency_cap == "customer":
+        customers = with_frequency_caps(customers, fit_fatigue(warehouse_sends(settings.warehouse_path,
+                                                                               PUBLISHED_SCHEMA)), config)
     plan = design_campaign(customers, config)
     paths = write_plan(plan, settings) | {"scores": write_scores(customers, settings, next_cycle)}
     return {"cycle_id": next_cycle, "summary": plan.summary, "files": {k: str(v) for k, v in paths.items()}}
@@ -394,7 +398,7 @@ def report(settings: Settings, cycle: int, airflow_run_id: str | None = None,
 # `timezone` is not one: it says how ingest reads store times already loaded, so it belongs to the deployment.
 RUN_PARAMS: tuple[str, ...] = (
     "demo", "customers", "seed", "budget", "channel_budgets", "holdout_share", "min_detectable_lift", "contact_cap",
-    "exploration", "epsilon", "thompson_scale", "channel_preference", "offers", "channels", "assume_consent",
+    "frequency_cap", "exploration", "epsilon", "thompson_scale", "channel_preference", "offers", "channels", "assume_consent",
     "send_time", "send_window_start", "send_window_end", "promotion_mode", "media_mix", "media_budgets",
 )
 

@@ -159,6 +159,9 @@ def _reach_lines(s: dict[str, Any]) -> list[str]:
         else:
             lines.append(f"- Consent: recorded opt-ins only; {reach['customers'] - reach['consent_recorded']:,} of "
                          f"{reach['customers']:,} customers have no consent record on an enabled channel")
+    if s.get("frequency_capped"):
+        lines.append(f"- Frequency caps: {s['frequency_capped']:,} customers under the contact cap were at their own "
+                     "cap, learned from fatigue (ml/frequency.py), and not contacted")
     if s.get("zero_reach_reason"):
         lines.append(f"- **No customer targeted**: {s['zero_reach_reason']}")
     return lines

@@ -112,8 +112,11 @@ def zero_reach_reason(reach: Mapping[str, int], config: DesignConfig, targeted: 
     if reach["under_contact_cap"] == 0:
         return (f"every one of the {reach['not_unsubscribed']:,} consented customers is at the contact cap "
                 f"({config.contact_cap} contacts in 30 days)")
+    if reach.get("under_frequency_cap", reach["under_contact_cap"]) == 0:
+        return (f"every one of the {reach['under_contact_cap']:,} customers under the contact cap is at their own "
+                "frequency cap (ml.frequency)")
     if reach["scored"] == 0:
-        return (f"none of the {reach['under_contact_cap']:,} eligible customers has a purchase probability, "
+        return (f"none of the {reach.get('under_frequency_cap', reach['under_contact_cap']):,} eligible customers has a purchase probability, "
                 "expected spend and margin rate")
     if reach["reachable"] == 0:
         return f"no action of the {reach['scored']:,} eligible customers has an uplift estimate"
@@ -156,6 +159,9 @@ def plan_summary(
         "assume_consent": config.assume_consent,
         # Customers left after each contact rule in turn; zero_reach_reason names the rule that left no one.
         "reach": {k: int(v) for k, v in reach.items()},
+        # Customers under the global contact_cap whom their own frequency cap (ml.frequency) kept out.
+        "frequency_capped": int(reach.get("under_contact_cap", 0) - reach.get("under_frequency_cap",
+                                                                             reach.get("under_contact_cap", 0))),
         "zero_reach_reason": zero_reach_reason(reach, config, len(rows)),
         "consents_closed_by_bounce": bounced,
         "channel_preference_weight": preference_weight,

@@ -36,6 +36,7 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
         "file_rows_max": ("7", 7), "raw_pii_retention_days": ("none", None),
         "channel_budgets": ("sms:50, email:200", {"sms": 50.0, "email": 200.0}), "holdout_share": ("0.2", 0.2),
         "min_detectable_lift": ("0.02", 0.02), "correction": ("dunnett", "dunnett"), "contact_cap": ("2", 2),
+        "frequency_cap": ("customer", "customer"),
         "exploration": ("epsilon", "epsilon"), "epsilon": ("0.1", 0.1), "thompson_scale": ("0.5", 0.5),
         "value_horizon_weeks": ("52", 52), "retention_effect": ("0.3", 0.3),
         "channel_preference": ("false", False),
