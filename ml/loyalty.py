@@ -3,7 +3,7 @@ plan reports what it spends per tier (``budget.by_tier`` of its summary).
 
 The tiers come from realised value and behaviour in the warehouse; the scored CLV (``clv_52w``) and churn
 probability (``p_churn``) are what the LTV-based allocation values (``ml.decide.economics.retained_value``).
-docs/decisions/0018-loyalty-tiers-from-history-budget-from-scored-clv.md says why the two are kept apart.
+docs/decisions/0020-loyalty-tiers-and-ltv-budget.md says why the two are kept apart.
 """
 
 from __future__ import annotations
