@@ -290,7 +290,7 @@ def analyze_stats(
             v = stats_by_arm[variant][metric.name]
             raw, se_design = _unadjusted(metric, c, v, alpha, proportion_ci)
             primary = raw
-            if cuped and metric.covariate is not None and c.has_x and v.has_x and (c.sxx + v.sxx) > 0:
+            if cuped and _cuped_applies(metric, c, v):
                 primary = cuped_difference(c, v, alpha=alpha)
                 se_design = primary.se
             rows.append((metric, variant, primary, raw, se_design))
@@ -327,6 +327,20 @@ def analyze_stats(
         control=control, counts=counts, allocation=design, srm_p_value=srm, srm_ok=srm_ok, alpha=alpha,
         comparisons=tuple(comparisons), correction=described, srm_note=srm_note,
     )
+
+
+def _cuped_applies(metric: Metric, c: ArmStats, v: ArmStats) -> bool:
+    """Whether CUPED can adjust the comparison: a pre-period covariate that varies and, for a 0/1 outcome, an
+    event and a non-event in each arm.
+
+    CUPED's interval is Welch's on the adjusted outcome's variance, which a 0/1 outcome without variation in
+    an arm does not have: no conversion in either arm gives theta 0 and the interval [0, 0], a certainty a
+    few dozen members cannot give, and none in one arm a Wald interval at the boundary. The unadjusted
+    comparison (Newcombe's score interval where asked) stays honest there, so it is the estimate.
+    """
+    if metric.covariate is None or not (c.has_x and v.has_x) or (c.sxx + v.sxx) <= 0:
+        return False
+    return metric.kind != "binary" or all(0 < arm.y_sum < arm.n for arm in (c, v))
 
 
 def _unadjusted(metric: Metric, c: ArmStats, v: ArmStats, alpha: float, proportion_ci: ProportionCi
