@@ -121,13 +121,15 @@ def measure(settings: Settings, schema: str = PUBLISHED) -> dict[str, Any]:
             "lift": float(row.lift),
             "lift_ci_low": float(row.lift_ci_low), "lift_ci_high": float(row.lift_ci_high),
             "p_value": float(row.p_value), "roi": None if pd.isna(row.roi) else float(row.roi)}
-    for trigger, hours in _delays(settings, sent).items():
+    for trigger, hours in delays(settings, sent).items():
         out["triggers"].setdefault(trigger, {})["delay_hours"] = hours
     return out
 
 
-def _delays(settings: Settings, sent: Any) -> dict[str, dict[str, float]]:
-    """Per trigger, the median and 90th percentile of hours from the event to the landed send."""
+def delays(settings: Settings, sent: Any, by: str = "trigger") -> dict[str, dict[str, float]]:
+    """Per trigger (or per ``campaign_id``), the median and 90th percentile of hours from the event to the landed
+    send: ``sent`` (campaign_id, member_id, sent_at from ``fct_campaign_sends``) joined with the runs' plans that
+    name each send's event."""
     import pandas as pd
 
     from ml.export import read_trigger_plans
@@ -138,4 +140,4 @@ def _delays(settings: Settings, sent: Any) -> dict[str, dict[str, float]]:
         return {}
     joined = sent.merge(planned[["campaign_id", "member_id", "trigger", "event_at"]], on=["campaign_id", "member_id"])
     hours = (pd.to_datetime(joined["sent_at"]) - pd.to_datetime(joined["event_at"])).dt.total_seconds() / 3600
-    return {t: {"median": float(h.median()), "p90": float(h.quantile(0.9))} for t, h in hours.groupby(joined["trigger"])}
+    return {t: {"median": float(h.median()), "p90": float(h.quantile(0.9))} for t, h in hours.groupby(joined[by])}
