@@ -43,9 +43,11 @@ def plan(settings: Settings, as_of: datetime, schema: str = PUBLISHED) -> dict[s
     inputs = _inputs(settings, schema, cycle_id, as_of)
     chosen = choose_sends(inputs["candidates"], inputs["reach"], config, p_churn=inputs["p_churn"],
                           history=inputs["history"], weekly_members=inputs["weekly_members"])
+    chosen.summary["churn_scores_of"] = inputs["churn_scores_of"]
     paths = write_trigger_plan(chosen, settings)
     return {"as_of": as_of.isoformat(), "cycle_id": cycle_id, "sends": len(chosen.rows),
-            "funnel": chosen.summary["funnel"], "files": {k: str(v) for k, v in paths.items()}}
+            "funnel": chosen.summary["funnel"], "notes": chosen.summary["notes"],
+            "files": {k: str(v) for k, v in paths.items()}}
 
 
 def _beyond_the_world(settings: Settings, cycle: int) -> str | None:
@@ -77,11 +79,7 @@ def _inputs(settings: Settings, schema: str, cycle_id: str, as_of: datetime) -> 
                      "unsubscribed_recently", "contacts_last_30d"]
     reach = features.scoring_frame(settings.warehouse_path, schema=schema)
     reach = reach.loc[reach["member_id"].notna(), reach_columns]
-    scores_path = settings.exports_dir / "scores" / f"{cycle_id}.parquet"
-    p_churn = None
-    if scores_path.exists():
-        scores = pd.read_parquet(scores_path, columns=["customer_id", "p_churn"])
-        p_churn = scores.set_index("customer_id")["p_churn"]
+    p_churn, churn_scores_of = churn_scores(settings, cycle_id)
     # This cycle's earlier runs: their sends have not landed in the warehouse yet, but count for caps.
     earlier = read_trigger_plans(settings, cycle_id, before=as_of.strftime("%Y%m%dT%H%M%S"))
     pending = pd.DataFrame({"member_id": earlier["member_id"].astype(str), "trigger": earlier["trigger"].astype(str),
@@ -90,7 +88,29 @@ def _inputs(settings: Settings, schema: str, cycle_id: str, as_of: datetime) -> 
     history = pd.concat([history_from_sends(sends), pending], ignore_index=True)
     weekly_path = settings.plan_path(cycle_id)
     weekly = set(pd.read_parquet(weekly_path, columns=["member_id"])["member_id"].astype(str)) if weekly_path.exists() else set()
-    return {"candidates": candidates, "reach": reach, "p_churn": p_churn, "history": history, "weekly_members": weekly}
+    return {"candidates": candidates, "reach": reach, "p_churn": p_churn, "churn_scores_of": churn_scores_of,
+            "history": history, "weekly_members": weekly}
+
+
+def churn_scores(settings: Settings, cycle_id: str) -> tuple[Any, str | None]:
+    """The churn model's ``p_churn`` per customer ID from the newest scores export at or before ``cycle_id`` that
+    holds any, and that export's cycle; (None, None) when none does.
+
+    The cycle's own export is written by the weekly run's ``design``, hours into the cycle: the quarter-hourly
+    runs before it would otherwise find no churn score and send no win-back, so they read last week's. A cycle
+    scored without a churn champion (NaN) falls back the same way. Before the churn model's first champion
+    (its 28-day label is complete four weekly cycles after the first feature date) no export holds any.
+    """
+    import pandas as pd
+
+    folder = settings.exports_dir / "scores"
+    for path in sorted(folder.glob("*.parquet"), reverse=True) if folder.exists() else []:
+        if path.stem > cycle_id:
+            continue
+        scores = pd.read_parquet(path, columns=["customer_id", "p_churn"]).dropna(subset=["p_churn"])
+        if len(scores):
+            return scores.set_index("customer_id")["p_churn"], path.stem
+    return None, None
 
 
 def plan_at_cycle_start(settings: Settings, cycle: int, schema: str = PUBLISHED) -> dict[str, Any]:

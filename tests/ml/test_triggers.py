@@ -95,9 +95,11 @@ def test_win_back_needs_a_predicted_churn_and_the_anniversary_counts_whole_years
                                event("M5", "signup", 24 * 365 * 3 + 24 * 9)])
     members = ["M1", "M2", "M3", "M4", "M5"]
     plan = choose_sends(candidates, reach(members), config("win_back", "membership_anniversary"))
-    assert list(plan.rows["member_id"]) == ["M3"]  # no churn scores: no win-back
+    assert list(plan.rows["member_id"]) == ["M3"]  # no churn scores: no win-back, and the summary says why
+    assert list(plan.summary["notes"]) == ["win_back"] and "no champion" in plan.summary["notes"]["win_back"]
     churn = pd.Series({"CM1": 0.8, "CM2": 0.3})
     plan = choose_sends(candidates, reach(members), config("win_back", "membership_anniversary"), p_churn=churn)
+    assert plan.summary["notes"] == {}
     assert list(zip(plan.rows["member_id"], plan.rows["trigger"], strict=True)) == [
         ("M1", "win_back"), ("M3", "membership_anniversary")]
 
