@@ -43,9 +43,11 @@ def plan(settings: Settings, as_of: datetime, schema: str = PUBLISHED) -> dict[s
     inputs = _inputs(settings, schema, cycle_id, as_of)
     chosen = choose_sends(inputs["candidates"], inputs["reach"], config, p_churn=inputs["p_churn"],
                           history=inputs["history"], weekly_members=inputs["weekly_members"])
+    chosen.summary["churn_scores_of"] = inputs["churn_scores_of"]
     paths = write_trigger_plan(chosen, settings)
     return {"as_of": as_of.isoformat(), "cycle_id": cycle_id, "sends": len(chosen.rows),
-            "funnel": chosen.summary["funnel"], "files": {k: str(v) for k, v in paths.items()}}
+            "funnel": chosen.summary["funnel"], "notes": chosen.summary["notes"],
+            "files": {k: str(v) for k, v in paths.items()}}
 
 
 def _beyond_the_world(settings: Settings, cycle: int) -> str | None:
@@ -77,11 +79,7 @@ def _inputs(settings: Settings, schema: str, cycle_id: str, as_of: datetime) -> 
                      "unsubscribed_recently", "contacts_last_30d"]
     reach = features.scoring_frame(settings.warehouse_path, schema=schema)
     reach = reach.loc[reach["member_id"].notna(), reach_columns]
-    scores_path = settings.exports_dir / "scores" / f"{cycle_id}.parquet"
-    p_churn = None
-    if scores_path.exists():
-        scores = pd.read_parquet(scores_path, columns=["customer_id", "p_churn"])
-        p_churn = scores.set_index("customer_id")["p_churn"]
+    p_churn, churn_scores_of = churn_scores(settings, cycle_id)
     # This cycle's earlier runs: their sends have not landed in the warehouse yet, but count for caps.
     earlier = read_trigger_plans(settings, cycle_id, before=as_of.strftime("%Y%m%dT%H%M%S"))
     pending = pd.DataFrame({"member_id": earlier["member_id"].astype(str), "trigger": earlier["trigger"].astype(str),
@@ -90,7 +88,29 @@ def _inputs(settings: Settings, schema: str, cycle_id: str, as_of: datetime) -> 
     history = pd.concat([history_from_sends(sends), pending], ignore_index=True)
     weekly_path = settings.plan_path(cycle_id)
     weekly = set(pd.read_parquet(weekly_path, columns=["member_id"])["member_id"].astype(str)) if weekly_path.exists() else set()
-    return {"candidates": candidates, "reach": reach, "p_churn": p_churn, "history": history, "weekly_members": weekly}
+    return {"candidates": candidates, "reach": reach, "p_churn": p_churn, "churn_scores_of": churn_scores_of,
+            "history": history, "weekly_members": weekly}
+
+
+def churn_scores(settings: Settings, cycle_id: str) -> tuple[Any, str | None]:
+    """The churn model's ``p_churn`` per customer ID from the newest scores export at or before ``cycle_id`` that
+    holds any, and that export's cycle; (None, None) when none does.
+
+    The cycle's own export is written by the weekly run's ``design``, hours into the cycle: the quarter-hourly
+    runs before it would otherwise find no churn score and send no win-back, so they read last week's. A cycle
+    scored without a churn champion (NaN) falls back the same way. Before the churn model's first champion
+    (its 28-day label is complete four weekly cycles after the first feature date) no export holds any.
+    """
+    import pandas as pd
+
+    folder = settings.exports_dir / "scores"
+    for path in sorted(folder.glob("*.parquet"), reverse=True) if folder.exists() else []:
+        if path.stem > cycle_id:
+            continue
+        scores = pd.read_parquet(path, columns=["customer_id", "p_churn"]).dropna(subset=["p_churn"])
+        if len(scores):
+            return scores.set_index("customer_id")["p_churn"], path.stem
+    return None, None
 
 
 def plan_at_cycle_start(settings: Settings, cycle: int, schema: str = PUBLISHED) -> dict[str, Any]:
@@ -121,13 +141,15 @@ def measure(settings: Settings, schema: str = PUBLISHED) -> dict[str, Any]:
             "lift": float(row.lift),
             "lift_ci_low": float(row.lift_ci_low), "lift_ci_high": float(row.lift_ci_high),
             "p_value": float(row.p_value), "roi": None if pd.isna(row.roi) else float(row.roi)}
-    for trigger, hours in _delays(settings, sent).items():
+    for trigger, hours in delays(settings, sent).items():
         out["triggers"].setdefault(trigger, {})["delay_hours"] = hours
     return out
 
 
-def _delays(settings: Settings, sent: Any) -> dict[str, dict[str, float]]:
-    """Per trigger, the median and 90th percentile of hours from the event to the landed send."""
+def delays(settings: Settings, sent: Any, by: str = "trigger") -> dict[str, dict[str, float]]:
+    """Per trigger (or per ``campaign_id``), the median and 90th percentile of hours from the event to the landed
+    send: ``sent`` (campaign_id, member_id, sent_at from ``fct_campaign_sends``) joined with the runs' plans that
+    name each send's event."""
     import pandas as pd
 
     from ml.export import read_trigger_plans
@@ -138,4 +160,4 @@ def _delays(settings: Settings, sent: Any) -> dict[str, dict[str, float]]:
         return {}
     joined = sent.merge(planned[["campaign_id", "member_id", "trigger", "event_at"]], on=["campaign_id", "member_id"])
     hours = (pd.to_datetime(joined["sent_at"]) - pd.to_datetime(joined["event_at"])).dt.total_seconds() / 3600
-    return {t: {"median": float(h.median()), "p90": float(h.quantile(0.9))} for t, h in hours.groupby(joined["trigger"])}
+    return {t: {"median": float(h.median()), "p90": float(h.quantile(0.9))} for t, h in hours.groupby(joined[by])}

@@ -57,8 +57,13 @@ def _macros() -> Any:
 
     from campaign_loop.dbt import PROJECT_DIR
 
+    env = jinja2.Environment(extensions=["jinja2.ext.do"])
+    # identifiers.sql calls the cross-database macro regexp_replace_all of spark.sql, which plain Jinja cannot
+    # load (dbt's own tags); retention runs on DuckDB, so its default__ form, the same SQL.
+    env.globals["regexp_replace_all"] = lambda expr, pattern, replacement: (
+        f"regexp_replace({expr}, {pattern}, {replacement}, 'g')")
     text = (PROJECT_DIR / "macros" / "utils" / "identifiers.sql").read_text()
-    return jinja2.Environment(extensions=["jinja2.ext.do"]).from_string(text).module
+    return env.from_string(text).module
 
 
 def normalized(column: str) -> str:

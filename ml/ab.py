@@ -323,7 +323,7 @@ def _sample_ratio(counts: Mapping[str, int], options: AnalysisOptions) -> _Sampl
 def _estimate(metric: Metric, c: ArmStats, v: ArmStats, variant: str, options: AnalysisOptions) -> _Estimated:
     raw, se_design = _unadjusted(metric, c, v, options.alpha, options.proportion_ci)
     primary = raw
-    if options.cuped and metric.covariate is not None and c.has_x and v.has_x and (c.sxx + v.sxx) > 0:
+    if options.cuped and _cuped_applies(metric, c, v):
         primary = cuped_difference(c, v, alpha=options.alpha)
         se_design = primary.se
     return _Estimated(metric, variant, primary, raw, se_design)
@@ -356,6 +356,20 @@ def _comparison(row: _Estimated, p_values: tuple[float, float], arms: tuple[ArmS
         abs_lift_unadjusted=raw.diff, ci_low_unadjusted=raw.ci_low, ci_high_unadjusted=raw.ci_high,
         p_value_unadjusted=raw.p_value, seq_ci_low=seq_low, seq_ci_high=seq_high,
     )
+
+
+def _cuped_applies(metric: Metric, c: ArmStats, v: ArmStats) -> bool:
+    """Whether CUPED can adjust the comparison: a pre-period covariate that varies and, for a 0/1 outcome, an
+    event and a non-event in each arm.
+
+    CUPED's interval is Welch's on the adjusted outcome's variance, which a 0/1 outcome without variation in
+    an arm does not have: no conversion in either arm gives theta 0 and the interval [0, 0], a certainty a
+    few dozen members cannot give, and none in one arm a Wald interval at the boundary. The unadjusted
+    comparison (Newcombe's score interval where asked) stays honest there, so it is the estimate.
+    """
+    if metric.covariate is None or not (c.has_x and v.has_x) or (c.sxx + v.sxx) <= 0:
+        return False
+    return metric.kind != "binary" or all(0 < arm.y_sum < arm.n for arm in (c, v))
 
 
 def _unadjusted(metric: Metric, c: ArmStats, v: ArmStats, alpha: float, proportion_ci: ProportionCi

@@ -197,6 +197,9 @@ def _summary(rows: pd.DataFrame, config: TriggerConfig, funnels: dict[str, dict[
                            "min_p_churn": r.min_p_churn} for r in config.rules},
         "funnel": funnels,
         "planned_delay_hours": {t: {"median": float(s.median()), "max": float(s.max())} for t, s in delay},
+        "notes": {r.name: ("no churn score: the churn model has no champion yet (its 28-day label is complete "
+                           "four weekly cycles after the first feature date), so it flags nobody")
+                  for r in config.rules if r.min_p_churn is not None and not scored},
     }
 
 

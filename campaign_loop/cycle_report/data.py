@@ -87,6 +87,8 @@ def _read_warehouse(settings: Settings, data: ReportData) -> None:
             "lift_ci_high as conversion_lift_ci_high, p_value as conversion_lift_p_value, roi "
             "from published.kpi_campaign_lift where metric = 'converted' and campaign_id like ? "
             "order by campaign_id", [f"trigger-%-{data.cycle_id}-%"])
+        sent = query("select campaign_id, member_id, sent_at from published.fct_campaign_sends "
+                     "where campaign_id like ? and sent_at is not null", [f"trigger-%-{data.cycle_id}-%"])
         data.segments = query(
             """
             select coalesce(f.rfm_segment, 'unknown') as segment,
@@ -113,6 +115,19 @@ def _read_warehouse(settings: Settings, data: ReportData) -> None:
             [data.cycle_id])
     if data.segments is not None and len(data.segments):
         data.segments = _with_interval(data.segments)
+    if data.triggers is not None and sent is not None:
+        data.triggers = _with_delay(settings, data.triggers, sent)
+
+
+def _with_delay(settings: Settings, triggers: Any, sent: Any) -> Any:
+    """Each trigger campaign's median and 90th-percentile hours from the event to its landed send (the trigger
+    DAG's ``measure`` reports the same per trigger over every cycle)."""
+    from campaign_loop.trigger_journeys import delays
+
+    hours = delays(settings, sent, by="campaign_id")
+    return triggers.assign(
+        delay_hours_median=[hours.get(c, {}).get("median", math.nan) for c in triggers["campaign_id"]],
+        delay_hours_p90=[hours.get(c, {}).get("p90", math.nan) for c in triggers["campaign_id"]])
 
 
 def _with_interval(frame: Any) -> Any:

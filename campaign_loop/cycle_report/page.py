@@ -188,7 +188,8 @@ def render(data: ReportData, airflow_url: str, mlflow_url: str) -> str:
         "<h2 id='attribution'>Attribution against the holdouts</h2>", _attribution_section(data.attribution),
         "<h2 id='triggers'>Trigger journeys</h2>",
         "<p>Each trigger's sends of this cycle against its own randomised holdout (DAG <code>trigger_journeys</code>; "
-        "its <code>measure</code> task pools every cycle and reports the delay from event to send).</p>",
+        "its <code>measure</code> task pools every cycle); <code>delay_hours_median</code> and <code>_p90</code>: hours "
+        "from the event to the landed send.</p>",
         _table(_records(data.triggers)),
         "<h2 id='models'>Models</h2>", _img(chart_models(data), "Model metrics across cycles"),
         f"<h3>Runs of this cycle (tagged cycle_id={e(data.next_cycle_id)})</h3>",

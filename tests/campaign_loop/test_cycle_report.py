@@ -68,6 +68,11 @@ def test_the_report_shows_the_published_lift_and_names_its_methods(tmp_path) -> 
         columns = ", ".join(f'cast("{n}" as {t}) as "{n}"' for n, t in COLUMNS.items())
         every = pd.concat([lift, campaign_lift(triggered)], ignore_index=True)  # noqa: F841 -- read by DuckDB
         con.execute(f"create table published.kpi_campaign_lift as select {columns} from every")
+        # Two of the trigger's sends landed 2 and 4 hours after their events (the run's plan names the events).
+        con.execute("create table published.fct_campaign_sends as select * from (values "
+                    f"('{trigger}', 'M1', timestamp '2026-01-05 10:00'), ('{trigger}', 'M2', timestamp '2026-01-06 12:00'))"
+                    " as t(campaign_id, member_id, sent_at)")
+    _trigger_run(settings, trigger, {"M1": "2026-01-05 08:00", "M2": "2026-01-06 08:00"})
     page = write_report(settings, 0, airflow_url="http://127.0.0.1:1", mlflow_url="http://127.0.0.1:2").read_text()
     from campaign_loop.report import format_cell
 
@@ -76,7 +81,19 @@ def test_the_report_shows_the_published_lift_and_names_its_methods(tmp_path) -> 
     assert "Holm over the 1 comparisons with control, per metric" in page and "CUPED (theta=" in page
     lift_section, trigger_section = page.split("id='lift'")[1].split("id='triggers'")
     # A trigger campaign is measured against its own holdout, in its own section.
-    assert trigger not in lift_section and trigger in trigger_section.split("id='models'")[0]
+    trigger_section = trigger_section.split("id='models'")[0]
+    assert trigger not in lift_section and trigger in trigger_section
+    assert "delay_hours_median" in trigger_section and f"<td>{format_cell(3.0)}</td>" in trigger_section
+
+
+def _trigger_run(settings, campaign_id: str, events: dict[str, str]) -> None:
+    """A trigger run's plan file naming each member's event (what the delay is measured from)."""
+    from ml.export import trigger_plan_dir
+
+    folder = trigger_plan_dir(settings, settings.cycle_key(0))
+    folder.mkdir(parents=True)
+    pd.DataFrame({"campaign_id": campaign_id, "member_id": list(events), "trigger": "cart_abandonment",
+                  "event_at": pd.to_datetime(list(events.values()))}).to_parquet(folder / "20260105T060000.parquet")
 
 
 def test_the_report_shows_the_media_mix_of_the_next_cycle_and_the_design_may_use_its_budgets(tmp_path) -> None:

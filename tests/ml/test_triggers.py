@@ -95,9 +95,11 @@ def test_win_back_needs_a_predicted_churn_and_the_anniversary_counts_whole_years
                                event("M5", "signup", 24 * 365 * 3 + 24 * 9)])
     members = ["M1", "M2", "M3", "M4", "M5"]
     plan = choose_sends(candidates, reach(members), config("win_back", "membership_anniversary"))
-    assert list(plan.rows["member_id"]) == ["M3"]  # no churn scores: no win-back
+    assert list(plan.rows["member_id"]) == ["M3"]  # no churn scores: no win-back, and the summary says why
+    assert list(plan.summary["notes"]) == ["win_back"] and "no champion" in plan.summary["notes"]["win_back"]
     churn = pd.Series({"CM1": 0.8, "CM2": 0.3})
     plan = choose_sends(candidates, reach(members), config("win_back", "membership_anniversary"), p_churn=churn)
+    assert plan.summary["notes"] == {}
     assert list(zip(plan.rows["member_id"], plan.rows["trigger"], strict=True)) == [
         ("M1", "win_back"), ("M3", "membership_anniversary")]
 
@@ -129,3 +131,32 @@ def test_trigger_arms_pool_each_triggers_campaigns_by_adding_their_sums() -> Non
     assert set(pooled["campaign_id"]) == {"win_back"} and "conversion_rate" not in pooled
     assert pooled.loc["treatment", ["assigned", "converted", "revenue"]].tolist() == [40, 5, 4.0]
     assert pooled.loc["control", "assignment_probability"] == 0.2
+
+
+def _arms_row(campaign_id: str, arm: str, n: int, converted: int, pre: int, both: int) -> dict[str, object]:
+    """A kpi_campaign_arms row: conversion and its pre-period; revenue, margin and orders all zero."""
+    zeros = dict.fromkeys(("revenue", "revenue_sq", "pre_revenue", "pre_revenue_sq", "revenue_x_pre", "margin",
+                           "margin_sq", "pre_margin", "pre_margin_sq", "margin_x_pre", "orders", "orders_sq",
+                           "revenue_x_orders", "discount"), 0.0)
+    return zeros | {"campaign_id": campaign_id, "arm": arm, "variant_id": None, "assigned": n, "converted": converted,
+                    "pre_converted": pre, "converted_x_pre": both, "cost": 0.0 if arm == "control" else 1.0,
+                    "assignment_probability": 0.2 if arm == "control" else 0.8}
+
+
+def test_a_trigger_without_conversions_in_either_arm_gets_newcombes_interval_not_zero_width() -> None:
+    from campaign_loop.lift import campaign_lift
+    from ml.ab import two_proportion_test
+
+    # Win-back's members bought before (the pre-period varies) but nobody bought in either arm this time.
+    arms = pd.DataFrame([_arms_row("trigger-win_back-2026-01-12-email", "treatment", 80, 0, 12, 0),
+                         _arms_row("trigger-win_back-2026-01-12-email", "control", 20, 0, 3, 0)])
+    converted = campaign_lift(trigger_arms(arms)).set_index("metric").loc["converted"]
+    newcombe = two_proportion_test(0, 20, 0, 80, ci="newcombe")
+    # Zero events in 100 members: a rate up to ~4-17 points is as consistent with them as 0, not [0, 0].
+    assert not converted["cuped"] and converted["lift"] == 0.0
+    assert (converted["lift_ci_low"], converted["lift_ci_high"]) == pytest.approx((newcombe.ci_low, newcombe.ci_high))
+    assert converted["lift_ci_low"] < -0.1 and converted["lift_ci_high"] > 0.04
+    # With events and non-events in both arms CUPED still adjusts.
+    arms = pd.DataFrame([_arms_row("trigger-win_back-2026-01-12-email", "treatment", 80, 6, 12, 3),
+                         _arms_row("trigger-win_back-2026-01-12-email", "control", 20, 1, 3, 1)])
+    assert campaign_lift(trigger_arms(arms)).set_index("metric").loc["converted", "cuped"]
