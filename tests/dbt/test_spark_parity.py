@@ -97,7 +97,7 @@ def spark_home(built_world: BuiltWorld) -> Path:
                            str(built_world.home)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert load.returncode == 0, f"copying raw into Spark failed:\n{load.stderr[-4000:]}"
     # Models (contracts enforced), unit tests and the project's own data tests: dbt's built-in generic
-    # tests (~490 of ~580, each a Spark job of a second or more) check the same data on DuckDB.
+    # tests (~470 of ~580, each a Spark job of a second or more) check the same data on DuckDB.
     result = run_dbt(built_world.home, "build", "--target", "spark", "--target-path",
                      str(built_world.home / "dbt" / "target-spark"), "--exclude", *BUILTIN_TESTS)
     assert result.returncode == 0, result.stdout[-6000:]
