@@ -26,7 +26,7 @@ import pandas as pd
 START, CONVERSION, NULL = "(start)", "(conversion)", "(null)"
 PATH_SEPARATOR = ">"  # between channels in fct_marketing_journeys.path
 Z95 = 1.959963984540054
-RULES = ("first_touch", "last_touch", "linear", "position")  # fct_order_attribution's rules
+RULES = ("first_touch", "last_touch", "linear", "position")  # the rule-based credits, as the order attribution mart computes them
 
 
 def parse_path(path: str) -> list[str]:
@@ -98,7 +98,7 @@ def markov_attribution(journeys: pd.DataFrame) -> pd.DataFrame:
 
 def rule_attribution(journeys: pd.DataFrame) -> pd.DataFrame:
     """One row per channel: the converting journeys' conversions credited to it under the four rules of
-    ``fct_order_attribution`` (first touch, last touch, linear, position-based 40/20/40), over the same
+    the order attribution mart (first touch, last touch, linear, position-based 40/20/40), over the same
     journeys as :func:`markov_attribution`, so every attribution splits the same conversions."""
     credit: dict[str, dict[str, float]] = {}
     weight = journeys["journeys"] if "journeys" in journeys else pd.Series(1.0, index=journeys.index)
