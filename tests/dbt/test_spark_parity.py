@@ -99,7 +99,8 @@ def spark_home(built_world: BuiltWorld) -> Path:
     # Models (contracts enforced), unit tests and the project's own data tests: dbt's built-in generic
     # tests (~470 of ~580, each a Spark job of a second or more) check the same data on DuckDB.
     result = run_dbt(built_world.home, "build", "--target", "spark", "--target-path",
-                     str(built_world.home / "dbt" / "target-spark"), "--exclude", *BUILTIN_TESTS)
+                     str(built_world.home / "dbt" / "target-spark"), "--exclude", *BUILTIN_TESTS,
+                     timeout=1800)  # ~5 min on 2 busy cores; a JVM on a loaded CI runner can take much longer
     assert result.returncode == 0, result.stdout[-6000:]
     return built_world.home
 
