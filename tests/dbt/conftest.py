@@ -32,7 +32,7 @@ class BuiltWorld:
     resolved_after_cycle_0: pd.DataFrame
 
 
-def run_dbt(home: Path, *args: str) -> subprocess.CompletedProcess:
+def run_dbt(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = os.environ | {
         "CAMPAIGN_LOOP_HOME": str(home),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -42,7 +42,7 @@ def run_dbt(home: Path, *args: str) -> subprocess.CompletedProcess:
     env.pop("CAMPAIGN_LOOP_DBT_TARGET", None)
     return subprocess.run(
         [str(DBT), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
     )
 
 

@@ -25,3 +25,9 @@
 {% macro duckdb__cycle_starts_until(until) -%}
     unnest(generate_series(cast({{ cycle_start_date() }} as timestamp), {{ until }}, interval '{{ cycle_days() }} day'))
 {%- endmacro %}
+
+{#- Spark: sequence() raises when the stop is before the start (PostgreSQL and DuckDB give no rows). -#}
+{% macro spark__cycle_starts_until(until) -%}
+    explode(case when {{ until }} >= cast({{ cycle_start_date() }} as timestamp) then
+        sequence(cast({{ cycle_start_date() }} as timestamp), {{ until }}, interval {{ cycle_days() }} day) end)
+{%- endmacro %}

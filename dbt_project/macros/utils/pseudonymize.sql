@@ -49,26 +49,14 @@
 {%- endmacro %}
 
 {#-
-    Spark has sha2() but no hmac(): HMAC-SHA256 (RFC 2104) built from it, so hashes match DuckDB's and
-    PostgreSQL's. The key is read from dbt's environment inside the JVM (reflect on System.getenv, as the
-    session runs in dbt's process), so it never appears in SQL, artifacts or Spark's command line. A key
-    longer than SHA-256's 64-byte block is hashed first; the padded key (hex) is bound once through
-    transform(array(k), ...) and XORed with the ipad/opad bytes 4 at a time.
+    Spark (4.3+) has hmac(key, message) over binary values, HMAC-SHA256 by default: hex, lower-cased as
+    DuckDB's and PostgreSQL's. The key is read from dbt's environment inside the JVM (reflect on
+    System.getenv, as the session runs in dbt's process), so it never appears in SQL, artifacts or Spark's
+    command line. reflect() returns a Java null as the string 'null' (the cause of the hashes that once
+    differed from DuckDB's: the key was 'null'), so 'null', as '', means unset: the development key.
 -#}
 {% macro spark__pseudonymize(expr) -%}
-    {%- set key = "coalesce(nullif(reflect('java.lang.System', 'getenv', 'CAMPAIGN_LOOP_PII_KEY'), ''), 'campaign-loop-development-key')" -%}
-    transform(
-        array(rpad(case when octet_length({{ key }}) > 64 then sha2(encode({{ key }}, 'UTF-8'), 256)
-                        else hex(encode({{ key }}, 'UTF-8')) end, 128, '0')),
-        k -> sha2(concat(
-            unhex({{ _spark_xor_pad('k', 1549556828) }}),
-            unhex(sha2(concat(unhex({{ _spark_xor_pad('k', 909522486) }}), encode(cast({{ expr }} as string), 'UTF-8')), 256))
-        ), 256)
-    )[0]
-{%- endmacro %}
-
-{#- The 64-byte padded key (128 hex digits) XORed with a repeated pad byte (0x36363636 or 0x5c5c5c5c per 4 bytes). -#}
-{% macro _spark_xor_pad(key_hex, pad) -%}
-    array_join(transform(sequence(0, 15),
-        i -> lpad(hex(cast(conv(substr({{ key_hex }}, 8 * i + 1, 8), 16, 10) as bigint) ^ {{ pad }}), 8, '0')), '')
+    {%- set env_key = "reflect('java.lang.System', 'getenv', 'CAMPAIGN_LOOP_PII_KEY')" -%}
+    {%- set key = "case when " ~ env_key ~ " in ('', 'null') then 'campaign-loop-development-key' else " ~ env_key ~ " end" -%}
+    lower(hex(hmac(encode({{ key }}, 'UTF-8'), encode(cast({{ expr }} as string), 'UTF-8'))))
 {%- endmacro %}

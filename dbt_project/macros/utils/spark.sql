@@ -91,3 +91,21 @@
     {%- set spark_types = {'varchar': 'string', 'text': 'string', 'float8': 'double', 'double precision': 'double'} -%}
     cast({{ field }} as {{ spark_types.get(type | trim | lower, type) }})
 {%- endmacro %}
+
+{#-
+    The values of a group joined by a separator, ordered by order_by (ascending keys, comma-separated; null
+    values skipped): the ordered string_agg of PostgreSQL and DuckDB, Spark's listagg ... within group.
+-#}
+{% macro string_agg_ordered(expr, separator, order_by) -%}
+    {{ return(adapter.dispatch('string_agg_ordered', 'campaign_loop')(expr, separator, order_by)) }}
+{%- endmacro %}
+
+{% macro default__string_agg_ordered(expr, separator, order_by) -%}
+    string_agg({{ expr }}, {{ separator }} order by {{ order_by }})
+{%- endmacro %}
+
+{#- Spark sorts nulls first in ascending order, PostgreSQL and DuckDB last: each key says nulls last. -#}
+{% macro spark__string_agg_ordered(expr, separator, order_by) -%}
+    {%- set keys = order_by.split(',') | map('trim') | join(' nulls last, ') -%}
+    listagg({{ expr }}, {{ separator }}) within group (order by {{ keys }} nulls last)
+{%- endmacro %}

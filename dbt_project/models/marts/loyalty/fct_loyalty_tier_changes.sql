@@ -23,18 +23,18 @@ final as (
         cycle_id,
         customer_id,
         member_id,
-        cast({{ value_tier_name('previous_tier_rank') }} as varchar) as from_tier,
+        cast({{ value_tier_name('previous_tier_rank') }} as {{ type_text() }}) as from_tier,
         value_tier as to_tier,
         cast(case
             when previous_tier_rank is null then 'entered'
             when value_tier_rank > previous_tier_rank then 'upgrade'
             else 'downgrade'
-        end as varchar) as change_type,
+        end as {{ type_text() }}) as change_type,
         cast(case
             when previous_tier_rank is null then 'first_assessment'
             when value_tier_rank > previous_tier_rank then 'qualified'
             else 'grace_expired'
-        end as varchar) as reason,
+        end as {{ type_text() }}) as reason,
         revenue_365d,
         orders_365d
     from changes

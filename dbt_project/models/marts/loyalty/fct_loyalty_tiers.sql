@@ -42,9 +42,9 @@ final as (
         cast(revenue_365d as decimal(18, 4)) as revenue_365d,
         cast(orders_365d as integer) as orders_365d,
         cast(qualified_tier_rank as integer) as qualified_tier_rank,
-        cast({{ value_tier_name('qualified_tier_rank') }} as varchar) as qualified_tier,
+        cast({{ value_tier_name('qualified_tier_rank') }} as {{ type_text() }}) as qualified_tier,
         cast(value_tier_rank as integer) as value_tier_rank,
-        cast({{ value_tier_name('value_tier_rank') }} as varchar) as value_tier
+        cast({{ value_tier_name('value_tier_rank') }} as {{ type_text() }}) as value_tier
     from held
 )
 

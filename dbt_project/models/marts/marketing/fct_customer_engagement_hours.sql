@@ -47,7 +47,7 @@ sent as (
 
 final as (
     select
-        coalesce(engaged.customer_id, sent.customer_id) || ':' || cast(coalesce(engaged.local_hour, sent.local_hour) as varchar)
+        coalesce(engaged.customer_id, sent.customer_id) || ':' || cast(coalesce(engaged.local_hour, sent.local_hour) as {{ type_text() }})
             as engagement_hour_key,
         coalesce(engaged.customer_id, sent.customer_id) as customer_id,
         cast(coalesce(engaged.local_hour, sent.local_hour) as integer) as local_hour,

@@ -70,7 +70,7 @@ paths as (
     select
         touches.customer_id,
         touches.cycle_number,
-        string_agg(touches.channel, '>' order by touches.started_at, touches.session_key) as path,
+        {{ string_agg_ordered('touches.channel', "'>'", 'touches.started_at, touches.session_key') }} as path,
         count(*) as touches
     from touches
     left join conversions
@@ -81,7 +81,7 @@ paths as (
 
 final as (
     select
-        paths.customer_id || ':' || cast(paths.cycle_number as varchar) as journey_key,
+        paths.customer_id || ':' || cast(paths.cycle_number as {{ type_text() }}) as journey_key,
         paths.customer_id,
         paths.cycle_number,
         paths.path,
