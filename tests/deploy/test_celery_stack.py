@@ -1,6 +1,6 @@
 """The deploy profile on loopback: PostgreSQL 15 (Airflow's metadata and MLflow's store), Redis, Airflow's
 api-server, scheduler, dag-processor and triggerer, two Celery workers and MLflow; a demo cycle of a small
-world through the unchanged DAG (all 87 tasks), one worker SIGKILLed while it runs `validate_raw`. The lost
+world through the unchanged DAG (all 114 tasks), one worker SIGKILLed while it runs `validate_raw`. The lost
 task must be retried on the other worker, the cycle complete, and the marts it then builds and publishes
 equal those of an unkilled run of the same cycle: the simulator, ingest and `dbt build --selector cycle` in
 one process, on a copy of the stack's home taken before the cycle (started once the worker is killed, while the
@@ -43,7 +43,7 @@ pytestmark = [
 ]
 
 # Small: a short history keeps the cycle's simulation, dbt and training to seconds. One cycle: most of a
-# cycle's minutes are Airflow's per-task start-up (87 tasks), which a second cycle only repeats.
+# cycle's minutes are Airflow's per-task start-up (114 tasks), which a second cycle only repeats.
 WORLD: dict[str, Any] = {"customers": 2000, "cycles": 1, "history_weeks": 8, "bau_contact_share": 1.0}
 KILLED_CYCLE = 0
 # The raw gate: in cycle 0 the longest task before the marts (10-35 s: Great Expectations' import and checks;
