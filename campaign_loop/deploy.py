@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,25 +136,33 @@ def airflow_commands(settings: Settings, airflow_port: int, host: str) -> dict[s
     return commands
 
 
-def prepare_metadata(settings: Settings, env: dict[str, str], logs_dir: Path) -> None:
-    """Migrate Airflow's metadata database and size the ``warehouse`` pool the policy assigns."""
-    from campaign_loop.ui import _migrate
+def _airflow_cli(name: str, args: list[str], env: dict[str, str], logs_dir: Path) -> subprocess.Popen[bytes]:
+    """``airflow <args>`` in the background, its output in ``<name>.log``: each costs seconds of imports alone."""
+    with (logs_dir / f"{name}.log").open("ab") as log:
+        return subprocess.Popen([str(Path(sys.executable).with_name("airflow")), *args], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
-    _migrate(settings, env, logs_dir)
-    exe = str(Path(sys.executable).with_name("airflow"))
-    command = [exe, "pools", "set", WAREHOUSE_POOL, str(settings.warehouse_pool_slots),
-               "Tasks that open the warehouse (campaign_loop.deploy.task_policy)"]
-    with (logs_dir / "airflow-pools.log").open("ab") as log:
-        if subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-            raise DeployError(f"airflow pools set {WAREHOUSE_POOL} failed; see {logs_dir / 'airflow-pools.log'}")
+
+def _finish(name: str, process: subprocess.Popen[bytes], logs_dir: Path) -> None:
+    """Wait for an :func:`_airflow_cli` command; a failure names its command line and its log."""
+    if process.wait() != 0:
+        command = " ".join(Path(str(process.args[0])).name if i == 0 else str(a) for i, a in enumerate(process.args))
+        raise DeployError(f"{command} failed (exit {process.returncode}); see {logs_dir / f'{name}.log'}")
 
 
 @contextlib.contextmanager
 def start_stack(settings: Settings, airflow_port: int, mlflow_port: int, site_port: int,
                 *, timeout_s: float = 240.0) -> Iterator[Services]:
     """Start MLflow, the static site, Airflow's components and the workers on 127.0.0.1; yield once Airflow's
-    API and MLflow answer; stop every process group on exit. PostgreSQL and Redis must already run."""
+    API and MLflow answer; stop every process group on exit. PostgreSQL and Redis must already run.
+
+    What does not wait on another runs beside it: MLflow (migrating its own store), ``airflow db migrate``
+    and ``dbt parse`` (the manifest the DAG renders from) start together; the components but the
+    dag-processor start once the database is migrated, the dag-processor once the manifest is written; the
+    ``warehouse`` pool the policy assigns is sized meanwhile (no DAG run can be scheduled before this yields).
+    """
     from campaign_loop.dbt import parse_project
+    from campaign_loop.readiness import wait_for_http
     from campaign_loop.ui import HOST, Services, _spawn, serve_site, stop_process
     from ml.tracking import artifact_root, auth_server_env, server_url, wait_until_ready
 
@@ -161,7 +170,6 @@ def start_stack(settings: Settings, airflow_port: int, mlflow_port: int, site_po
     logs_dir = settings.root / "logs" / "deploy"
     logs_dir.mkdir(parents=True, exist_ok=True)
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
-    parse_project(settings)  # the manifest the DAG renders from
     processes: dict[str, subprocess.Popen[bytes]] = {}
     with contextlib.ExitStack() as stack:
         stack.callback(lambda: [stop_process(p) for p in reversed(list(processes.values()))])
@@ -171,13 +179,21 @@ def start_stack(settings: Settings, airflow_port: int, mlflow_port: int, site_po
                                      os.environ | auth_server_env(settings), logs_dir)
         site = stack.enter_context(serve_site(settings, site_port))
         env = deploy_env(settings, airflow_port, mlflow_url, site)
-        prepare_metadata(settings, env, logs_dir)
-        for name, command in airflow_commands(settings, airflow_port, HOST).items():
+        processes["airflow-db-migrate"] = _airflow_cli("airflow-db-migrate", ["db", "migrate"], env, logs_dir)
+        parsing = stack.enter_context(ThreadPoolExecutor(1)).submit(parse_project, settings)
+        _finish("airflow-db-migrate", processes.pop("airflow-db-migrate"), logs_dir)
+        processes["airflow-pools"] = _airflow_cli(
+            "airflow-pools", ["pools", "set", WAREHOUSE_POOL, str(settings.warehouse_pool_slots),
+                              "Tasks that open the warehouse (campaign_loop.deploy.task_policy)"], env, logs_dir)
+        commands = airflow_commands(settings, airflow_port, HOST)
+        dag_processor = commands.pop("airflow-dag-processor")  # it renders the DAG from the manifest: after it
+        for name, command in commands.items():
             worker = {WORKER_NAME_ENV: name.removeprefix("celery-")} if name.startswith("celery-") else {}
             processes[name] = _spawn(name, command, env | worker, logs_dir)
+        parsing.result()
+        processes["airflow-dag-processor"] = _spawn("airflow-dag-processor", dag_processor, env, logs_dir)
+        _finish("airflow-pools", processes.pop("airflow-pools"), logs_dir)
         services = Services(settings, f"http://{HOST}:{airflow_port}", mlflow_url, site, processes, logs_dir)
-        from campaign_loop.readiness import wait_for_http
-
         wait_for_http(f"{services.airflow_url}/api/v2/monitor/health", timeout_s,
                       processes["airflow-api-server"], "airflow api-server")
         wait_until_ready(mlflow_url, timeout_s=timeout_s, process=processes["mlflow"])

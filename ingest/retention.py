@@ -19,6 +19,7 @@ Each run writes one row per table to ``audit.raw_pii_retention``: what, how many
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
@@ -57,13 +58,16 @@ def _macros() -> Any:
 
     from campaign_loop.dbt import PROJECT_DIR
 
+    utils = PROJECT_DIR / "macros" / "utils"
     env = jinja2.Environment(extensions=["jinja2.ext.do"])
-    # identifiers.sql calls the cross-database macro regexp_replace_all of spark.sql, which plain Jinja cannot
-    # load (dbt's own tags); retention runs on DuckDB, so its default__ form, the same SQL.
-    env.globals["regexp_replace_all"] = lambda expr, pattern, replacement: (
-        f"regexp_replace({expr}, {pattern}, {replacement}, 'g')")
-    text = (PROJECT_DIR / "macros" / "utils" / "identifiers.sql").read_text()
-    return env.from_string(text).module
+    # identifiers.sql calls spark.sql's Spark-portable regexp_replace_all, which dispatches on dbt's adapter
+    # (and spark.sql holds dbt-only tags): the warehouse here is DuckDB, so the default macro, cut from that file.
+    default = re.search(r"{% macro default__regexp_replace_all\(.*?{%- endmacro %}",
+                        (utils / "spark.sql").read_text(), re.DOTALL)
+    if default is None:
+        raise RuntimeError(f"no default__regexp_replace_all macro in {utils / 'spark.sql'}")
+    env.globals["regexp_replace_all"] = env.from_string(default.group(0)).module.default__regexp_replace_all
+    return env.from_string((utils / "identifiers.sql").read_text()).module
 
 
 def normalized(column: str) -> str:
