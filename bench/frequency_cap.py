@@ -38,7 +38,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import append_section, machine  # noqa: E402
+from bench.results import append_section, head_commit, machine  # noqa: E402
 
 TUNED_SEEDS = (3,)
 DEFAULT_SEEDS = (1001, 1002, 1003, 1004)
@@ -171,13 +171,6 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _commit() -> str:
-    import subprocess
-
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parent, check=False)
-    return out.stdout.strip() or "unknown"
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -201,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)  # noqa: T201
     if args.write:
         header = (f"Command: `.venv/bin/python bench/frequency_cap.py {' '.join(argv or sys.argv[1:])}`  \n"
-                  f"Commit: {_commit()}  \n"
+                  f"Commit: {head_commit()}  \n"
                   f"Machine: {machine()}  \n"
                   f"Date: {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; {args.customers:,} customers, "
                   f"{args.learn_cycles} cycles learnt from, {args.eval_cycles} compared, budget "

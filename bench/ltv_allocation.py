@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import append_section, machine  # noqa: E402
+from bench.results import append_section, head_commit, machine  # noqa: E402
 
 TUNED_SEEDS = (3,)
 DEFAULT_SEEDS = (1001, 1002, 1003, 1004, 1005)
@@ -96,13 +96,6 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _commit() -> str:
-    import subprocess
-
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parent, check=False)
-    return out.stdout.strip() or "unknown"
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.write:
         header = (f"Command: `.venv/bin/python bench/ltv_allocation.py {' '.join(argv or sys.argv[1:])}`  \n"
-                  f"Commit: {_commit()}  \n"
+                  f"Commit: {head_commit()}  \n"
                   f"Machine: {machine()}  \n"
                   f"Date: {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; {args.customers:,} customers, "
                   f"{args.cycle} cycles of business as usual, budget {args.budget_per_customer} per customer, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,13 @@ def machine() -> str:
     except (OSError, StopIteration):
         ram = "unknown RAM"
     return f"{os.cpu_count()} CPUs ({cpu}), {ram}, Python {platform.python_version()}"
+
+
+def head_commit() -> str:
+    """The short hash of the checkout the benchmark ran on, for its table's Commit line."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=RESULTS.parent, check=False)
+    return out.stdout.strip() or "unknown"
 
 
 def home_world(settings: Any, customers: int, detail: str = "") -> list[str]:
