@@ -352,7 +352,8 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> N
         leader = os.getpgid(process.pid) == process.pid
     except ProcessLookupError:
         leader = False
-    tree = _descendants([process.pid], [])  # before any signal: a dead parent's children move to init
+    # Walked before any signal: a dead parent's children move to init. Not once reaped: its pid may be reused.
+    tree = _descendants([process.pid], []) if process.poll() is None else []
     _signal_tree(process, leader, tree, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     with contextlib.suppress(subprocess.TimeoutExpired):

@@ -56,3 +56,10 @@ def test_stopping_a_service_stops_the_worker_it_started_in_its_own_session(tmp_p
     finally:
         if not _gone(worker_pid):  # not left behind for the rest of the suite
             os.kill(worker_pid, signal.SIGKILL)
+
+
+def test_stopping_a_service_that_already_exited_is_quiet(tmp_path: Path) -> None:
+    service = _spawn("service", [sys.executable, "-c", "pass"], None, tmp_path)
+    service.wait(timeout=30)
+    stop_process(service, timeout_s=2)  # its pid may be another process's by now: nothing is walked or signalled
+    assert service.returncode == 0
