@@ -30,6 +30,9 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "CAMPAIGN_LOOP_CYCLE_DAYS": str(settings.cycle_days),
         "CAMPAIGN_LOOP_DEFAULT_MARGIN_RATE": repr(settings.default_margin_rate),
         "CAMPAIGN_LOOP_TIMEZONE": settings.timezone,
+        # Whether a run without CAMPAIGN_LOOP_PII_KEY may use the development key (the DuckDB plugin, Spark's
+        # require_pii_key): Settings may have it from a flag the environment does not carry.
+        "CAMPAIGN_LOOP_DEMO": "true" if settings.demo else "false",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
 

@@ -10,7 +10,7 @@
   is opened from disk or from the server.
 
 ``start_services`` is a context manager (the browser tests reuse it); ``run_ui`` wraps it for the CLI and
-blocks until Ctrl-C / SIGTERM, then stops every process group it started.
+blocks until Ctrl-C / SIGTERM, then stops every process tree it started.
 """
 
 from __future__ import annotations
@@ -26,11 +26,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import psutil
 
 from campaign_loop.config import Settings
 from campaign_loop.cycle_report import AIRFLOW_URL_ENV, MLFLOW_URL_ENV
@@ -332,7 +335,7 @@ def airflow_ui_env(settings: Settings, airflow_port: int, mlflow_url: str | None
 
 
 def _spawn(name: str, command: list[str], env: dict[str, str] | None, logs_dir: Path) -> subprocess.Popen[bytes]:
-    """A service in its own process group (so stopping it stops its workers), output to ``<name>.log``."""
+    """A service in its own process group, output to ``<name>.log``."""
     logs_dir.mkdir(parents=True, exist_ok=True)
     with (logs_dir / f"{name}.log").open("ab") as log:
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -340,27 +343,68 @@ def _spawn(name: str, command: list[str], env: dict[str, str] | None, logs_dir: 
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
-    """SIGTERM the process (its whole group if it leads one), then SIGKILL whatever is left after ``timeout_s``."""
+    """SIGTERM the process and every process under it, then SIGKILL whatever is left after ``timeout_s``.
+
+    The whole tree, not only the process group: Airflow's supervisor starts each task in a session of its own,
+    and a task that outlived its stopped scheduler or worker kept DuckDB's write lock (issue 26).
+    """
     try:
         leader = os.getpgid(process.pid) == process.pid
     except ProcessLookupError:
         leader = False
+    # Walked before any signal: a dead parent's children move to init. Not once reaped: its pid may be reused.
+    tree = _descendants([process.pid], []) if process.poll() is None else []
+    _signal_tree(process, leader, tree, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout_s)
+    alive = _still_running(tree, deadline)
+    alive += _descendants([p.pid for p in alive], alive)  # forked while being stopped
+    _signal_tree(process, leader, alive, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+    _still_running(alive, time.monotonic() + 10)
 
-    def send(sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            if leader:
-                os.killpg(process.pid, sig)
-            elif process.poll() is None:
-                process.send_signal(sig)
 
-    if process.poll() is None:
-        send(signal.SIGTERM)
+def _descendants(pids: list[int], known: list[psutil.Process]) -> list[psutil.Process]:
+    """Every live process under ``pids``, leaving out those in ``known``."""
+    seen = {p.pid for p in known}
+    found: list[psutil.Process] = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            for child in psutil.Process(pid).children(recursive=True):
+                if child.pid not in seen:
+                    seen.add(child.pid)
+                    found.append(child)
+    return found
+
+
+def _signal_tree(process: subprocess.Popen[bytes], leader: bool, tree: list[psutil.Process], sig: int) -> None:
+    """``sig`` once to each: the group through killpg, the rest one by one. Once, because a second SIGTERM
+    means "stop now, skip the cleanup" to uvicorn and Celery."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if leader:
+            os.killpg(process.pid, sig)  # also reaches members already reparented to init
+        elif process.poll() is None:
+            process.send_signal(sig)
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+            if not (leader and os.getpgid(member.pid) == process.pid):
+                member.send_signal(sig)  # psutil checks the pid was not reused since the walk
+
+
+def _still_running(tree: list[psutil.Process], deadline: float) -> list[psutil.Process]:
+    """Those of ``tree`` still running at ``deadline`` (or as soon as none is). A zombie counts as gone: the
+    container's init may never reap a reparented one."""
+    def running(member: psutil.Process) -> bool:
         try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            send(signal.SIGKILL)
-            process.wait(timeout=10)
-    send(signal.SIGKILL)  # workers that outlived their parent in the same group
+            return member.is_running() and member.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    while (alive := [p for p in tree if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
 
 
 def _migrate(settings: Settings, env: dict[str, str], logs_dir: Path) -> None:

@@ -10,11 +10,11 @@ import duckdb
 import pandas as pd
 
 from campaign_loop.config import Settings
+from campaign_loop.warehouse import DuckDBWarehouse, read_whole
 from expectations import marts
 from expectations.raw import batch_window, empty_week
 from expectations.results import CheckResult
 from expectations.suites import STATISTICS_SUITE, mart_suite_name
-from ingest.warehouse import quote
 
 # Revenue of the cycle as the mart has it and as staging has it (online orders + store receipts).
 MART_REVENUE_SQL = "SELECT coalesce(sum(total_amount), 0) FROM {schema}.fct_orders WHERE ordered_at >= ? AND ordered_at < ?"
@@ -44,8 +44,7 @@ def missing_mart(schema: str, table: str) -> CheckResult:
 
 
 def _tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
-    return {t for (t,) in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]).fetchall()}
+    return DuckDBWarehouse(connection=con).tables(schema)
 
 
 def cycle_kpis(con: duckdb.DuckDBPyConnection, settings: Settings, cycle_id: str, schema: str = "marts") -> pd.DataFrame:
@@ -90,7 +89,8 @@ def mart_frames_and_checks(
 def _load_marts(cycle: _MartCycle, tables: list[str]
                 ) -> tuple[list[tuple[str, pd.DataFrame]], dict[str, pd.DataFrame], list[CheckResult]]:
     """(GX suite frames, every present mart whole by name, a failure per missing mart)."""
-    present = _tables(cycle.con, cycle.schema)
+    warehouse = DuckDBWarehouse(connection=cycle.con)  # the gate's own: it writes the audit table after
+    present = warehouse.tables(cycle.schema)
     frames: list[tuple[str, pd.DataFrame]] = []
     loaded: dict[str, pd.DataFrame] = {}
     missing: list[CheckResult] = []
@@ -98,7 +98,7 @@ def _load_marts(cycle: _MartCycle, tables: list[str]
         if table not in present:
             missing.append(missing_mart(cycle.schema, table))
             continue
-        frame = cycle.con.execute(f"SELECT * FROM {quote(cycle.schema)}.{quote(table)}").df()
+        frame = read_whole(warehouse, table, schema=cycle.schema)
         loaded[table] = frame
         if table == SNAPSHOT_TABLE and "cycle_id" in frame:
             frame = frame[frame["cycle_id"] == cycle.cycle_id]

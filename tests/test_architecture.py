@@ -41,8 +41,9 @@ LAYERS: tuple[Layer, ...] = (
           ("sim.*",)),
     Layer("ingest", "landing files into the raw layer; it reads files, whoever wrote them",
           ("ingest.*",)),
-    Layer("warehouse", "the dbt runner, and retention, which renders dbt's macros to match staging's hashes",
-          ("campaign_loop.dbt", "ingest.retention")),
+    Layer("warehouse", "the dbt runner, retention, which renders dbt's macros to match staging's hashes, and "
+          "the marts' reader for every engine dbt builds on",
+          ("campaign_loop.dbt", "ingest.retention", "campaign_loop.warehouse")),
     Layer("quality", "the gates judge what ingest and dbt wrote",
           ("expectations.*",)),
     Layer("ml", "models, scores and the plan, over the warehouse the gates passed",

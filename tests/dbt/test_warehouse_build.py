@@ -24,6 +24,16 @@ def test_dbt_build_passes(built_world: BuiltWorld) -> None:
     assert not failed
 
 
+def test_each_build_logs_its_invocation(built_world: BuiltWorld) -> None:
+    # The on-run-end hook (macros/utils/log_dbt_invocation.sql): the cycle's lineage key is stamped on it later.
+    with duckdb.connect(str(built_world.warehouse), read_only=True) as con:
+        builds = con.execute(
+            "select invocation_id, nodes, failures, cycle_id from audit.dbt_invocations "
+            "where command = 'build' and target_name = 'duckdb' order by run_started_at").fetchall()
+    assert len(builds) == 2 and len({b[0] for b in builds}) == 2, builds
+    assert all(nodes > 0 and failures == 0 and cycle_id is None for _, nodes, failures, cycle_id in builds), builds
+
+
 def test_unit_tests_pass_outside_the_cycle_build(built_world: BuiltWorld, tmp_path: Path) -> None:
     cycle_results = {r["unique_id"].split(".")[0] for r in run_results(built_world)}
     assert "unit_test" not in cycle_results and "test" in cycle_results

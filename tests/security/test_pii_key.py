@@ -131,3 +131,22 @@ def test_every_task_of_a_retailers_dag_run_refuses_without_a_key(no_key: pytest.
     no_key.setenv(PII_KEY_ENV, "retailer-secret")
     settings, _ = module._run()
     assert settings.demo is False
+
+
+def test_a_retailers_spark_build_without_a_key_is_refused(no_key: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Spark reads the key inside its JVM, where the Python checks never look; dbt refuses at compile time,
+    # so no Spark session is needed to see it.
+    pytest.importorskip("dbt.adapters.spark", reason="the spark dependency group is not installed")
+    from campaign_loop.dbt import run_dbt
+
+    def compile_hash(demo: bool):
+        return run_dbt(Settings(home=tmp_path, demo=demo), "compile", "--target", "spark", "--no-populate-cache",
+                       "--inline", "select {{ pseudonymize(\"'a@b.c'\") }} as h")
+
+    refused = compile_hash(demo=False)
+    assert refused.returncode != 0, refused.stdout[-2000:]
+    assert f"{PII_KEY_ENV} is not set" in refused.stdout and "token_hex" in refused.stdout, refused.stdout[-2000:]
+
+    demo = compile_hash(demo=True)
+    assert demo.returncode == 0, demo.stdout[-2000:]
+    assert DEV_PII_KEY in demo.stdout  # the fallback the demo keeps

@@ -10,6 +10,12 @@
     select 1
 {%- endmacro %}
 
+{#- Spark: a retailer's run without its key stops before any model, as DuckDB's plugin stops it at connect. -#}
+{% macro spark__campaign_loop_on_run_start() -%}
+    {%- do require_pii_key() -%}
+    select 1
+{%- endmacro %}
+
 {#- pgcrypto provides hmac(); the key itself comes from the server setting campaign_loop.pii_key. -#}
 {% macro postgres__campaign_loop_on_run_start() -%}
     create extension if not exists pgcrypto

@@ -1,0 +1,96 @@
+"""The marts' reader: a whole mart or batches of it, the same rows and types from DuckDB and from Spark's
+parquet files, and batches from PostgreSQL's server-side cursor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from campaign_loop.warehouse import (
+    DUCKDB_VECTOR_ROWS,
+    DuckDBWarehouse,
+    PostgresWarehouse,
+    SparkWarehouse,
+    Warehouse,
+    read_whole,
+)
+from tests.support import postgres
+
+ROWS = 5000  # more than two of DuckDB's vectors, so batches of one vector leave a short last one
+MART_SQL = (f"select range as customer_id, cast(range / 7 as decimal(18, 4)) as revenue, "
+            f"date '2026-01-05' + cast(range % 28 as integer) as as_of_date, 'c' || range as segment "
+            f"from range({ROWS})")
+
+
+@pytest.fixture()
+def duckdb_file(tmp_path: Path) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts")
+        con.execute(f"create table marts.fct_customer_features as {MART_SQL}")
+    return path
+
+
+@pytest.fixture()
+def spark_home(tmp_path: Path) -> Path:
+    """A Spark target's table as Spark leaves it: a directory of part files under <schema>.db."""
+    table = tmp_path / "home" / "spark" / "warehouse" / "marts.db" / "fct_customer_features"
+    table.mkdir(parents=True)
+    with duckdb.connect() as con:
+        for part, where in enumerate(("customer_id < 3000", "customer_id >= 3000")):
+            con.execute(f"copy (select * from ({MART_SQL}) where {where}) to '{table}/part-{part:05d}.parquet'")
+    return tmp_path / "home"
+
+
+def _check(warehouse: Warehouse) -> None:
+    whole = read_whole(warehouse, "fct_customer_features").sort_values("customer_id", ignore_index=True)
+    assert len(whole) == ROWS and list(whole.columns) == ["customer_id", "revenue", "as_of_date", "segment"]
+    assert "fct_customer_features" in warehouse.tables("marts")
+
+    batches = list(warehouse.read_mart("fct_customer_features", ["customer_id", "revenue"],
+                                       batch_rows=DUCKDB_VECTOR_ROWS))
+    assert len(batches) >= 3 and all(len(b) <= DUCKDB_VECTOR_ROWS for b in batches)
+    batched = pd.concat(batches).sort_values("customer_id", ignore_index=True)
+    pd.testing.assert_frame_equal(batched, whole[["customer_id", "revenue"]])
+
+
+def test_duckdb_reads_a_mart_whole_or_in_batches_with_the_same_rows_and_types(duckdb_file: Path) -> None:
+    _check(DuckDBWarehouse(duckdb_file))
+    whole = read_whole(DuckDBWarehouse(duckdb_file), "fct_customer_features")
+    assert whole["revenue"].dtype == "float64" and whole["as_of_date"].dtype.kind == "M"  # as .df() gives them
+
+
+def test_duckdb_reads_through_a_connection_it_was_given_and_leaves_it_open(duckdb_file: Path) -> None:
+    with duckdb.connect(str(duckdb_file)) as con:
+        _check(DuckDBWarehouse(connection=con))
+        con.execute("create table marts.written_after (x integer)")  # the gate writes its audit after reading
+
+
+def test_a_read_leaves_no_connection_behind(duckdb_file: Path) -> None:
+    read_whole(DuckDBWarehouse(duckdb_file), "fct_customer_features")
+    with duckdb.connect(str(duckdb_file)) as writer:  # a reader left open would hold the file
+        writer.execute("drop table marts.fct_customer_features")
+
+
+def test_spark_s_parquet_files_read_as_duckdb_s_table(duckdb_file: Path, spark_home: Path) -> None:
+    _check(SparkWarehouse(spark_home))
+    spark = read_whole(SparkWarehouse(spark_home), "fct_customer_features").sort_values("customer_id", ignore_index=True)
+    pd.testing.assert_frame_equal(spark, read_whole(DuckDBWarehouse(duckdb_file), "fct_customer_features"))
+    assert SparkWarehouse(spark_home).tables("published") == set()
+
+
+@pytest.mark.skipif(not postgres.available(), reason="PostgreSQL 15 is not installed")
+def test_postgres_reads_a_mart_in_batches_from_a_server_side_cursor() -> None:
+    with postgres.throwaway_postgres() as server:
+        with server.connect() as con, con.cursor() as cursor:
+            cursor.execute("create schema marts; create table marts.fct_customer_features as "
+                           f"select g as customer_id, (g / 7.0)::numeric(18, 4) as revenue from generate_series(0, {ROWS - 1}) g")
+        warehouse = PostgresWarehouse(server.dsn)
+        assert warehouse.tables("marts") == {"fct_customer_features"}
+        batches = list(warehouse.read_mart("fct_customer_features", ["customer_id"], batch_rows=2000))
+        assert [len(b) for b in batches] == [2000, 2000, 1000]
+        whole = read_whole(warehouse, "fct_customer_features")
+        assert sorted(whole["customer_id"]) == sorted(pd.concat(batches)["customer_id"]) == list(range(ROWS))
