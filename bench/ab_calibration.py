@@ -17,10 +17,10 @@ order), corrected per metric over the arms, Newcombe for conversion: what ``meas
 * Peeking: a 2-arm campaign whose members arrive over 7 days, analysed every day: the share of campaigns
   whose interval held the truth at *all* 7 looks, for the fixed-n interval and the always-valid one.
 
-    .venv/bin/python bench/ab_calibration.py [--runs 2000] [--seed 0] [--designs 2arms,shared] [--no-write]
+    .venv/bin/python bench/ab_calibration.py [--runs 2000] [--seed 0] [--designs 2arms,shared] [--jobs 1] [--no-write]
 
 ``--designs`` picks designs by key (``DESIGNS``), e.g. to rerun a miss with more campaigns; ``--peeking-runs 0``
-leaves the peeking check out.
+leaves the peeking check out; ``--jobs`` runs designs in parallel processes, each on its own random stream.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import math
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results import RESULTS, machine  # noqa: E402
 from campaign_loop.lift import METRICS  # noqa: E402
 from campaign_loop.pipeline import _measured_units  # noqa: E402
-from ml.ab import AnalysisOptions, Comparison, analyze  # noqa: E402
+from ml.ab import AnalysisOptions, Comparison, Correction, analyze  # noqa: E402
 
 HEADING = "## A/B calibration: false positives, coverage, CUPED, peeking (issue 23)"
 K, THETA, PRE_WEEKS, MU = 0.3, 1 / 3, 12, 3.5
@@ -133,10 +134,11 @@ def measured(design: Design, units: pd.DataFrame) -> pd.DataFrame:
     return units
 
 
-def analyse(units: pd.DataFrame, cuped: bool, planned: dict[str, int] | None = None) -> list[Comparison]:
+def analyse(units: pd.DataFrame, cuped: bool, planned: dict[str, int] | None = None,
+            correction: Correction = "dunnett") -> list[Comparison]:
     # Dunnett's run gives Holm's p-values too (p_value_holm), so both corrections score the same analyses.
     options = AnalysisOptions(family="metric", proportion_ci="newcombe", cuped=cuped, planned=planned,
-                              correction="dunnett")
+                              correction=correction)
     return list(analyze(units, METRIC_SPECS, options).comparisons)
 
 
@@ -162,7 +164,8 @@ def calibrate(design: Design, runs: int, rng: np.random.Generator) -> pd.DataFra
                 for metric, ratios in expected.items():
                     ratios.append(expected_cuped_ratio(units, metric))
             for cuped in (False, True):
-                comparisons = analyse(units, cuped)
+                # The intervals do not depend on the correction: A/B campaigns skip Dunnett's integrals.
+                comparisons = analyse(units, cuped, correction="dunnett" if kind == "aa" else "holm")
                 if kind == "aa":
                     for metric in CALIBRATED:
                         mine = [c for c in comparisons if c.metric == metric]
@@ -194,7 +197,8 @@ def peeking(runs: int, rng: np.random.Generator) -> pd.DataFrame:
         for _ in range(runs):
             units = simulate(rng, design, effects)
             for cuped in (False, True):
-                looks = [analyse(units[units["day"] <= day], cuped, planned=design.arms) for day in range(7)]
+                looks = [analyse(units[units["day"] <= day], cuped, planned=design.arms, correction="holm")
+                         for day in range(7)]
                 for metric in CALIBRATED:
                     rows = [next(c for c in look if c.metric == metric) for look in looks]
                     true = truth[(metric, "treatment")]
@@ -264,6 +268,15 @@ def replace_section(text: str) -> None:
     RESULTS.write_text(current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
 
 
+def _run_task(design: Design | None, runs: int, stream: np.random.SeedSequence) -> pd.DataFrame:
+    """One design's calibration, or the peeking check (``design`` None), on its own random stream."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(stream)
+    frame = peeking(runs, rng) if design is None else calibrate(design, runs, rng)
+    print(f"{'peeking' if design is None else design.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return frame
+
+
 def section(args: argparse.Namespace, results: list[pd.DataFrame], peeks: pd.DataFrame | None, seconds: float) -> str:
     """RESULTS.md's section for this run: command, commit, machine, date, the tables."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -272,7 +285,7 @@ def section(args: argparse.Namespace, results: list[pd.DataFrame], peeks: pd.Dat
     lines = [
         HEADING, "",
         f"Command: `.venv/bin/python bench/ab_calibration.py --runs {args.runs} --peeking-runs {args.peeking_runs} "
-        f"--seed {args.seed}{designs}`  ",
+        f"--seed {args.seed}{designs} --jobs {args.jobs}`  ",
         f"Commit: {commit}; machine: {machine()}  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {seconds / 60:.0f} min. {args.runs:,} A/A and {args.runs:,} A/B "
         f"campaigns per design, analysed by `ml.ab.analyze` as `measure` and `kpi_campaign_lift` do; targets: "
@@ -296,20 +309,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--designs", help="comma-separated keys of the designs to run (default: all): "
                                           + ", ".join(d.key for d in DESIGNS))
+    parser.add_argument("--jobs", type=int, default=1, help="designs run in parallel processes")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave RESULTS.md alone")
     args = parser.parse_args()
     chosen = DESIGNS if args.designs is None else [d for d in DESIGNS if d.key in args.designs.split(",")]
     unknown = set() if args.designs is None else set(args.designs.split(",")) - {d.key for d in DESIGNS}
     if unknown:
         parser.error(f"unknown designs {sorted(unknown)}")
-    rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    results = []
-    for design in chosen:
-        t0 = time.perf_counter()
-        results.append(calibrate(design, args.runs, rng))
-        print(f"{design.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    peeks = peeking(args.peeking_runs, rng) if args.peeking_runs > 0 else None
+    tasks: list[Design | None] = [*chosen, *([None] if args.peeking_runs > 0 else [])]  # None: peeking
+    # One random stream per task, so the draws are the same whatever --jobs is.
+    streams = np.random.SeedSequence(args.seed).spawn(len(tasks))
+    calls = [(task, args.peeking_runs if task is None else args.runs, stream) for task, stream in zip(tasks, streams, strict=True)]
+    if args.jobs > 1:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            done = list(pool.map(_run_task, *zip(*calls, strict=True)))
+    else:
+        done = [_run_task(*call) for call in calls]
+    results = [frame for task, frame in zip(tasks, done, strict=True) if task is not None]
+    peeks = done[-1] if args.peeking_runs > 0 else None
     text = section(args, results, peeks, time.perf_counter() - started)
     print(text)
     if not args.no_write:
