@@ -89,20 +89,49 @@ def many_to_one(statistics: Sequence[float], correlation: np.ndarray | Sequence[
     resolve it and p_i is Bonferroni's k p_i, to which Dunnett's converges as p_i -> 0; every p_i is kept
     within its exact bounds [p_i, min(1, k p_i)].
     """
-    t = np.abs(np.asarray(statistics, dtype=float))
-    k = len(t)
-    dfs = np.broadcast_to(np.asarray(df, dtype=float), (k,))
-    raw = np.array([2 * (stats.norm.sf(x) if math.isinf(d) else stats.t.sf(x, d)) for x, d in zip(t, dfs, strict=True)])
-    if k == 1:
-        return [float(raw[0])]
+    t, dfs, raw = _raw_p(statistics, df)
     shape = np.asarray(correlation, dtype=float)
-    adjusted = []
-    for x, d, p in zip(t, dfs, raw, strict=True):
-        bound = min(1.0, k * p)
-        if bound < _MVT_FLOOR:
-            adjusted.append(float(bound))
-            continue
-        adjusted.append(float(min(max(1.0 - _inside(x, shape, d, seed), p), bound)))
+    return [_max_t_p(x, shape, d, p, seed) for x, d, p in zip(t, dfs, raw, strict=True)]
+
+
+def _raw_p(statistics: Sequence[float], df: float | Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """|t|, each comparison's degrees of freedom and its unadjusted two-sided p-value."""
+    t = np.abs(np.asarray(statistics, dtype=float))
+    dfs = np.broadcast_to(np.asarray(df, dtype=float), (len(t),))
+    raw = np.array([2 * (stats.norm.sf(x) if math.isinf(d) else stats.t.sf(x, d)) for x, d in zip(t, dfs, strict=True)])
+    return t, dfs, raw
+
+
+def _max_t_p(x: float, shape: np.ndarray, d: float, p: float, seed: int) -> float:
+    """P(max_j |T_j| >= x) over the comparisons of ``shape``, within its exact bounds [p, min(1, k p)]."""
+    k = len(shape)
+    bound = min(1.0, k * p)
+    if k == 1 or bound < _MVT_FLOOR:
+        return float(bound)
+    return float(min(max(1.0 - _inside(x, shape, d, seed), p), bound))
+
+
+def many_to_one_step_down(statistics: Sequence[float], correlation: np.ndarray | Sequence[Sequence[float]],
+                          df: float | Sequence[float] = math.inf, *, seed: int = 0) -> list[float]:
+    """Dunnett's step-down adjusted p-values (Dunnett & Tamhane 1991, JASA 86:1074): Holm's steps, each
+    from the max-|t| of the comparisons still in play instead of Bonferroni's bound.
+
+    Sorted by raw p, the r-th comparison's p is P(max |T_j| >= |t_r|) over it and the less significant ones
+    (their correlation block, its own degrees of freedom), then the running maximum. The first step is the
+    single-step p (:func:`many_to_one`) of the best arm; the last is the raw p. Closed testing of the
+    intersections by their max-|t| tests, so the family-wise rate is held at alpha in the strong sense, and
+    each p is at most both Holm's and the single step's: neither gains power over it.
+    """
+    t, dfs, raw = _raw_p(statistics, df)
+    shape = np.asarray(correlation, dtype=float)
+    order = sorted(range(len(t)), key=lambda i: raw[i])
+    adjusted = [0.0] * len(t)
+    running = 0.0
+    for rank, i in enumerate(order):
+        rest = order[rank:]
+        # The running max keeps the adjusted p-values in the raw ones' order, as a step-down procedure must.
+        running = max(running, _max_t_p(t[i], shape[np.ix_(rest, rest)], dfs[i], raw[i], seed))
+        adjusted[i] = running
     return adjusted
 
 

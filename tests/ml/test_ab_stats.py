@@ -18,6 +18,7 @@ from ml.stats import (
     holm,
     many_to_one,
     many_to_one_critical,
+    many_to_one_step_down,
     mean_difference,
     proportion_difference,
     ratio_difference,
@@ -91,6 +92,22 @@ def test_many_to_one_critical_values_are_dunnetts_table_and_scipys_intervals() -
         diff = np.mean(arm) - np.mean(control)
         # scipy's critical value carries its lattice rule's error (about 1e-3 of t here).
         assert (diff - half, diff + half) == pytest.approx((low, high), abs=5e-3)
+
+
+def test_step_down_is_below_holm_and_the_single_step() -> None:
+    # Three arms, rho = 0.5, z = 2.5, 2.2, 1.0 (raw p 0.012419, 0.027807, 0.317311). Step 1 is the single
+    # step's p of the best arm (max of 3 |Z|); step 2 the max of the last two |Z| at 2.2; step 3 the raw p.
+    # Holm's steps are Bonferroni's bounds of the same: 3 x 0.012419, 2 x 0.027807, 0.317311.
+    rho = np.full((3, 3), 0.5) + 0.5 * np.eye(3)
+    z = [2.5, 2.2, 1.0]
+    step = many_to_one_step_down(z, rho)
+    single = many_to_one(z, rho)
+    raw = [2 * stats.norm.sf(x) for x in z]
+    assert step[0] == pytest.approx(single[0], abs=1e-12)
+    assert step[1] == pytest.approx(many_to_one([2.2, 1.0], rho[:2, :2])[0], abs=1e-12)
+    assert step[2] == pytest.approx(raw[2], rel=1e-12)
+    assert all(s <= h + 1e-12 and s <= o + 1e-12 for s, h, o in zip(step, holm(raw), single, strict=True))
+    assert step == sorted(step) and step[1] < holm(raw)[1]
 
 
 def test_two_comparisons_integrate_like_quadrature() -> None:
