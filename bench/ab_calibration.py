@@ -7,15 +7,20 @@ rate (CUPED's covariate), and outcome orders ~ Poisson(lambda (1 + e)) of log-no
 true effects follow in closed form (conversion: 1 - (1 + (1 + e) theta)^-k). A/A campaigns have e = v = 0;
 A/B ones give the first treated arm e = 0.15, v = 0.05 and any other arm none. Every campaign is analysed
 by ``ml.ab.analyze`` with the metrics of ``campaign_loop.lift.METRICS`` (conversion, revenue, revenue per
-order), Holm per metric over the arms, Newcombe for conversion: what ``measure`` and ``kpi_campaign_lift``
-run. Overlapping campaigns go through ``measure``'s own de-duplication (``_measured_units``).
+order), corrected per metric over the arms, Newcombe for conversion: what ``measure`` and
+``kpi_campaign_lift`` run. Overlapping campaigns go through ``measure``'s own de-duplication
+(``_measured_units``).
 
-* FPR: share of A/A campaigns with a Holm-adjusted p < 0.05 on the metric (any arm: family-wise).
+* FPR: share of A/A campaigns with an adjusted p < 0.05 on the metric (any arm: family-wise), by Holm's and
+  by Dunnett's correction on the same analyses (they differ only where two or more arms share the control).
 * Coverage: share of A/B comparisons whose 95 % interval holds the true effect; mean interval width.
 * Peeking: a 2-arm campaign whose members arrive over 7 days, analysed every day: the share of campaigns
   whose interval held the truth at *all* 7 looks, for the fixed-n interval and the always-valid one.
 
-    .venv/bin/python bench/ab_calibration.py [--runs 2000] [--seed 0] [--no-write]
+    .venv/bin/python bench/ab_calibration.py [--runs 2000] [--seed 0] [--designs 2arms,shared] [--jobs 1] [--no-write]
+
+``--designs`` picks designs by key (``DESIGNS``), e.g. to rerun a miss with more campaigns; ``--peeking-runs 0``
+leaves the peeking check out; ``--jobs`` runs designs in parallel processes, each on its own random stream.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import math
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results import RESULTS, machine  # noqa: E402
 from campaign_loop.lift import METRICS  # noqa: E402
 from campaign_loop.pipeline import _measured_units  # noqa: E402
-from ml.ab import AnalysisOptions, Comparison, analyze  # noqa: E402
+from ml.ab import AnalysisOptions, Comparison, Correction, analyze  # noqa: E402
 
 HEADING = "## A/B calibration: false positives, coverage, CUPED, peeking (issue 23)"
 K, THETA, PRE_WEEKS, MU = 0.3, 1 / 3, 12, 3.5
@@ -49,6 +55,7 @@ METRIC_SPECS = [m for m in METRICS if m.name in CALIBRATED]
 
 @dataclass(frozen=True)
 class Design:
+    key: str  # what --designs selects it by
     name: str
     arms: dict[str, int]  # arm -> members (the shared control once)
     sigma: float = 1.0  # log-normal sigma of an order's value: 2.0 is heavy-tailed
@@ -61,15 +68,15 @@ class Design:
 
 
 DESIGNS = (
-    Design("2 arms 1:1, 2,000 each", {"treatment": 2000, "control": 2000}),
-    Design("3 arms 1:1:1, 2,000 each", {"variant_a": 2000, "variant_b": 2000, "control": 2000}),
-    Design("2:1, 2,000 + 1,000", {"treatment": 2000, "control": 1000}),
-    Design("2 campaigns sharing a control", {"c1:treatment": 2000, "c2:treatment": 2000, "control": 2000},
+    Design("2arms", "2 arms 1:1, 2,000 each", {"treatment": 2000, "control": 2000}),
+    Design("3arms", "3 arms 1:1:1, 2,000 each", {"variant_a": 2000, "variant_b": 2000, "control": 2000}),
+    Design("2to1", "2:1, 2,000 + 1,000", {"treatment": 2000, "control": 1000}),
+    Design("shared", "2 campaigns sharing a control", {"c1:treatment": 2000, "c2:treatment": 2000, "control": 2000},
            campaigns=(("c1:treatment",), ("c2:treatment",))),
-    Design("same, control counted twice (before #23)", {"c1:treatment": 2000, "c2:treatment": 2000, "control": 2000},
+    Design("shared_twice", "same, control counted twice (before #23)", {"c1:treatment": 2000, "c2:treatment": 2000, "control": 2000},
            campaigns=(("c1:treatment",), ("c2:treatment",)), count_control_twice=True),
-    Design("heavy-tailed revenue, 500 each", {"treatment": 500, "control": 500}, sigma=2.0),
-    Design("heavy-tailed revenue, 5,000 each", {"treatment": 5000, "control": 5000}, sigma=2.0),
+    Design("heavy500", "heavy-tailed revenue, 500 each", {"treatment": 500, "control": 500}, sigma=2.0),
+    Design("heavy5000", "heavy-tailed revenue, 5,000 each", {"treatment": 5000, "control": 5000}, sigma=2.0),
 )
 
 
@@ -127,8 +134,11 @@ def measured(design: Design, units: pd.DataFrame) -> pd.DataFrame:
     return units
 
 
-def analyse(units: pd.DataFrame, cuped: bool, planned: dict[str, int] | None = None) -> list[Comparison]:
-    options = AnalysisOptions(family="metric", proportion_ci="newcombe", cuped=cuped, planned=planned)
+def analyse(units: pd.DataFrame, cuped: bool, planned: dict[str, int] | None = None,
+            correction: Correction = "dunnett") -> list[Comparison]:
+    # Dunnett's run gives Holm's p-values too (p_value_holm), so both corrections score the same analyses.
+    options = AnalysisOptions(family="metric", proportion_ci="newcombe", cuped=cuped, planned=planned,
+                              correction=correction)
     return list(analyze(units, METRIC_SPECS, options).comparisons)
 
 
@@ -154,11 +164,14 @@ def calibrate(design: Design, runs: int, rng: np.random.Generator) -> pd.DataFra
                 for metric, ratios in expected.items():
                     ratios.append(expected_cuped_ratio(units, metric))
             for cuped in (False, True):
-                comparisons = analyse(units, cuped)
+                # The intervals do not depend on the correction: A/B campaigns skip Dunnett's integrals.
+                comparisons = analyse(units, cuped, correction="dunnett" if kind == "aa" else "holm")
                 if kind == "aa":
                     for metric in CALIBRATED:
-                        records.append({"metric": metric, "cuped": cuped, "kind": kind, "rejected": float(any(
-                            c.p_value_holm < ALPHA for c in comparisons if c.metric == metric))})
+                        mine = [c for c in comparisons if c.metric == metric]
+                        records.append({"metric": metric, "cuped": cuped, "kind": kind,
+                                        "rejected": float(any(c.p_value_holm < ALPHA for c in mine)),
+                                        "rejected_dunnett": float(any(c.p_value_adjusted < ALPHA for c in mine))})
                     continue
                 for c in comparisons:
                     true = truth[(c.metric, c.variant)]
@@ -167,7 +180,7 @@ def calibrate(design: Design, runs: int, rng: np.random.Generator) -> pd.DataFra
                                     "cuped_applied": float(c.cuped)})
     frame = pd.DataFrame(records)  # numbers, not numpy bools: pandas averages object columns of bools wrongly
     aa, ab = frame[frame["kind"] == "aa"], frame[frame["kind"] == "ab"]
-    out = aa.groupby(["metric", "cuped"])["rejected"].mean().rename("fpr").to_frame()
+    out = aa.groupby(["metric", "cuped"]).agg(fpr=("rejected", "mean"), fpr_dunnett=("rejected_dunnett", "mean"))
     out = out.join(ab.groupby(["metric", "cuped"]).agg(coverage=("covered", "mean"), width=("width", "mean"),
                                                        applied=("cuped_applied", "mean")))
     out = out.reset_index().assign(design=design.name)
@@ -184,7 +197,8 @@ def peeking(runs: int, rng: np.random.Generator) -> pd.DataFrame:
         for _ in range(runs):
             units = simulate(rng, design, effects)
             for cuped in (False, True):
-                looks = [analyse(units[units["day"] <= day], cuped, planned=design.arms) for day in range(7)]
+                looks = [analyse(units[units["day"] <= day], cuped, planned=design.arms, correction="holm")
+                         for day in range(7)]
                 for metric in CALIBRATED:
                     rows = [next(c for c in look if c.metric == metric) for look in looks]
                     true = truth[(metric, "treatment")]
@@ -209,9 +223,9 @@ def _flag(value: float, low: float, high: float) -> str:
 
 
 def table(results: pd.DataFrame) -> list[str]:
-    lines = ["| design | metric | CUPED | FPR (A/A, Holm) | 95 % CI coverage (A/B) | mean CI width | "
-             "width vs no CUPED (expected sqrt(1 - rho^2)) |",
-             "|---|---|---|---:|---:|---:|---:|"]
+    lines = ["| design | metric | CUPED | FPR (A/A, Holm) | FPR (A/A, Dunnett) | 95 % CI coverage (A/B) | "
+             "mean CI width | width vs no CUPED (expected sqrt(1 - rho^2)) |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
     for design in results["design"].unique():
         block = results[results["design"] == design]
         for metric in CALIBRATED:
@@ -223,6 +237,7 @@ def table(results: pd.DataFrame) -> list[str]:
                 lines.append(
                     f"| {design} | {metric} | {label if metric != 'revenue_per_order' else 'n/a (ratio)'} | "
                     f"{_pct(row['fpr'])}{_flag(row['fpr'], 0.04, 0.06)} | "
+                    f"{_pct(row['fpr_dunnett'])}{_flag(row['fpr_dunnett'], 0.04, 0.06)} | "
                     f"{_pct(row['coverage'])}{_flag(row['coverage'], 0.94, 0.96)} | {row['width']:.4g} | {ratio} |")
     return lines
 
@@ -253,39 +268,67 @@ def replace_section(text: str) -> None:
     RESULTS.write_text(current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=2000, help="A/A and A/B campaigns each, per design")
-    parser.add_argument("--peeking-runs", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-write", action="store_true", help="print the table, leave RESULTS.md alone")
-    args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-    started = time.perf_counter()
-    results = []
-    for design in DESIGNS:
-        t0 = time.perf_counter()
-        results.append(calibrate(design, args.runs, rng))
-        print(f"{design.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    peeks = peeking(args.peeking_runs, rng)
-    seconds = time.perf_counter() - started
+def _run_task(design: Design | None, runs: int, stream: np.random.SeedSequence) -> pd.DataFrame:
+    """One design's calibration, or the peeking check (``design`` None), on its own random stream."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(stream)
+    frame = peeking(runs, rng) if design is None else calibrate(design, runs, rng)
+    print(f"{'peeking' if design is None else design.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return frame
+
+
+def section(args: argparse.Namespace, results: list[pd.DataFrame], peeks: pd.DataFrame | None, seconds: float) -> str:
+    """RESULTS.md's section for this run: command, commit, machine, date, the tables."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=RESULTS.parent).stdout.strip()
+    designs = "" if args.designs is None else f" --designs {args.designs}"
     lines = [
         HEADING, "",
         f"Command: `.venv/bin/python bench/ab_calibration.py --runs {args.runs} --peeking-runs {args.peeking_runs} "
-        f"--seed {args.seed}`  ",
+        f"--seed {args.seed}{designs} --jobs {args.jobs}`  ",
         f"Commit: {commit}; machine: {machine()}  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {seconds / 60:.0f} min. {args.runs:,} A/A and {args.runs:,} A/B "
         f"campaigns per design, analysed by `ml.ab.analyze` as `measure` and `kpi_campaign_lift` do; targets: "
         "FPR 4-6 %, coverage 94-96 % (**miss** marks a value outside). Monte Carlo standard error: "
         f"{100 * math.sqrt(0.05 * 0.95 / args.runs):.2f} points at 5 % or 95 %.",
         "", *table(pd.concat(results, ignore_index=True)), "",
-        f"Peeking: the 2-arm design's members arrive over 7 days and the campaign is analysed every day "
-        f"({args.peeking_runs:,} A/A and {args.peeking_runs:,} A/B campaigns); the always-valid interval is "
-        "tuned to the planned 2,000 a side.", "", *peeking_table(peeks), "",
     ]
-    text = "\n".join(lines)
+    if peeks is not None:
+        lines += [
+            f"Peeking: the 2-arm design's members arrive over 7 days and the campaign is analysed every day "
+            f"({args.peeking_runs:,} A/A and {args.peeking_runs:,} A/B campaigns); the always-valid interval is "
+            "tuned to the planned 2,000 a side.", "", *peeking_table(peeks), "",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2000, help="A/A and A/B campaigns each, per design")
+    parser.add_argument("--peeking-runs", type=int, default=1000, help="0 leaves the peeking check out")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--designs", help="comma-separated keys of the designs to run (default: all): "
+                                          + ", ".join(d.key for d in DESIGNS))
+    parser.add_argument("--jobs", type=int, default=1, help="designs run in parallel processes")
+    parser.add_argument("--no-write", action="store_true", help="print the table, leave RESULTS.md alone")
+    args = parser.parse_args()
+    chosen = DESIGNS if args.designs is None else [d for d in DESIGNS if d.key in args.designs.split(",")]
+    unknown = set() if args.designs is None else set(args.designs.split(",")) - {d.key for d in DESIGNS}
+    if unknown:
+        parser.error(f"unknown designs {sorted(unknown)}")
+    started = time.perf_counter()
+    tasks: list[Design | None] = [*chosen, *([None] if args.peeking_runs > 0 else [])]  # None: peeking
+    # One random stream per task, so the draws are the same whatever --jobs is.
+    streams = np.random.SeedSequence(args.seed).spawn(len(tasks))
+    calls = [(task, args.peeking_runs if task is None else args.runs, stream) for task, stream in zip(tasks, streams, strict=True)]
+    if args.jobs > 1:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            done = list(pool.map(_run_task, *zip(*calls, strict=True)))
+    else:
+        done = [_run_task(*call) for call in calls]
+    results = [frame for task, frame in zip(tasks, done, strict=True) if task is not None]
+    peeks = done[-1] if args.peeking_runs > 0 else None
+    text = section(args, results, peeks, time.perf_counter() - started)
     print(text)
     if not args.no_write:
         replace_section(text)

@@ -142,9 +142,11 @@ class Settings(BaseSettings):
                     "detect at 80 % power; the power calculation grows the holdout beyond holdout_share for it.",
     )
     correction: Literal["holm", "dunnett"] = Field(
-        "holm",
+        "dunnett",
         description="Multiple-comparison correction of a campaign's k arms (variants) against its control, per "
-                    "metric: holm (step-down, any test) or dunnett (single step, from the arms' joint distribution).",
+                    "metric: dunnett (step-down, from the arms' joint distribution: the family-wise rate at "
+                    "alpha exactly, never a larger p than Holm's) or holm (step-down over the p-values alone). "
+                    "docs/decisions/0025.",
     )
     contact_cap: int = Field(4, ge=1, description="Most marketing contacts a customer receives in 30 days, the next one included.")
     frequency_cap: Literal["global", "customer"] = Field(

@@ -79,10 +79,10 @@ def measured(metric: Metric, rows: Iterable[Mapping[str, Any]]) -> bool:
     return True
 
 
-def campaign_lift(arms: pd.DataFrame, *, control: str = "control", correction: Correction = "holm") -> pd.DataFrame:
+def campaign_lift(arms: pd.DataFrame, *, control: str = "control", correction: Correction = "dunnett") -> pd.DataFrame:
     """One row per campaign, non-control arm (each variant of an arm its own) and metric, from ``kpi_campaign_arms``.
 
-    ``correction`` (Holm's or Dunnett's, the setting of that name) runs per campaign and metric over its k
+    ``correction`` (Dunnett's step-down or Holm's, the setting of that name) runs per campaign and metric over its k
     arms; CUPED adjusts where the pre-period varies; the always-valid interval is tuned to the arms' sizes
     now (the campaign's assignment is complete when its sends land). A campaign without a control arm, or with an arm of fewer than two members, has no
     lift; revenue per order is left out where an arm has no orders, visits where the clickstream holds no

@@ -217,11 +217,11 @@ def measure(settings: Settings, cycle: int) -> dict[str, Any]:
     creatives with the same offer and channel being two arms), k campaigns sharing one holdout, unequal
     allocation. Each member counts once per arm, so a holdout shared by several campaigns is counted once.
     The headline compares every treated member with the control (one pre-specified comparison);
-    ``comparisons`` compares each arm with the control, corrected over the k arms per metric by Holm's or
-    Dunnett's procedure (the ``correction`` setting; the output's ``correction`` names it). The statistics are
-    ``ml.ab``'s, as in the published ``kpi_campaign_lift``: CUPED on the pre-period outcome where it varies
-    (``lift`` adjusted, ``*_unadjusted`` without) and an always-valid interval (``seq_ci_*``) for a campaign
-    watched daily, its method named (``sequential_method``).
+    ``comparisons`` compares each arm with the control, corrected over the k arms per metric by Dunnett's
+    step-down or Holm's procedure (the ``correction`` setting; the output's ``correction`` names it). The
+    statistics are ``ml.ab``'s, as in the published ``kpi_campaign_lift``: CUPED on the pre-period outcome
+    where it varies (``lift`` adjusted, ``*_unadjusted`` without) and an always-valid interval (``seq_ci_*``)
+    for a campaign watched daily, its method named (``sequential_method``).
     """
     from campaign_loop.lift import arm_key
     from ml.ab import AnalysisOptions, analyze

@@ -17,9 +17,11 @@ Methods (all two-sided, ``alpha`` = 0.05 unless given):
 * relative lift = mean_variant / mean_control - 1 with a delta-method CI;
 * multiplicity: Holm's step-down correction, over *all* comparisons of one analysis (every metric x
   every variant) by default, or per metric over the k comparisons with the control (``family="metric"``);
-  or Dunnett's many-to-one test (``correction="dunnett"``, per metric): single step, from the joint
-  distribution of the k comparisons, which share the control and so are correlated (unequal variances
-  and each comparison's own degrees of freedom, Hasler & Hothorn 2008). The report names the correction
+  or Dunnett's many-to-one test (``correction="dunnett"``, per metric), step-down (Dunnett & Tamhane 1991):
+  from the joint distribution of the k comparisons, which share the control and so are correlated
+  (unequal variances and each comparison's own degrees of freedom, Hasler & Hothorn 2008); it holds the
+  family-wise rate at alpha exactly where Holm's falls below, and no p-value exceeds Holm's. ``measure``
+  and ``kpi_campaign_lift`` use it (docs/decisions/0025). The report names the correction
   (``LiftReport.correction``), ``p_value_adjusted`` is its p-value and decisions use it; ``p_value_holm`` is
   Holm's whichever is chosen;
 * always-valid intervals (``seq_ci_low``/``seq_ci_high``) for campaigns watched daily: the mSPRT
@@ -42,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ml.stats import sequential
-from ml.stats.design import holm, many_to_one, mde_at, power_at, sample_size_for_mde, srm_p_value
+from ml.stats.design import holm, many_to_one_step_down, mde_at, power_at, sample_size_for_mde, srm_p_value
 from ml.stats.estimators import (
     ArmStats,
     Estimate,
@@ -221,8 +223,8 @@ class AnalysisOptions:
     ``srm_note`` says why). ``srm_alpha`` is strict (0.001) because the check runs on every analysis and a
     false alarm discards a valid experiment. ``family`` is Holm's family: every metric x variant together
     (``"all"``) or, per metric, the k comparisons with the control (``"metric"``). ``correction`` is Holm's
-    (default) or Dunnett's (``"dunnett"``, with ``family="metric"``: it adjusts the k comparisons of one
-    metric with the control). ``cuped`` adjusts metrics that name a pre-period covariate. ``planned`` is
+    (default) or Dunnett's step-down (``"dunnett"``, with ``family="metric"``: it adjusts the k comparisons
+    of one metric with the control). ``cuped`` adjusts metrics that name a pre-period covariate. ``planned`` is
     each arm's planned size, which tunes the always-valid interval (default: the sizes now, i.e. this look
     is the last).
     """
@@ -404,7 +406,7 @@ def _holm(rows: list[_Estimated], specs: list[Metric], variants: list[str], cont
 
 
 def _dunnett(rows: list[_Estimated], specs: list[Metric], variants: list[str], control: str) -> tuple[list[float], str]:
-    """Dunnett's adjusted p-values per metric over the k comparisons with the control.
+    """Dunnett's step-down adjusted p-values per metric over the k comparisons with the control.
 
     The comparisons share the control's mean, so cov(D_i, D_j) = var(control mean) and the correlation is
     var_c / sqrt(V_i V_j), V the difference's variance (under equal variances and no CUPED,
@@ -420,11 +422,11 @@ def _dunnett(rows: list[_Estimated], specs: list[Metric], variants: list[str], c
         with np.errstate(invalid="ignore", divide="ignore"):
             rho = np.nan_to_num(shared / np.sqrt(np.outer(var, var)))
         np.fill_diagonal(rho, 1.0)
-        p = many_to_one([e.statistic for e in ests], rho, [e.df for e in ests])
+        p = many_to_one_step_down([e.statistic for e in ests], rho, [e.df for e in ests])
         for i, value in zip(idx, p, strict=True):
             adjusted[i] = value
-    return adjusted, (f"Dunnett over the {len(variants)} comparisons with {control}, per metric "
-                      "(single step, multivariate t)")
+    return adjusted, (f"Dunnett step-down over the {len(variants)} comparisons with {control}, per metric "
+                      "(max-|t| of the multivariate t)")
 
 
 def _decision(row: _Estimated, rel: float, p_adj: float, mde: float, check: _SampleRatio,

@@ -78,7 +78,7 @@ def test_the_report_shows_the_published_lift_and_names_its_methods(tmp_path) -> 
 
     assert f"<td>{format_cell(converted['lift'])}</td>" in page  # the adjusted lift, as the table shows it
     assert f"{cycle_id}-pct10-email" in page and "mSPRT normal-mixture confidence sequence" in page
-    assert "Holm over the 1 comparisons with control, per metric" in page and "CUPED (theta=" in page
+    assert "Dunnett step-down over the 1 comparisons with control, per metric" in page and "CUPED (theta=" in page
     lift_section, trigger_section = page.split("id='lift'")[1].split("id='triggers'")
     # A trigger campaign is measured against its own holdout, in its own section.
     trigger_section = trigger_section.split("id='models'")[0]

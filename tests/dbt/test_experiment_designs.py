@@ -160,7 +160,8 @@ def test_the_published_lift_is_the_python_core_on_the_warehouse_sums(con: duckdb
     assert rows["lift"].tolist() == pytest.approx([0.2, 0.1])
     assert rows["p_value"].tolist() == pytest.approx([0.084228, 0.37583], rel=1e-4)
     assert rows["p_value_holm"].tolist() == pytest.approx([0.168456, 0.37583], rel=1e-4)
-    assert rows.loc["variant_a", "correction"] == "Holm over the 2 comparisons with control, per metric"
+    assert rows.loc["variant_a", "correction"] == (
+        "Dunnett step-down over the 2 comparisons with control, per metric (max-|t| of the multivariate t)")
     newcombe = two_proportion_test(2, 20, 12, 40, ci="newcombe")
     assert (rows.loc["variant_a", "lift_ci_low_unadjusted"], rows.loc["variant_a", "lift_ci_high_unadjusted"]) == (
         pytest.approx(newcombe.ci_low), pytest.approx(newcombe.ci_high))
@@ -219,7 +220,8 @@ def test_measure_compares_every_arm_of_the_cycle_with_the_control(home: Path) ->
     assert result["design"] == "the sends' assignment_probability"
     # Expected arm sizes: 80 x (0.5, 0.25, 0.25) for c3arms, 60 x (2/3, 1/3) for c21.
     assert result["srm_ok"] and result["srm_p_value"] > 0.99
-    assert result["correction"] == "Holm over the 3 comparisons with control, per metric"
+    assert result["correction"] == (
+        "Dunnett step-down over the 3 comparisons with control, per metric (max-|t| of the multivariate t)")
     rows = {r["variant"]: r for r in result["comparisons"] if r["metric"] == "converted"}
     raw = [two_proportion_test(4, 40, c, n).p_value for c, n in ((10, 40), (12, 40), (4, 20))]
     assert [rows[a]["p_value_holm"] for a in ("treatment", "variant_a", "variant_b")] == pytest.approx(holm(raw))
@@ -242,7 +244,9 @@ def test_variants_of_one_arm_are_arms_of_their_own(con: duckdb.DuckDBPyConnectio
     assert arms == [("control", None, 200, 20), ("treatment", "A", 200, 40), ("treatment", "B", 200, 30)]
     # By hand, pooled z-tests against the control's 20/200: A 40/200, pooled 0.15, se sqrt(0.15 x 0.85 x 0.01) =
     # 0.0357071, z = 2.80056, p = 0.0051014; B 30/200, pooled 0.125, se 0.0330719, z = 1.51186, p = 0.130570.
-    # Holm over the 2: 0.0102028, then max(0.0102028, 0.130570).
+    # Holm over the 2: 0.0102028, then max(0.0102028, 0.130570). Dunnett's step-down, the default: P(max |Z| >=
+    # 2.80056) = 0.0099881 (bivariate normal, rho 0.385961: test_measure_of_variants_says_which_correction),
+    # then B alone, its raw p.
     rows = con.execute("select arm, variant_id, n_arm, lift, p_value, p_value_holm, p_value_adjusted, correction "
                        "from published.kpi_campaign_lift where campaign_id = 'cvariants' and metric = 'converted' "
                        "order by variant_id").df()
@@ -250,8 +254,9 @@ def test_variants_of_one_arm_are_arms_of_their_own(con: duckdb.DuckDBPyConnectio
     assert rows["lift"].tolist() == pytest.approx([0.1, 0.05])
     assert rows["p_value"].tolist() == pytest.approx([0.0051014, 0.130570], rel=1e-4)
     assert rows["p_value_holm"].tolist() == pytest.approx([0.0102028, 0.130570], rel=1e-4)
-    assert rows["p_value_adjusted"].tolist() == rows["p_value_holm"].tolist()
-    assert set(rows["correction"]) == {"Holm over the 2 comparisons with control, per metric"}
+    assert rows["p_value_adjusted"].tolist() == pytest.approx([0.0099881, 0.130570], abs=2e-6)
+    assert set(rows["correction"]) == {
+        "Dunnett step-down over the 2 comparisons with control, per metric (max-|t| of the multivariate t)"}
 
 
 def test_visits_are_measured_against_the_holdout_where_the_clickstream_covers_the_window(
@@ -281,7 +286,7 @@ def test_visits_are_measured_against_the_holdout_where_the_clickstream_covers_th
 def test_measure_of_variants_says_which_correction(home: Path) -> None:
     from campaign_loop.pipeline import measure
 
-    holm_result = measure(Settings(home=home), 3)
+    holm_result = measure(Settings(home=home, correction="holm"), 3)
     assert holm_result["arms"] == {"control": 200, "treatment:A": 200, "treatment:B": 200}
     assert holm_result["srm_ok"] and holm_result["correction"].startswith("Holm over the 2 comparisons")
     visits = {r["variant"]: r for r in holm_result["comparisons"] if r["metric"] == "visited"}
@@ -290,12 +295,14 @@ def test_measure_of_variants_says_which_correction(home: Path) -> None:
         [0.0124193, 0.188206], rel=1e-5)
     # Dunnett: the differences share the control's variance 0.1 x 0.9 / 200 = 4.5e-4 of their 1.25e-3 (A) and
     # 1.0875e-3 (B), rho = 4.5e-4 / sqrt(1.25e-3 x 1.0875e-3) = 0.385961; P(max |Z| >= 2.80056) = 0.0099881,
-    # P(max |Z| >= 1.51186) = 0.232991 (bivariate normal): below Holm's 0.0102028 for A, above its 0.130570 for B.
-    result = measure(Settings(home=home, correction="dunnett"), 3)
-    assert result["correction"] == "Dunnett over the 2 comparisons with control, per metric (single step, multivariate t)"
+    # P(max |Z| >= 1.51186) = 0.232991 (bivariate normal): the single step is below Holm's 0.0102028 for A and
+    # above its 0.130570 for B; the step-down (the default) tests B alone at its raw p, 0.130570.
+    result = measure(Settings(home=home), 3)
+    assert result["correction"] == (
+        "Dunnett step-down over the 2 comparisons with control, per metric (max-|t| of the multivariate t)")
     rows = {r["variant"]: r for r in result["comparisons"] if r["metric"] == "converted"}
     assert [rows[a]["p_value_adjusted"] for a in ("treatment:A", "treatment:B")] == pytest.approx(
-        [0.0099881, 0.232991], abs=2e-6)
+        [0.0099881, 0.130570], abs=2e-6)
     assert "Dunnett-adjusted p=0.01" in rows["treatment:A"]["decision"]
 
 

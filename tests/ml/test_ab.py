@@ -227,18 +227,19 @@ def test_three_arms_against_a_shared_control_dunnett_by_hand() -> None:
     # The arms above with Dunnett's many-to-one test instead of Holm. The two differences share the control's
     # variance 0.1 x 0.9 / 1000 = 9e-5; theirs are 9e-5 + 0.13 x 0.87 / 1000 = 2.031e-4 and 9e-5 + 0.115 x 0.885
     # / 1000 = 1.91775e-4, so rho = 9e-5 / sqrt(2.031e-4 x 1.91775e-4) = 0.456028. With z = 2.10274 and 1.08285:
-    # P(max(|Z1|, |Z2|) >= z) = 0.066036 and 0.454497 (bivariate normal, rho 0.456). Dunnett's single step lies
-    # between the raw p (0.0355) and Bonferroni's (0.0710): below Holm's 0.070977 for the best arm, above
-    # Holm's 0.278875 for the other (Holm's step-down compares it alone).
+    # P(max(|Z1|, |Z2|) >= z) = 0.066036 and 0.454497 (bivariate normal, rho 0.456): the single step, which lies
+    # between the raw p (0.0355) and Bonferroni's (0.0710). The step-down keeps 0.066036 for the best arm (below
+    # Holm's 0.070977) and tests the other alone: its raw p, 0.278875, as Holm's last step does.
     def arm(name: str, converted: int) -> pd.DataFrame:
         return pd.DataFrame({"variant": name, "converted": [1] * converted + [0] * (1000 - converted)})
 
     units = pd.concat([arm("control", 100), arm("variant_a", 130), arm("variant_b", 115)], ignore_index=True)
     report = ab.analyze(units, {"converted": "binary"}, ab.AnalysisOptions(family="metric", correction="dunnett"))
     rows = report.frame().set_index("variant")
-    assert rows["p_value_adjusted"].tolist() == pytest.approx([0.066036, 0.454497], abs=2e-6)
+    assert rows["p_value_adjusted"].tolist() == pytest.approx([0.066036, 0.278875], abs=2e-6)
     assert rows["p_value_holm"].tolist() == pytest.approx([0.070977, 0.278875], rel=1e-5)
-    assert report.correction == "Dunnett over the 2 comparisons with control, per metric (single step, multivariate t)"
+    assert report.correction == ("Dunnett step-down over the 2 comparisons with control, per metric "
+                                 "(max-|t| of the multivariate t)")
     assert "Dunnett-adjusted p=0.066" in rows.loc["variant_a", "decision"]
     # Holm's report: the adjusted p-value is Holm's.
     holm_rows = ab.analyze(units, {"converted": "binary"}, ab.AnalysisOptions(family="metric")).frame()

@@ -17,6 +17,8 @@ from ml.stats import (
     dunnett,
     holm,
     many_to_one,
+    many_to_one_critical,
+    many_to_one_step_down,
     mean_difference,
     proportion_difference,
     ratio_difference,
@@ -63,6 +65,69 @@ def test_many_to_one_at_dunnetts_tabled_critical_values() -> None:
     assert many_to_one([1.959964], [[1.0]]) == pytest.approx([0.05], rel=1e-5)
     tail = many_to_one([6.0, 1.0], equal(2))
     assert tail[0] == pytest.approx(2 * 2 * stats.norm.sf(6.0), rel=1e-12) and 0.317 < tail[1] < 2 * 0.3173
+
+
+def test_many_to_one_critical_values_are_dunnetts_table_and_scipys_intervals() -> None:
+    # Dunnett's critical values, two-sided 5 %, equal arms (rho = 0.5), infinite df: 2.212 for k = 2 and
+    # 2.349 for k = 3 (Bechhofer & Dunnett 1988's three-decimal tables); 2.57 for k = 2 at 10 df (1955).
+    def equal(k: int) -> np.ndarray:
+        return np.full((k, k), 0.5) + 0.5 * np.eye(k)
+
+    assert many_to_one_critical(equal(2)) == pytest.approx(2.212, abs=5e-4)
+    assert many_to_one_critical(equal(3)) == pytest.approx(2.349, abs=5e-4)
+    assert many_to_one_critical(equal(2), 10) == pytest.approx(2.57, abs=5e-3)
+    assert many_to_one_critical([[1.0]]) == pytest.approx(stats.norm.isf(0.025), rel=1e-12)
+    # The critical value is where the adjusted p-value crosses alpha.
+    c = many_to_one_critical(equal(2), 40)
+    assert many_to_one([c, 0.0], equal(2), 40)[0] == pytest.approx(0.05, abs=1e-9)
+    # scipy.stats.dunnett's simultaneous intervals on unit rows (pooled variance, equal variances): mean
+    # difference +/- c s sqrt(1/n_i + 1/n_0), c from the same correlation and N - k - 1 df.
+    control, a, b = [7.40, 8.50, 7.20, 8.24, 9.84, 8.32], [9.76, 8.80, 7.68, 9.36], [12.80, 9.68, 12.16, 9.20, 10.55]
+    reference = stats.dunnett(a, b, control=control, random_state=0).confidence_interval()
+    s = math.sqrt(sum(float(np.sum((np.array(x) - np.mean(x)) ** 2)) for x in (control, a, b)) / 12)
+    rho = 1 / math.sqrt((1 + 6 / 4) * (1 + 6 / 5))
+    c = many_to_one_critical([[1.0, rho], [rho, 1.0]], 12)
+    for arm, low, high in zip((a, b), reference.low, reference.high, strict=True):
+        half = c * s * math.sqrt(1 / len(arm) + 1 / len(control))
+        diff = np.mean(arm) - np.mean(control)
+        # scipy's critical value carries its lattice rule's error (about 1e-3 of t here).
+        assert (diff - half, diff + half) == pytest.approx((low, high), abs=5e-3)
+
+
+def test_step_down_is_below_holm_and_the_single_step() -> None:
+    # Three arms, rho = 0.5, z = 2.5, 2.2, 1.0 (raw p 0.012419, 0.027807, 0.317311). Step 1 is the single
+    # step's p of the best arm (max of 3 |Z|); step 2 the max of the last two |Z| at 2.2; step 3 the raw p.
+    # Holm's steps are Bonferroni's bounds of the same: 3 x 0.012419, 2 x 0.027807, 0.317311.
+    rho = np.full((3, 3), 0.5) + 0.5 * np.eye(3)
+    z = [2.5, 2.2, 1.0]
+    step = many_to_one_step_down(z, rho)
+    single = many_to_one(z, rho)
+    raw = [2 * stats.norm.sf(x) for x in z]
+    assert step[0] == pytest.approx(single[0], abs=1e-12)
+    assert step[1] == pytest.approx(many_to_one([2.2, 1.0], rho[:2, :2])[0], abs=1e-12)
+    assert step[2] == pytest.approx(raw[2], rel=1e-12)
+    assert all(s <= h + 1e-12 and s <= o + 1e-12 for s, h, o in zip(step, holm(raw), single, strict=True))
+    assert step == sorted(step) and step[1] < holm(raw)[1]
+
+
+def test_two_comparisons_integrate_like_quadrature() -> None:
+    # The deterministic bivariate t rule against scipy.integrate.quad over the chi scale (1e-12) and against
+    # the lattice rule scipy.stats.multivariate_t uses for three or more arms.
+    from scipy import integrate
+
+    rho, c = 0.4, 2.3
+    cov = np.array([[1.0, rho], [rho, 1.0]])
+    for df in (3.0, 12.0, 3000.0):
+        def rectangle(s: float, df: float = df) -> float:
+            upper = np.full(2, c * s)
+            return stats.multivariate_normal.cdf(upper, np.zeros(2), cov, lower_limit=-upper) * stats.chi.pdf(
+                s * math.sqrt(df), df) * math.sqrt(df)
+
+        exact = 1 - integrate.quad(rectangle, 0, np.inf, epsabs=1e-13, limit=200)[0]
+        assert many_to_one([c, 0.0], cov, df)[0] == pytest.approx(exact, abs=1e-9), df
+        lattice = 1 - stats.multivariate_t(shape=cov, df=df, seed=0).cdf(np.full(2, c), lower_limit=-np.full(2, c),
+                                                                        maxpts=200_000)
+        assert exact == pytest.approx(lattice, abs=1e-4), df
 
 
 def test_welch_from_sufficient_statistics_matches_scipy() -> None:
