@@ -57,6 +57,7 @@ from ml.policies import best_action_plan, propensity_plan, random_plan  # noqa: 
 from sim.oracle import _effects, effects_at_start, oracle_customers, oracle_plan, plan_value  # noqa: E402
 
 HEADING = "## Off-policy evaluation against the truth (issue 24)"
+CHOICE_HEADING = "### The loop's policy choice by these estimates (ml/policy_choice.py, decision 0027)"
 CANDIDATES = ("greedy", "oracle", "best_action", "random", "propensity_pct10")
 ESTIMATES = ("ips", "snips", "dr_belief", "dr_truth", "ips_pooled", "dr_belief_pooled")
 LABELS = {"ips": "IPS", "snips": "SNIPS", "dr_belief": "DR, belief model", "dr_truth": "DR, true model",
@@ -264,14 +265,83 @@ def tables(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _span(text: str, heading: str, level: str) -> tuple[int, int] | None:
+    """Where the part of ``text`` under ``heading`` starts and ends (at the next heading of ``level`` or above)."""
+    if heading not in text:
+        return None
+    start = text.index(heading)
+    ends = [i for i in (text.find("\n## ", start + len(heading)),
+                        text.find("\n### ", start + len(heading)) if level == "###" else -1) if i >= 0]
+    return start, min(ends) if ends else len(text)
+
+
 def replace_section(text: str) -> None:
-    """This benchmark's section of RESULTS.md replaced by ``text`` (added at the end the first time)."""
+    """This benchmark's section of RESULTS.md replaced by ``text`` (added at the end the first time); the policy
+    choice's subsection (:data:`CHOICE_HEADING`, written by ``--policy-choice-json``) is kept at its end."""
     current = RESULTS.read_text()
-    if HEADING in current:
-        start = current.index(HEADING)
-        end = current.find("\n## ", start + len(HEADING))
-        current = current[:start].rstrip("\n") + ("\n\n" + current[end:].lstrip("\n") if end >= 0 else "")
-    RESULTS.write_text(current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
+    kept = ""
+    if (span := _span(current, CHOICE_HEADING, "###")) is not None:
+        kept = current[span[0]:span[1]].strip("\n")
+    if (span := _span(current, HEADING, "##")) is not None:
+        start, end = span
+        current = current[:start].rstrip("\n") + ("\n\n" + current[end:].lstrip("\n") if end < len(current) else "")
+    text = text.rstrip("\n") + ("\n\n" + kept if kept else "")
+    RESULTS.write_text(current.rstrip("\n") + "\n\n" + text + "\n")
+
+
+def replace_choice_subsection(text: str) -> None:
+    """The policy choice's subsection of this benchmark's section replaced by ``text`` (appended to it the first time)."""
+    current = RESULTS.read_text()
+    if (span := _span(current, CHOICE_HEADING, "###")) is not None:
+        start, end = span
+        current = current[:start] + text.rstrip("\n") + "\n" + current[end:]
+    else:
+        _, end = _span(current, HEADING, "##") or (0, len(current))
+        current = current[:end].rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + current[end:]
+    RESULTS.write_text(current)
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop's policy choice (ml.policy_choice), from bench/loop_value.py's platform and platform_ope rows
+
+
+def _interval(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    if not isinstance(value, list) or value[0] is None:
+        return "-"
+    low, high = value[1], value[2]
+    return f"{value[0]:,.0f}" + ("" if low is None else f" [{low:,.0f}, {high:,.0f}]")
+
+
+def choice_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Per world, seed and cycle: the loop's profit with policy_choice off and on, what it chose on which logs,
+    and each candidate's pooled estimate beside its true value (``info_true_<candidate>``)."""
+    off = {(r.get("world"), r.get("seed"), r["cycle"]): r for r in rows if r["policy"] == "platform"}
+    names = ("platform", "best_action", "propensity_best_offer")
+    lines = ["| world | seed | cycle | logged cycles (method) | profit, off | profit, on | chosen | "
+             + " | ".join(f"{n}: estimate [95 %] / truth" for n in names) + " |",
+             "|---|---:|---:|---|---:|---:|---|" + "---|" * len(names)]
+    held = defined = switched = 0
+    for r in (r for r in rows if r["policy"] == "platform_ope"):
+        base = off.get((r.get("world"), r.get("seed"), r["cycle"]))
+        cycles = ", ".join(f"{c} ({m})" for c, m in (r.get("info_ope_cycles") or {}).items()) or "none"
+        cells = []
+        for n in names:
+            truth = r.get(f"info_true_{n}")
+            estimate = r.get(f"info_estimate_{n}")
+            if isinstance(estimate, list) and estimate[1] is not None and truth is not None:
+                defined += 1
+                held += estimate[1] <= truth <= estimate[2]
+            cells.append(f"{_interval(r, f'info_estimate_{n}')} / {'-' if truth is None else f'{truth:,.0f}'}")
+        switched += r.get("info_chosen") not in (None, "platform")
+        profit_off = "-" if base is None else f"{base['incremental_profit']:,.0f}"
+        lines.append(f"| {r.get('world')} | {r.get('seed')} | {r['cycle']} | {cycles} | "
+                     f"{profit_off} | {r['incremental_profit']:,.0f} | "
+                     f"{r.get('info_chosen')} | " + " | ".join(cells) + " |")
+    on = [r for r in rows if r["policy"] == "platform_ope"]
+    lines += ["", f"Switched from the design in {switched} of {len(on)} designed cycles; candidate intervals "
+              f"holding the truth: {held} of {defined} defined."]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,7 +354,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "ope_check")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--write", action="store_true", help="replace this benchmark's section of bench/RESULTS.md")
+    parser.add_argument("--policy-choice-json", type=Path, default=None,
+                        help="instead of running: the table of bench/loop_value.py's platform and platform_ope rows "
+                             "(its --json), written with --write as this section's policy-choice subsection")
+    parser.add_argument("--policy-choice-command", default="", help="the loop_value command that wrote that JSON")
     args = parser.parse_args(argv)
+    if args.policy_choice_json:
+        return write_choice(args)
     started = time.perf_counter()
     runs = []
     for world in [w.strip() for w in args.worlds.split(",") if w.strip()]:
@@ -303,6 +379,19 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.write:
         replace_section(text)
+    return 0
+
+
+def write_choice(args: argparse.Namespace) -> int:
+    rows = json.loads(args.policy_choice_json.read_text())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=RESULTS.parent).stdout.strip()
+    text = "\n".join([CHOICE_HEADING, "", f"Command: `{args.policy_choice_command}`  ", f"Commit: {commit}  ",
+                       f"Machine: {machine()}  ", f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", "",
+                       *choice_table(rows)])
+    print(text)
+    if args.write:
+        replace_choice_subsection(text)
     return 0
 
 

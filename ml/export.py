@@ -137,6 +137,8 @@ def _policy_choice_lines(choice: dict[str, Any] | None) -> list[str]:
         return []
 
     def interval(e: dict[str, Any]) -> str:
+        if e["value"] is None:
+            return "n/a (an arm without a matched row)"
         if e["se"] is None:
             return f"{e['value']:,.2f} (no interval: too few matched rows)"
         return f"{e['value']:,.2f} [{e['low']:,.2f}, {e['high']:,.2f}]"

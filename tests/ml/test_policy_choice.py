@@ -11,7 +11,7 @@ import pytest
 
 from ml import policy_choice
 from ml.decide import CampaignPlan, DesignConfig, design_campaign
-from ml.export import summary_markdown
+from ml.export import _policy_choice_lines, summary_markdown
 from tests.ml.test_policies_measured import _customers
 
 CONFIG = DesignConfig(cycle_id="2026-02-02", budget=1e6, seed=1)
@@ -164,3 +164,13 @@ def test_the_cycle_report_shows_the_choice_and_each_candidates_interval() -> Non
     section = page[page.index("<h3>Policy choice"):]
     assert section.count("<tr>") == 1 + 2  # header, platform, best_action
     assert _plan_section({}, "2026-02-02").count("Policy choice") == 0  # policy_choice off: nothing shown
+
+
+def test_a_candidate_the_logs_do_not_cover_reads_as_such_in_the_summary() -> None:
+    logged = _logged(200, {GOOD: 0.0, PLAIN: 0.0}, seed=1)
+    logged = logged[logged["action"] == PLAIN]  # nobody was planned GOOD: best_action has no matched row
+    evaluation = policy_choice.evaluate({"2026-01-26": (logged, None)}, _candidates(200))
+    assert evaluation.chosen == "platform"
+    choice = evaluation.as_dict()
+    assert choice["estimates"]["best_action"]["value"] is None  # SNIPS without a matched row: no estimate
+    assert "| best_action | 200 | n/a (an arm without a matched row) |" in "\n".join(_policy_choice_lines(choice))
