@@ -174,3 +174,28 @@ def test_a_candidate_the_logs_do_not_cover_reads_as_such_in_the_summary() -> Non
     choice = evaluation.as_dict()
     assert choice["estimates"]["best_action"]["value"] is None  # SNIPS without a matched row: no estimate
     assert "| best_action | 200 | n/a (an arm without a matched row) |" in "\n".join(_policy_choice_lines(choice))
+
+
+def test_the_pipelines_design_step_reads_the_platforms_logs_and_keeps_its_model(tmp_path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from campaign_loop import pipeline
+    from campaign_loop.config import Settings
+
+    settings = Settings(home=tmp_path, policy_choice=True)
+    customers = _customers(3_000, seed=7)
+    logged_config = replace(CONFIG, cycle_id="2026-01-26")
+    # The cycle before was planned by the platform (its plan file) with the setting on (its kept model).
+    settings.plan_path("2026-01-26").parent.mkdir(parents=True)
+    design_campaign(customers, logged_config).rows.to_parquet(settings.plan_path("2026-01-26"))
+    policy_choice.write_predictions(customers, logged_config, settings)
+    log = _uniform_log(customers, CONFIG, GOOD, seed=8)
+    sends = log.assign(as_of_date=date(2026, 1, 26), is_converted=0)
+    bau = sends.assign(as_of_date=date(2026, 1, 19))  # business as usual: no plan file, not evaluated on
+    monkeypatch.setattr("ml.features.uplift_frame", lambda *args, **kwargs: pd.concat([bau, sends]))
+
+    plan = pipeline._choose_policy(settings, customers, design_campaign(customers, CONFIG), CONFIG)
+    choice = plan.summary["policy_choice"]
+    assert choice["cycles"] == {"2026-01-26": "dr"}
+    assert choice["chosen"] != "platform"
+    assert policy_choice.predictions_path(settings, "2026-02-02").is_file()  # for the next cycle's evaluation
