@@ -301,14 +301,22 @@ def _policy_choice_info(settings: Settings, choice: dict[str, Any], config: Desi
     sends = features.uplift_frame(settings.warehouse_path, schema=PUBLISHED_SCHEMA)
     plans = policy_choice.candidate_plans(customers, sends, design_campaign(customers, config), config)
     treated = {name: p.rows[p.rows["arm"] == "treatment"] for name, p in plans.items()}
+    # The estimates are over each logged cycle's planned customers, so the truth they are held to is too.
+    supports = [set(pd.read_parquet(settings.plan_path(c), columns=["customer_id"])["customer_id"])
+                for c in choice["cycles"]] or [None]
     info: dict[str, Any] = {"chosen": choice["chosen"], "ope_cycles": choice["cycles"],
-                            "_candidates": {name: (rows["member_id"], rows["offer"] + "__" + rows["channel"])
+                            "_candidates": {name: [_treated_in(rows, s) for s in supports]
                                             for name, rows in treated.items()}}
     for name, e in choice["estimates"].items():
         info[f"estimate_{name}"] = [e["value"], e["low"], e["high"]]
     for name, d in choice["versus_incumbent"].items():
         info[f"minus_platform_{name}"] = [d["value"], d["low"], d["high"]]
     return info
+
+
+def _treated_in(rows: pd.DataFrame, support: set[Any] | None) -> tuple[pd.Series, pd.Series]:
+    rows = rows if support is None else rows[rows["customer_id"].isin(support)]
+    return rows["member_id"], rows["offer"] + "__" + rows["channel"]
 
 
 NEEDS_MARTS = {"random": False, "oracle": False, **{p: True for p in POLICIES if p not in ("random", "oracle")}}
@@ -390,7 +398,9 @@ def run_policy(base: Settings, policy: str, cycles: int, out: Path, log: Any = p
             from sim.oracle import _effects, plan_value
 
             truth = _effects(world, cycle + 1)
-            info.update({f"true_{name}": round(plan_value(truth, *treated), 2) for name, treated in candidates.items()})
+            # Per candidate, the mean over the logged cycles' supports, as the pooled estimate is.
+            info.update({f"true_{name}": round(float(np.mean([plan_value(truth, *part) for part in parts])), 2)
+                         for name, parts in candidates.items()})
         ranking = uplift_ranking(world, cycle + 1)
         if NEEDS_MARTS[policy] and cycle + 1 < cycles:
             _build_marts(world, cycle + 1)

@@ -9,6 +9,7 @@ Candidates are plans for the next cycle that the product can build without any t
 
 Each candidate's treatment arm is a map customer -> action; :mod:`ml.ope` values it on each of the newest
 :data:`MAX_CYCLES` cycles the platform planned (their rows carry the design's ``assignment_probability``),
+over the customers that cycle planned (the only ones whose probabilities are recorded),
 doubly robust where that cycle's own design-time predictions were kept (:func:`write_predictions`: an outcome
 model fitted on the cycles before the one it corrects), self-normalised IPS otherwise. A cycle's estimates
 are averaged over the cycles (independent randomisations, so the variances add), and a challenger replaces
@@ -151,6 +152,11 @@ def candidate_frame(plan: CampaignPlan, model: pd.DataFrame | None) -> pd.DataFr
     return frame.assign(predicted_effect=_effect_of(rows, frame["action"].to_numpy()))
 
 
+def within(candidate: pd.DataFrame, customers: set[Any]) -> pd.DataFrame:
+    """The candidate's rows for ``customers`` (a logged cycle's support) only."""
+    return candidate[candidate["customer_id"].isin(customers)].reset_index(drop=True)
+
+
 def candidate_plans(customers: pd.DataFrame, sends: pd.DataFrame, design: CampaignPlan, config: DesignConfig
                     ) -> dict[str, CampaignPlan]:
     """The candidates of the module docstring for the customers the design was made for."""
@@ -197,7 +203,10 @@ def evaluate(logs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame | None]], plans
         method: ope.Method = "snips" if model is None else "dr"
         methods[cycle_id] = method
         log = logged if model is None else with_model(logged, model)
-        frames = {name: candidate_frame(plan, model) for name, plan in plans.items()}
+        # Only the customers the cycle planned have recorded probabilities: elsewhere a candidate's value would
+        # be the outcome model's belief alone (DR) or nothing (SNIPS), and the design-time model is optimistic.
+        support = set(logged["customer_id"])
+        frames = {name: within(candidate_frame(plan, model), support) for name, plan in plans.items()}
         for name, frame in frames.items():
             per_cycle[name].append(ope.estimate(log, frame, method, level=level))
             if name != incumbent:

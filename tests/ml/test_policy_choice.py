@@ -199,3 +199,16 @@ def test_the_pipelines_design_step_reads_the_platforms_logs_and_keeps_its_model(
     assert choice["cycles"] == {"2026-01-26": "dr"}
     assert choice["chosen"] != "platform"
     assert policy_choice.predictions_path(settings, "2026-02-02").is_file()  # for the next cycle's evaluation
+
+
+def test_an_optimistic_model_earns_a_challenger_nothing_outside_the_logs() -> None:
+    # The kept model believes GOOD earns 50 a contact; the logs (c0..c1999) say it earns nothing. A challenger
+    # sending GOOD to 2,000 more customers the cycle never planned must not be credited the model's belief.
+    model = pd.DataFrame({"customer_id": [f"c{i}" for i in range(4_000)], "predicted_untreated": 20.0, GOOD: 50.0,
+                          PLAIN: 0.0})
+    logs = {"2026-01-26": (_logged(2_000, {GOOD: 0.0, PLAIN: 0.0}, seed=11), model)}
+    plans = {"platform": _plan([f"c{i}" for i in range(2_000)], PLAIN),
+             "best_action": _plan([f"c{i}" for i in range(4_000)], GOOD)}
+    evaluation = policy_choice.evaluate(logs, plans)
+    assert evaluation.chosen == "platform"
+    assert evaluation.estimates["best_action"].customers == 2_000  # the logged cycle's support only
