@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results import RESULTS, machine  # noqa: E402
 from campaign_loop import pipeline  # noqa: E402
 from campaign_loop.config import Settings  # noqa: E402
-from ml import ope  # noqa: E402
+from ml import ope, policy_choice  # noqa: E402
 from ml.decide import CampaignPlan, DesignConfig, action_economics, design_campaign, uplift_column  # noqa: E402
 from ml.export import write_plan  # noqa: E402
 from ml.policies import best_action_plan, propensity_plan, random_plan  # noqa: E402
@@ -138,6 +138,21 @@ def redesign(believed: pd.DataFrame, config: DesignConfig, logged: pd.DataFrame,
     return out, contacted / replicates
 
 
+def rule_check(logged: pd.DataFrame, believed: pd.DataFrame, plans: dict[str, CampaignPlan], config: DesignConfig,
+               truth: dict[str, float]) -> dict[str, Any]:
+    """The loop's rule (``ml.policy_choice.evaluate``) on this one logged cycle, the logging design's exploit-only
+    plan (``greedy``) as the incumbent and the belief as the kept outcome model: what it picks, each challenger's
+    paired difference, and whether the pick is truly no worse than the incumbent (whole plans, by the truth)."""
+    log = logged.assign(treatment=(logged["arm"] == "treatment").astype(int))[
+        ["customer_id", "action", "treatment", "assignment_probability", "margin"]]
+    model = policy_choice.outcome_model(believed, config)
+    evaluation = policy_choice.evaluate({"logged": (log, model)}, plans, incumbent="greedy")
+    return {"chosen": evaluation.chosen, "reason": evaluation.reason,
+            "versus": {k: [d.value, d.low, d.high] for k, d in evaluation.versus.items()},
+            "true_gain": truth[evaluation.chosen] - truth["greedy"],
+            "best": max(truth, key=lambda k: truth[k])}
+
+
 def run_one(world: str, seed: int, customers: int, budget_per_customer: float, replicates: int, out: Path
             ) -> dict[str, Any]:
     started = time.perf_counter()
@@ -205,7 +220,8 @@ def run_one(world: str, seed: int, customers: int, budget_per_customer: float, r
     # Which candidate each estimate would pick (ml.ope.choose_policy, no incumbent).
     choices = {m: ope.choose_policy(sources[m][0], candidates[m], method=method(m)).chosen for m in names}
     summary = logging_plan.summary
-    return {"world": world, "seed": seed, "customers": customers, "rows": results, "choices": choices,
+    rule = rule_check(logged, believed, plans, config, {r["candidate"]: r["true_value"] for r in results})
+    return {"world": world, "seed": seed, "customers": customers, "rows": results, "choices": choices, "rule": rule,
             "logged": {"rows": len(logged), "treatment": int((logged["arm"] == "treatment").sum()),
                        "explored": int(logged["exploration"].sum()), "epsilon_effective": summary["epsilon_effective"],
                        "holdout_share": summary["holdout"]["share"], "exploration": summary["exploration"],
@@ -358,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead of running: the table of bench/loop_value.py's platform and platform_ope rows "
                              "(its --json), written with --write as this section's policy-choice subsection")
     parser.add_argument("--policy-choice-command", default="", help="the loop_value command that wrote that JSON")
+    parser.add_argument("--rule-runs", type=Path, default=None, help="the rule's runs saved by an earlier --json")
+    parser.add_argument("--rule-seeds", default="", help="with --policy-choice-json: also run the loop's rule on "
+                                                          "one logged cycle of these seeds (per --worlds)")
     args = parser.parse_args(argv)
     if args.policy_choice_json:
         return write_choice(args)
@@ -382,13 +401,48 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def rule_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Per world and seed: what the rule chose over the design at 95 %, each challenger's paired difference, and
+    the choice's true gain over the design."""
+    names = [k for k in runs[0]["rule"]["versus"]]
+    lines = ["| world | seed | chosen | true gain over greedy | truly best | "
+             + " | ".join(f"{n} minus greedy [95 %]" for n in names) + " |", "|---|---:|---|---:|---|" + "---:|" * len(names)]
+    for run in runs:
+        rule = run["rule"]
+
+        def cell(v: list[float]) -> str:
+            return "n/a" if not math.isfinite(v[0]) else f"{v[0]:,.0f}" + (
+                "" if not math.isfinite(v[1]) else f" [{v[1]:,.0f}, {v[2]:,.0f}]")
+
+        lines.append(f"| {run['world']} | {run['seed']} | {rule['chosen']} | {rule['true_gain']:,.0f} | {rule['best']} | "
+                     + " | ".join(cell(rule["versus"][n]) for n in names) + " |")
+    wrong = sum(r["rule"]["true_gain"] < 0 for r in runs)
+    switched = sum(r["rule"]["chosen"] != "greedy" for r in runs)
+    lines += ["", f"Switched in {switched} of {len(runs)}; switched to a truly worse plan in {wrong}."]
+    return lines
+
+
 def write_choice(args: argparse.Namespace) -> int:
-    rows = json.loads(args.policy_choice_json.read_text())
+    rows = json.loads(args.policy_choice_json.read_text()) if args.policy_choice_json.is_file() else []
+    runs = json.loads(args.rule_runs.read_text()) if args.rule_runs else []
+    if args.rule_seeds and not runs:
+        for world in [w.strip() for w in args.worlds.split(",") if w.strip()]:
+            for seed in [int(x) for x in args.rule_seeds.split(",") if x.strip()]:
+                runs.append(run_one(world, seed, args.customers, args.budget_per_customer, 0, args.out))
+                print(f"rule: world {world} seed {seed}: {runs[-1]['seconds']:.0f} s", file=sys.stderr)
+        if args.json:
+            args.json.write_text(json.dumps(runs, indent=2, default=str))
+    rule = [] if not runs else [
+        f"The rule on one logged cycle: `.venv/bin/python bench/ope_check.py --worlds {args.worlds} --rule-seeds "
+        f"{args.rule_seeds} --customers {args.customers}` (the setup of the table above; incumbent the design "
+        "without exploration, `greedy`; challengers the other plans, the oracle's included):", "", *rule_table(runs), ""]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=RESULTS.parent).stdout.strip()
     text = "\n".join([CHOICE_HEADING, "", f"Command: `{args.policy_choice_command}`  ", f"Commit: {commit}  ",
                        f"Machine: {machine()}  ", f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", "",
-                       *choice_table(rows)])
+                       *rule, *([] if not rows else ["The loop with `policy_choice` off and on (bench/loop_value.py, `platform` and "
+                       "`platform_ope`); each candidate's pooled estimate and its true value on the same logged "
+                       "customers:", "", *choice_table(rows)])])
     print(text)
     if args.write:
         replace_choice_subsection(text)
