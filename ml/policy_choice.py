@@ -204,7 +204,7 @@ def evaluate(logs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame | None]], plans
         methods[cycle_id] = method
         log = logged if model is None else with_model(logged, model)
         # Only the customers the cycle planned have recorded probabilities: elsewhere a candidate's value would
-        # be the outcome model's belief alone (DR) or nothing (SNIPS), and the design-time model is optimistic.
+        # be the outcome model's belief alone (DR) or nothing (SNIPS), uncorrected and absent from the interval.
         support = set(logged["customer_id"])
         frames = {name: within(candidate_frame(plan, model), support) for name, plan in plans.items()}
         for name, frame in frames.items():
