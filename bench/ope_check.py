@@ -50,13 +50,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results import RESULTS, machine  # noqa: E402
 from campaign_loop import pipeline  # noqa: E402
 from campaign_loop.config import Settings  # noqa: E402
-from ml import ope  # noqa: E402
+from ml import ope, policy_choice  # noqa: E402
 from ml.decide import CampaignPlan, DesignConfig, action_economics, design_campaign, uplift_column  # noqa: E402
 from ml.export import write_plan  # noqa: E402
 from ml.policies import best_action_plan, propensity_plan, random_plan  # noqa: E402
 from sim.oracle import _effects, effects_at_start, oracle_customers, oracle_plan, plan_value  # noqa: E402
 
 HEADING = "## Off-policy evaluation against the truth (issue 24)"
+CHOICE_HEADING = "### The loop's policy choice by these estimates (ml/policy_choice.py, decision 0027)"
 CANDIDATES = ("greedy", "oracle", "best_action", "random", "propensity_pct10")
 ESTIMATES = ("ips", "snips", "dr_belief", "dr_truth", "ips_pooled", "dr_belief_pooled")
 LABELS = {"ips": "IPS", "snips": "SNIPS", "dr_belief": "DR, belief model", "dr_truth": "DR, true model",
@@ -137,6 +138,21 @@ def redesign(believed: pd.DataFrame, config: DesignConfig, logged: pd.DataFrame,
     return out, contacted / replicates
 
 
+def rule_check(logged: pd.DataFrame, believed: pd.DataFrame, plans: dict[str, CampaignPlan], config: DesignConfig,
+               truth: dict[str, float]) -> dict[str, Any]:
+    """The loop's rule (``ml.policy_choice.evaluate``) on this one logged cycle, the logging design's exploit-only
+    plan (``greedy``) as the incumbent and the belief as the kept outcome model: what it picks, each challenger's
+    paired difference, and whether the pick is truly no worse than the incumbent (whole plans, by the truth)."""
+    log = logged.assign(treatment=(logged["arm"] == "treatment").astype(int))[
+        ["customer_id", "action", "treatment", "assignment_probability", "margin"]]
+    model = policy_choice.outcome_model(believed, config)
+    evaluation = policy_choice.evaluate({"logged": (log, model)}, plans, incumbent="greedy")
+    return {"chosen": evaluation.chosen, "reason": evaluation.reason,
+            "versus": {k: [d.value, d.low, d.high] for k, d in evaluation.versus.items()},
+            "true_gain": truth[evaluation.chosen] - truth["greedy"],
+            "best": max(truth, key=lambda k: truth[k])}
+
+
 def run_one(world: str, seed: int, customers: int, budget_per_customer: float, replicates: int, out: Path
             ) -> dict[str, Any]:
     started = time.perf_counter()
@@ -204,7 +220,8 @@ def run_one(world: str, seed: int, customers: int, budget_per_customer: float, r
     # Which candidate each estimate would pick (ml.ope.choose_policy, no incumbent).
     choices = {m: ope.choose_policy(sources[m][0], candidates[m], method=method(m)).chosen for m in names}
     summary = logging_plan.summary
-    return {"world": world, "seed": seed, "customers": customers, "rows": results, "choices": choices,
+    rule = rule_check(logged, believed, plans, config, {r["candidate"]: r["true_value"] for r in results})
+    return {"world": world, "seed": seed, "customers": customers, "rows": results, "choices": choices, "rule": rule,
             "logged": {"rows": len(logged), "treatment": int((logged["arm"] == "treatment").sum()),
                        "explored": int(logged["exploration"].sum()), "epsilon_effective": summary["epsilon_effective"],
                        "holdout_share": summary["holdout"]["share"], "exploration": summary["exploration"],
@@ -264,14 +281,83 @@ def tables(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _span(text: str, heading: str, level: str) -> tuple[int, int] | None:
+    """Where the part of ``text`` under ``heading`` starts and ends (at the next heading of ``level`` or above)."""
+    if heading not in text:
+        return None
+    start = text.index(heading)
+    ends = [i for i in (text.find("\n## ", start + len(heading)),
+                        text.find("\n### ", start + len(heading)) if level == "###" else -1) if i >= 0]
+    return start, min(ends) if ends else len(text)
+
+
 def replace_section(text: str) -> None:
-    """This benchmark's section of RESULTS.md replaced by ``text`` (added at the end the first time)."""
+    """This benchmark's section of RESULTS.md replaced by ``text`` (added at the end the first time); the policy
+    choice's subsection (:data:`CHOICE_HEADING`, written by ``--policy-choice-json``) is kept at its end."""
     current = RESULTS.read_text()
-    if HEADING in current:
-        start = current.index(HEADING)
-        end = current.find("\n## ", start + len(HEADING))
-        current = current[:start].rstrip("\n") + ("\n\n" + current[end:].lstrip("\n") if end >= 0 else "")
-    RESULTS.write_text(current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
+    kept = ""
+    if (span := _span(current, CHOICE_HEADING, "###")) is not None:
+        kept = current[span[0]:span[1]].strip("\n")
+    if (span := _span(current, HEADING, "##")) is not None:
+        start, end = span
+        current = current[:start].rstrip("\n") + ("\n\n" + current[end:].lstrip("\n") if end < len(current) else "")
+    text = text.rstrip("\n") + ("\n\n" + kept if kept else "")
+    RESULTS.write_text(current.rstrip("\n") + "\n\n" + text + "\n")
+
+
+def replace_choice_subsection(text: str) -> None:
+    """The policy choice's subsection of this benchmark's section replaced by ``text`` (appended to it the first time)."""
+    current = RESULTS.read_text()
+    if (span := _span(current, CHOICE_HEADING, "###")) is not None:
+        start, end = span
+        current = current[:start] + text.rstrip("\n") + "\n" + current[end:]
+    else:
+        _, end = _span(current, HEADING, "##") or (0, len(current))
+        current = current[:end].rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + current[end:]
+    RESULTS.write_text(current)
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop's policy choice (ml.policy_choice), from bench/loop_value.py's platform and platform_ope rows
+
+
+def _interval(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    if not isinstance(value, list) or value[0] is None:
+        return "-"
+    low, high = value[1], value[2]
+    return f"{value[0]:,.0f}" + ("" if low is None else f" [{low:,.0f}, {high:,.0f}]")
+
+
+def choice_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Per world, seed and cycle: the loop's profit with policy_choice off and on, what it chose on which logs,
+    and each candidate's pooled estimate beside its true value (``info_true_<candidate>``)."""
+    off = {(r.get("world"), r.get("seed"), r["cycle"]): r for r in rows if r["policy"] == "platform"}
+    names = ("platform", "best_action", "propensity_best_offer")
+    lines = ["| world | seed | cycle | logged cycles (method) | profit, off | profit, on | chosen | "
+             + " | ".join(f"{n}: estimate [95 %] / truth" for n in names) + " |",
+             "|---|---:|---:|---|---:|---:|---|" + "---|" * len(names)]
+    held = defined = switched = 0
+    for r in (r for r in rows if r["policy"] == "platform_ope"):
+        base = off.get((r.get("world"), r.get("seed"), r["cycle"]))
+        cycles = ", ".join(f"{c} ({m})" for c, m in (r.get("info_ope_cycles") or {}).items()) or "none"
+        cells = []
+        for n in names:
+            truth = r.get(f"info_true_{n}")
+            estimate = r.get(f"info_estimate_{n}")
+            if isinstance(estimate, list) and estimate[1] is not None and truth is not None:
+                defined += 1
+                held += estimate[1] <= truth <= estimate[2]
+            cells.append(f"{_interval(r, f'info_estimate_{n}')} / {'-' if truth is None else f'{truth:,.0f}'}")
+        switched += r.get("info_chosen") not in (None, "platform")
+        profit_off = "-" if base is None else f"{base['incremental_profit']:,.0f}"
+        lines.append(f"| {r.get('world')} | {r.get('seed')} | {r['cycle']} | {cycles} | "
+                     f"{profit_off} | {r['incremental_profit']:,.0f} | "
+                     f"{r.get('info_chosen')} | " + " | ".join(cells) + " |")
+    on = [r for r in rows if r["policy"] == "platform_ope"]
+    lines += ["", f"Switched from the design in {switched} of {len(on)} designed cycles; candidate intervals "
+              f"holding the truth: {held} of {defined} defined."]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,7 +370,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "ope_check")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--write", action="store_true", help="replace this benchmark's section of bench/RESULTS.md")
+    parser.add_argument("--policy-choice-json", type=Path, default=None,
+                        help="instead of running: the table of bench/loop_value.py's platform and platform_ope rows "
+                             "(its --json), written with --write as this section's policy-choice subsection")
+    parser.add_argument("--policy-choice-command", default="", help="the loop_value command that wrote that JSON")
+    parser.add_argument("--rule-runs", type=Path, default=None, help="the rule's runs saved by an earlier --json")
+    parser.add_argument("--rule-seeds", default="", help="with --policy-choice-json: also run the loop's rule on "
+                                                          "one logged cycle of these seeds (per --worlds)")
     args = parser.parse_args(argv)
+    if args.policy_choice_json:
+        return write_choice(args)
     started = time.perf_counter()
     runs = []
     for world in [w.strip() for w in args.worlds.split(",") if w.strip()]:
@@ -303,6 +398,54 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.write:
         replace_section(text)
+    return 0
+
+
+def rule_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Per world and seed: what the rule chose over the design at 95 %, each challenger's paired difference, and
+    the choice's true gain over the design."""
+    names = [k for k in runs[0]["rule"]["versus"]]
+    lines = ["| world | seed | chosen | true gain over greedy | truly best | "
+             + " | ".join(f"{n} minus greedy [95 %]" for n in names) + " |", "|---|---:|---|---:|---|" + "---:|" * len(names)]
+    for run in runs:
+        rule = run["rule"]
+
+        def cell(v: list[float]) -> str:
+            return "n/a" if not math.isfinite(v[0]) else f"{v[0]:,.0f}" + (
+                "" if not math.isfinite(v[1]) else f" [{v[1]:,.0f}, {v[2]:,.0f}]")
+
+        lines.append(f"| {run['world']} | {run['seed']} | {rule['chosen']} | {rule['true_gain']:,.0f} | {rule['best']} | "
+                     + " | ".join(cell(rule["versus"][n]) for n in names) + " |")
+    wrong = sum(r["rule"]["true_gain"] < 0 for r in runs)
+    switched = sum(r["rule"]["chosen"] != "greedy" for r in runs)
+    lines += ["", f"Switched in {switched} of {len(runs)}; switched to a truly worse plan in {wrong}."]
+    return lines
+
+
+def write_choice(args: argparse.Namespace) -> int:
+    rows = json.loads(args.policy_choice_json.read_text()) if args.policy_choice_json.is_file() else []
+    runs = json.loads(args.rule_runs.read_text()) if args.rule_runs else []
+    if args.rule_seeds and not runs:
+        for world in [w.strip() for w in args.worlds.split(",") if w.strip()]:
+            for seed in [int(x) for x in args.rule_seeds.split(",") if x.strip()]:
+                runs.append(run_one(world, seed, args.customers, args.budget_per_customer, 0, args.out))
+                print(f"rule: world {world} seed {seed}: {runs[-1]['seconds']:.0f} s", file=sys.stderr)
+        if args.json:
+            args.json.write_text(json.dumps(runs, indent=2, default=str))
+    rule = [] if not runs else [
+        f"The rule on one logged cycle: `.venv/bin/python bench/ope_check.py --worlds {args.worlds} --rule-seeds "
+        f"{args.rule_seeds} --customers {args.customers}` (the setup of the table above; incumbent the design "
+        "without exploration, `greedy`; challengers the other plans, the oracle's included):", "", *rule_table(runs), ""]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=RESULTS.parent).stdout.strip()
+    text = "\n".join([CHOICE_HEADING, "", f"Command: `{args.policy_choice_command}`  ", f"Commit: {commit}  ",
+                       f"Machine: {machine()}  ", f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", "",
+                       *rule, *([] if not rows else ["The loop with `policy_choice` off and on (bench/loop_value.py, `platform` and "
+                       "`platform_ope`); each candidate's pooled estimate and its true value on the same logged "
+                       "customers:", "", *choice_table(rows)])])
+    print(text)
+    if args.write:
+        replace_choice_subsection(text)
     return 0
 
 

@@ -183,6 +183,13 @@ class Settings(BaseSettings):
                           "(their opens there against the channel's average), as far as the randomised campaigns "
                           "confirm that customers who prefer a channel respond more on it.",
     )
+    policy_choice: bool = Field(
+        False, description="Before exporting the design, value it and two plans built from the measured lifts alone "
+                           "(the best single action to everyone reachable; the likeliest buyers with the best-measured "
+                           "offer) on the past cycles' logs by off-policy evaluation (ml/policy_choice.py), and send a "
+                           "challenger instead only when its paired difference to the design is above zero at 95 %. "
+                           "Off by default: docs/decisions/0027.",
+    )
     offers: Annotated[tuple[OfferName, ...], NoDecode] = Field(
         ("message", "pct10", "pct20"), min_length=1, description="Offers the campaign may use (comma-separated)."
     )

@@ -205,8 +205,24 @@ def design(settings: Settings, cycle: int) -> dict[str, Any]:
         customers = with_frequency_caps(customers, fit_fatigue(warehouse_sends(settings.warehouse_path,
                                                                                PUBLISHED_SCHEMA)), config)
     plan = design_campaign(customers, config)
+    if settings.policy_choice:
+        plan = _choose_policy(settings, customers, plan, config)
     paths = write_plan(plan, settings) | {"scores": write_scores(customers, settings, next_cycle)}
     return {"cycle_id": next_cycle, "summary": plan.summary, "files": {k: str(v) for k, v in paths.items()}}
+
+
+def _choose_policy(settings: Settings, customers: Any, plan: Any, config: Any) -> Any:
+    """The design, or a candidate that off-policy evaluation on the past cycles says earns more (ml/policy_choice.py);
+    the design's outcome model is kept first, for the evaluation a cycle from now."""
+    from expectations.publish import PUBLISHED_SCHEMA
+    from ml import features, policy_choice
+
+    policy_choice.write_predictions(customers, config, settings)
+    sends = features.uplift_frame(settings.warehouse_path, schema=PUBLISHED_SCHEMA)
+    logs = policy_choice.read_logs(settings, sends)
+    chosen = policy_choice.choose_plan(customers, sends, plan, config, logs)
+    logging.getLogger(__name__).info("policy choice for %s: %s", config.cycle_id, chosen.summary["policy_choice"]["reason"])
+    return chosen
 
 
 def measure(settings: Settings, cycle: int) -> dict[str, Any]:
@@ -399,7 +415,7 @@ def report(settings: Settings, cycle: int, airflow_run_id: str | None = None,
 RUN_PARAMS: tuple[str, ...] = (
     "demo", "customers", "seed", "budget", "channel_budgets", "holdout_share", "min_detectable_lift", "contact_cap",
     "frequency_cap", "exploration", "epsilon", "thompson_scale", "channel_preference", "offers", "channels", "assume_consent",
-    "send_time", "send_window_start", "send_window_end", "promotion_mode", "media_mix", "media_budgets",
+    "send_time", "send_window_start", "send_window_end", "promotion_mode", "media_mix", "media_budgets", "policy_choice",
 )
 
 

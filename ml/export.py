@@ -126,8 +126,31 @@ def summary_markdown(plan: CampaignPlan) -> str:
         *_arm_table("channel", s["by_channel"]),
         *_arm_table("segment", s["by_segment"]),
         *_tier_table(s),
+        *_policy_choice_lines(s.get("policy_choice")),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _policy_choice_lines(choice: dict[str, Any] | None) -> list[str]:
+    """The off-policy evaluation that chose the plan (ml/policy_choice.py); none when policy_choice is off."""
+    if not choice:
+        return []
+
+    def interval(e: dict[str, Any]) -> str:
+        if e["value"] is None:
+            return "n/a (an arm without a matched row)"
+        if e["se"] is None:
+            return f"{e['value']:,.2f} (no interval: too few matched rows)"
+        return f"{e['value']:,.2f} [{e['low']:,.2f}, {e['high']:,.2f}]"
+
+    cycles = ", ".join(f"{c} ({m})" for c, m in choice["cycles"].items()) or "none"
+    lines = ["", f"Policy choice (off-policy evaluation on cycles {cycles}): **{choice['chosen']}**; {choice['reason']}", ""]
+    if choice["estimates"]:
+        lines += ["| candidate | treated | estimated incremental profit | minus the design (paired) |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {choice['treated'].get(name, 0):,} | {interval(e)} | "
+                  f"{interval(choice['versus_incumbent'][name]) if name in choice['versus_incumbent'] else '-'} |"
+                  for name, e in choice["estimates"].items()]
+    return lines
 
 
 def _tier_table(s: dict[str, Any]) -> list[str]:

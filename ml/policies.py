@@ -19,6 +19,8 @@ non-consented actions and truncates to the budget, control arm included):
 * ``tlearner_logit`` / ``tlearner_gbm``: a two-model uplift learner (a model of buying when treated, the
   action as a feature, and one when not), logistic or gradient boosting, through the platform's optimiser;
 * ``platform``: the real loop (train + design, :mod:`campaign_loop.pipeline`), run by ``bench/loop_value.py``;
+* ``platform_ope``: the same with ``policy_choice`` on (``ml.policy_choice``): the design, or a measured-lift
+  candidate that off-policy evaluation on the past cycles says beats it; each candidate's true value is kept;
 * ``oracle``: the platform's optimiser fed the simulator's true effects (:func:`sim.oracle.oracle_plan`).
 
 :func:`bench_loop_value` (re-exported by ``bench/loop_value.py``) runs them, each in its own world.
@@ -37,13 +39,20 @@ import pandas as pd
 from campaign_loop.actions import CHANNEL_COST
 from ml.decide import CampaignPlan, DesignConfig, plan_from_choice
 
+# Product code since the loop weighs them by off-policy evaluation (issue 24); re-exported for the benchmarks.
+from ml.decide.candidates import (
+    best_action_plan,
+    measured_lift,
+    propensity_best_offer_plan,
+)
+
 if TYPE_CHECKING:
     from pathlib import Path
 
     from campaign_loop.config import Settings
 
 POLICIES: tuple[str, ...] = ("random", "rfm", "propensity", "best_action", "propensity_best_offer", "rfm_best_offer",
-                             "tlearner_logit", "tlearner_gbm", "platform", "oracle")
+                             "tlearner_logit", "tlearner_gbm", "platform", "platform_ope", "oracle")
 # Best first; segments not listed come last.
 RFM_ORDER: tuple[str, ...] = ("champions", "loyal", "potential_loyalist", "cant_lose", "at_risk", "new",
                               "hibernating", "prospect", "lost")
@@ -102,79 +111,6 @@ BASELINES = {"random": random_plan, "rfm": rfm_plan, "propensity": propensity_pl
 
 # --------------------------------------------------------------------------------------------------
 # Baselines that read the campaigns' measured results (issue 24): what a marketer does with an A/B report.
-
-
-def measured_lift(sends: pd.DataFrame, by: Sequence[str] = ("action",), newest_only: bool = True) -> pd.DataFrame:
-    """Each group's measured lift from randomised sends (``treatment`` 0/1, ``is_converted``, ``margin``).
-
-    Rows: one per group with both arms (``sends`` carry ``action``, ``<offer>__<channel>``, and ``by``'s
-    columns). ``lift`` is the conversion difference, ``margin_lift`` the mean
-    margin difference (the offer's discount is already off the margin) and ``value_per_contact`` the
-    margin lift net of the action's contact cost: what one more send of it earned. ``newest_only``: per
-    group, only its newest cycle (``as_of_date``) with both arms, "the last campaign".
-    """
-    columns = [*by, "n_treatment", "n_control", "lift", "margin_lift", "value_per_contact"]
-    if sends.empty:
-        return pd.DataFrame(columns=columns).set_index(list(by))
-    frame = sends
-    if newest_only:
-        both = frame.groupby([*by, "as_of_date"])["treatment"].agg(lambda t: t.nunique() == 2)
-        newest = both[both].reset_index().groupby(list(by))["as_of_date"].max()
-        key = pd.MultiIndex.from_frame(frame[list(by)]) if len(by) > 1 else pd.Index(frame[by[0]])
-        frame = frame[frame["as_of_date"].to_numpy() == newest.reindex(key).to_numpy()]
-    arms = frame.groupby([*by, "treatment"]).agg(n=("is_converted", "size"), conversion=("is_converted", "mean"),
-                                                 margin=("margin", "mean")).unstack("treatment")
-    arms = arms.dropna(subset=[("n", 0), ("n", 1)])
-    out = pd.DataFrame({
-        "n_treatment": arms[("n", 1)].astype(int), "n_control": arms[("n", 0)].astype(int),
-        "lift": arms[("conversion", 1)] - arms[("conversion", 0)],
-        "margin_lift": arms[("margin", 1)] - arms[("margin", 0)],
-    }, index=arms.index)
-    treated = frame[frame["treatment"] == 1]
-    cost = treated["action"].astype(str).str.split("__").str[-1].map(CHANNEL_COST)
-    out["value_per_contact"] = out["margin_lift"] - cost.groupby([treated[b] for b in by]).mean().reindex(out.index)
-    return out
-
-
-def _with_measured_uplift(customers: pd.DataFrame, effects: pd.DataFrame, config: DesignConfig) -> pd.DataFrame:
-    """``uplift__<action>`` = the action's measured conversion lift (0 unmeasured), for the plan's cost estimate."""
-    lift = effects["lift"] if "lift" in effects else pd.Series(dtype=float)
-    return customers.assign(**{f"uplift__{a.name}": float(max(lift.get(a.name, 0.0), 0.0)) for a in config.actions})
-
-
-def best_action_plan(customers: pd.DataFrame, effects: pd.DataFrame, config: DesignConfig) -> CampaignPlan:
-    """The single action of highest measured ``value_per_contact`` to everyone reachable on its channel (in a
-    random order, until the budget ends); no campaign when no action's measured value is positive."""
-    rng = np.random.default_rng([config.seed, zlib.crc32(f"best_action:{config.cycle_id}".encode())])
-    known = effects[effects.index.isin([a.name for a in config.actions])]
-    chosen = pd.Series(None, index=customers.index, dtype=object)
-    if len(known) and known["value_per_contact"].max() > 0:
-        best = str(known["value_per_contact"].idxmax())
-        chosen[:] = best  # plan_from_choice drops whoever did not consent to its channel
-    order = rng.permutation(len(customers))
-    priced = _with_measured_uplift(customers, known, config)
-    return plan_from_choice(priced.iloc[order], chosen.iloc[order], config)
-
-
-def _best_allowed(customers: pd.DataFrame, ranked: list[str], config: DesignConfig) -> pd.Series:
-    """Each customer's first action of ``ranked`` on a channel they consented to (None if none)."""
-    chosen = pd.Series(None, index=customers.index, dtype=object)
-    for name in reversed(ranked):  # the best one written last wins
-        channel = name.split("__")[-1]
-        consent = customers[f"consent_{channel}"].fillna(False).to_numpy(bool) if channel in config.channels else False
-        chosen[consent] = name
-    return chosen
-
-
-def propensity_best_offer_plan(customers: pd.DataFrame, effects: pd.DataFrame, config: DesignConfig) -> CampaignPlan:
-    """The likeliest buyers first, each given the best-measured action (positive value) they can receive."""
-    known = effects[effects.index.isin([a.name for a in config.actions]) & (effects["value_per_contact"] > 0)]
-    ranked = list(known.sort_values("value_per_contact", ascending=False).index.astype(str))
-    key = pd.DataFrame({"p": -customers["p_buy"].fillna(0).to_numpy(float),
-                        "id": customers["customer_id"].astype(str).to_numpy()})
-    order = np.lexsort((key["id"], key["p"]))
-    chosen = _best_allowed(customers, ranked, config)
-    return plan_from_choice(_with_measured_uplift(customers, known, config).iloc[order], chosen.iloc[order], config)
 
 
 def rfm_best_offer_plan(customers: pd.DataFrame, segment_effects: pd.DataFrame, config: DesignConfig) -> CampaignPlan:
@@ -311,12 +247,14 @@ def design_for_policy(policy: str, settings: Settings, cycle: int) -> dict[str, 
     # their inputs carry no churn or CLV scores to compute it from.
     config = DesignConfig.from_settings(settings, next_id, value_horizon_weeks=0)
     info: dict[str, Any] = {}
-    if policy == "platform":
+    if policy in ("platform", "platform_ope"):
         tracking.configure(settings)
         report = pipeline.train(settings, cycle, {})
         info["uplift"] = report["models"]["uplift"]["status"] if "models" in report else None
-        summary = pipeline.design(settings, cycle)["summary"]
+        summary = pipeline.design(_with(settings, policy_choice=policy == "platform_ope"), cycle)["summary"]
         info.update(treated_planned=summary["treatment"], explored=summary["explored"])
+        if policy == "platform_ope":
+            info.update(_policy_choice_info(settings, summary["policy_choice"], config))
         return info
     if policy in ("oracle", "random"):
         effects, spend = effects_at_start(settings, cycle + 1)
@@ -347,6 +285,38 @@ def design_for_policy(policy: str, settings: Settings, cycle: int) -> dict[str, 
     write_plan(plan, settings)
     info.update(treated_planned=plan.summary["treatment"])
     return info
+
+
+def _policy_choice_info(settings: Settings, choice: dict[str, Any], config: DesignConfig) -> dict[str, Any]:
+    """The evaluation's choice and estimates, and the candidates' treated rows (``_candidates``, popped by
+    :func:`run_policy` to value them by the truth once the cycle has run). The candidates are rebuilt from the
+    same inputs, the design re-designed without the pipeline's send hours and caps (they do not move its choice
+    in worlds without send-hour preference or a per-customer cap)."""
+    from expectations.publish import PUBLISHED_SCHEMA
+    from ml import features, policy_choice
+    from ml.decide import design_campaign
+    from ml.score import score_customers
+
+    customers = score_customers(settings, schema=PUBLISHED_SCHEMA)
+    sends = features.uplift_frame(settings.warehouse_path, schema=PUBLISHED_SCHEMA)
+    plans = policy_choice.candidate_plans(customers, sends, design_campaign(customers, config), config)
+    treated = {name: p.rows[p.rows["arm"] == "treatment"] for name, p in plans.items()}
+    # The estimates are over each logged cycle's planned customers, so the truth they are held to is too.
+    supports = [set(pd.read_parquet(settings.plan_path(c), columns=["customer_id"])["customer_id"])
+                for c in choice["cycles"]] or [None]
+    info: dict[str, Any] = {"chosen": choice["chosen"], "ope_cycles": choice["cycles"],
+                            "_candidates": {name: [_treated_in(rows, s) for s in supports]
+                                            for name, rows in treated.items()}}
+    for name, e in choice["estimates"].items():
+        info[f"estimate_{name}"] = [e["value"], e["low"], e["high"]]
+    for name, d in choice["versus_incumbent"].items():
+        info[f"minus_platform_{name}"] = [d["value"], d["low"], d["high"]]
+    return info
+
+
+def _treated_in(rows: pd.DataFrame, support: set[Any] | None) -> tuple[pd.Series, pd.Series]:
+    rows = rows if support is None else rows[rows["customer_id"].isin(support)]
+    return rows["member_id"], rows["offer"] + "__" + rows["channel"]
 
 
 NEEDS_MARTS = {"random": False, "oracle": False, **{p: True for p in POLICIES if p not in ("random", "oracle")}}
@@ -421,8 +391,16 @@ def run_policy(base: Settings, policy: str, cycles: int, out: Path, log: Any = p
     for cycle in range(cycles):
         t0 = time.perf_counter()
         info = design_for_policy(policy, world, cycle)
+        candidates = info.pop("_candidates", {})
         pipeline.simulate(world, cycle + 1)
         value = evaluate_cycle(world, cycle + 1)
+        if candidates:
+            from sim.oracle import _effects, plan_value
+
+            truth = _effects(world, cycle + 1)
+            # Per candidate, the mean over the logged cycles' supports, as the pooled estimate is.
+            info.update({f"true_{name}": round(float(np.mean([plan_value(truth, *part) for part in parts])), 2)
+                         for name, parts in candidates.items()})
         ranking = uplift_ranking(world, cycle + 1)
         if NEEDS_MARTS[policy] and cycle + 1 < cycles:
             _build_marts(world, cycle + 1)
@@ -457,7 +435,7 @@ def _run_policy_in_child(base: dict[str, Any], policy: str, cycles: int, out: st
 
 
 # Slowest first, so that two workers finish close together (the platform trains four models a cycle).
-_LONGEST_FIRST = ("platform", "propensity", "propensity_best_offer", "tlearner_gbm", "tlearner_logit", "rfm", "rfm_best_offer",
+_LONGEST_FIRST = ("platform_ope", "platform", "propensity", "propensity_best_offer", "tlearner_gbm", "tlearner_logit", "rfm", "rfm_best_offer",
                   "best_action", "oracle", "random")
 
 

@@ -91,7 +91,24 @@ def _plan_section(plan: dict[str, Any] | None, next_id: str) -> str:
             f".parquet</code>).</p>" + _table(facts)
             + "<div class='row'><div>" + "<h3>By channel</h3>" + _table(by_channel) + "</div><div>"
             + "<h3>By segment</h3>" + _table(by_segment) + "</div></div>"
-            + f"<h3>Budget by value tier (value horizon {html.escape(str(horizon))} weeks)</h3>" + _table(by_tier))
+            + f"<h3>Budget by value tier (value horizon {html.escape(str(horizon))} weeks)</h3>" + _table(by_tier)
+            + _policy_choice_section(plan.get("policy_choice")))
+
+
+def _policy_choice_section(choice: dict[str, Any] | None) -> str:
+    """Which candidate designed the plan and the off-policy estimates behind it; nothing when policy_choice is off."""
+    if not choice:
+        return ""
+    rows = [{"candidate": name, "treated": choice["treated"].get(name), "estimate": e["value"], "low": e["low"],
+             "high": e["high"], "minus design": (choice["versus_incumbent"].get(name) or {}).get("value"),
+             "minus design low": (choice["versus_incumbent"].get(name) or {}).get("low"),
+             "minus design high": (choice["versus_incumbent"].get(name) or {}).get("high")}
+            for name, e in choice["estimates"].items()]
+    cycles = ", ".join(f"{c} ({m})" for c, m in choice["cycles"].items()) or "none"
+    return (f"<h3>Policy choice: {html.escape(str(choice['chosen']))}</h3><p>{html.escape(str(choice['reason']))}. "
+            f"Off-policy estimates of incremental profit on the logged cycles {html.escape(cycles)}, 95 % "
+            "intervals; a challenger replaces the design only when its paired difference is above zero.</p>"
+            + _table(rows))
 
 
 def _attribution_section(attribution: Any) -> str:

@@ -21,6 +21,8 @@ and the evaluation import from ``ml.decide``; the steps live in its modules, low
 * ``holdout``: the power calculation and the stratified holdout.
 * ``plan``: the plan's rows and summary, and why a plan reaches nobody.
 * ``design``: :func:`design_campaign` and :func:`plan_from_choice`, wiring the steps.
+* ``candidates``: plans a marketer makes from the measured lifts alone (best action, propensity with the best
+  offer), which the loop weighs against its own design (``ml.policy_choice``).
 """
 
 from ml.decide.catalogue import BASE_COLUMNS, action_catalogue, uplift_column

@@ -30,7 +30,7 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
         "bau_contact_share": ("0.2", 0.2), "newsletter_history": ("3", 3), "file_format": ("parquet", "parquet"),
         "world": ("c", "c"), "send_hour_preference": ("true", True), "send_time": ("channel", "channel"),
         "send_window_start": ("9", 9), "send_window_end": ("20", 20), "media_effect": ("true", True),
-        "media_mix": ("true", True), "media_budgets": ("1", True),
+        "media_mix": ("true", True), "media_budgets": ("1", True), "policy_choice": ("true", True),
         "quarantine_rate_max": ("0.1", 0.1), "budget": ("500", 500.0),
         "header_bytes_max": ("2048", 2048), "field_bytes_max": ("4096", 4096), "file_bytes_max": ("8192", 8192),
         "file_rows_max": ("7", 7), "raw_pii_retention_days": ("none", None),
