@@ -68,3 +68,15 @@ def test_postgres_build_matches_duckdb(built_world: BuiltWorld, postgres: Postgr
         for name, query in CHECKS.items():
             cur.execute(query)
             assert _normalised(cur.fetchone()) == _normalised(con.execute(query).fetchone()), name
+
+
+def test_a_retailers_postgres_build_without_its_key_is_refused(built_world: BuiltWorld, postgres: PostgresServer,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key is a server setting no Python check sees: unset outside a demo, dbt stops before any model."""
+    monkeypatch.setenv("CAMPAIGN_LOOP_DEMO", "false")
+    monkeypatch.delenv("CAMPAIGN_LOOP_PII_KEY", raising=False)
+    monkeypatch.delenv("PGOPTIONS", raising=False)
+    result = run_dbt(built_world.home, "build", "--target", "postgres", "--select", "stg_crm__customers",
+                     "--target-path", str(built_world.home / "dbt" / "target-postgres-refused"))
+    assert result.returncode != 0
+    assert "CAMPAIGN_LOOP_PII_KEY is not set, and this is not a demo run" in result.stdout, result.stdout[-3000:]

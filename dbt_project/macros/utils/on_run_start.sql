@@ -12,12 +12,17 @@
 
 {#- Spark: a retailer's run without its key stops before any model, as DuckDB's plugin stops it at connect. -#}
 {% macro spark__campaign_loop_on_run_start() -%}
-    {%- do require_pii_key() -%}
+    {%- do require_pii_key(env_var('CAMPAIGN_LOOP_PII_KEY', '') != '') -%}
     select 1
 {%- endmacro %}
 
-{#- pgcrypto provides hmac(); the key itself comes from the server setting campaign_loop.pii_key. -#}
+{#- pgcrypto provides hmac(); the key itself comes from the server setting campaign_loop.pii_key, which only the
+    server can tell is set: a retailer's run without it stops here, before any model. -#}
 {% macro postgres__campaign_loop_on_run_start() -%}
+    {%- if execute -%}
+        {%- set key = run_query("select coalesce(current_setting('campaign_loop.pii_key', true), '')") -%}
+        {%- do require_pii_key(key.columns[0].values()[0] != '') -%}
+    {%- endif -%}
     create extension if not exists pgcrypto
 {%- endmacro %}
 

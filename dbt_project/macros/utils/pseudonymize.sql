@@ -5,8 +5,8 @@
     - PostgreSQL: pgcrypto hmac() with the server setting campaign_loop.pii_key
       (e.g. PGOPTIONS='-c campaign_loop.pii_key=...' or ALTER ROLE ... SET campaign_loop.pii_key).
     - Spark: hmac() with the key read in the JVM (spark__pseudonymize, below).
-    All fall back to the same development key, so the targets agree in development; DuckDB and Spark
-    refuse a retailer's run (CAMPAIGN_LOOP_DEMO false) without a key.
+    All fall back to the same development key, so the targets agree in development; each refuses a
+    retailer's run (CAMPAIGN_LOOP_DEMO false) without a key.
 -#}
 {% macro pseudonymize(expr) -%}
     {{ return(adapter.dispatch('pseudonymize', 'campaign_loop')(expr)) }}
@@ -58,7 +58,7 @@
     differed from DuckDB's: the key was 'null'), so 'null', as '', means unset: the development key.
 -#}
 {% macro spark__pseudonymize(expr) -%}
-    {%- do require_pii_key() -%}
+    {%- do require_pii_key(env_var('CAMPAIGN_LOOP_PII_KEY', '') != '') -%}
     {%- set env_key = "reflect('java.lang.System', 'getenv', 'CAMPAIGN_LOOP_PII_KEY')" -%}
     {%- set key = "case when " ~ env_key ~ " in ('', 'null') then 'campaign-loop-development-key' else " ~ env_key ~ " end" -%}
     lower(hex(hmac(encode({{ key }}, 'UTF-8'), encode(cast({{ expr }} as string), 'UTF-8'))))
@@ -66,13 +66,14 @@
 
 {#-
     A retailer's run (CAMPAIGN_LOOP_DEMO false) without its own key is refused, as
-    campaign_loop.dbt_duckdb_plugin refuses it on DuckDB: Spark reads the key in the JVM, past every Python
-    check, and would otherwise fall back to the public development key without a word. The session runs in
-    dbt's process, so dbt's environment is the JVM's. The message is MissingPiiKeyError's.
+    campaign_loop.dbt_duckdb_plugin refuses it on DuckDB: Spark reads the key in the JVM and PostgreSQL from
+    a server setting, both past every Python check, and would otherwise fall back to the public development
+    key without a word. ``key_is_set`` is the engine's own answer (Spark's session runs in dbt's process, so
+    dbt's environment is the JVM's). The message is MissingPiiKeyError's.
 -#}
-{% macro require_pii_key() -%}
+{% macro require_pii_key(key_is_set) -%}
     {%- set demo = env_var('CAMPAIGN_LOOP_DEMO', 'true') | trim | lower not in ['0', 'false', 'no', 'off'] -%}
-    {%- if execute and env_var('CAMPAIGN_LOOP_PII_KEY', '') == '' and not demo -%}
+    {%- if execute and not key_is_set and not demo -%}
         {{ exceptions.raise_compiler_error(
             "CAMPAIGN_LOOP_PII_KEY is not set, and this is not a demo run (demo=false): the key pseudonymises "
             ~ "customers' e-mails and phones, and the public development key would let anyone reverse them. "
