@@ -13,6 +13,7 @@ from campaign_loop.config import Settings
 PROJECT_DIR = Path(os.environ.get("CAMPAIGN_LOOP_DBT_PROJECT_DIR", Path(__file__).resolve().parents[1] / "dbt_project"))
 MANIFEST_PATH = PROJECT_DIR / "target" / "manifest.json"
 PROFILE_NAME = "campaign_loop"
+DBT_OUTPUT_DIRS = frozenset({"target", "logs", "dbt_packages"})  # what dbt writes into the project, not its source
 # dbt commands that never open the warehouse: they need no writer lock, so the DAG's manifest can be parsed
 # (and the project listed) while a cycle runs.
 NO_WAREHOUSE_COMMANDS = frozenset({"parse", "deps", "clean", "list", "ls", "init"})
@@ -81,8 +82,13 @@ def parse_project(settings: Settings) -> Path:
     """Write the manifest Cosmos renders the DAG from, so parsing the DAG never runs dbt.
 
     The manifest is parsed in the home and moved into place in one rename: a DAG parsed meanwhile (by
-    another home's run) reads the old manifest or the new one, never half of one.
+    another home's run) reads the old manifest or the new one, never half of one. A manifest parsed from the
+    same project files and variables is kept: `dbt parse` costs every command 10-40 s.
     """
+    key = _manifest_key(settings)
+    key_path = MANIFEST_PATH.with_name("manifest.key")
+    if MANIFEST_PATH.exists() and key_path.exists() and key_path.read_text() == key:
+        return MANIFEST_PATH
     result = run_dbt(settings, "parse")
     if result.returncode != 0:
         raise RuntimeError(f"dbt parse failed:\n{result.stdout[-3000:]}")
@@ -91,4 +97,24 @@ def parse_project(settings: Settings) -> Path:
     staged = MANIFEST_PATH.with_name(f".manifest.{os.getpid()}.json")
     shutil.copyfile(parsed, staged)
     os.replace(staged, MANIFEST_PATH)
+    key_path.with_name(f".manifest.{os.getpid()}.key").write_text(key)
+    os.replace(key_path.with_name(f".manifest.{os.getpid()}.key"), key_path)
     return MANIFEST_PATH
+
+
+def _manifest_key(settings: Settings) -> str:
+    """A digest of what the manifest is parsed from: every project file (not dbt's own output) and the
+    settings dbt reads, the home's path aside (the graph Cosmos renders is the same for every home); no secret."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(PROJECT_DIR.rglob("*")):
+        relative = path.relative_to(PROJECT_DIR)
+        if path.is_file() and relative.parts[0] not in DBT_OUTPUT_DIRS:
+            digest.update(f"{relative}\0".encode())
+            digest.update(path.read_bytes())
+    variables = dbt_env(settings) | {"CAMPAIGN_LOOP_DBT_TARGET": os.environ.get("CAMPAIGN_LOOP_DBT_TARGET", "")}
+    del variables["CAMPAIGN_LOOP_HOME"]
+    for name in sorted(variables):
+        digest.update(f"{name}={variables[name]}\0".encode())
+    return digest.hexdigest()

@@ -133,14 +133,18 @@ def failure_reason(log: Path) -> str:
 
 
 @contextlib.contextmanager
-def mlflow_server(settings: Settings) -> Iterator[str]:
+def mlflow_server(settings: Settings, meanwhile: Callable[[], None] = lambda: None) -> Iterator[str]:
     """One MLflow tracking server for the whole command, with the home's login (as `campaign-loop ui`'s): the
-    Airflow tasks talk to it by URI with :func:`tracking_env`, and nobody else can move a model's alias."""
+    Airflow tasks talk to it by URI with :func:`tracking_env`, and nobody else can move a model's alias.
+
+    ``meanwhile`` runs while the server starts: 8-45 s of imports and migrations in its own process.
+    """
     from ml.tracking import server_url, start_server, wait_until_ready
 
     port = free_port()
     process = start_server(settings, port)
     try:
+        meanwhile()
         wait_until_ready(server_url(port), process=process)
         yield server_url(port)
     finally:
@@ -180,10 +184,13 @@ def airflow_session(settings: Settings, log: Path) -> Iterator[str]:
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     use_environment(airflow_env(settings.model_copy(update={"airflow_runner": "dags_test"})))
-    parse_project(settings)
-    if airflow(["db", "migrate"], log) != 0:
-        raise CycleFailed(f"airflow db migrate failed; the last lines of {log}:\n{log_tail(log)}")
-    with mlflow_server(settings) as tracking:
+
+    def prepare_airflow() -> None:
+        parse_project(settings)
+        if airflow(["db", "migrate"], log) != 0:
+            raise CycleFailed(f"airflow db migrate failed; the last lines of {log}:\n{log_tail(log)}")
+
+    with mlflow_server(settings, meanwhile=prepare_airflow) as tracking:
         os.environ.update(tracking_env(settings, tracking))
         yield tracking
 
