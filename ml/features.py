@@ -97,8 +97,9 @@ def connect(warehouse_path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
         connection.close()
 
 
-def _read(warehouse: WarehouseLike, mart: str, columns: Sequence[str], schema: str,
-          where: Sequence[Condition] = ()) -> pd.DataFrame:
+def read(warehouse: WarehouseLike, mart: str, columns: Sequence[str] | None, schema: str,
+         where: Sequence[Condition] = ()) -> pd.DataFrame:
+    """``schema.mart``'s ``columns`` of the rows ``where`` holds for, in one frame (a mart read as it is)."""
     frames = warehouse_of(warehouse).read_mart(mart, columns, schema=schema, where=where)
     try:
         return next(frames)
@@ -220,7 +221,7 @@ def uplift_frame(
     and whose member resolved to a customer with a feature row; a campaign imported without a ``cycle_id``
     has the newest snapshot at or before its start.
     """
-    frame = _read(warehouse_path, "fct_uplift_rows", UPLIFT_COLUMNS, schema, _as_of_bounds(max_as_of))
+    frame = read(warehouse_path, "fct_uplift_rows", UPLIFT_COLUMNS, schema, _as_of_bounds(max_as_of))
     frame = frame.sort_values(["as_of_date", "campaign_id", "customer_id", "send_member_id"], ignore_index=True)
     _warn_unplaced_campaigns(warehouse_path, schema)
     # A handful of distinct campaigns cover every assignment: name each distinct one once.
@@ -240,7 +241,7 @@ def _warn_unplaced_campaigns(warehouse: WarehouseLike, schema: str) -> None:
     """Say which campaigns without a cycle_id start before every feature snapshot: the learner cannot use them."""
     dates = as_of_dates(warehouse, schema)
     early = [("starts_at", "<", dates[0])] if dates else []
-    sends = _read(warehouse, "fct_action_sends", ["campaign_id", "cycle_id", "starts_at"], schema, early)
+    sends = read(warehouse, "fct_action_sends", ["campaign_id", "cycle_id", "starts_at"], schema, early)
     sends = sends[sends["cycle_id"].isna()]
     unplaced = (sends.groupby("campaign_id").agg(starts_at=("starts_at", "min"), sends=("starts_at", "size"))
                 .reset_index().sort_values("campaign_id"))
@@ -270,7 +271,7 @@ def scoring_frame(warehouse_path: WarehouseLike, *, schema: str = DEFAULT_SCHEMA
         if not dates:
             raise ValueError(f"{schema}.fct_customer_features is empty")
         as_of = dates[-1]
-    frame = _read(warehouse_path, "fct_scoring_rows", SCORING_COLUMNS, schema, [("as_of_date", "=", as_of)])
+    frame = read(warehouse_path, "fct_scoring_rows", SCORING_COLUMNS, schema, [("as_of_date", "=", as_of)])
     frame = typed_features(frame.sort_values("customer_id", ignore_index=True))
     revenue, margin = frame["revenue_total"], frame["margin_total"]
     population_rate = float(margin.sum() / revenue.sum()) if revenue.sum() > 0 else 0.0
@@ -286,7 +287,7 @@ def scoring_frame(warehouse_path: WarehouseLike, *, schema: str = DEFAULT_SCHEMA
 def transactions(warehouse_path: WarehouseLike, before: date, *, schema: str = DEFAULT_SCHEMA) -> pd.DataFrame:
     """Revenue orders of resolved customers placed strictly before ``before``: customer_id, date, amount."""
     where = [("is_revenue", "=", True), ("ordered_at", "<", before)]
-    orders = _read(warehouse_path, "fct_orders", ["customer_id", "ordered_at", "total_amount"], schema, where)
+    orders = read(warehouse_path, "fct_orders", ["customer_id", "ordered_at", "total_amount"], schema, where)
     orders = orders[orders["customer_id"].notna()].sort_values("ordered_at", kind="stable", ignore_index=True)
     return pd.DataFrame({"customer_id": orders["customer_id"], "date": orders["ordered_at"],
                          "amount": orders["total_amount"].astype("float64")})
