@@ -38,7 +38,7 @@ import pandas as pd
 
 from campaign_loop.actions import OFFERS
 from campaign_loop.config import CHANNELS
-from campaign_loop.warehouse import Condition, DuckDBWarehouse, Warehouse
+from campaign_loop.warehouse import Condition, DuckDBWarehouse, Warehouse, read_whole
 from ml.engagement import opens_column, sends_column
 
 if TYPE_CHECKING:
@@ -100,11 +100,7 @@ def connect(warehouse_path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
 def read(warehouse: WarehouseLike, mart: str, columns: Sequence[str] | None, schema: str,
          where: Sequence[Condition] = ()) -> pd.DataFrame:
     """``schema.mart``'s ``columns`` of the rows ``where`` holds for, in one frame (a mart read as it is)."""
-    frames = warehouse_of(warehouse).read_mart(mart, columns, schema=schema, where=where)
-    try:
-        return next(frames)
-    finally:
-        frames.close()  # the reader's connection closes now, not when the generator is collected
+    return read_whole(warehouse_of(warehouse), mart, columns, schema=schema, where=where)
 
 
 def _as_of_bounds(max_as_of: date | None = None, min_as_of: date | None = None) -> list[Condition]:
