@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-SELECT = ("run", "--select", "+fct_trigger_candidates", "+kpi_campaign_arms", "+fct_customer_features")
+SELECT = ("run", "--select", "+fct_trigger_candidates", "+kpi_campaign_arms", "+fct_scoring_rows")
 
 
 def dbt(home: Path) -> None:

@@ -70,8 +70,8 @@ def _inputs(settings: Settings, schema: str, cycle_id: str, as_of: datetime) -> 
     from ml.export import read_trigger_plans
     from ml.triggers import history_from_sends
 
+    candidates = features.read(settings.warehouse_path, "fct_trigger_candidates", None, schema, [("event_at", "<=", as_of)])
     with features.connect(settings.warehouse_path) as con:
-        candidates = con.execute(f"select * from {schema}.fct_trigger_candidates where event_at <= ?", [as_of]).df()
         sends = con.execute(
             "select campaign_id, member_id, arm, coalesce(sent_at, starts_at) as assigned_at "
             f"from {schema}.fct_campaign_sends where campaign_id like 'trigger-%'").df()

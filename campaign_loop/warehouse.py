@@ -10,6 +10,10 @@ rows at a time (``batch_rows``) instead of whole. Three engines, as dbt's target
   started to read what Spark wrote (the Spark parity test reads them the same way).
 * :class:`PostgresWarehouse`: a server-side cursor, so PostgreSQL sends one batch at a time.
 
+``where`` keeps the rows a condition holds for, on the engine: a list of ``(column, op, value)`` with op one
+of ``= < <= > >=``, all of them true, the values bound as parameters. It is what the steps need to read one
+as-of date or the dates up to a cycle without reading the whole mart.
+
 DuckDB and Spark give the same pandas types (DuckDB's conversion of both); PostgreSQL's numerics arrive as
 Python decimals. docs/decisions/0026-one-warehouse-interface.md has the survey and what still reads
 around it.
@@ -29,6 +33,10 @@ if TYPE_CHECKING:
 
 # DuckDB hands over rows a vector (2,048 rows) at a time: a batch is a whole number of vectors.
 DUCKDB_VECTOR_ROWS = 2048
+# Comparisons only: enough to bound dates and pick flags, and the same on every engine.
+OPERATORS = frozenset({"=", "<", "<=", ">", ">="})
+
+Condition = tuple[str, str, object]
 
 
 class Warehouse(Protocol):
@@ -37,15 +45,16 @@ class Warehouse(Protocol):
         ...
 
     def read_mart(self, name: str, columns: Sequence[str] | None = None, *, schema: str = "marts",
-                  batch_rows: int | None = None) -> Generator[pd.DataFrame]:
-        """``schema.name``'s ``columns`` (all when None): one frame, or frames of about ``batch_rows`` rows."""
+                  batch_rows: int | None = None, where: Sequence[Condition] = ()) -> Generator[pd.DataFrame]:
+        """``schema.name``'s ``columns`` (all when None) of the rows ``where`` holds for: one frame, or frames
+        of about ``batch_rows`` rows."""
         ...
 
 
 def read_whole(warehouse: Warehouse, name: str, columns: Sequence[str] | None = None, *,
-               schema: str = "marts") -> pd.DataFrame:
+               schema: str = "marts", where: Sequence[Condition] = ()) -> pd.DataFrame:
     """A mart in one frame, for the steps that need every row at once."""
-    with closing(warehouse.read_mart(name, columns, schema=schema)) as frames:  # closes its connection now
+    with closing(warehouse.read_mart(name, columns, schema=schema, where=where)) as frames:  # closes its connection now
         return next(frames)
 
 
@@ -53,13 +62,22 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _select(columns: Sequence[str] | None, source: str) -> str:
+def _select(columns: Sequence[str] | None, source: str, where: Sequence[Condition] = (),
+            placeholder: str = "?") -> tuple[str, list[object]]:
+    """The query and its parameters; a column or operator is never taken from a value, so nothing is spliced."""
     listed = ", ".join(_quote(c) for c in columns) if columns else "*"
-    return f"select {listed} from {source}"
+    sql = f"select {listed} from {source}"
+    for column, op, _ in where:
+        if op not in OPERATORS:
+            raise ValueError(f"unsupported operator {op!r} on {column!r}; expected one of {sorted(OPERATORS)}")
+    if where:
+        sql += " where " + " and ".join(f"{_quote(column)} {op} {placeholder}" for column, op, _ in where)
+    return sql, [value for _, _, value in where]
 
 
-def _duckdb_frames(con: duckdb.DuckDBPyConnection, sql: str, batch_rows: int | None) -> Iterator[pd.DataFrame]:
-    result = con.execute(sql)
+def _duckdb_frames(con: duckdb.DuckDBPyConnection, query: tuple[str, list[object]],
+                   batch_rows: int | None) -> Iterator[pd.DataFrame]:
+    result = con.execute(*query)
     if batch_rows is None:
         yield result.df()
         return
@@ -92,9 +110,9 @@ class DuckDBWarehouse:
                 "select table_name from information_schema.tables where table_schema = ?", [schema]).fetchall()}
 
     def read_mart(self, name: str, columns: Sequence[str] | None = None, *, schema: str = "marts",
-                  batch_rows: int | None = None) -> Generator[pd.DataFrame]:
+                  batch_rows: int | None = None, where: Sequence[Condition] = ()) -> Generator[pd.DataFrame]:
         with self._connect() as con:
-            yield from _duckdb_frames(con, _select(columns, f"{_quote(schema)}.{_quote(name)}"), batch_rows)
+            yield from _duckdb_frames(con, _select(columns, f"{_quote(schema)}.{_quote(name)}", where), batch_rows)
 
 
 class SparkWarehouse:
@@ -108,12 +126,12 @@ class SparkWarehouse:
         return {p.name for p in directory.iterdir() if p.is_dir()} if directory.is_dir() else set()
 
     def read_mart(self, name: str, columns: Sequence[str] | None = None, *, schema: str = "marts",
-                  batch_rows: int | None = None) -> Generator[pd.DataFrame]:
+                  batch_rows: int | None = None, where: Sequence[Condition] = ()) -> Generator[pd.DataFrame]:
         import duckdb
 
         files = self.root / f"{schema}.db" / name / "*.parquet"
         with duckdb.connect() as con:
-            yield from _duckdb_frames(con, _select(columns, f"read_parquet('{files.as_posix()}')"), batch_rows)
+            yield from _duckdb_frames(con, _select(columns, f"read_parquet('{files.as_posix()}')", where), batch_rows)
 
 
 class PostgresWarehouse:
@@ -134,14 +152,14 @@ class PostgresWarehouse:
             con.close()  # psycopg2's `with` ends the transaction, not the connection
 
     def read_mart(self, name: str, columns: Sequence[str] | None = None, *, schema: str = "marts",
-                  batch_rows: int | None = None) -> Generator[pd.DataFrame]:
+                  batch_rows: int | None = None, where: Sequence[Condition] = ()) -> Generator[pd.DataFrame]:
         import psycopg2
 
         con = psycopg2.connect(self.url)
         try:
             # A named cursor lives on the server: each fetchmany brings one batch, not the whole result.
             with con.cursor(name="campaign_loop_read_mart") as cursor:
-                cursor.execute(_select(columns, f"{_quote(schema)}.{_quote(name)}"))
+                cursor.execute(*_select(columns, f"{_quote(schema)}.{_quote(name)}", where, placeholder="%s"))
                 while True:
                     rows = cursor.fetchmany(batch_rows) if batch_rows else cursor.fetchall()
                     names = [d[0] for d in cursor.description]

@@ -2,19 +2,22 @@
 
 Every frame is keyed by ``customer_id`` and ``as_of_date`` and carries :data:`FEATURES` exactly as
 the models consume them (floats, NaN where a value is undefined, e.g. recency before a first order).
-Reads go through a read-only DuckDB connection so training can run while nobody writes, and the
-schema is a parameter (``marts`` today, ``published`` once the lead publishes validated snapshots).
+Each frame is one mart of ``dbt_project/models/marts/ml`` read through :mod:`campaign_loop.warehouse`
+(the joins are dbt's, so they build on every engine), with the date bounds pushed to the engine; here
+only the pandas types and the action catalogue are applied. ``warehouse`` is a
+:class:`campaign_loop.warehouse.Warehouse` or the DuckDB file's path (read-only, so training can run
+while nobody writes), and the schema is a parameter (``marts``, or ``published`` once the gate passed).
 
 Frames:
 
-* :func:`classifier_frame`: features as of each date joined with the labels of
-  ``marts.fct_customer_labels``; only rows whose label window is fully observed.
-* :func:`uplift_frame`: one row per campaign assignment (treatment or control) of a known action,
-  with the features as of the campaign's cycle start. A customer never assigned to an action is no
-  evidence about it, so each action only sees its own treatment and control rows.
-* :func:`scoring_frame`: features as of the newest as-of date, plus what ``ml/decide/`` needs
-  besides model outputs (consent, recent contacts and unsubscribes, segment, margin rate).
-* :func:`transactions`: the order log up to a date, for the CLV models.
+* :func:`classifier_frame`: ``fct_classifier_rows``, features as of each date beside the labels; only
+  rows whose label window is fully observed.
+* :func:`uplift_frame`: ``fct_uplift_rows``, one row per campaign assignment (treatment or control) of a
+  known action, with the features as of the campaign's cycle start. A customer never assigned to an action
+  is no evidence about it, so each action only sees its own treatment and control rows.
+* :func:`scoring_frame`: ``fct_scoring_rows`` of the newest as-of date, the features plus what
+  ``ml/decide/`` needs besides model outputs (consent, recent contacts and unsubscribes, segment, margin rate).
+* :func:`transactions`: ``fct_orders``, the order log up to a date, for the CLV models.
 
 The uplift and scoring frames also carry :data:`ENGAGEMENT_COLUMNS` (sends and opens per channel), which
 no model reads: ``ml/engagement.py`` turns them into each customer's channel preference.
@@ -35,6 +38,7 @@ import pandas as pd
 
 from campaign_loop.actions import OFFERS
 from campaign_loop.config import CHANNELS
+from campaign_loop.warehouse import Condition, DuckDBWarehouse, Warehouse, read_whole
 from ml.engagement import opens_column, sends_column
 
 if TYPE_CHECKING:
@@ -69,9 +73,21 @@ LABEL_COMPLETE: dict[str, str] = {
 UPLIFT_OUTCOMES: dict[str, str] = {"conversion": "is_converted", "margin": "margin"}
 
 
+WarehouseLike = Warehouse | Path | str
+# Rows per batch where a frame is filtered as it is read: a few MB per batch whatever the mart's size.
+BATCH_ROWS = 200_000
+
+
+def warehouse_of(warehouse: WarehouseLike) -> Warehouse:
+    """The interface for ``warehouse``: a path is the DuckDB file, read-only."""
+    if isinstance(warehouse, (str, Path)):
+        return DuckDBWarehouse(warehouse)
+    return warehouse
+
+
 @contextmanager
 def connect(warehouse_path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection: training must never take the writer's lock or change the marts."""
+    """A read-only connection for the steps that still run their own DuckDB SQL (docs/decisions/0026)."""
     import duckdb
 
     connection = duckdb.connect(str(warehouse_path), read_only=True)
@@ -81,14 +97,15 @@ def connect(warehouse_path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
         connection.close()
 
 
-def _query(warehouse_path: Path | str, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
-    with connect(warehouse_path) as connection:
-        return connection.execute(sql, list(params)).df()
+def read(warehouse: WarehouseLike, mart: str, columns: Sequence[str] | None, schema: str,
+         where: Sequence[Condition] = ()) -> pd.DataFrame:
+    """``schema.mart``'s ``columns`` of the rows ``where`` holds for, in one frame (a mart read as it is)."""
+    return read_whole(warehouse_of(warehouse), mart, columns, schema=schema, where=where)
 
 
-def _feature_select(alias: str = "f", extra: tuple[str, ...] = ()) -> str:
-    columns = [*(c for c in FEATURES if c != "is_member"), *extra]
-    return ", ".join(f"{alias}.{c}" for c in columns) + f", {alias}.member_id is not null as is_member"
+def _as_of_bounds(max_as_of: date | None = None, min_as_of: date | None = None) -> list[Condition]:
+    return [*((("as_of_date", "<=", max_as_of),) if max_as_of is not None else ()),
+            *((("as_of_date", ">=", min_as_of),) if min_as_of is not None else ())]
 
 
 def typed_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -101,13 +118,17 @@ def typed_features(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def as_of_dates(warehouse_path: Path | str, schema: str = DEFAULT_SCHEMA) -> list[date]:
-    frame = _query(warehouse_path, f"select distinct as_of_date from {schema}.fct_customer_features order by 1")
-    return [pd.Timestamp(d).date() for d in frame["as_of_date"]]
+def as_of_dates(warehouse: WarehouseLike, schema: str = DEFAULT_SCHEMA) -> list[date]:
+    """The features' as-of dates, one column read a batch at a time: the mart may not fit in memory."""
+    seen: set[date] = set()
+    for batch in warehouse_of(warehouse).read_mart("fct_customer_features", ["as_of_date"], schema=schema,
+                                                   batch_rows=BATCH_ROWS):
+        seen.update(pd.Timestamp(d).date() for d in batch["as_of_date"].unique())
+    return sorted(seen)
 
 
 def classifier_frame(
-    warehouse_path: Path | str,
+    warehouse_path: WarehouseLike,
     label: Label,
     *,
     schema: str = DEFAULT_SCHEMA,
@@ -123,42 +144,31 @@ def classifier_frame(
 
 
 def classifier_frames(
-    warehouse_path: Path | str,
+    warehouse_path: WarehouseLike,
     labels: Sequence[Label],
     *,
     schema: str = DEFAULT_SCHEMA,
     max_as_of: date | None = None,
     min_as_of: date | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """:func:`classifier_frame` of each of ``labels`` from one read: the labels share their feature rows."""
+    """:func:`classifier_frame` of each of ``labels`` from one read of ``fct_classifier_rows``: the labels
+    share their feature rows. Read in batches, each cut to its complete rows before the next arrives."""
     if unknown := [label for label in labels if label not in LABEL_COMPLETE]:
         raise ValueError(f"unknown label {unknown[0]!r}; expected one of {sorted(LABEL_COMPLETE)}")
-    where = ["(" + " or ".join(f"l.{LABEL_COMPLETE[label]}" for label in labels) + ")"]
-    params: list[object] = []
-    if max_as_of is not None:
-        where.append("f.as_of_date <= ?")
-        params.append(max_as_of)
-    if min_as_of is not None:
-        where.append("f.as_of_date >= ?")
-        params.append(min_as_of)
-    label_columns = ", ".join(
-        f"cast(l.{label} as integer) as label__{label}, l.{LABEL_COMPLETE[label]} as complete__{label}" for label in labels
-    )
-    sql = f"""
-        select f.customer_id, f.as_of_date, {_feature_select()}, {label_columns}
-        from {schema}.fct_customer_features as f
-        inner join {schema}.fct_customer_labels as l
-            on l.customer_id = f.customer_id and l.as_of_date = f.as_of_date
-        where {' and '.join(where)}
-        order by f.as_of_date, f.customer_id
-    """
-    frame = typed_features(_query(warehouse_path, sql, params))
-    helpers = [c for label in labels for c in (f"label__{label}", f"complete__{label}")]
+    completes = [LABEL_COMPLETE[label] for label in labels]
+    columns = [*KEYS, *FEATURES, *dict.fromkeys([*labels, *completes])]
+    # One label's flag is a filter the engine applies; several are an "or", applied per batch here.
+    where = [*_as_of_bounds(max_as_of, min_as_of), *(((completes[0], "=", True),) if len(labels) == 1 else ())]
+    batches = [batch[batch[completes].fillna(False).to_numpy(bool).any(axis=1)]
+               for batch in warehouse_of(warehouse_path).read_mart(
+                   "fct_classifier_rows", columns, schema=schema, batch_rows=BATCH_ROWS, where=where)]
+    frame = pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(columns=columns)
+    frame = typed_features(frame.sort_values(["as_of_date", "customer_id"], ignore_index=True))
     frames: dict[str, pd.DataFrame] = {}
     for label in labels:
-        complete = frame[f"complete__{label}"].fillna(False).to_numpy(bool)
-        part = frame.loc[complete, [c for c in frame.columns if c not in helpers]].reset_index(drop=True)
-        part["label"] = frame.loc[complete, f"label__{label}"].astype("int64").to_numpy()
+        complete = frame[LABEL_COMPLETE[label]].fillna(False).to_numpy(bool)
+        part = frame.loc[complete, [*KEYS, *FEATURES]].reset_index(drop=True)
+        part["label"] = frame.loc[complete, label].astype("int64").to_numpy()
         frames[label] = part
     return frames
 
@@ -187,8 +197,15 @@ def action_features(actions: pd.Series | Sequence[str]) -> pd.DataFrame:
     return out
 
 
+UPLIFT_COLUMNS: tuple[str, ...] = (
+    *KEYS, *(c for c in FEATURES if c != "is_member"), *ENGAGEMENT_COLUMNS, "is_member", "campaign_id",
+    "send_member_id", "channel", "offer_type", "offer_value", "treatment", "assignment_probability",
+    "is_converted", "margin",
+)
+
+
 def uplift_frame(
-    warehouse_path: Path | str,
+    warehouse_path: WarehouseLike,
     *,
     schema: str = DEFAULT_SCHEMA,
     max_as_of: date | None = None,
@@ -196,39 +213,12 @@ def uplift_frame(
     """One row per assignment of a catalogue action: features as of the campaign's cycle start,
     ``action``, ``treatment`` (0/1), outcomes ``is_converted`` (0/1) and ``margin``.
 
-    Only assignments whose campaign window has ended by the newest loaded data and whose member resolved
-    to a customer with a feature row are kept; the inner join to the features makes that explicit.
-    A campaign imported without a ``cycle_id`` belongs to the cycle its ``starts_at`` falls in: its
-    features are the newest snapshot at or before it starts (snapshots are taken at cycle starts).
+    ``fct_uplift_rows`` keeps the assignments whose campaign window has ended by the newest loaded data
+    and whose member resolved to a customer with a feature row; a campaign imported without a ``cycle_id``
+    has the newest snapshot at or before its start.
     """
-    where, params = ["s.ends_at < l.data_end_at"], []
-    if max_as_of is not None:
-        where.append("s.as_of_date <= ?")
-        params.append(max_as_of)
-    sql = f"""
-        with data_end as (select max(data_end_at) as data_end_at from {schema}.fct_customer_labels),
-        snapshots as (
-            select distinct as_of_date, cast(as_of_date as timestamp) as snapshot_at
-            from {schema}.fct_customer_features
-        ),
-        sends as (
-            select a.* exclude (as_of_date), coalesce(a.as_of_date, d.as_of_date) as as_of_date
-            from {schema}.fct_action_sends as a
-            asof left join snapshots as d on a.starts_at >= d.snapshot_at
-        )
-        select
-            f.customer_id, f.as_of_date, {_feature_select(extra=ENGAGEMENT_COLUMNS)},
-            s.campaign_id, s.member_id as send_member_id, s.channel, s.offer_type, s.offer_value,
-            cast(s.is_treatment as integer) as treatment, s.assignment_probability,
-            cast(s.is_converted as integer) as is_converted, cast(s.margin as double) as margin
-        from sends as s
-        cross join data_end as l
-        inner join {schema}.fct_customer_features as f
-            on f.customer_id = s.customer_id and f.as_of_date = s.as_of_date
-        where {' and '.join(where)}
-        order by s.as_of_date, s.campaign_id, f.customer_id
-    """
-    frame = _query(warehouse_path, sql, params)
+    frame = read(warehouse_path, "fct_uplift_rows", UPLIFT_COLUMNS, schema, _as_of_bounds(max_as_of))
+    frame = frame.sort_values(["as_of_date", "campaign_id", "customer_id", "send_member_id"], ignore_index=True)
     _warn_unplaced_campaigns(warehouse_path, schema)
     # A handful of distinct campaigns cover every assignment: name each distinct one once.
     campaigns = list(zip(frame["offer_type"], frame["offer_value"], frame["channel"], strict=True))
@@ -243,16 +233,14 @@ def uplift_frame(
     return frame
 
 
-def _warn_unplaced_campaigns(warehouse_path: Path | str, schema: str) -> None:
+def _warn_unplaced_campaigns(warehouse: WarehouseLike, schema: str) -> None:
     """Say which campaigns without a cycle_id start before every feature snapshot: the learner cannot use them."""
-    sql = f"""
-        select campaign_id, min(starts_at) as starts_at, count(*) as sends
-        from {schema}.fct_action_sends
-        where cycle_id is null
-          and not exists (select 1 from {schema}.fct_customer_features as f where f.as_of_date <= starts_at)
-        group by campaign_id order by campaign_id
-    """
-    unplaced = _query(warehouse_path, sql)
+    dates = as_of_dates(warehouse, schema)
+    early = [("starts_at", "<", dates[0])] if dates else []
+    sends = read(warehouse, "fct_action_sends", ["campaign_id", "cycle_id", "starts_at"], schema, early)
+    sends = sends[sends["cycle_id"].isna()]
+    unplaced = (sends.groupby("campaign_id").agg(starts_at=("starts_at", "min"), sends=("starts_at", "size"))
+                .reset_index().sort_values("campaign_id"))
     if len(unplaced):
         shown = ", ".join(f"{r.campaign_id} ({r.sends} sends from {r.starts_at:%Y-%m-%d})"
                           for r in unplaced.head(5).itertuples())
@@ -261,7 +249,13 @@ def _warn_unplaced_campaigns(warehouse_path: Path | str, schema: str) -> None:
             "uplift frame: %s", len(unplaced), shown)
 
 
-def scoring_frame(warehouse_path: Path | str, *, schema: str = DEFAULT_SCHEMA, as_of: date | None = None) -> pd.DataFrame:
+SCORING_COLUMNS: tuple[str, ...] = (
+    *KEYS, "member_id", *(c for c in FEATURES if c != "is_member"), *ENGAGEMENT_COLUMNS, "is_member", "segment",
+    "contacts_last_30d", "unsubscribed_recently", *BOUNCED_COLUMNS,
+)
+
+
+def scoring_frame(warehouse_path: WarehouseLike, *, schema: str = DEFAULT_SCHEMA, as_of: date | None = None) -> pd.DataFrame:
     """Features as of the newest as-of date (or ``as_of``) with the columns ml/decide/ reads besides
     the model outputs: consent flags, ``contacts_last_30d`` and ``unsubscribed_recently`` (sends of the
     30 days before the date), ``bounced_<channel>`` (the customer's newest send on the channel before the
@@ -273,40 +267,8 @@ def scoring_frame(warehouse_path: Path | str, *, schema: str = DEFAULT_SCHEMA, a
         if not dates:
             raise ValueError(f"{schema}.fct_customer_features is empty")
         as_of = dates[-1]
-    sql = f"""
-        with recent as (
-            select
-                customer_id,
-                count(sent_at) as contacts_last_30d,
-                bool_or(is_unsubscribed) as unsubscribed_recently
-            from {schema}.fct_campaign_sends
-            where customer_id is not null
-                and coalesce(sent_at, starts_at) < cast(? as timestamp)
-                and coalesce(sent_at, starts_at) >= cast(? as timestamp) - interval 30 day
-            group by customer_id
-        ),
-        bounced as (
-            -- A hard bounce closes the channel until a later send on it is delivered (a new address).
-            select
-                customer_id,
-                {", ".join(f"coalesce(arg_max(is_bounced, sent_at) filter (where channel = '{c}'), false) as bounced_{c}"
-                           for c in CHANNELS)}
-            from {schema}.fct_campaign_sends
-            where customer_id is not null and sent_at < cast(? as timestamp)
-            group by customer_id
-        )
-        select
-            f.customer_id, f.as_of_date, f.member_id, {_feature_select(extra=ENGAGEMENT_COLUMNS)}, f.rfm_segment as segment,
-            coalesce(r.contacts_last_30d, 0) as contacts_last_30d,
-            coalesce(r.unsubscribed_recently, false) as unsubscribed_recently,
-            {", ".join(f"coalesce(b.bounced_{c}, false) as bounced_{c}" for c in CHANNELS)}
-        from {schema}.fct_customer_features as f
-        left join recent as r on r.customer_id = f.customer_id
-        left join bounced as b on b.customer_id = f.customer_id
-        where f.as_of_date = ?
-        order by f.customer_id
-    """
-    frame = typed_features(_query(warehouse_path, sql, [as_of, as_of, as_of, as_of]))
+    frame = read(warehouse_path, "fct_scoring_rows", SCORING_COLUMNS, schema, [("as_of_date", "=", as_of)])
+    frame = typed_features(frame.sort_values("customer_id", ignore_index=True))
     revenue, margin = frame["revenue_total"], frame["margin_total"]
     population_rate = float(margin.sum() / revenue.sum()) if revenue.sum() > 0 else 0.0
     frame["margin_rate"] = np.where(revenue > 0, margin / revenue.where(revenue > 0), population_rate)
@@ -318,15 +280,13 @@ def scoring_frame(warehouse_path: Path | str, *, schema: str = DEFAULT_SCHEMA, a
     return frame
 
 
-def transactions(warehouse_path: Path | str, before: date, *, schema: str = DEFAULT_SCHEMA) -> pd.DataFrame:
+def transactions(warehouse_path: WarehouseLike, before: date, *, schema: str = DEFAULT_SCHEMA) -> pd.DataFrame:
     """Revenue orders of resolved customers placed strictly before ``before``: customer_id, date, amount."""
-    sql = f"""
-        select customer_id, ordered_at as date, cast(total_amount as double) as amount
-        from {schema}.fct_orders
-        where is_revenue and customer_id is not null and ordered_at < cast(? as timestamp)
-        order by ordered_at
-    """
-    return _query(warehouse_path, sql, [before])
+    where = [("is_revenue", "=", True), ("ordered_at", "<", before)]
+    orders = read(warehouse_path, "fct_orders", ["customer_id", "ordered_at", "total_amount"], schema, where)
+    orders = orders[orders["customer_id"].notna()].sort_values("ordered_at", kind="stable", ignore_index=True)
+    return pd.DataFrame({"customer_id": orders["customer_id"], "date": orders["ordered_at"],
+                         "amount": orders["total_amount"].astype("float64")})
 
 
 def evaluation_mask(customer_ids: pd.Series, share: float = 0.2, salt: str = "campaign-loop-holdout") -> np.ndarray:

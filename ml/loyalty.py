@@ -21,15 +21,11 @@ log = logging.getLogger(__name__)
 def value_tiers(warehouse_path: Path | str, schema: str = features.DEFAULT_SCHEMA) -> pd.DataFrame | None:
     """``customer_id`` and ``value_tier`` of ``<schema>.dim_loyalty_tiers``; None when the schema has no such
     table (a warehouse built before the tiers existed, or the model tests' synthetic marts)."""
-    with features.connect(warehouse_path) as connection:
-        exists = connection.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = 'dim_loyalty_tiers'",
-            [schema],
-        ).fetchone()
-        if not exists or not exists[0]:
-            log.warning("%s.dim_loyalty_tiers is absent: the plan reports no budget per value tier", schema)
-            return None
-        return connection.execute(f"select customer_id, value_tier from {schema}.dim_loyalty_tiers").df()
+    warehouse = features.warehouse_of(warehouse_path)
+    if "dim_loyalty_tiers" not in warehouse.tables(schema):
+        log.warning("%s.dim_loyalty_tiers is absent: the plan reports no budget per value tier", schema)
+        return None
+    return features.read(warehouse, "dim_loyalty_tiers", ["customer_id", "value_tier"], schema)
 
 
 def attach_value_tiers(scores: pd.DataFrame, tiers: pd.DataFrame | None) -> pd.DataFrame:

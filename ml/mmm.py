@@ -301,12 +301,10 @@ def trained(fit: MediaMixFit, as_of: Any) -> Any:
 
 def read_media_daily(warehouse_path: Path | str, schema: str) -> pd.DataFrame:
     """``<schema>.kpi_media_daily`` with spend and revenue as floats."""
-    from ml.features import connect
+    from ml.features import read
 
-    with connect(warehouse_path) as con:
-        rows = con.execute(f"select activity_date, channel, cast(spend as double) as spend, "
-                           f"cast(revenue as double) as revenue from {schema}.kpi_media_daily").df()
-    return rows
+    rows = read(warehouse_path, "kpi_media_daily", ["activity_date", "channel", "spend", "revenue"], schema)
+    return rows.astype({"spend": "float64", "revenue": "float64"})
 
 
 def recommendation_path(settings: Settings, cycle_id: str) -> Path:

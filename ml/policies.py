@@ -330,9 +330,9 @@ def _sends(settings: Settings) -> pd.DataFrame:
     from ml import features
 
     sends = features.uplift_frame(settings.warehouse_path, schema=PUBLISHED_SCHEMA)
-    with features.connect(settings.warehouse_path) as connection:
-        segments = connection.execute(
-            f"select customer_id, as_of_date, rfm_segment as segment from {PUBLISHED_SCHEMA}.fct_customer_features").df()
+    segments = features.read(settings.warehouse_path, "fct_customer_features",
+                             ["customer_id", "as_of_date", "rfm_segment"], PUBLISHED_SCHEMA)
+    segments = segments.rename(columns={"rfm_segment": "segment"})
     segments["as_of_date"] = pd.to_datetime(segments["as_of_date"]).dt.date
     sends = sends.merge(segments, on=["customer_id", "as_of_date"], how="left")
     return sends.assign(segment=sends["segment"].astype(str), offer=sends["action"].str.split("__").str[0])

@@ -103,17 +103,14 @@ def consent_records(warehouse_path: Path | str, schema: str = features.DEFAULT_S
     (``recorded_<channel>``), from ``dim_customers`` (whose consent flags stay NULL without a record, where the
     features mart reads them as False). None when the schema has no ``dim_customers`` (the model tests'
     synthetic marts): every flag then counts as recorded, which is the rule without ``assume_consent``."""
-    with features.connect(warehouse_path) as connection:
-        exists = connection.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = 'dim_customers'",
-            [schema],
-        ).fetchone()
-        if not exists or not exists[0]:
-            log.warning("%s.dim_customers is absent: consent flags count as recorded (assume_consent has no effect)",
-                        schema)
-            return None
-        recorded = ", ".join(f"consent_{c} is not null as recorded_{c}" for c in CHANNELS)
-        return connection.execute(f"select customer_id, {recorded} from {schema}.dim_customers").df()
+    warehouse = features.warehouse_of(warehouse_path)
+    if "dim_customers" not in warehouse.tables(schema):
+        log.warning("%s.dim_customers is absent: consent flags count as recorded (assume_consent has no effect)",
+                    schema)
+        return None
+    consents = features.read(warehouse, "dim_customers", ["customer_id", *(f"consent_{c}" for c in CHANNELS)], schema)
+    return pd.DataFrame({"customer_id": consents["customer_id"],
+                         **{f"recorded_{c}": consents[f"consent_{c}"].notna().to_numpy() for c in CHANNELS}})
 
 
 def mark_unrecorded_consents(scores: pd.DataFrame, records: pd.DataFrame | None) -> pd.DataFrame:

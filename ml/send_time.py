@@ -84,16 +84,15 @@ def warehouse_send_hours(warehouse_path: Path | str, window: tuple[int, int], sc
     hour of their own) when the schema has no such table, as in a warehouse built before it existed."""
     from ml import features
 
-    with features.connect(warehouse_path) as connection:
-        exists = connection.execute(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = 'fct_customer_engagement_hours'", [schema]).fetchone()
-        if not exists or not exists[0]:
-            return choose_send_hours(pd.DataFrame(columns=list(ENGAGEMENT_COLUMNS)), window)
-        engagement = connection.execute(
-            f"select customer_id, local_hour, opens, clicks from {schema}.fct_customer_engagement_hours "
-            "where opens + clicks > 0").df()
-    return choose_send_hours(engagement, window)
+    warehouse = features.warehouse_of(warehouse_path)
+    if "fct_customer_engagement_hours" not in warehouse.tables(schema):
+        return choose_send_hours(pd.DataFrame(columns=list(ENGAGEMENT_COLUMNS)), window)
+    # Hours nobody engaged in are most of the mart: each batch drops them before the next is read.
+    batches = [batch[batch["opens"] + batch["clicks"] > 0] for batch in warehouse.read_mart(
+        "fct_customer_engagement_hours", ["customer_id", "local_hour", "opens", "clicks"], schema=schema,
+        batch_rows=features.BATCH_ROWS)]
+    engaged = pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(columns=list(ENGAGEMENT_COLUMNS))
+    return choose_send_hours(engaged, window)
 
 
 def with_send_hours(customers: pd.DataFrame, hours: pd.DataFrame) -> pd.DataFrame:

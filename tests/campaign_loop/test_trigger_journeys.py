@@ -24,7 +24,7 @@ from expectations.deliveries import check_consent_violation
 from sim.oracle import true_trigger_lift
 from tests.dbt.conftest import run_dbt
 
-SELECT = ("run", "--select", "+fct_trigger_candidates", "+kpi_campaign_arms", "+fct_customer_features")
+SELECT = ("run", "--select", "+fct_trigger_candidates", "+kpi_campaign_arms", "+fct_scoring_rows")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ parquet files, and batches from PostgreSQL's server-side cursor."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -55,6 +56,30 @@ def _check(warehouse: Warehouse) -> None:
     assert len(batches) >= 3 and all(len(b) <= DUCKDB_VECTOR_ROWS for b in batches)
     batched = pd.concat(batches).sort_values("customer_id", ignore_index=True)
     pd.testing.assert_frame_equal(batched, whole[["customer_id", "revenue"]])
+    _check_where(warehouse, whole)
+
+
+# Bounds of a date and of a number, as the model frames push them (one as-of date, dates up to a cycle).
+WHERE = [("as_of_date", ">=", date(2026, 1, 10)), ("as_of_date", "<", date(2026, 1, 20)), ("customer_id", ">", 100)]
+
+
+def _check_where(warehouse: Warehouse, whole: pd.DataFrame) -> None:
+    dates = pd.to_datetime(whole["as_of_date"])
+    expected = whole[(dates >= "2026-01-10") & (dates < "2026-01-20") & (whole["customer_id"] > 100)]
+    kept = read_whole(warehouse, "fct_customer_features", where=WHERE).sort_values("customer_id", ignore_index=True)
+    pd.testing.assert_frame_equal(kept, expected.reset_index(drop=True))
+    batches = list(warehouse.read_mart("fct_customer_features", ["customer_id"], where=WHERE, batch_rows=DUCKDB_VECTOR_ROWS))
+    assert sorted(pd.concat(batches)["customer_id"]) == sorted(expected["customer_id"])
+    one_day = read_whole(warehouse, "fct_customer_features", where=[("as_of_date", "=", date(2026, 1, 5))])
+    assert len(one_day) == ROWS // 28 + 1 and set(one_day["customer_id"] % 28) == {0}
+
+
+def test_a_filter_takes_only_comparisons_and_never_splices_a_value(duckdb_file: Path) -> None:
+    warehouse = DuckDBWarehouse(duckdb_file)
+    with pytest.raises(ValueError, match="unsupported operator"):
+        read_whole(warehouse, "fct_customer_features", where=[("segment", "like", "c1%")])
+    # A value is a parameter: quotes in it are compared, not run.
+    assert read_whole(warehouse, "fct_customer_features", where=[("segment", "=", "c1' or '1'='1")]).empty
 
 
 def test_duckdb_reads_a_mart_whole_or_in_batches_with_the_same_rows_and_types(duckdb_file: Path) -> None:
@@ -94,3 +119,6 @@ def test_postgres_reads_a_mart_in_batches_from_a_server_side_cursor() -> None:
         assert [len(b) for b in batches] == [2000, 2000, 1000]
         whole = read_whole(warehouse, "fct_customer_features")
         assert sorted(whole["customer_id"]) == sorted(pd.concat(batches)["customer_id"]) == list(range(ROWS))
+        kept = list(warehouse.read_mart("fct_customer_features", ["customer_id"], batch_rows=2000,
+                                        where=[("customer_id", ">=", 1500), ("revenue", "<", 500)]))
+        assert sorted(pd.concat(kept)["customer_id"]) == list(range(1500, 3500))  # 3500 / 7 = 500

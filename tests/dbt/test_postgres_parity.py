@@ -51,6 +51,16 @@ CHECKS = {
     "fct_marketing_journeys": "select count(*), sum(touches), sum(case when converted then 1 else 0 end), sum(revenue), "
                               "sum(length(path)), sum(case when path like 'email%' then 1 else 0 end) "
                               "from marts.fct_marketing_journeys",
+    # The model frames' marts (decision 26): the uplift rows' snapshot choice without an ASOF join, and the
+    # contact history's newest send per channel (lead() and a range join) instead of arg_max ... filter.
+    "fct_classifier_rows": "select count(*), sum(orders_total), sum(recency_days), sum(case when purchased_next_cycle "
+                           "then 1 else 0 end), sum(case when label_complete_churn then 1 else 0 end) "
+                           "from marts.fct_classifier_rows",
+    "fct_uplift_rows": "select count(*), count(distinct campaign_id), sum(treatment), sum(is_converted), sum(margin), "
+                       "sum(orders_total), sum(sends_email_365d), min(as_of_date), max(as_of_date) from marts.fct_uplift_rows",
+    "fct_scoring_rows": "select count(*), sum(contacts_last_30d), sum(case when unsubscribed_recently then 1 else 0 end), "
+                        "sum(case when bounced_email then 1 else 0 end), sum(case when bounced_push then 1 else 0 end), "
+                        "sum(case when bounced_kakao then 1 else 0 end), count(segment) from marts.fct_scoring_rows",
 }
 
 

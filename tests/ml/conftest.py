@@ -161,6 +161,7 @@ def synthetic_marts(path: Path, *, customers: int = 2000, dates: int = 8, seed: 
     frames = {"fct_customer_features": features, "fct_customer_labels": labels, "fct_orders": orders,
               "fct_action_sends": sends.drop(columns=["true_uplift"]),
               "fct_campaign_sends": sends.drop(columns=["true_uplift", "offer_value", "as_of_date"])}
+    frames |= model_frame_marts(frames)
     path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(path)) as con:
         con.execute("create schema if not exists marts")
@@ -170,6 +171,43 @@ def synthetic_marts(path: Path, *, customers: int = 2000, dates: int = 8, seed: 
             con.unregister("frame")
     frames["sends_truth"] = sends
     return frames
+
+
+def model_frame_marts(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The marts of models/marts/ml that ml/features.py reads, derived from the synthetic marts as dbt derives
+    them (the dbt models are checked against the SQL they replaced by bench/frames_equivalence.py)."""
+    features, labels = frames["fct_customer_features"], frames["fct_customer_labels"]
+    features = features.assign(is_member=features["member_id"].notna())
+    completes = ["label_complete_next_cycle", "label_complete_churn"]
+    classifier = features.merge(labels[labels[completes].any(axis=1)].drop(columns=["data_end_at"]),
+                                on=["customer_id", "as_of_date"])
+    sends = frames["fct_action_sends"]
+    sends = sends[sends["ends_at"] < labels["data_end_at"].max()]
+    uplift = features.merge(sends[["customer_id", "as_of_date", "campaign_id", "member_id", "channel", "offer_type",
+                                   "offer_value", "is_treatment", "assignment_probability", "is_converted", "margin"]]
+                            .rename(columns={"member_id": "send_member_id"}), on=["customer_id", "as_of_date"])
+    uplift = uplift.assign(treatment=uplift["is_treatment"].astype("int32"),
+                           is_converted=uplift["is_converted"].astype("int32")).drop(columns=["is_treatment"])
+    contacts = pd.concat([_contacts_as_of(frames["fct_campaign_sends"], d) for d in features["as_of_date"].unique()])
+    scoring = features.rename(columns={"rfm_segment": "segment"}).merge(contacts, on=["customer_id", "as_of_date"], how="left")
+    scoring["contacts_last_30d"] = scoring["contacts_last_30d"].fillna(0).astype("int32")
+    for column in ("unsubscribed_recently", *(f"bounced_{c}" for c in CHANNELS)):
+        scoring[column] = scoring[column].astype("boolean").fillna(False).astype(bool)
+    return {"fct_classifier_rows": classifier, "fct_uplift_rows": uplift, "fct_scoring_rows": scoring}
+
+
+def _contacts_as_of(sends: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """int_customer_contacts_asof of one date: sends of the 30 days before it, and each channel's newest send."""
+    at = pd.Timestamp(as_of)
+    sends = sends[sends["customer_id"].notna()]
+    contacted_at = sends["sent_at"].fillna(sends["starts_at"])
+    recent = sends[(contacted_at < at) & (contacted_at >= at - pd.Timedelta(days=30))].groupby("customer_id").agg(
+        contacts_last_30d=("sent_at", "count"), unsubscribed_recently=("is_unsubscribed", "any"))
+    sent = sends[sends["sent_at"] < at].sort_values("sent_at")
+    newest = sent.groupby(["customer_id", "channel"])["is_bounced"].last().unstack("channel")
+    bounced = newest.reindex(columns=list(CHANNELS)).add_prefix("bounced_")
+    out = recent.join(bounced, how="outer").reset_index()
+    return out.assign(as_of_date=as_of)
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """Labels (dbt) and feature frames: nothing after the as-of date in features, nothing outside the
 window in labels, incomplete windows flagged, and uplift evidence limited to each action's own arms.
 
-Labels and action sends are checked on a small simulated world built by dbt (1,500 people, 3 cycles);
-the frames' point-in-time rules on the synthetic marts of conftest.py.
+Labels, action sends and the marts the frames read (models/marts/ml) are checked on a small simulated
+world built by dbt (1,500 people, 3 cycles); the frames' point-in-time rules on the synthetic marts of
+conftest.py.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         )
 
     # Upstream models are run, not tested: their data tests are their owners' (tests/dbt); ours run below.
-    built = dbt("run", "--select", "+fct_customer_labels", "+fct_action_sends")
+    built = dbt("run", "--select", "+fct_customer_labels", "+fct_action_sends", "+fct_classifier_rows",
+                "+fct_uplift_rows", "+fct_scoring_rows")
     assert built.returncode == 0, built.stdout[-3000:]
-    tested = dbt("test", "--select", "fct_customer_labels", "fct_action_sends")
+    tested = dbt("test", "--select", "fct_customer_labels", "fct_action_sends", "fct_classifier_rows", "fct_uplift_rows",
+                 "fct_scoring_rows", "int_customer_contacts_asof")
     assert tested.returncode == 0, tested.stdout[-3000:]
     return settings
 
