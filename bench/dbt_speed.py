@@ -359,7 +359,8 @@ def scale_markdown(records: list[dict]) -> str:
         "built and cycle 1 loaded on DuckDB, each engine given that raw layer. One run each, on 2 CPUs shared "
         "with another job (a pytest suite) the whole time: load averages in notes.",
         "",
-        "Peak memory: " + "; ".join(f"{e}, {MEASURES[e]}" for e in ENGINES if any(r["engine"] == e for r in records)) + ".",
+        "Peak memory:", "",
+        *[f"- {e}: {MEASURES[e]}" for e in ENGINES if any(r["engine"] == e for r in records)],
         "",
         "| engine | customers | raw rows | full build (s) | peak memory, full (MB) | incremental cycle-1 build (s) "
         "| peak memory, incremental (MB) | notes |",
