@@ -134,7 +134,8 @@ def scale_markdown(records: list[dict]) -> str:
         f"Commit: {', '.join(sorted({r['commit'] for r in records}))}  ",
         f"Machine: {machine()}  ",
         f"Date: {', '.join(r['started'][:16].replace('T', ' ') for r in records)} UTC; one run each, 2 CPUs shared "
-        "with another job (a pytest suite). World: cycles 0-3 simulated, ingested and built (untimed); training "
+        "with another job (a pytest suite). World: cycles 0 to --cycles - 1 simulated, ingested and built "
+        "(untimed; by --build, or a world bench/dbt_speed.py left); training "
         "as in \"Training and gating speed\" (two `train_cycle` calls, fresh MLflow store), then the design of "
         "the last cycle as pipeline.design runs it on the marts schema. Peak RSS: the benchmark's own process "
         "during the phase (psutil, 0.5 s), which still holds what the world build left.",
