@@ -45,16 +45,18 @@ class Warehouse(Protocol):
         ...
 
     def read_mart(self, name: str, columns: Sequence[str] | None = None, *, schema: str = "marts",
-                  batch_rows: int | None = None, where: Sequence[Condition] = ()) -> Generator[pd.DataFrame]:
+                  batch_rows: int | None = None, where: Sequence[Condition] = (),
+                  distinct: bool = False) -> Generator[pd.DataFrame]:
         """``schema.name``'s ``columns`` (all when None) of the rows ``where`` holds for: one frame, or frames
-        of about ``batch_rows`` rows."""
+        of about ``batch_rows`` rows; with ``distinct``, each combination once (the engine drops repeats)."""
         ...
 
 
 def read_whole(warehouse: Warehouse, name: str, columns: Sequence[str] | None = None, *,
-               schema: str = "marts", where: Sequence[Condition] = ()) -> pd.DataFrame:
+               schema: str = "marts", where: Sequence[Condition] = (), distinct: bool = False) -> pd.DataFrame:
     """A mart in one frame, for the steps that need every row at once."""
-    with closing(warehouse.read_mart(name, columns, schema=schema, where=where)) as frames:  # closes its connection now
+    with closing(warehouse.read_mart(name, columns, schema=schema, where=where,
+                                     distinct=distinct)) as frames:  # closes its connection now
         return next(frames)
 
 
@@ -63,10 +65,10 @@ def _quote(identifier: str) -> str:
 
 
 def _select(columns: Sequence[str] | None, source: str, where: Sequence[Condition] = (),
-            placeholder: str = "?") -> tuple[str, list[object]]:
+            placeholder: str = "?", distinct: bool = False) -> tuple[str, list[object]]:
     """The query and its parameters; a column or operator is never taken from a value, so nothing is spliced."""
     listed = ", ".join(_quote(c) for c in columns) if columns else "*"
-    sql = f"select {listed} from {source}"
+    sql = f"select {'distinct ' if distinct else ''}{listed} from {source}"
     for column, op, _ in where:
         if op not in OPERATORS:
             raise ValueError(f"unsupported operator {op!r} on {column!r}; expected one of {sorted(OPERATORS)}")
@@ -110,9 +112,11 @@ class DuckDBWarehouse:
                 "select table_name from information_schema.tables where table_schema = ?", [schema]).fetchall()}
 
     def read_mart(self, name: str, columns: Sequence[str] | None = None, *, schema: str = "marts",
-                  batch_rows: int | None = None, where: Sequence[Condition] = ()) -> Generator[pd.DataFrame]:
+                  batch_rows: int | None = None, where: Sequence[Condition] = (),
+                  distinct: bool = False) -> Generator[pd.DataFrame]:
         with self._connect() as con:
-            yield from _duckdb_frames(con, _select(columns, f"{_quote(schema)}.{_quote(name)}", where), batch_rows)
+            yield from _duckdb_frames(con, _select(columns, f"{_quote(schema)}.{_quote(name)}", where, distinct=distinct),
+                                      batch_rows)
 
 
 class SparkWarehouse:
@@ -126,12 +130,14 @@ class SparkWarehouse:
         return {p.name for p in directory.iterdir() if p.is_dir()} if directory.is_dir() else set()
 
     def read_mart(self, name: str, columns: Sequence[str] | None = None, *, schema: str = "marts",
-                  batch_rows: int | None = None, where: Sequence[Condition] = ()) -> Generator[pd.DataFrame]:
+                  batch_rows: int | None = None, where: Sequence[Condition] = (),
+                  distinct: bool = False) -> Generator[pd.DataFrame]:
         import duckdb
 
         files = self.root / f"{schema}.db" / name / "*.parquet"
         with duckdb.connect() as con:
-            yield from _duckdb_frames(con, _select(columns, f"read_parquet('{files.as_posix()}')", where), batch_rows)
+            yield from _duckdb_frames(con, _select(columns, f"read_parquet('{files.as_posix()}')", where, distinct=distinct),
+                                      batch_rows)
 
 
 class PostgresWarehouse:
@@ -152,14 +158,16 @@ class PostgresWarehouse:
             con.close()  # psycopg2's `with` ends the transaction, not the connection
 
     def read_mart(self, name: str, columns: Sequence[str] | None = None, *, schema: str = "marts",
-                  batch_rows: int | None = None, where: Sequence[Condition] = ()) -> Generator[pd.DataFrame]:
+                  batch_rows: int | None = None, where: Sequence[Condition] = (),
+                  distinct: bool = False) -> Generator[pd.DataFrame]:
         import psycopg2
 
         con = psycopg2.connect(self.url)
         try:
             # A named cursor lives on the server: each fetchmany brings one batch, not the whole result.
             with con.cursor(name="campaign_loop_read_mart") as cursor:
-                cursor.execute(*_select(columns, f"{_quote(schema)}.{_quote(name)}", where, placeholder="%s"))
+                cursor.execute(*_select(columns, f"{_quote(schema)}.{_quote(name)}", where, placeholder="%s",
+                                       distinct=distinct))
                 while True:
                     rows = cursor.fetchmany(batch_rows) if batch_rows else cursor.fetchall()
                     names = [d[0] for d in cursor.description]

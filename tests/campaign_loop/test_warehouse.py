@@ -72,6 +72,10 @@ def _check_where(warehouse: Warehouse, whole: pd.DataFrame) -> None:
     assert sorted(pd.concat(batches)["customer_id"]) == sorted(expected["customer_id"])
     one_day = read_whole(warehouse, "fct_customer_features", where=[("as_of_date", "=", date(2026, 1, 5))])
     assert len(one_day) == ROWS // 28 + 1 and set(one_day["customer_id"] % 28) == {0}
+    # The engine drops repeats: 28 dates of 5,000 rows, 10 of them inside the bounds.
+    dates = read_whole(warehouse, "fct_customer_features", ["as_of_date"], distinct=True)
+    assert len(dates) == 28 and dates["as_of_date"].is_unique
+    assert len(read_whole(warehouse, "fct_customer_features", ["as_of_date"], where=WHERE[:2], distinct=True)) == 10
 
 
 def test_a_filter_takes_only_comparisons_and_never_splices_a_value(duckdb_file: Path) -> None:
@@ -122,3 +126,10 @@ def test_postgres_reads_a_mart_in_batches_from_a_server_side_cursor() -> None:
         kept = list(warehouse.read_mart("fct_customer_features", ["customer_id"], batch_rows=2000,
                                         where=[("customer_id", ">=", 1500), ("revenue", "<", 500)]))
         assert sorted(pd.concat(kept)["customer_id"]) == list(range(1500, 3500))  # 3500 / 7 = 500
+        with server.connect() as con, con.cursor() as cursor:  # every row of the first 70 twice
+            cursor.execute("insert into marts.fct_customer_features select * from marts.fct_customer_features "
+                           "where customer_id < 70")
+        first = [("customer_id", "<", 70)]
+        assert len(read_whole(warehouse, "fct_customer_features", where=first)) == 140
+        assert sorted(read_whole(warehouse, "fct_customer_features", where=first, distinct=True)["customer_id"]) == \
+            list(range(70))
