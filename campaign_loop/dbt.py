@@ -97,8 +97,9 @@ def parse_project(settings: Settings) -> Path:
     staged = MANIFEST_PATH.with_name(f".manifest.{os.getpid()}.json")
     shutil.copyfile(parsed, staged)
     os.replace(staged, MANIFEST_PATH)
-    key_path.with_name(f".manifest.{os.getpid()}.key").write_text(key)
-    os.replace(key_path.with_name(f".manifest.{os.getpid()}.key"), key_path)
+    staged_key = key_path.with_name(f".manifest.{os.getpid()}.key")
+    staged_key.write_text(key)
+    os.replace(staged_key, key_path)  # after the manifest: a reader never pairs a new key with an old manifest
     return MANIFEST_PATH
 
 
