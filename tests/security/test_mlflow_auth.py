@@ -111,3 +111,13 @@ def test_the_ui_gives_its_airflow_tasks_the_login(server: tuple[Settings, str]) 
     login = tracking.server_credentials(settings)
     assert env["MLFLOW_TRACKING_URI"] == url
     assert (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]) == (login.username, login.password)
+
+
+def test_a_cached_login_lets_no_other_password_in(server: tuple[Settings, str]) -> None:
+    """The server caches a login it verified (ml.tracking.auth_config_path): the cache must key on the password."""
+    settings, url = server
+    login = tracking.server_credentials(settings)
+    assert _set_alias(url, "1", (login.username, login.password)) == 200
+    assert _set_alias(url, "2", (login.username, login.password + "x")) == 401
+    assert _set_alias(url, "2", (login.username, login.password[:-1])) == 401
+    assert _champion(settings) == "1"
