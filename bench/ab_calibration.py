@@ -40,7 +40,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import RESULTS, machine  # noqa: E402
+from bench.results import RESULTS, machine, write_section  # noqa: E402
 from campaign_loop.lift import METRICS  # noqa: E402
 from campaign_loop.pipeline import _measured_units  # noqa: E402
 from ml.ab import AnalysisOptions, Comparison, Correction, analyze  # noqa: E402
@@ -258,16 +258,6 @@ def peeking_table(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def replace_section(text: str) -> None:
-    """This benchmark's section of RESULTS.md replaced by ``text`` (added at the end the first time)."""
-    current = RESULTS.read_text()
-    if HEADING in current:
-        start = current.index(HEADING)
-        end = current.find("\n## ", start + len(HEADING))
-        current = current[:start].rstrip("\n") + ("\n\n" + current[end:].lstrip("\n") if end >= 0 else "")
-    RESULTS.write_text(current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
-
-
 def _run_task(design: Design | None, runs: int, stream: np.random.SeedSequence) -> pd.DataFrame:
     """One design's calibration, or the peeking check (``design`` None), on its own random stream."""
     t0 = time.perf_counter()
@@ -331,7 +321,7 @@ def main() -> None:
     text = section(args, results, peeks, time.perf_counter() - started)
     print(text)
     if not args.no_write:
-        replace_section(text)
+        write_section(text)
 
 
 if __name__ == "__main__":

@@ -1,31 +1,29 @@
 """The CLV anchor on real data: BG/NBD + Gamma-Gamma on the CDNOW sample against Fader, Hardie & Lee (2005).
 
-    .venv/bin/python bench/cdnow_anchor.py [--write]    # --write appends the result to bench/RESULTS.md
+    .venv/bin/python bench/cdnow_anchor.py [--write]    # --write replaces its result in bench/RESULTS.md
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 from datetime import UTC, datetime
-from pathlib import Path
 
+from bench.results import RESULTS, head_commit, machine, write_section
 from ml.clv import CDNOW_HOLDOUT_ACTUAL, cdnow_benchmark
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## CLV anchor: CDNOW (issue 4)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"append the result to {RESULTS}")
+    parser.add_argument("--write", action="store_true", help=f"replace the result in {RESULTS}")
     args = parser.parse_args()
     result = cdnow_benchmark()
     lines = [
         HEADING, "",
         "Command: `python bench/cdnow_anchor.py --write`  ",
-        f"Machine: {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}  ",
+        f"Commit: {head_commit()}  ",
+        f"Machine: {machine()}  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {result.customers:,} customers, weeks, calibration to 1997-09-30",
         "",
         "| parameter | published | fitted | relative error |",
@@ -46,8 +44,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        RESULTS.write_text(current.rstrip("\n") + "\n\n" + text + "\n")
+        write_section(text)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.results import RESULTS, append_section, head_commit, machine  # noqa: E402
+from bench.results import RESULTS, head_commit, machine, write_section  # noqa: E402
 from campaign_loop.config import Settings  # noqa: E402
 from campaign_loop.dbt import PROJECT_DIR, dbt_env, dbt_executable  # noqa: E402
 
@@ -431,7 +431,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cosmos", action="store_true", help="also time the cycle through Airflow + Cosmos")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()))
-    parser.add_argument("--write", action="store_true", help=f"append the table to {RESULTS}")
+    parser.add_argument("--write", action="store_true", help=f"replace the table in {RESULTS}")
     parser.add_argument("--engines", type=lambda v: [e for e in v.split(",") if e],
                         help=f"comma-separated, of {','.join(ENGINES)}: build each size on these engines (issue 26's section)")
     parser.add_argument("--reuse", action="store_true", help="with --engines, reuse a world a previous run prepared in --work")
@@ -449,13 +449,13 @@ def main() -> None:
         text = scale_markdown(records)
         print(text)
         if args.write:
-            append_section(text)
+            write_section(text)
         return
     results = [bench_size(n, args.repeats, args.cosmos, args.work) for n in args.sizes]
     text = markdown(results, sys.argv[1:])
     print(text)
     if args.write:
-        append_section(text)
+        write_section(text)
 
 
 if __name__ == "__main__":

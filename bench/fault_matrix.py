@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import RESULTS, machine  # noqa: E402
+from bench.results import machine, write_section  # noqa: E402
 from campaign_loop.config import Settings  # noqa: E402
 from sim.faults import KINDS, parse_faults  # noqa: E402
 from tests.faults.conftest import WORLD  # noqa: E402
@@ -149,18 +149,6 @@ def outcome(settings: Settings, faults: str) -> dict[str, str]:
             "rows": accounted, "exact": exact, "seconds": f"{seconds:.0f}"}
 
 
-def replace_section(text: str) -> None:
-    """RESULTS.md with the fault matrix's section replaced by ``text`` (other sections untouched)."""
-    current = RESULTS.read_text()
-    start = current.find(HEADING)
-    if start < 0:
-        RESULTS.write_text(current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
-        return
-    end = current.find("\n## ", start + len(HEADING))
-    rest = "" if end < 0 else current[end:]
-    RESULTS.write_text(current[:start] + text.rstrip("\n") + "\n" + rest)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/fault-matrix"))
@@ -217,7 +205,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     if not args.no_write and not args.only:
-        replace_section(text)
+        write_section(text)
     if unexplained or lost:
         raise SystemExit(f"let through without a reason: {unexplained}; rows not accounted: {lost}")
 

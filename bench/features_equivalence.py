@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.results import append_section, machine  # noqa: E402
+from bench.results import machine, write_section  # noqa: E402
 
 HEADING = "## Customer features equivalence (issue 25)"
 MART = "dbt_project/models/marts/core/fct_customer_features.sql"
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--commit", default=BEFORE_SPLIT, help="the commit whose fct_customer_features.sql is the reference")
     parser.add_argument("--customers", type=int, default=3000)
     parser.add_argument("--cycles", type=int, default=3, help="cycles simulated and ingested (0..K-1)")
-    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="replace the table in bench/RESULTS.md")
     args = parser.parse_args()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     rows = []
@@ -141,7 +141,7 @@ def main() -> None:
     table = "\n".join(lines)
     sys.stdout.write(table + "\n")
     if args.write:
-        append_section(table, HEADING)
+        write_section(table, HEADING)
     if any(not r["types_equal"] or r["only_before"] or r["only_now"] for r in rows):
         sys.exit(1)
 

@@ -31,7 +31,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.features_equivalence import simulated_world  # noqa: E402
-from bench.results import append_section, machine  # noqa: E402
+from bench.results import machine, write_section  # noqa: E402
 from campaign_loop.config import CHANNELS  # noqa: E402
 from ml import features  # noqa: E402
 from ml.features import (  # noqa: E402
@@ -269,7 +269,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--cycles", type=int, default=3, help="cycles simulated and ingested (0..K-1)")
-    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="replace the table in bench/RESULTS.md")
     args = parser.parse_args()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
@@ -292,7 +292,7 @@ def main() -> None:
     table = "\n".join(lines)
     sys.stdout.write(table + "\n")
     if args.write:
-        append_section(table, HEADING)
+        write_section(table, HEADING)
     if any(r["result"] != "equal" for r in rows):
         sys.exit(1)
 

@@ -38,7 +38,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import append_section, head_commit, machine  # noqa: E402
+from bench.results import head_commit, machine, write_section  # noqa: E402
 
 TUNED_SEEDS = (3,)
 DEFAULT_SEEDS = (1001, 1002, 1003, 1004)
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"Date: {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; {args.customers:,} customers, "
                   f"{args.learn_cycles} cycles learnt from, {args.eval_cycles} compared, budget "
                   f"{args.budget_per_customer} per customer, noise_sd {args.noise_sd}; {time.time() - started:.0f} s")
-        append_section(header + "\n\n" + text, "## Frequency cap learned from fatigue (issue 27)")
+        write_section(header + "\n\n" + text, "## Frequency cap learned from fatigue (issue 27)")
     return 0
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import append_section, machine  # noqa: E402
+from bench.results import machine, write_section  # noqa: E402
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--cycle", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="replace the table in bench/RESULTS.md")
     args = parser.parse_args()
 
     import duckdb
@@ -78,7 +78,7 @@ def main() -> None:
     ])
     sys.stdout.write(table + "\n")
     if args.write:
-        append_section(table)
+        write_section(table)
 
 
 if __name__ == "__main__":

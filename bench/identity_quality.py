@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.results import RESULTS, append_section, machine  # noqa: E402
+from bench.results import RESULTS, machine, write_section  # noqa: E402
 
 HEADING = "## Identity resolution quality (issue 3)"
 FLOOR = 0.98
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=2, help="cycles simulated and ingested (0..K-1)")
     parser.add_argument("--dirt", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--write", action="store_true", help=f"append the table to {RESULTS}")
+    parser.add_argument("--write", action="store_true", help=f"replace the table in {RESULTS}")
     args = parser.parse_args()
     rows = []
     for size in args.sizes:
@@ -90,7 +90,7 @@ def main() -> None:
     table = "\n".join(lines)
     sys.stdout.write(table + "\n")
     if args.write:
-        append_section(table, HEADING)
+        write_section(table, HEADING)
     failed = [r for r in rows if r["precision"] < FLOOR or r["recall"] < FLOOR]
     if failed:
         sys.stderr.write(f"below the {FLOOR} floor: {[r['customers'] for r in failed]}\n")

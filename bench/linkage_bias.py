@@ -22,7 +22,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import append_section, machine  # noqa: E402
+from bench.results import machine, write_section  # noqa: E402
 
 
 def lift_by_action(home: Path) -> pd.DataFrame:
@@ -75,7 +75,7 @@ def main() -> None:
     ])
     print(text)
     if args.write:
-        append_section(text, "## Linkage bias: what measuring on linked purchases does to a lift (issue 5)")
+        write_section(text, "## Linkage bias: what measuring on linked purchases does to a lift (issue 5)")
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def table(rows: list[dict[str, object]], customers: int, days: int, history_week
 
 
 def main() -> None:
-    from bench.results import append_section
+    from bench.results import write_section
     from ml.mmm import MediaMixConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -100,7 +100,7 @@ def main() -> None:
     text = table(rows, args.customers, args.days, args.history_weeks)
     print(text)
     if args.write:
-        append_section(text, HEADING)
+        write_section(text, HEADING)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import RESULTS, machine  # noqa: E402
+from bench.results import RESULTS, machine, write_section  # noqa: E402
 from campaign_loop import pipeline  # noqa: E402
 from campaign_loop.config import Settings  # noqa: E402
 from ml import ope, policy_choice  # noqa: E402
@@ -281,42 +281,6 @@ def tables(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _span(text: str, heading: str, level: str) -> tuple[int, int] | None:
-    """Where the part of ``text`` under ``heading`` starts and ends (at the next heading of ``level`` or above)."""
-    if heading not in text:
-        return None
-    start = text.index(heading)
-    ends = [i for i in (text.find("\n## ", start + len(heading)),
-                        text.find("\n### ", start + len(heading)) if level == "###" else -1) if i >= 0]
-    return start, min(ends) if ends else len(text)
-
-
-def replace_section(text: str) -> None:
-    """This benchmark's section of RESULTS.md replaced by ``text`` (added at the end the first time); the policy
-    choice's subsection (:data:`CHOICE_HEADING`, written by ``--policy-choice-json``) is kept at its end."""
-    current = RESULTS.read_text()
-    kept = ""
-    if (span := _span(current, CHOICE_HEADING, "###")) is not None:
-        kept = current[span[0]:span[1]].strip("\n")
-    if (span := _span(current, HEADING, "##")) is not None:
-        start, end = span
-        current = current[:start].rstrip("\n") + ("\n\n" + current[end:].lstrip("\n") if end < len(current) else "")
-    text = text.rstrip("\n") + ("\n\n" + kept if kept else "")
-    RESULTS.write_text(current.rstrip("\n") + "\n\n" + text + "\n")
-
-
-def replace_choice_subsection(text: str) -> None:
-    """The policy choice's subsection of this benchmark's section replaced by ``text`` (appended to it the first time)."""
-    current = RESULTS.read_text()
-    if (span := _span(current, CHOICE_HEADING, "###")) is not None:
-        start, end = span
-        current = current[:start] + text.rstrip("\n") + "\n" + current[end:]
-    else:
-        _, end = _span(current, HEADING, "##") or (0, len(current))
-        current = current[:end].rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + current[end:]
-    RESULTS.write_text(current)
-
-
 # --------------------------------------------------------------------------------------------------
 # The loop's policy choice (ml.policy_choice), from bench/loop_value.py's platform and platform_ope rows
 
@@ -397,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        replace_section(text)
+        write_section(text)
     return 0
 
 
@@ -445,7 +409,7 @@ def write_choice(args: argparse.Namespace) -> int:
                        "customers:", "", *choice_table(rows)])])
     print(text)
     if args.write:
-        replace_choice_subsection(text)
+        write_section(text, within=HEADING)
     return 0
 
 

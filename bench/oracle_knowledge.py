@@ -48,7 +48,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import append_section, home_world  # noqa: E402
+from bench.results import home_world, write_section  # noqa: E402
 
 People = dict[str, np.ndarray]
 OPEN_HISTORY = (4, 26)  # past sends per channel in the "affinity from k opens" rows
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--cycles", default="3,4,5")
     parser.add_argument("--budget", type=float, default=None, help="the campaign budget (default: the settings')")
-    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="replace the table in bench/RESULTS.md")
     args = parser.parse_args()
 
     from campaign_loop.actions import ACTIONS
@@ -240,7 +240,7 @@ def main() -> None:
     ])
     print(text)  # noqa: T201
     if args.write:
-        append_section(text, "## Oracle knowledge: what each latent trait is worth (issue 5)")
+        write_section(text, "## Oracle knowledge: what each latent trait is worth (issue 5)")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.replay import cycle_inputs, planned_profit, ratio_table, replay_home, replay_parser, true_averages  # noqa: E402
-from bench.results import append_section, home_world  # noqa: E402
+from bench.results import home_world, write_section  # noqa: E402
 
 
 def main() -> None:
@@ -79,7 +79,7 @@ def main() -> None:
     ])
     print(text)  # noqa: T201
     if args.write:
-        append_section(text, "## Preference level: each action's effect per unit of channel preference (issue 5)")
+        write_section(text, "## Preference level: each action's effect per unit of channel preference (issue 5)")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def replay_parser(doc: str, cycles: str, seeds: int = 3) -> argparse.ArgumentPar
     parser.add_argument("--budget", type=float, default=None, help="the campaign budget (default: the settings')")
     parser.add_argument("--cycles", default=cycles)
     parser.add_argument("--seeds", type=int, default=seeds, help="design seeds per Thompson plan")
-    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="replace the table in bench/RESULTS.md")
     return parser
 
 

@@ -1,4 +1,4 @@
-"""What every benchmark writes: the machine it ran on, and its table appended to bench/RESULTS.md."""
+"""What every benchmark writes: the machine it ran on, and its current table in bench/RESULTS.md."""
 
 from __future__ import annotations
 
@@ -43,22 +43,41 @@ def home_world(settings: Any, customers: int, detail: str = "") -> list[str]:
     ]
 
 
-def append_section(text: str, heading: str | None = None) -> None:
-    """Append ``text`` at the end of the section ``heading`` of RESULTS.md (its first line when it is one).
+def write_section(text: str, heading: str | None = None, *, within: str | None = None) -> None:
+    """Make ``text`` the body of ``heading`` in RESULTS.md, replacing what a previous run wrote there: one
+    current table per benchmark.
 
-    A section that does not exist yet is created at the end, so reruns add dated tables to their own section.
+    ``heading`` is a ``## `` section, or a ``### `` subsection of the section ``within``; when omitted,
+    ``text``'s first line is the heading. A body ends at the next ``## `` or ``### `` line, so a rerun of a
+    section's benchmark keeps the subsections other benchmarks write under it. A heading not there yet is
+    added at the end of ``within`` (or of the file).
     """
-    lines = text.splitlines()
-    if heading is None and lines and lines[0].startswith("## "):
-        heading, text = lines[0], "\n".join(lines[1:]).strip("\n")
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    lines = text.strip("\n").splitlines()
     if heading is None:
-        RESULTS.write_text(current.rstrip("\n") + "\n\n" + text + "\n")
-        return
-    if heading not in current:
-        current = current.rstrip("\n") + f"\n\n{heading}\n"
-    start = current.index(heading) + len(heading)
-    end = current.find("\n## ", start)
-    end = len(current) if end < 0 else end
-    rest = current[end:].lstrip("\n")
-    RESULTS.write_text(current[:end].rstrip("\n") + "\n\n" + text + "\n" + ("\n" + rest if rest else ""))
+        if not lines or not lines[0].startswith(("## ", "### ")):
+            raise ValueError("write_section needs a heading: none given and the text does not start with one")
+        heading, lines = lines[0], lines[1:]
+    body = "\n".join(lines).strip("\n").splitlines()
+    current = (RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n").rstrip("\n").splitlines()
+    if heading in current:
+        start = current.index(heading)
+        end = _next_heading(current, start + 1, ("## ", "### "))
+    else:
+        if within is not None and within not in current:
+            raise ValueError(f"{RESULTS.name} has no section {within!r} to hold {heading!r}")
+        end = len(current) if within is None else _next_heading(current, current.index(within) + 1, ("## ",))
+        while not current[end - 1].strip():
+            end -= 1
+        current[end:end] = ["", heading]
+        start = end + 1
+        end = start + 1
+    before = current[:start + 1]
+    after = current[end:]
+    while after and not after[0].strip():
+        after.pop(0)
+    RESULTS.write_text("\n".join(before + [""] + body + ([""] + after if after else [])) + "\n")
+
+
+def _next_heading(lines: list[str], start: int, prefixes: tuple[str, ...]) -> int:
+    """The index of the first line from ``start`` that opens a heading of ``prefixes``, else the end."""
+    return next((i for i in range(start, len(lines)) if lines[i].startswith(prefixes)), len(lines))

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import append_section, machine  # noqa: E402
+from bench.results import machine, write_section  # noqa: E402
 
 CYCLE_1 = "2026-01-12"
 SEND_DAY = datetime(2026, 1, 13)  # the simulator's campaigns go out on a period's second day
@@ -79,7 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="replace the table in bench/RESULTS.md")
     args = parser.parse_args()
 
     from campaign_loop.config import Settings
@@ -119,7 +119,7 @@ def main() -> None:
     ])
     print(text)
     if args.write:
-        append_section(text)
+        write_section(text)
 
 
 if __name__ == "__main__":

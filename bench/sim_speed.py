@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import RESULTS, append_section, machine  # noqa: E402
+from bench.results import RESULTS, machine, write_section  # noqa: E402
 
 HEADING = "## Simulator speed (issue 2)"
 
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3, help="repeats for sizes below 1M (median reported)")
     parser.add_argument("--format", default="csv", choices=["csv", "parquet"])
-    parser.add_argument("--write", action="store_true", help=f"append the table to {RESULTS}")
+    parser.add_argument("--write", action="store_true", help=f"replace the table in {RESULTS}")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -77,7 +77,7 @@ def main() -> None:
     table = "\n".join(lines)
     sys.stdout.write(table + "\n")
     if args.write:
-        append_section(table, HEADING)
+        write_section(table, HEADING)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ settings, on the marts schema (not ``published``, which only a cycle's publish w
 customer with the champions (``ml.score.score_customers``), each customer's send hour, ``design_campaign``
 (ml/decide) and the plan's export. The process's RSS before each phase and its peak during it (psutil, every
 0.5 s) are recorded. ``--jsonl`` appends the timings as one record; ``--table-from`` composes issue 26's
-table from such records (``--write`` appends it to bench/RESULTS.md, "Scale per engine").
+table from such records (``--write`` replaces it in bench/RESULTS.md, "Scale per engine").
 
     .venv/bin/python bench/train_speed.py --home /tmp/scale26-train-100k --customers 100000 --cycles 4 --build \\
         --design --jsonl /tmp/scale26-train.jsonl
@@ -121,15 +121,15 @@ def design_timing(settings: object, cycle_id: str) -> dict[str, float]:
 
 
 SCALE_SECTION = "## Scale per engine (issue 26)"
+TRAINING_SUBSECTION = "### Training and design per size (DuckDB)"
 
 
 def scale_markdown(records: list[dict]) -> str:
-    """Training and design per size, a table appended to issue 26's section (under the dbt table)."""
+    """Training and design per size: the subsection :data:`TRAINING_SUBSECTION` of issue 26's section."""
     from bench.results import machine
 
     records = sorted(records, key=lambda r: r["customers"])
     lines = [
-        "Training and design (DuckDB only: ml/ reads the marts through DuckDB, decision 0026)  ",
         *[f"Command: `python bench/train_speed.py {c}`  " for c in dict.fromkeys(" ".join(r["argv"]) for r in records)],
         f"Commit: {', '.join(sorted({r['commit'] for r in records}))}  ",
         f"Machine: {machine()}  ",
@@ -165,15 +165,15 @@ def main() -> None:
     parser.add_argument("--design", action="store_true", help="also time the design step (pipeline.design's steps)")
     parser.add_argument("--jsonl", type=Path, help="append the training and design timings to this file")
     parser.add_argument("--table-from", type=Path, help="compose issue 26's training and design table, run nothing")
-    parser.add_argument("--write", action="store_true", help="with --table-from, append it to bench/RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="with --table-from, replace its table in bench/RESULTS.md")
     args = parser.parse_args()
     if args.table_from:
-        from bench.results import append_section
+        from bench.results import write_section
 
         text = scale_markdown([json.loads(x) for x in args.table_from.read_text().splitlines() if x.strip()])
         sys.stdout.write(text)
         if args.write:
-            append_section(text, heading=SCALE_SECTION)
+            write_section(text, TRAINING_SUBSECTION, within=SCALE_SECTION)
         return
 
     from bench.dbt_speed import PeakSampler

@@ -29,7 +29,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.results import append_section, home_world  # noqa: E402
+from bench.results import home_world, write_section  # noqa: E402
 
 # Campaign history per customer before the cycle: candidate features the marts do not carry yet.
 ENGAGEMENT_SQL = """
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--cycles", default="3,4,5", help="designed cycles to evaluate (>= 2: cycle 1 has no measured prior)")
     parser.add_argument("--engagement", action="store_true",
                         help="also fit the truth with per-channel campaign history added to the features")
-    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="replace the table in bench/RESULTS.md")
     args = parser.parse_args()
 
     from campaign_loop.actions import ACTIONS, CHANNELS
@@ -161,7 +161,7 @@ def main() -> None:
     ])
     print(text)  # noqa: T201
     if args.write:
-        append_section(text, "## Uplift ceiling: what the features allow (issue 5)")
+        write_section(text, "## Uplift ceiling: what the features allow (issue 5)")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.replay import cycle_inputs, planned_profit, ratio_table, replay_home, replay_parser, true_averages  # noqa: E402
-from bench.results import append_section, home_world  # noqa: E402
+from bench.results import home_world, write_section  # noqa: E402
 
 if TYPE_CHECKING:
     from campaign_loop.config import Settings
@@ -138,7 +138,7 @@ def main() -> None:
     ])
     print(text)  # noqa: T201
     if args.write:
-        append_section(text, "## Uplift prior: what the measured effects are worth to the next plan (issue 5)")
+        write_section(text, "## Uplift prior: what the measured effects are worth to the next plan (issue 5)")
 
 
 if __name__ == "__main__":
