@@ -43,6 +43,7 @@ import pandas as pd
 
 from campaign_loop.actions import ACTIONS
 from campaign_loop.config import CHANNELS
+from campaign_loop.warehouse import read_whole
 from ml import engagement, features, loyalty
 
 if TYPE_CHECKING:
@@ -393,11 +394,13 @@ def _weigh_channel_preference(out: pd.DataFrame, preference_weight: float | None
 
 def recent_purchase_rate(settings: Settings, schema: str) -> float:
     """Next-cycle purchase rate of the newest as-of date with complete labels (0 if none yet)."""
-    sql = f"""
-        select avg(cast(purchased_next_cycle as double)) as rate
-        from {schema}.fct_customer_labels
-        where as_of_date = (select max(as_of_date) from {schema}.fct_customer_labels where label_complete_next_cycle)
-    """
-    with features.connect(settings.warehouse_path) as connection:
-        value = connection.execute(sql).fetchone()
-    return float(value[0]) if value and value[0] is not None else 0.0
+    warehouse = features.warehouse_of(settings.warehouse_path)
+    complete = read_whole(warehouse, "fct_customer_labels", ["as_of_date"], schema=schema,
+                          where=[("label_complete_next_cycle", "=", True)], distinct=True)
+    if complete.empty:
+        return 0.0
+    newest = pd.Timestamp(complete["as_of_date"].max()).date()
+    labels = read_whole(warehouse, "fct_customer_labels", ["purchased_next_cycle"], schema=schema,
+                        where=[("as_of_date", "=", newest)])
+    rate = pd.to_numeric(labels["purchased_next_cycle"], errors="coerce").astype("float64").mean()
+    return 0.0 if pd.isna(rate) else float(rate)

@@ -198,3 +198,15 @@ def test_a_champions_uplift_is_recentred_on_the_measured_effect() -> None:
     assert (calibrate_uplift(pd.Series([0.0, 0.0]), level=-0.002, spread=0.5) == -0.002).all()
     # A ranking the holdout could not confirm (weight 0) leaves every customer at the measured effect.
     assert (calibrate_uplift(predicted, level=0.01, spread=0.0) == 0.01).all()
+
+
+def test_the_fallback_rate_is_the_newest_complete_as_of_dates_purchase_rate(synthetic_home: tuple[Path, dict]) -> None:
+    from ml.score import recent_purchase_rate
+
+    home, frames = synthetic_home
+    labels = frames["fct_customer_labels"]
+    newest = labels.loc[labels["label_complete_next_cycle"], "as_of_date"].max()
+    expected = labels.loc[labels["as_of_date"] == newest, "purchased_next_cycle"].mean()
+    assert labels["as_of_date"].max() > newest  # the newest as-of dates' labels are not complete yet
+    assert 0 < expected < 1
+    assert recent_purchase_rate(Settings(home=home), features.DEFAULT_SCHEMA) == pytest.approx(expected, abs=1e-12)
