@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Any
 
-from campaign_loop.actions import TRIGGERS, cycle_of_trigger_campaign
+from campaign_loop.actions import TRIGGER_PREFIX, TRIGGERS, cycle_of_trigger_campaign
 from campaign_loop.config import CHANNELS, Settings
 
 PUBLISHED = "published"  # expectations.publish.PUBLISHED_SCHEMA, the audited marts
+TRIGGER_CAMPAIGNS = (("campaign_id", "like", f"{TRIGGER_PREFIX}%"),)  # the triggers' rows, kept by the engine
 # The asset the weekly DAG's design updates and the trigger journeys' DAG is scheduled on.
 PLAN_ASSET_URI = "campaign_loop://exports/plans"
 
@@ -71,10 +72,10 @@ def _inputs(settings: Settings, schema: str, cycle_id: str, as_of: datetime) -> 
     from ml.triggers import history_from_sends
 
     candidates = features.read(settings.warehouse_path, "fct_trigger_candidates", None, schema, [("event_at", "<=", as_of)])
-    with features.connect(settings.warehouse_path) as con:
-        sends = con.execute(
-            "select campaign_id, member_id, arm, coalesce(sent_at, starts_at) as assigned_at "
-            f"from {schema}.fct_campaign_sends where campaign_id like 'trigger-%'").df()
+    sends = features.read(settings.warehouse_path, "fct_campaign_sends",
+                          ["campaign_id", "member_id", "arm", "sent_at", "starts_at"], schema, TRIGGER_CAMPAIGNS)
+    sends = pd.DataFrame({"campaign_id": sends["campaign_id"], "member_id": sends["member_id"], "arm": sends["arm"],
+                          "assigned_at": sends["sent_at"].fillna(sends["starts_at"])})
     reach_columns = ["member_id", *(f"{k}_{c}" for k in ("consent", "bounced") for c in CHANNELS),
                      "unsubscribed_recently", "contacts_last_30d"]
     reach = features.scoring_frame(settings.warehouse_path, schema=schema)
@@ -127,10 +128,10 @@ def measure(settings: Settings, schema: str = PUBLISHED) -> dict[str, Any]:
     from ml import features
     from ml.triggers import trigger_arms
 
-    with features.connect(settings.warehouse_path) as con:
-        arms = con.execute(f"select * from {schema}.kpi_campaign_arms where campaign_id like 'trigger-%'").df()
-        sent = con.execute(f"select campaign_id, member_id, sent_at from {schema}.fct_campaign_sends "
-                           "where campaign_id like 'trigger-%' and sent_at is not null").df()
+    arms = features.read(settings.warehouse_path, "kpi_campaign_arms", None, schema, TRIGGER_CAMPAIGNS)
+    sent = features.read(settings.warehouse_path, "fct_campaign_sends", ["campaign_id", "member_id", "sent_at"],
+                         schema, TRIGGER_CAMPAIGNS)
+    sent = sent[sent["sent_at"].notna()].reset_index(drop=True)
     lift = campaign_lift(trigger_arms(arms), correction=settings.correction)
     converted = lift[lift["metric"] == "converted"]
     out: dict[str, Any] = {"triggers": {}}

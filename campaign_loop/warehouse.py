@@ -11,8 +11,9 @@ rows at a time (``batch_rows``) instead of whole. Three engines, as dbt's target
 * :class:`PostgresWarehouse`: a server-side cursor, so PostgreSQL sends one batch at a time.
 
 ``where`` keeps the rows a condition holds for, on the engine: a list of ``(column, op, value)`` with op one
-of ``= < <= > >=``, all of them true, the values bound as parameters. It is what the steps need to read one
-as-of date or the dates up to a cycle without reading the whole mart.
+of ``= < <= > >= like``, all of them true, the values (a ``like`` pattern too) bound as parameters. It is what
+the steps need to read one as-of date, the dates up to a cycle or one kind of campaign (``trigger-%``)
+without reading the whole mart.
 
 DuckDB and Spark give the same pandas types (DuckDB's conversion of both); PostgreSQL's numerics arrive as
 Python decimals. docs/decisions/0026-one-warehouse-interface.md has the survey and what still reads
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
 
 # DuckDB hands over rows a vector (2,048 rows) at a time: a batch is a whole number of vectors.
 DUCKDB_VECTOR_ROWS = 2048
-# Comparisons only: enough to bound dates and pick flags, and the same on every engine.
-OPERATORS = frozenset({"=", "<", "<=", ">", ">="})
+# Comparisons and SQL's `like`: enough to bound dates, pick flags and a kind of campaign by its ID's prefix,
+# and the same on every engine.
+OPERATORS = frozenset({"=", "<", "<=", ">", ">=", "like"})
 
 Condition = tuple[str, str, object]
 
