@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -50,7 +51,7 @@ SCHEMA = "marts"
 
 
 def _query(path: Path, sql: str, params: list[object] | None = None) -> pd.DataFrame:
-    with features.connect(path) as con:
+    with duckdb.connect(str(path), read_only=True) as con:
         return con.execute(sql, params or []).df()
 
 

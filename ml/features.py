@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -40,9 +39,6 @@ from campaign_loop.actions import OFFERS
 from campaign_loop.config import CHANNELS
 from campaign_loop.warehouse import Condition, DuckDBWarehouse, Warehouse, read_whole
 from ml.engagement import opens_column, sends_column
-
-if TYPE_CHECKING:
-    import duckdb
 
 DEFAULT_SCHEMA = "marts"
 KEYS: tuple[str, ...] = ("customer_id", "as_of_date")
@@ -83,18 +79,6 @@ def warehouse_of(warehouse: WarehouseLike) -> Warehouse:
     if isinstance(warehouse, (str, Path)):
         return DuckDBWarehouse(warehouse)
     return warehouse
-
-
-@contextmanager
-def connect(warehouse_path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection for the steps that still run their own DuckDB SQL (docs/decisions/0026)."""
-    import duckdb
-
-    connection = duckdb.connect(str(warehouse_path), read_only=True)
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 def read(warehouse: WarehouseLike, mart: str, columns: Sequence[str] | None, schema: str,

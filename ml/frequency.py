@@ -27,7 +27,6 @@ Settings ``frequency_cap``: ``global`` (the default: the global ``contact_cap`` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,6 +34,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from ml.decide import DesignConfig
+    from ml.features import WarehouseLike
 
 SEND_COLUMNS: tuple[str, ...] = ("customer_id", "segment", "planned_before", "contacts_before", "is_treatment",
                                  "is_converted")
@@ -161,39 +161,10 @@ def with_frequency_caps(customers: pd.DataFrame, fatigue: Fatigue, config: Desig
     return customers.assign(frequency_cap=frequency_caps(customers, fatigue, config, max(multiplier, 0.0)))
 
 
-def warehouse_sends(warehouse_path: Path | str, schema: str = "published") -> pd.DataFrame:
-    """:data:`SEND_COLUMNS` from ``<schema>``: each randomised send of ``fct_action_sends`` with the customer's RFM
-    segment at the campaign's as-of date, their randomised assignments (either arm) and their contacts of the 30
-    days before it (``fct_campaign_sends``, counted as ``ml.features.scoring_frame`` counts ``contacts_last_30d``)."""
+def warehouse_sends(warehouse: WarehouseLike, schema: str = "published") -> pd.DataFrame:
+    """:data:`SEND_COLUMNS` of ``<schema>.fct_fatigue_rows``: each randomised send with the customer's RFM segment at
+    the campaign's as-of date and their randomised assignments (either arm) and contacts of the 30 days before it."""
     from ml import features
 
-    sql = f"""
-        with sends as (
-            select customer_id, as_of_date, starts_at, is_treatment, is_converted
-            from {schema}.fct_action_sends
-            where customer_id is not null and arm is not null
-        ),
-        planned as (
-            select customer_id, coalesce(sent_at, starts_at) as planned_at, sent_at
-            from {schema}.fct_campaign_sends
-            where customer_id is not null and arm is not null
-        ),
-        counted as (
-            select s.customer_id, s.as_of_date, s.starts_at, s.is_treatment, s.is_converted,
-                count(p.planned_at) as planned_before, count(p.sent_at) as contacts_before
-            from sends as s
-            left join planned as p
-                on p.customer_id = s.customer_id
-                and p.planned_at < s.starts_at
-                and p.planned_at >= s.starts_at - interval 30 day
-            group by all
-        )
-        select counted.customer_id, coalesce(f.rfm_segment, 'unknown') as segment, counted.planned_before,
-            counted.contacts_before, counted.is_treatment, counted.is_converted
-        from counted
-        left join {schema}.fct_customer_features as f
-            on f.customer_id = counted.customer_id and f.as_of_date = counted.as_of_date
-    """
-    with features.connect(warehouse_path) as connection:
-        frame = connection.execute(sql).df()
+    frame = features.read(warehouse, "fct_fatigue_rows", list(SEND_COLUMNS), schema)
     return frame.astype({"planned_before": "int64", "contacts_before": "int64", "is_treatment": bool, "is_converted": bool, "segment": str})

@@ -58,6 +58,9 @@ CHECKS = {
                            "from marts.fct_classifier_rows",
     "fct_uplift_rows": "select count(*), count(distinct campaign_id), sum(treatment), sum(is_converted), sum(margin), "
                        "sum(orders_total), sum(sends_email_365d), min(as_of_date), max(as_of_date) from marts.fct_uplift_rows",
+    # The frequency cap's evidence: a range join of each send on the 30 days of assignments before it.
+    "fct_fatigue_rows": "select count(*), sum(planned_before), sum(contacts_before), sum(case when is_treatment "
+                        "then 1 else 0 end), count(distinct segment) from marts.fct_fatigue_rows",
     "fct_scoring_rows": "select count(*), sum(contacts_last_30d), sum(case when unsubscribed_recently then 1 else 0 end), "
                         "sum(case when bounced_email then 1 else 0 end), sum(case when bounced_push then 1 else 0 end), "
                         "sum(case when bounced_kakao then 1 else 0 end), count(segment) from marts.fct_scoring_rows",

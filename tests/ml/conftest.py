@@ -193,7 +193,25 @@ def model_frame_marts(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame
     scoring["contacts_last_30d"] = scoring["contacts_last_30d"].fillna(0).astype("int32")
     for column in ("unsubscribed_recently", *(f"bounced_{c}" for c in CHANNELS)):
         scoring[column] = scoring[column].astype("boolean").fillna(False).astype(bool)
-    return {"fct_classifier_rows": classifier, "fct_uplift_rows": uplift, "fct_scoring_rows": scoring}
+    return {"fct_classifier_rows": classifier, "fct_uplift_rows": uplift, "fct_scoring_rows": scoring,
+            "fct_fatigue_rows": _fatigue_rows(frames["fct_action_sends"], frames["fct_campaign_sends"], features)}
+
+
+def _fatigue_rows(action_sends: pd.DataFrame, campaign_sends: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """fct_fatigue_rows: each randomised send with the customer's assignments (and contacts) of the 30 days before it."""
+    keys = ["campaign_id", "member_id"]
+    sends = action_sends[action_sends["customer_id"].notna() & action_sends["arm"].notna()]
+    planned = campaign_sends[campaign_sends["customer_id"].notna() & campaign_sends["arm"].notna()]
+    planned = pd.DataFrame({"customer_id": planned["customer_id"], "sent_at": planned["sent_at"],
+                            "planned_at": planned["sent_at"].fillna(planned["starts_at"])})
+    pairs = sends[[*keys, "customer_id", "starts_at"]].merge(planned, on="customer_id")
+    pairs = pairs[(pairs["planned_at"] < pairs["starts_at"]) & (pairs["planned_at"] >= pairs["starts_at"] - pd.Timedelta(days=30))]
+    counts = pairs.groupby(keys).agg(planned_before=("planned_at", "count"), contacts_before=("sent_at", "count"))
+    out = sends[[*keys, "customer_id", "as_of_date", "is_treatment", "is_converted"]].merge(counts, on=keys, how="left")
+    out = out.merge(features[["customer_id", "as_of_date", "rfm_segment"]], on=["customer_id", "as_of_date"], how="left")
+    return out.assign(segment=out["rfm_segment"].fillna("unknown"),
+                      planned_before=out["planned_before"].fillna(0).astype("int32"),
+                      contacts_before=out["contacts_before"].fillna(0).astype("int32")).drop(columns=["rfm_segment"])
 
 
 def _contacts_as_of(sends: pd.DataFrame, as_of: date) -> pd.DataFrame:
