@@ -53,6 +53,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: root(item.nodeid.split("::", 1)[0]) not in heavy)  # stable: files stay in order
 
 
+# Where CI's wall time goes (bench/ci_timeline.py reads it): each test's worker, xdist group and span,
+# setup to teardown, one JSON line per test in test-artifacts/timeline/<worker>.jsonl.
+TIMELINE = Path(__file__).resolve().parents[1] / "test-artifacts" / "timeline"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook starts the workers
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist) starts afresh
+        import shutil
+
+        shutil.rmtree(TIMELINE, ignore_errors=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    import time
+
+    started = time.time()
+    yield
+    mark = item.get_closest_marker("xdist_group")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    TIMELINE.mkdir(parents=True, exist_ok=True)
+    with (TIMELINE / f"{worker}.jsonl").open("a") as out:
+        out.write(json.dumps({"worker": worker, "group": mark.args[0] if mark else None, "test": item.nodeid,
+                              "start": started, "end": time.time()}) + "\n")
+
+
 # mlflow.set_tracking_uri / set_registry_uri write these into os.environ, where every later caller reads them.
 MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 

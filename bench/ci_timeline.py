@@ -1,0 +1,83 @@
+"""Where a `make test` run's wall time went, per xdist worker and test group (issue 25).
+
+    .venv/bin/python bench/ci_timeline.py [--timeline test-artifacts/timeline] [--write]
+
+Reads the spans tests/conftest.py records for every test (worker, xdist group, setup to teardown) and
+prints, per worker, its busy time and how long it stood idle at the end while another still ran; then the
+groups by time, each with its worker. A group is what `--dist loadgroup` cannot split (a file, merged with
+every file that shares its session world), so the longest group bounds the run's wall time from below, and
+the idle tail says how much a better order or split would save. ``--write`` makes the tables the
+subsection "Where the workers' time went" of bench/RESULTS.md's "make test on a fresh clone".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.results import head_commit, machine, write_section  # noqa: E402
+
+SECTION = "## make test on a fresh clone (issue 25)"
+HEADING = "### Where the workers' time went"
+TIMELINE = Path(__file__).resolve().parents[1] / "test-artifacts" / "timeline"
+
+
+def load(timeline: Path) -> list[dict[str, object]]:
+    spans = [json.loads(line) for path in sorted(timeline.glob("*.jsonl")) for line in path.read_text().splitlines()]
+    if not spans:
+        raise SystemExit(f"no test spans under {timeline}: run `make test` (or pytest) first")
+    return spans
+
+
+def report(spans: list[dict[str, object]], top: int = 15) -> str:
+    first = min(float(s["start"]) for s in spans)
+    last = max(float(s["end"]) for s in spans)
+    workers: dict[str, list[dict[str, object]]] = defaultdict(list)
+    groups: dict[str, dict[str, object]] = {}
+    for span in spans:
+        workers[str(span["worker"])].append(span)
+        group = groups.setdefault(str(span["group"]), {"worker": span["worker"], "seconds": 0.0, "tests": 0,
+                                                       "start": float(span["start"])})
+        group["seconds"] = float(group["seconds"]) + float(span["end"]) - float(span["start"])
+        group["tests"] = int(group["tests"]) + 1
+        group["start"] = min(float(group["start"]), float(span["start"]))
+    lines = [
+        "Command: `.venv/bin/python bench/ci_timeline.py --write` after `make test`  ",
+        f"Commit: {head_commit()}; machine: {machine()}; date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
+        f"{len(spans)} tests, first start to last end {last - first:,.0f} s (pytest's collection and start-up "
+        "come before it).",
+        "",
+        "| worker | tests | busy s | idle s between tests | idle s at the end |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, mine in sorted(workers.items()):
+        busy = sum(float(s["end"]) - float(s["start"]) for s in mine)
+        end = max(float(s["end"]) for s in mine)
+        lines.append(f"| {name} | {len(mine)} | {busy:,.0f} | {end - first - busy:,.0f} | {last - end:,.0f} |")
+    lines += ["", f"The {top} longest groups (setup to teardown of their tests, summed):", "",
+              "| group | worker | tests | seconds | started at s |", "|---|---|---:|---:|---:|"]
+    for name, group in sorted(groups.items(), key=lambda kv: -float(kv[1]["seconds"]))[:top]:
+        lines.append(f"| `{name}` | {group['worker']} | {group['tests']} | {float(group['seconds']):,.0f} "
+                     f"| {float(group['start']) - first:,.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--timeline", type=Path, default=TIMELINE)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    text = report(load(args.timeline))
+    print(text)  # noqa: T201
+    if args.write:
+        write_section(text, HEADING, within=SECTION)
+
+
+if __name__ == "__main__":
+    main()
