@@ -47,6 +47,10 @@ class MediaMixConfig:
     tune: int = 300
     draws: int = 300
     target_accept: float = 0.9
+    # NUTS's mass matrix: dense, because adstock, saturation and the intercept are correlated: with PyMC's
+    # diagonal default the sampler took trees of depth 9 (580 steps a draw) and 148 s on the test world,
+    # with a dense one depth 7 and 55 s at the same r-hat (bench/RESULTS.md, "Media mix recovery").
+    init: str = "jitter+adapt_full"
     roas_prior: float = 3.0  # prior scale of a channel's revenue at saturation per unit of its mean daily spend
     seed: int = 0
     max_change: float = 0.5  # a channel's recommended daily spend stays within +-50 % of its current one
@@ -129,7 +133,7 @@ def fit_media_mix(frame: pd.DataFrame, channels: list[str] | None = None,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the sampler's advice to run 4 chains; r-hat is checked below
         model.fit(X, y, chains=config.chains, tune=config.tune, draws=config.draws, cores=1,
-                  target_accept=config.target_accept, random_seed=config.seed, progressbar=False)
+                  target_accept=config.target_accept, init=config.init, random_seed=config.seed, progressbar=False)
     return MediaMixFit(model, model.idata, frame, list(channels), config, time.perf_counter() - started)
 
 
@@ -290,7 +294,7 @@ def trained(fit: MediaMixFit, as_of: Any) -> Any:
             fit.frame, config.l_max)},
         params={"channels": ",".join(fit.channels), "days": len(fit.frame), "l_max": config.l_max,
                 "chains": config.chains, "tune": config.tune, "draws": config.draws,
-                "target_accept": config.target_accept, "yearly_seasonality": config.yearly_seasonality},
+                "target_accept": config.target_accept, "init": config.init, "yearly_seasonality": config.yearly_seasonality},
         rows={"days": len(fit.frame)},
         input_example=fit.frame[fit.channels].tail(3).reset_index(drop=True),
         description=f"Media mix response curves (pymc-marketing MMM) of {', '.join(fit.channels)}. "
