@@ -14,11 +14,14 @@ setup:
 demo: setup
 	$(RUN) campaign-loop demo --fresh
 
-# Two or more workers (one per core): tests are grouped by file and by shared world (tests/conftest.py).
+# Tests are grouped by file and by shared world (tests/conftest.py). Three workers per two cores: the
+# end-to-end tests wait on servers and subprocesses, and with one worker a core the CPUs stood a quarter idle
+# (bench/RESULTS.md, "make test on a fresh clone"). TEST_WORKERS=n overrides it.
 # The Spark parity test needs dbt-spark and pyspark (the spark group, ~400 MB): `make demo` stays without them.
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(max(2, 3 * (os.cpu_count() or 2) // 2))")
 test: SYNC_GROUPS = --group spark
 test: setup
-	$(RUN) pytest -n auto --dist loadgroup --no-loadscope-reorder
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 ui: setup
 	$(RUN) campaign-loop ui

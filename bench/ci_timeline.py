@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/ci_timeline.py [--timeline test-artifacts/timeline] [--write]
 
-Reads the spans tests/conftest.py records for every test (worker, xdist group, setup to teardown) and
-prints, per worker, its busy time and how long it stood idle at the end while another still ran; then the
-groups by time, each with its worker. A group is what `--dist loadgroup` cannot split (a file, merged with
+Reads the spans tests/conftest.py records for every test (worker, xdist group, setup to teardown, CPU
+seconds) and prints, per worker, its busy and CPU time and how long it stood idle at the end while another
+still ran; then the groups by time, each with its worker. A group is what `--dist loadgroup` cannot split (a file, merged with
 every file that shares its session world), so the longest group bounds the run's wall time from below, and
 the idle tail says how much a better order or split would save. ``--write`` makes the tables the
 subsection "Where the workers' time went" of bench/RESULTS.md's "make test on a fresh clone".
@@ -42,9 +42,10 @@ def report(spans: list[dict[str, object]], top: int = 15) -> str:
     groups: dict[str, dict[str, object]] = {}
     for span in spans:
         workers[str(span["worker"])].append(span)
-        group = groups.setdefault(str(span["group"]), {"worker": span["worker"], "seconds": 0.0, "tests": 0,
-                                                       "start": float(span["start"])})
+        group = groups.setdefault(str(span["group"]), {"worker": span["worker"], "seconds": 0.0, "cpu": 0.0,
+                                                       "tests": 0, "start": float(span["start"])})
         group["seconds"] = float(group["seconds"]) + float(span["end"]) - float(span["start"])
+        group["cpu"] = float(group["cpu"]) + float(span.get("cpu") or 0.0)  # older timelines lack it
         group["tests"] = int(group["tests"]) + 1
         group["start"] = min(float(group["start"]), float(span["start"]))
     lines = [
@@ -53,18 +54,21 @@ def report(spans: list[dict[str, object]], top: int = 15) -> str:
         f"{len(spans)} tests, first start to last end {last - first:,.0f} s (pytest's collection and start-up "
         "come before it).",
         "",
-        "| worker | tests | busy s | idle s between tests | idle s at the end |",
-        "|---|---:|---:|---:|---:|",
+        "| worker | tests | busy s | CPU s | idle s between tests | idle s at the end |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, mine in sorted(workers.items()):
         busy = sum(float(s["end"]) - float(s["start"]) for s in mine)
+        cpu = sum(float(s.get("cpu") or 0.0) for s in mine)
         end = max(float(s["end"]) for s in mine)
-        lines.append(f"| {name} | {len(mine)} | {busy:,.0f} | {end - first - busy:,.0f} | {last - end:,.0f} |")
-    lines += ["", f"The {top} longest groups (setup to teardown of their tests, summed):", "",
-              "| group | worker | tests | seconds | started at s |", "|---|---|---:|---:|---:|"]
+        lines.append(f"| {name} | {len(mine)} | {busy:,.0f} | {cpu:,.0f} | {end - first - busy:,.0f} "
+                     f"| {last - end:,.0f} |")
+    lines += ["", f"The {top} longest groups (setup to teardown of their tests, summed; CPU of the worker and the "
+              "subprocesses it reaped):", "",
+              "| group | worker | tests | seconds | CPU s | started at s |", "|---|---|---:|---:|---:|---:|"]
     for name, group in sorted(groups.items(), key=lambda kv: -float(kv[1]["seconds"]))[:top]:
         lines.append(f"| `{name}` | {group['worker']} | {group['tests']} | {float(group['seconds']):,.0f} "
-                     f"| {float(group['start']) - first:,.0f} |")
+                     f"| {float(group['cpu']):,.0f} | {float(group['start']) - first:,.0f} |")
     return "\n".join(lines)
 
 

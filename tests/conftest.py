@@ -53,8 +53,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: root(item.nodeid.split("::", 1)[0]) not in heavy)  # stable: files stay in order
 
 
-# Where CI's wall time goes (bench/ci_timeline.py reads it): each test's worker, xdist group and span,
-# setup to teardown, one JSON line per test in test-artifacts/timeline/<worker>.jsonl.
+# Where CI's wall time goes (bench/ci_timeline.py reads it): each test's worker, xdist group, span (setup to
+# teardown) and CPU seconds, its own and its reaped subprocesses' (an Airflow or dbt run is one), one JSON
+# line per test in test-artifacts/timeline/<worker>.jsonl.
 TIMELINE = Path(__file__).resolve().parents[1] / "test-artifacts" / "timeline"
 
 
@@ -70,14 +71,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     import time
 
-    started = time.time()
+    started, cpu = time.time(), _cpu_seconds()
     yield
     mark = item.get_closest_marker("xdist_group")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     TIMELINE.mkdir(parents=True, exist_ok=True)
     with (TIMELINE / f"{worker}.jsonl").open("a") as out:
         out.write(json.dumps({"worker": worker, "group": mark.args[0] if mark else None, "test": item.nodeid,
-                              "start": started, "end": time.time()}) + "\n")
+                              "start": started, "end": time.time(),
+                              "cpu": round(_cpu_seconds() - cpu, 2)}) + "\n")
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 # mlflow.set_tracking_uri / set_registry_uri write these into os.environ, where every later caller reads them.

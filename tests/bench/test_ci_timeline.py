@@ -10,7 +10,8 @@ from bench import ci_timeline
 
 def test_the_report_counts_busy_time_the_idle_tail_and_groups(tmp_path: Path) -> None:
     spans = [
-        {"worker": "gw0", "group": "tests/a.py", "test": "tests/a.py::one", "start": 100.0, "end": 160.0},
+        {"worker": "gw0", "group": "tests/a.py", "test": "tests/a.py::one", "start": 100.0, "end": 160.0,
+         "cpu": 50.0},
         {"worker": "gw0", "group": "tests/a.py", "test": "tests/a.py::two", "start": 160.0, "end": 200.0},
         {"worker": "gw1", "group": "tests/b.py", "test": "tests/b.py::one", "start": 100.0, "end": 130.0},
         {"worker": "gw1", "group": "tests/c.py", "test": "tests/c.py::one", "start": 140.0, "end": 150.0},
@@ -22,7 +23,7 @@ def test_the_report_counts_busy_time_the_idle_tail_and_groups(tmp_path: Path) ->
     text = ci_timeline.report(ci_timeline.load(tmp_path))
 
     assert "4 tests, first start to last end 100 s" in text
-    assert "| gw0 | 2 | 100 | 0 | 0 |" in text
-    assert "| gw1 | 2 | 40 | 10 | 50 |" in text  # busy 40 of the 50 s it ran; 50 s idle while gw0 finished
+    assert "| gw0 | 2 | 100 | 50 | 0 | 0 |" in text  # CPU only where recorded
+    assert "| gw1 | 2 | 40 | 0 | 10 | 50 |" in text  # busy 40 of the 50 s it ran; 50 s idle while gw0 finished
     rows = [line for line in text.splitlines() if line.startswith("| `")]
-    assert rows[0] == "| `tests/a.py` | gw0 | 2 | 100 | 0 |" and rows[-1] == "| `tests/c.py` | gw1 | 1 | 10 | 40 |"
+    assert rows[0] == "| `tests/a.py` | gw0 | 2 | 100 | 50 | 0 |" and rows[-1] == "| `tests/c.py` | gw1 | 1 | 10 | 0 | 40 |"
