@@ -14,11 +14,11 @@ setup:
 demo: setup
 	$(RUN) campaign-loop demo --fresh
 
-# Tests are grouped by file and by shared world (tests/conftest.py). Three workers per two cores: the
-# end-to-end tests wait on servers and subprocesses, and with one worker a core the CPUs stood a quarter idle
-# (bench/RESULTS.md, "make test on a fresh clone"). TEST_WORKERS=n overrides it.
+# One worker per core (TEST_WORKERS=n overrides it); tests are grouped by file and by shared world
+# (tests/conftest.py). Three workers on two cores took 1,451 s against two's 1,350 s and 13 % more CPU, though
+# two leave the cores a fifth idle (bench/RESULTS.md, "make test on a fresh clone").
 # The Spark parity test needs dbt-spark and pyspark (the spark group, ~400 MB): `make demo` stays without them.
-TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(max(2, 3 * (os.cpu_count() or 2) // 2))")
+TEST_WORKERS ?= auto
 test: SYNC_GROUPS = --group spark
 test: setup
 	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
