@@ -1,6 +1,6 @@
 """Where a `make test` run's wall time went, per xdist worker and test group (issue 25).
 
-    .venv/bin/python bench/ci_timeline.py [--timeline test-artifacts/timeline] [--write]
+    .venv/bin/python bench/ci_timeline.py [--timeline test-artifacts/timeline] [--commit HASH] [--write]
 
 Reads the spans tests/conftest.py records for every test (worker, xdist group, setup to teardown, CPU
 seconds) and prints, per worker, its busy and CPU time and how long it stood idle at the end while another
@@ -35,7 +35,7 @@ def load(timeline: Path) -> list[dict[str, object]]:
     return spans
 
 
-def report(spans: list[dict[str, object]], top: int = 15) -> str:
+def report(spans: list[dict[str, object]], top: int = 15, commit: str | None = None) -> str:
     first = min(float(s["start"]) for s in spans)
     last = max(float(s["end"]) for s in spans)
     workers: dict[str, list[dict[str, object]]] = defaultdict(list)
@@ -50,7 +50,7 @@ def report(spans: list[dict[str, object]], top: int = 15) -> str:
         group["start"] = min(float(group["start"]), float(span["start"]))
     lines = [
         "Command: `.venv/bin/python bench/ci_timeline.py --write` after `make test`  ",
-        f"Commit: {head_commit()}; machine: {machine()}; date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
+        f"Commit: {commit or head_commit()}; machine: {machine()}; date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
         f"{len(spans)} tests, first start to last end {last - first:,.0f} s (pytest's collection and start-up "
         "come before it).",
         "",
@@ -75,9 +75,10 @@ def report(spans: list[dict[str, object]], top: int = 15) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeline", type=Path, default=TIMELINE)
+    parser.add_argument("--commit", help="the commit the tests ran on, when not this checkout's (a CI clone's)")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
-    text = report(load(args.timeline))
+    text = report(load(args.timeline), commit=args.commit)
     print(text)  # noqa: T201
     if args.write:
         write_section(text, HEADING, within=SECTION)
