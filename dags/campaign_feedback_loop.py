@@ -10,7 +10,9 @@ the next campaign; the next run measures that campaign against its randomised ho
 2. `ingest`: every new landing file is loaded exactly once; bad rows go to `raw._quarantine`.
 3. `validate_raw`: the landing contract's expectations on this cycle's batch (Great Expectations).
 4. `dbt`: the dbt project, one task per model (Cosmos watcher mode: one `dbt build` writes the
-   warehouse, one watcher task per model shows it).
+   warehouse, one watcher task per model shows it). Under the scheduler each model's data tests
+   have a watcher task too; under `airflow dags test` (`make demo`) they run in one `dbt test` task
+   after the models. A failing data test stops the cycle before the marts audit.
 5. `validate_marts`: keys, reconciliation, freshness, anomalies, drift, randomisation health.
    A critical failure stops the cycle here: the published marts, the champions and the last plan stay.
 6. `publish`: the audited marts become the `published` schema that models and analysts read.
@@ -109,10 +111,11 @@ def _dbt_task_group() -> DbtTaskGroup:
             load_method=LoadMode.DBT_MANIFEST if MANIFEST_PATH.exists() else LoadMode.DBT_LS,
             selector="cycle",
             emit_datasets=False,
-            # `airflow dags test` runs the watchers one after another once the producer is done; without
-            # the per-model test watchers a demo cycle's dbt tasks take 24 s instead of 61 s. The producer's
-            # `dbt build` still runs every data test, and a failing one fails it and stops the cycle.
-            test_behavior=TestBehavior.NONE if _defaults.airflow_runner == "dags_test" else TestBehavior.AFTER_EACH,
+            # `airflow dags test` runs the watchers one after another once the producer is done: per-model
+            # test watchers made a demo cycle's dbt tasks take 61 s instead of 24 s, so there the data tests
+            # run in one `dbt test` task after the models. Not NONE: Cosmos then drops the tests from the
+            # producer's `dbt build` (`--resource-type model ...`), and no data test ran in a cycle.
+            test_behavior=TestBehavior.AFTER_ALL if _defaults.airflow_runner == "dags_test" else TestBehavior.AFTER_EACH,
         ),
         operator_args=(
             # `airflow dags test` runs one task at a time: a deferred watcher would block it before the

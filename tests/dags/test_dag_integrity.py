@@ -55,6 +55,27 @@ def test_loop_dag_audits_before_it_publishes_learns_and_decides(dagbag) -> None:
     assert not dag.get_task("retain_raw_pii").downstream_task_ids
 
 
+@pytest.mark.parametrize("runner", ["dags_test", "scheduler"])
+def test_every_runner_runs_the_projects_data_tests_before_the_marts_audit(
+        runner: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rendered with test behaviour NONE, Cosmos drops the tests from the producer's `dbt build` and no data test
+    ran in an `airflow dags test` cycle: the tests run either in the producer's build or in a task of their own."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("CAMPAIGN_LOOP_AIRFLOW_RUNNER", runner)
+    dag = DagBag(dag_folder=str(DAGS)).dags["campaign_feedback_loop"]
+    flags = list(dag.get_task("dbt.dbt_producer_watcher").dbt_cmd_flags or [])
+    kinds = {flags[i + 1] for i, flag in enumerate(flags[:-1]) if flag == "--resource-type"}
+    if kinds and "test" not in kinds:  # the producer builds the models only: a `dbt test` task must follow them
+        [tests] = [t for t in dag.tasks if t.task_id.startswith("dbt.") and getattr(t, "base_cmd", None) == ["test"]]
+        assert tests.selector == "cycle" and not tests.select and not tests.exclude, (runner, tests.task_id)
+        assert "validate_marts" in tests.downstream_task_ids
+        models = {t.task_id for t in dag.tasks if t.task_id.endswith(".run")}
+        assert models <= tests.get_flat_relative_ids(upstream=True), "the tests run after every model"
+    else:
+        assert any(t.task_id.endswith(".test") for t in dag.tasks), runner
+
+
 def test_params_validate_marketer_input(dagbag) -> None:
     dag = dagbag.dags["campaign_feedback_loop"]
     from airflow.sdk.exceptions import ParamValidationError
