@@ -118,18 +118,33 @@ def use_environment(env: dict[str, str]) -> None:
     os.environ.update(env)
 
 
-def log_tail(log: Path, lines: int = 40) -> str:
-    return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
+def log_tail(log: Path, lines: int = 40, since: int = 0) -> str:
+    return "\n".join(_log_text(log, since).splitlines()[-lines:])
 
 
-def failure_reason(log: Path) -> str:
-    """The last task failure Airflow logged (a gate's verdict, an exception), else the log's tail."""
-    text = log.read_text().splitlines() if log.exists() else []
+def _log_text(log: Path, since: int = 0) -> str:
+    if not log.exists():
+        return ""
+    with log.open("rb") as raw:
+        raw.seek(since)
+        return raw.read().decode(errors="replace")
+
+
+def log_size(log: Path) -> int:
+    """Where the next command's output will start in ``log``, which every command of a home appends to."""
+    return log.stat().st_size if log.exists() else 0
+
+
+def failure_reason(log: Path, since: int = 0) -> str:
+    """The last task failure Airflow logged from byte ``since`` on (a gate's verdict, an exception), else the
+    tail of that part. The log holds every earlier command of the home: read whole, a run whose train task
+    raised was reported with an earlier run's raw-gate verdict."""
+    text = _log_text(log, since).splitlines()
     reasons = [line.split("AirflowFailException: ", 1)[1] for line in text if "AirflowFailException: " in line]
     if reasons:
         return reasons[-1]
     errors = [line for line in text if line.split(":", 1)[0].endswith(("Error", "Exception")) and " " not in line.split(":", 1)[0]]
-    return errors[-1] if errors else f"the last lines of the log:\n{log_tail(log)}"
+    return errors[-1] if errors else f"the last lines of the log:\n{log_tail(log, since=since)}"
 
 
 @contextlib.contextmanager
@@ -207,7 +222,7 @@ def run_cycle(settings: Settings, cycle: int, log: Path) -> CycleRun:
     from ingest.lock import WarehouseBusy, holding_for_children
 
     logical = logical_date_of_cycle(settings, cycle)
-    started = clock.monotonic()
+    started, since = clock.monotonic(), log_size(log)
     try:
         with holding_for_children(settings.warehouse_path, f"cycle {settings.cycle_key(cycle)}"):
             status = airflow(["dags", "test", DAG_ID, f"{logical.isoformat()}T06:00:00+00:00"], log)
@@ -220,7 +235,7 @@ def run_cycle(settings: Settings, cycle: int, log: Path) -> CycleRun:
         detail = ", ".join(f"{task}: {state}" for task, state in not_done.items()) or f"airflow exited {status}"
         raise CycleFailed(
             f"cycle {settings.cycle_key(cycle)} (airflow dags test {DAG_ID} {logical}) did not complete: {detail}.\n"
-            f"Reason: {failure_reason(log)}\nAirflow's output: {log}"
+            f"Reason: {failure_reason(log, since)}\nAirflow's output: {log}"
         )
     if settings.triggers:
         _run_trigger_journeys(settings, logical, log)
@@ -232,12 +247,13 @@ def _run_trigger_journeys(settings: Settings, logical: date, log: Path) -> None:
     next simulated cycle then executes their sends beside the plan."""
     from ingest.lock import holding_for_children
 
+    since = log_size(log)
     with holding_for_children(settings.warehouse_path, f"trigger journeys at {logical}"):
         status = airflow(["dags", "test", TRIGGER_DAG_ID, f"{logical.isoformat()}T06:00:00+00:00"], log)
     states = task_states(logical, TRIGGER_DAG_ID)
     if status != 0 or any(states.get(t) != "success" for t in ("plan", "measure")):
         raise CycleFailed(f"trigger journeys at {logical} did not complete: {states or f'airflow exited {status}'}.\n"
-                          f"Reason: {failure_reason(log)}\nAirflow's output: {log}")
+                          f"Reason: {failure_reason(log, since)}\nAirflow's output: {log}")
 
 
 def task_states(logical: date, dag_id: str = DAG_ID) -> dict[str, str]:
