@@ -48,8 +48,8 @@ class MediaMixConfig:
     draws: int = 300
     target_accept: float = 0.9
     # NUTS's mass matrix: dense, because adstock, saturation and the intercept are correlated: with PyMC's
-    # diagonal default the sampler took trees of depth 9 (580 steps a draw) and 148 s on the test world,
-    # with a dense one depth 7 and 55 s at the same r-hat (bench/RESULTS.md, "Media mix recovery").
+    # diagonal default the sampler took trees of depth 9 (about 580 steps a draw) and a median 117 s a fit,
+    # with a dense one depth 7 and 39 s, at the same r-hat and intervals (bench/RESULTS.md, "Media mix recovery").
     init: str = "jitter+adapt_full"
     roas_prior: float = 3.0  # prior scale of a channel's revenue at saturation per unit of its mean daily spend
     seed: int = 0
