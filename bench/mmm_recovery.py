@@ -1,6 +1,7 @@
 """Does the media mix model recover the paid channels' true ROAS? (issue 27)
 
-    .venv/bin/python bench/mmm_recovery.py --customers 10000 --seeds 11 12 13 [--history-weeks 26] [--write]
+    .venv/bin/python bench/mmm_recovery.py --customers 10000 --seeds 11 12 13 [--history-weeks 26]
+        [--inits jitter+adapt_diag jitter+adapt_full] [--write]
 
 Per seed: simulates cycle 0 of a ``media_effect`` world (sim/media.py: its history of spend and the orders
 it caused), fits ``ml.mmm`` on the newest ``MediaMixConfig.days`` days of what ``kpi_media_daily`` holds
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -50,7 +52,8 @@ def one_seed(customers: int, seed: int, history_weeks: int, days: int, yearly: i
         return [row for init in inits for row in _fit_rows(frame, truth, seed, init, days, yearly)]
 
 
-def _fit_rows(frame, truth, seed: int, init: str, days: int, yearly: int) -> list[dict[str, object]]:  # noqa: ANN001
+def _fit_rows(frame: pd.DataFrame, truth: pd.DataFrame, seed: int, init: str, days: int,
+              yearly: int) -> list[dict[str, object]]:
     from ml import mmm
 
     started = time.perf_counter()
