@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +27,17 @@ from bench.results import head_commit, machine, write_section  # noqa: E402
 SECTION = "## make test on a fresh clone (issue 25)"
 HEADING = "### Where the workers' time went"
 TIMELINE = Path(__file__).resolve().parents[1] / "test-artifacts" / "timeline"
+
+
+@dataclass
+class Group:
+    """An xdist group's tests, summed: the worker that ran them, when the first started, seconds and CPU."""
+
+    worker: str
+    start: float
+    seconds: float = 0.0
+    cpu: float = 0.0
+    tests: int = 0
 
 
 def load(timeline: Path) -> list[dict[str, object]]:
@@ -39,15 +51,14 @@ def report(spans: list[dict[str, object]], top: int = 15, commit: str | None = N
     first = min(float(s["start"]) for s in spans)
     last = max(float(s["end"]) for s in spans)
     workers: dict[str, list[dict[str, object]]] = defaultdict(list)
-    groups: dict[str, dict[str, object]] = {}
+    groups: dict[str, Group] = {}
     for span in spans:
         workers[str(span["worker"])].append(span)
-        group = groups.setdefault(str(span["group"]), {"worker": span["worker"], "seconds": 0.0, "cpu": 0.0,
-                                                       "tests": 0, "start": float(span["start"])})
-        group["seconds"] = float(group["seconds"]) + float(span["end"]) - float(span["start"])
-        group["cpu"] = float(group["cpu"]) + float(span.get("cpu") or 0.0)  # older timelines lack it
-        group["tests"] = int(group["tests"]) + 1
-        group["start"] = min(float(group["start"]), float(span["start"]))
+        group = groups.setdefault(str(span["group"]), Group(str(span["worker"]), float(span["start"])))
+        group.seconds += float(span["end"]) - float(span["start"])
+        group.cpu += float(span.get("cpu") or 0.0)  # older timelines lack it
+        group.tests += 1
+        group.start = min(group.start, float(span["start"]))
     lines = [
         "Command: `.venv/bin/python bench/ci_timeline.py --write` after `make test`  ",
         f"Commit: {commit or head_commit()}; machine: {machine()}; date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
@@ -66,9 +77,9 @@ def report(spans: list[dict[str, object]], top: int = 15, commit: str | None = N
     lines += ["", f"The {top} longest groups (setup to teardown of their tests, summed; CPU of the worker and the "
               "subprocesses it reaped):", "",
               "| group | worker | tests | seconds | CPU s | started at s |", "|---|---|---:|---:|---:|---:|"]
-    for name, group in sorted(groups.items(), key=lambda kv: -float(kv[1]["seconds"]))[:top]:
-        lines.append(f"| `{name}` | {group['worker']} | {group['tests']} | {float(group['seconds']):,.0f} "
-                     f"| {float(group['cpu']):,.0f} | {float(group['start']) - first:,.0f} |")
+    for name, group in sorted(groups.items(), key=lambda kv: -kv[1].seconds)[:top]:
+        lines.append(f"| `{name}` | {group.worker} | {group.tests} | {group.seconds:,.0f} | {group.cpu:,.0f} "
+                     f"| {group.start - first:,.0f} |")
     return "\n".join(lines)
 
 
