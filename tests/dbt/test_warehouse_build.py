@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -42,6 +43,41 @@ def test_unit_tests_pass_outside_the_cycle_build(built_world: BuiltWorld, tmp_pa
     results = [r for r in json.loads((tmp_path / "run_results.json").read_text())["results"]
                if r["unique_id"].startswith("unit_test.")]
     assert len(results) >= 6 and all(r["status"] == "pass" for r in results)
+
+
+def test_every_not_null_constraint_is_tested_on_its_model(built_world: BuiltWorld) -> None:
+    # DuckDB and PostgreSQL enforce constraints on contracted models only: elsewhere the test is the check.
+    nodes = json.loads((built_world.target_dir / "manifest.json").read_text())["nodes"].values()
+    tested = {node["attached_node"] for node in nodes if node["resource_type"] == "test"
+              and (node.get("test_metadata") or {}).get("name") == "not_null_columns"}
+    declared = {node["unique_id"] for node in nodes if node["resource_type"] == "model"
+                and any(c["type"] == "not_null" for col in node["columns"].values() for c in col["constraints"])}
+    assert len(declared) >= 50
+    assert declared <= tested, f"not_null constraints no test checks: {sorted(declared - tested)}"
+    built = {r["unique_id"] for r in run_results(built_world)}
+    assert {t for t in built if ".not_null_columns_" in t}, "the cycle's build ran no not_null_columns test"
+
+
+def test_not_null_columns_names_each_column_with_nulls(built_world: BuiltWorld, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "warehouse").mkdir(parents=True)
+    shutil.copy(built_world.warehouse, home / "warehouse" / built_world.warehouse.name)
+    with duckdb.connect(str(home / "warehouse" / built_world.warehouse.name)) as con:
+        # fct_order_lines has no contract, so DuckDB lets the nulls in and only the test can see them.
+        con.execute("update marts.fct_order_lines set product_id = null where line_number = 1")
+        con.execute("update marts.fct_order_lines set unit_price = null where order_line_key in "
+                    "(select order_line_key from marts.fct_order_lines order by order_line_key limit 3)")
+        first_lines = con.execute("select count(*) from marts.fct_order_lines where line_number = 1").fetchone()[0]
+    clean = run_dbt(home, "test", "--select", "fct_orders,test_name:not_null_columns", "--target-path", str(tmp_path / "t"))
+    assert clean.returncode == 0, clean.stdout[-4000:]
+    failed = run_dbt(home, "test", "--select", "fct_order_lines,test_name:not_null_columns", "--store-failures",
+                     "--target-path", str(tmp_path / "t"))
+    assert failed.returncode != 0 and "Got 2 results" in failed.stdout, failed.stdout[-4000:]
+    with duckdb.connect(str(home / "warehouse" / built_world.warehouse.name), read_only=True) as con:
+        [audit] = con.execute("select table_schema || '.' || table_name from information_schema.tables "
+                              "where table_name like 'not_null_columns_fct_order_lines%'").fetchall()
+        rows = dict(con.execute(f"select column_name, null_rows from {audit[0]}").fetchall())
+    assert rows == {"product_id": first_lines, "unit_price": 3}
 
 
 # The packages that read the warehouse: every mart they name is an interface, so it carries a contract.
