@@ -12,6 +12,7 @@ import sys
 import time
 
 from campaign_loop.config import Settings
+from campaign_loop.own_data import last_published
 from campaign_loop.pipeline import batch_counts, measure
 from campaign_loop.report import format_table
 from campaign_loop.runner import CycleFailed, CycleRun, airflow_session, run_cycle
@@ -42,8 +43,18 @@ def run_demo(settings: Settings, fresh: bool = False) -> int:
     if fresh and settings.root.exists():
         shutil.rmtree(settings.root)
     log = settings.root / "logs" / "demo.log"
+    # A home the demo ran in goes on after its last published cycle: running cycle 0 again would re-land
+    # and re-publish what the warehouse already holds.
+    published = None if fresh else last_published(settings)
+    first = 0 if published is None else published + 1
     print(f"Campaign Loop demo: {settings.cycles} cycles of {settings.cycle_days} days, "
           f"{settings.customers:,} simulated customers, home {settings.root}")
+    if first:
+        print(f"Cycles 0-{published} are published here: going on from cycle {first} (--fresh starts over).")
+    if first >= settings.cycles:
+        print(f"campaign-loop demo: nothing to run: cycles 0-{published} are published and cycles is "
+              f"{settings.cycles} (raise --cycles, or --fresh to start over)", file=sys.stderr)
+        return 2
     from campaign_loop.dbt_duckdb_plugin import DEV_KEY_NOTICE, uses_dev_key
 
     if uses_dev_key(settings.demo):
@@ -62,7 +73,7 @@ def run_demo(settings: Settings, fresh: bool = False) -> int:
 
             print(f"MLflow tracking server: {tracking} (user {server_credentials(settings).username}, "
                   f"password in {credentials_path(settings)})")
-            for cycle in range(settings.cycles):
+            for cycle in range(first, settings.cycles):
                 show(run_cycle(settings, cycle, log))
     except CycleFailed as failure:
         print(f"campaign-loop demo: {failure}", file=sys.stderr)

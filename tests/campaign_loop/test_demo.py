@@ -26,3 +26,22 @@ def test_every_setting_survives_the_trip_through_the_environment(
             monkeypatch.setenv(key, value)
     received = Settings()
     assert received.model_dump() == sent.model_dump() | {"home": tmp_path.resolve()}
+
+
+def test_a_demo_whose_cycles_are_all_published_runs_nothing_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import duckdb
+
+    from campaign_loop.demo import run_demo
+
+    settings = Settings(home=tmp_path, cycles=2)
+    settings.warehouse_path.parent.mkdir(parents=True)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute("create schema audit")
+        con.execute("create table audit.publications as select ?::date as cycle_id", [settings.cycle_key(1)])
+    # Not a success: nothing ran, and no Airflow session was started for nothing.
+    assert run_demo(settings) == 2
+    err = capsys.readouterr().err
+    assert "nothing to run: cycles 0-1 are published and cycles is 2" in err
+    assert not settings.airflow_home.exists()

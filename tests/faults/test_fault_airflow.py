@@ -1,12 +1,16 @@
-"""Through Airflow: critical faults in cycle 1 of the demo fail the run at the gate, downstream never runs.
+"""Through Airflow: critical faults in the next cycle of the suite's demo world fail the run at the gate,
+and downstream never runs.
 
-One Airflow run carries every decision fault at once (each Airflow demo costs about 100 s of CI); the gate
-decides each fault on its own check, so they do not mask one another, and a missing source, the older
-critical fault, is tested on the gate itself (test_fault_gate.py)."""
+One Airflow run carries every decision fault at once; the gate decides each fault on its own check, so they
+do not mask one another, and a missing source, the older critical fault, is tested on the gate itself
+(test_fault_gate.py). The run goes on from a copy of the demo world (tests/conftest.py: 5,000 customers, a
+year of history, cycles 0-1 published), as `campaign-loop demo --cycles 3` goes on in a home it ran in: a
+demo of its own cost this test about 140 s of CI, its cycle 0 alone most of it."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -15,36 +19,42 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.conftest import DEMO_WORLD, DemoWorld
+
 pytestmark = pytest.mark.e2e
 
+FAULTY_CYCLE, FAULTY_CYCLE_ID = 2, "2026-01-19"
 
 # One run, several faults in the same cycle: each of issue 22's decision checks must be named by the gate.
 DECISION_FAULTS = {
-    "scale_amounts:orders.total_amount=100@1": ("scale_shift", "raw.orders"),
-    "resend_orders:day@1": ("content_duplicates", "raw.orders"),
-    "expose_holdout@1": ("holdout_exposure", "raw.campaign_sends"),
-    "shift_timestamps:pos_receipts:-240@1": ("restatement", "raw.orders"),  # reported on the revenue's table
-    "ignore_consent@1": ("consent_violation", "raw.campaign_sends"),
-    "colliding_ids:events@1": ("key_conflicts", "raw.events"),
+    f"scale_amounts:orders.total_amount=100@{FAULTY_CYCLE}": ("scale_shift", "raw.orders"),
+    f"resend_orders:day@{FAULTY_CYCLE}": ("content_duplicates", "raw.orders"),
+    f"expose_holdout@{FAULTY_CYCLE}": ("holdout_exposure", "raw.campaign_sends"),
+    f"shift_timestamps:pos_receipts:-240@{FAULTY_CYCLE}": ("restatement", "raw.orders"),  # on the revenue's table
+    f"ignore_consent@{FAULTY_CYCLE}": ("consent_violation", "raw.campaign_sends"),
+    f"colliding_ids:events@{FAULTY_CYCLE}": ("key_conflicts", "raw.events"),
 }
 
 
-def test_the_decision_checks_each_fail_the_dag_run_at_the_raw_gate(tmp_path: Path) -> None:
-    # Given a 2-cycle demo (the fault tests' 1,500 customers: enough orders for the scale check) whose cycle 1
-    # lands amounts x100, a day's orders again under new ids, sends to the holdout, receipts dated into the
-    # published cycle, sends to members who had opted out and colliding event ids, all at once
+def test_the_decision_checks_each_fail_the_dag_run_at_the_raw_gate(demo_world: DemoWorld, tmp_path: Path) -> None:
+    assert demo_world.returncode == 0, demo_world.stdout[-3000:] + demo_world.stderr[-3000:]
+    # Given the demo world with cycles 0 and 1 published (a copy: the browser tests read the original), whose
+    # cycle 2 lands amounts x100, a day's orders again under new ids, sends to the holdout, receipts dated
+    # into the published cycle, sends to members who had opted out and colliding event ids, all at once
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGN_LOOP_", "AIRFLOW"))}
+    shutil.copytree(demo_world.home, home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGN_LOOP_", "AIRFLOW", "MLFLOW_"))}
     cli = Path(sys.executable).with_name("campaign-loop")
-    # When the demo runs it through Airflow
+    world = DEMO_WORLD | {"cycles": FAULTY_CYCLE + 1}
+    # When the demo goes on through Airflow
     run = subprocess.run(
-        [str(cli), "demo", "--home", str(home), "--customers", "1500", "--cycles", "2", "--history_weeks", "8",
-         "--holdout_share", "0.5", "--faults", ",".join(DECISION_FAULTS)],
+        [str(cli), "demo", "--home", str(home), *(f"--{k}={v}" for k, v in world.items()),
+         "--faults", ",".join(DECISION_FAULTS)],
         env=env, capture_output=True, text=True, timeout=900,
     )
-    # Then cycle 1's DAG run failed at validate_raw and nothing after it ran
-    assert run.returncode != 0, run.stdout[-3000:]
-    assert "Cycle 0: 2026-01-05" in run.stdout and "Cycle 1:" not in run.stdout
+    # Then it went on from cycle 2, whose DAG run failed at validate_raw, and nothing after it ran
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "going on from cycle 2" in run.stdout and "Cycle 2:" not in run.stdout, run.stdout[-3000:]
     with sqlite3.connect(home / "airflow" / "airflow.db") as db:
         runs = db.execute("select state from dag_run where dag_id = 'campaign_feedback_loop' "
                           "order by logical_date").fetchall()
@@ -53,7 +63,7 @@ def test_the_decision_checks_each_fail_the_dag_run_at_the_raw_gate(tmp_path: Pat
             "and r.dag_id = t.dag_id where t.dag_id = 'campaign_feedback_loop' "
             "and r.logical_date = (select max(logical_date) from dag_run where dag_id = 'campaign_feedback_loop')"
         ).fetchall())
-    assert runs == [("success",), ("failed",)]
+    assert runs == [("success",), ("success",), ("failed",)]
     assert states["simulate"] == "success" and states["ingest"] == "success" and states["validate_raw"] == "failed"
     assert states["publish"] == "upstream_failed", states
     for task in ("dbt", "validate_marts", "train", "design", "kpi_alerts", "measure"):
@@ -62,11 +72,11 @@ def test_the_decision_checks_each_fail_the_dag_run_at_the_raw_gate(tmp_path: Pat
     with duckdb.connect(str(home / "warehouse" / "campaign_loop.duckdb"), read_only=True) as con:
         failures = set(con.execute(
             'select "check", "table" from audit.validation_results where cycle_id = ? and stage = \'raw\' '
-            "and severity = 'critical' and not success", ["2026-01-12"]).fetchall())
+            "and severity = 'critical' and not success", [FAULTY_CYCLE_ID]).fetchall())
     for fault, found in DECISION_FAULTS.items():
         assert found in failures, (fault, sorted(failures))
     # and the reason the failed task raised (the demo's Airflow log) names every fault's check
     log = (home / "logs" / "demo.log").read_text(errors="replace")
-    reason = next((line for line in log.splitlines() if "GateFailed: validation gate raw 2026-01-12" in line), "")
+    reason = next((line for line in log.splitlines() if f"GateFailed: validation gate raw {FAULTY_CYCLE_ID}" in line), "")
     for check, table in DECISION_FAULTS.values():
         assert f"{check} {table}" in reason, (check, reason[:3000])
