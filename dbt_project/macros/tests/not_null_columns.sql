@@ -1,6 +1,6 @@
 {#- Every column the model's YAML declares with a `not_null` constraint holds no null: one row per column
     that does, with its count of nulls. One query per model, not one per column: dbt spends ~20 ms of
-    Python on each test node, and 435 column tests were three quarters of a cycle's `dbt test`. The
+    Python on each test node, and 435 column tests were two thirds of a cycle's `dbt test`. The
     constraint is also enforced by DuckDB and PostgreSQL on contracted models; this test is what checks
     it on every model and engine (Spark's parquet tables and uncontracted models enforce nothing). -#}
 {% test not_null_columns(model) %}
