@@ -23,7 +23,7 @@ from tests.conftest import DEMO_WORLD, DemoWorld
 
 pytestmark = pytest.mark.e2e
 
-FAULTY_CYCLE, FAULTY_CYCLE_ID = 2, "2026-01-19"
+FAULTY_CYCLE = 2
 
 # One run, several faults in the same cycle: each of issue 22's decision checks must be named by the gate.
 DECISION_FAULTS = {
@@ -42,6 +42,7 @@ def test_the_decision_checks_each_fail_the_dag_run_at_the_raw_gate(demo_world: D
     # cycle 2 lands amounts x100, a day's orders again under new ids, sends to the holdout, receipts dated
     # into the published cycle, sends to members who had opted out and colliding event ids, all at once
     home = tmp_path / "home"
+    cycle_id = demo_world.settings.cycle_key(FAULTY_CYCLE)
     shutil.copytree(demo_world.home, home)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGN_LOOP_", "AIRFLOW", "MLFLOW_"))}
     cli = Path(sys.executable).with_name("campaign-loop")
@@ -72,11 +73,11 @@ def test_the_decision_checks_each_fail_the_dag_run_at_the_raw_gate(demo_world: D
     with duckdb.connect(str(home / "warehouse" / "campaign_loop.duckdb"), read_only=True) as con:
         failures = set(con.execute(
             'select "check", "table" from audit.validation_results where cycle_id = ? and stage = \'raw\' '
-            "and severity = 'critical' and not success", [FAULTY_CYCLE_ID]).fetchall())
+            "and severity = 'critical' and not success", [cycle_id]).fetchall())
     for fault, found in DECISION_FAULTS.items():
         assert found in failures, (fault, sorted(failures))
     # and the reason the failed task raised (the demo's Airflow log) names every fault's check
     log = (home / "logs" / "demo.log").read_text(errors="replace")
-    reason = next((line for line in log.splitlines() if f"GateFailed: validation gate raw {FAULTY_CYCLE_ID}" in line), "")
+    reason = next((line for line in log.splitlines() if f"GateFailed: validation gate raw {cycle_id}" in line), "")
     for check, table in DECISION_FAULTS.values():
         assert f"{check} {table}" in reason, (check, reason[:3000])
