@@ -45,7 +45,7 @@ def run_demo(settings: Settings, fresh: bool = False) -> int:
     log = settings.root / "logs" / "demo.log"
     # A home the demo ran in goes on after its last published cycle: running cycle 0 again would re-land
     # and re-publish what the warehouse already holds.
-    published = None if fresh else last_published(settings)
+    published = last_published(settings)  # none after --fresh: the home is gone
     first = 0 if published is None else published + 1
     print(f"Campaign Loop demo: {settings.cycles} cycles of {settings.cycle_days} days, "
           f"{settings.customers:,} simulated customers, home {settings.root}")
