@@ -13,10 +13,12 @@ from campaign_loop.config import Settings
 PROJECT_DIR = Path(os.environ.get("CAMPAIGN_LOOP_DBT_PROJECT_DIR", Path(__file__).resolve().parents[1] / "dbt_project"))
 MANIFEST_PATH = PROJECT_DIR / "target" / "manifest.json"
 PROFILE_NAME = "campaign_loop"
+DAG_TARGET = "duckdb"  # the profile target the DAG's dbt tasks run on, whatever CAMPAIGN_LOOP_DBT_TARGET says
 DBT_OUTPUT_DIRS = frozenset({"target", "logs", "dbt_packages"})  # what dbt writes into the project, not its source
 # dbt commands that never open the warehouse: they need no writer lock, so the DAG's manifest can be parsed
 # (and the project listed) while a cycle runs.
 NO_WAREHOUSE_COMMANDS = frozenset({"parse", "deps", "clean", "list", "ls", "init"})
+DBT_TASK_GROUP = "dbt"  # the DAG's Cosmos task group: Cosmos names its cache directory after the DAG and the group
 
 
 def dbt_executable() -> Path:
@@ -89,7 +91,8 @@ def parse_project(settings: Settings) -> Path:
     key_path = MANIFEST_PATH.with_name("manifest.key")
     if MANIFEST_PATH.exists() and key_path.exists() and key_path.read_text() == key:
         return MANIFEST_PATH
-    result = run_dbt(settings, "parse")
+    # With the profile and target the DAG's tasks pass: dbt keeps a partial-parse state only for the same ones.
+    result = run_dbt(settings, "parse", "--profile", PROFILE_NAME, "--target", DAG_TARGET)
     if result.returncode != 0:
         raise RuntimeError(f"dbt parse failed:\n{result.stdout[-3000:]}")
     parsed = Path(os.environ.get("DBT_TARGET_PATH", settings.root / "dbt" / "target")) / "manifest.json"
@@ -103,6 +106,33 @@ def parse_project(settings: Settings) -> Path:
     return MANIFEST_PATH
 
 
+def cosmos_cache_dir(settings: Settings) -> Path:
+    """Cosmos's cache (AIRFLOW__COSMOS__CACHE_DIR), one per home. dbt's partial-parse state is valid only for the
+    profile it was parsed with, which holds the home's warehouse path: in Cosmos's default, one /tmp/cosmos for
+    the machine, each home's run left state the other's producer could not use, and it parsed in full (5 s)."""
+    return settings.root / "dbt" / "cosmos"
+
+
+def seed_partial_parse(settings: Settings, dag_id: str) -> None:
+    """Hand the home's own `dbt parse` state to Cosmos, so a cycle's first dbt task parses only what changed.
+
+    Cosmos copies the newer of its cache's state and the project's into each task's copy of the project;
+    the home's ``dbt/target`` is neither, so without this the first task of every command parsed in full.
+    """
+    parsed = Path(os.environ.get("DBT_TARGET_PATH", settings.root / "dbt" / "target"))
+    state = parsed / "partial_parse.msgpack"
+    cached = cosmos_cache_dir(settings) / f"{dag_id}__{DBT_TASK_GROUP}" / "target"
+    if not state.exists() or (
+        (cached / state.name).exists() and (cached / state.name).stat().st_mtime >= state.stat().st_mtime
+    ):
+        return
+    cached.mkdir(parents=True, exist_ok=True)
+    for name in (state.name, "manifest.json"):  # Cosmos reads both from its cache
+        staged = cached / f".{name}.{os.getpid()}"
+        shutil.copy2(parsed / name, staged)  # copy2 keeps the mtime Cosmos compares with later states
+        os.replace(staged, cached / name)
+
+
 def _manifest_key(settings: Settings) -> str:
     """A digest of what the manifest is parsed from: every project file (not dbt's own output) and the
     settings dbt reads, the home's path aside (the graph Cosmos renders is the same for every home); no secret."""
@@ -114,7 +144,7 @@ def _manifest_key(settings: Settings) -> str:
         if path.is_file() and relative.parts[0] not in DBT_OUTPUT_DIRS:
             digest.update(f"{relative}\0".encode())
             digest.update(path.read_bytes())
-    variables = dbt_env(settings) | {"CAMPAIGN_LOOP_DBT_TARGET": os.environ.get("CAMPAIGN_LOOP_DBT_TARGET", "")}
+    variables = dbt_env(settings)
     del variables["CAMPAIGN_LOOP_HOME"]
     for name in sorted(variables):
         digest.update(f"{name}={variables[name]}\0".encode())

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from campaign_loop.config import Settings, logical_date_of_cycle
-from campaign_loop.dbt import parse_project
+from campaign_loop.dbt import cosmos_cache_dir, parse_project, seed_partial_parse
 
 DAG_ID = "campaign_feedback_loop"
 TRIGGER_DAG_ID = "trigger_journeys"  # run after each cycle when the triggers setting enables any
@@ -62,6 +62,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         DO_NOT_TRACK="1",
         AIRFLOW__USAGE_DATA_COLLECTION__ENABLED="False",
         AIRFLOW__COSMOS__ENABLE_TELEMETRY="False",
+        AIRFLOW__COSMOS__CACHE_DIR=str(cosmos_cache_dir(settings)),
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
     )
     if settings.airflow_database_url:  # else Airflow's default: SQLite in AIRFLOW_HOME
@@ -202,6 +203,7 @@ def airflow_session(settings: Settings, log: Path) -> Iterator[str]:
 
     def prepare_airflow() -> None:
         parse_project(settings)
+        seed_partial_parse(settings, DAG_ID)
         if airflow(["db", "migrate"], log) != 0:
             raise CycleFailed(f"airflow db migrate failed; the last lines of {log}:\n{log_tail(log)}")
 

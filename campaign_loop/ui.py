@@ -437,9 +437,11 @@ def start_services(
     logs_dir.mkdir(parents=True, exist_ok=True)
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     if docs or not (dbt_docs_dir(settings) / "index.html").exists():
-        from campaign_loop.dbt import parse_project
+        from campaign_loop.dbt import parse_project, seed_partial_parse
+        from campaign_loop.runner import DAG_ID
 
         parse_project(settings)  # the manifest the DAG renders from
+        seed_partial_parse(settings, DAG_ID)
         generate_dbt_docs(settings)
 
     processes: dict[str, subprocess.Popen[bytes]] = {}

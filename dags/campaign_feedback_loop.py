@@ -55,7 +55,9 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavi
 
 from campaign_loop.airflow_links import with_report_link
 from campaign_loop.config import Settings, load_settings, param_schema
-from campaign_loop.dbt import MANIFEST_PATH, PROFILE_NAME, PROJECT_DIR, dbt_env, dbt_executable
+from campaign_loop.dbt import (
+    DAG_TARGET, DBT_TASK_GROUP, MANIFEST_PATH, PROFILE_NAME, PROJECT_DIR, dbt_env, dbt_executable,
+)
 from campaign_loop.pipeline import RUN_PARAMS
 from campaign_loop.trigger_journeys import PLAN_ASSET_URI
 
@@ -93,13 +95,13 @@ def _run() -> tuple[Settings, int]:
 def _dbt_task_group() -> DbtTaskGroup:
     """Cosmos's task group of the cycle's dbt models (selector ``cycle``); called inside the DAG's context."""
     return DbtTaskGroup(
-        group_id="dbt",
+        group_id=DBT_TASK_GROUP,
         project_config=ProjectConfig(
             PROJECT_DIR, manifest_path=MANIFEST_PATH if MANIFEST_PATH.exists() else None,
             install_dbt_deps=False, env_vars=dbt_env(_defaults),
         ),
         profile_config=ProfileConfig(
-            profile_name=PROFILE_NAME, target_name="duckdb", profiles_yml_filepath=PROJECT_DIR / "profiles.yml",
+            profile_name=PROFILE_NAME, target_name=DAG_TARGET, profiles_yml_filepath=PROJECT_DIR / "profiles.yml",
         ),
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.WATCHER,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -61,3 +62,43 @@ def test_a_deleted_manifest_is_parsed_again(project, tmp_path: Path) -> None:
     dbt.MANIFEST_PATH.unlink()
     dbt.parse_project(Settings(home=tmp_path))
     assert len(calls) == 2
+
+
+def test_the_parse_uses_the_profile_and_target_the_dags_tasks_pass(project, tmp_path: Path) -> None:
+    """dbt keeps a partial-parse state only for the same profile and target: else every task parses in full."""
+    _, calls = project
+    dbt.parse_project(Settings(home=tmp_path))
+    assert calls == [("parse", "--profile", dbt.PROFILE_NAME, "--target", dbt.DAG_TARGET)]
+
+
+def _state(directory: Path, content: bytes, mtime: float) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("partial_parse.msgpack", "manifest.json"):
+        (directory / name).write_bytes(content)
+        os.utime(directory / name, (mtime, mtime))
+
+
+def test_the_homes_parse_state_seeds_its_own_cosmos_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DBT_TARGET_PATH", raising=False)
+    settings = Settings(home=tmp_path / "home")
+    cached = dbt.cosmos_cache_dir(settings) / f"the_dag__{dbt.DBT_TASK_GROUP}" / "target"
+    _state(settings.root / "dbt" / "target", b"parsed", 1_000)
+    dbt.seed_partial_parse(settings, "the_dag")
+    assert (cached / "partial_parse.msgpack").read_bytes() == (cached / "manifest.json").read_bytes() == b"parsed"
+
+    _state(cached, b"a later task's state", 2_000)  # Cosmos writes back what its tasks parsed since
+    dbt.seed_partial_parse(settings, "the_dag")
+    assert (cached / "partial_parse.msgpack").read_bytes() == b"a later task's state"
+
+    _state(settings.root / "dbt" / "target", b"parsed again", 3_000)
+    dbt.seed_partial_parse(settings, "the_dag")
+    assert (cached / "partial_parse.msgpack").read_bytes() == b"parsed again"
+
+
+def test_each_home_has_its_own_cosmos_cache(tmp_path: Path) -> None:
+    """The state holds the home's warehouse path: a cache shared by two homes is a full parse per switch."""
+    from campaign_loop.runner import airflow_env
+
+    one, another = (airflow_env(Settings(home=tmp_path / name))["AIRFLOW__COSMOS__CACHE_DIR"] for name in "ab")
+    assert one == str(tmp_path / "a" / "dbt" / "cosmos")
+    assert another == str(tmp_path / "b" / "dbt" / "cosmos")
