@@ -35,6 +35,14 @@ def _dag_tasks(dag_id: str) -> tuple[object, object]:
         return EmptyOperator(task_id="works"), Waits(task_id="waits")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_policy_settings() -> None:
+    """The policy reads the settings once per process (one DAG parse under Airflow); here, once per test."""
+    from campaign_loop import deploy
+
+    deploy._policy_settings.cache_clear()
+
+
 def test_the_policy_pools_the_dag_s_tasks_but_not_its_sensors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAMPAIGN_LOOP_TASK_RETRY_DELAY_SECONDS", "5")
     works, waits = _dag_tasks("campaign_feedback_loop")
