@@ -56,7 +56,13 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavi
 from campaign_loop.airflow_links import with_report_link
 from campaign_loop.config import Settings, load_settings, param_schema
 from campaign_loop.dbt import (
-    DAG_TARGET, DBT_TASK_GROUP, MANIFEST_PATH, PROFILE_NAME, PROJECT_DIR, dbt_env, dbt_executable,
+    DAG_TARGET,
+    DBT_TASK_GROUP,
+    MANIFEST_PATH,
+    PROFILE_NAME,
+    PROJECT_DIR,
+    dbt_env,
+    dbt_executable,
 )
 from campaign_loop.pipeline import RUN_PARAMS
 from campaign_loop.trigger_journeys import PLAN_ASSET_URI
