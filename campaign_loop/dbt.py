@@ -54,8 +54,7 @@ def run_dbt(settings: Settings, *args: str, target_path: Path | None = None,
     the cycle's lock. ``capture=False`` lets dbt's output through (a build run by hand).
     """
     env = os.environ | dbt_env(settings)
-    if target_path is not None or "DBT_TARGET_PATH" not in env:
-        env["DBT_TARGET_PATH"] = str(target_path or settings.root / "dbt" / "target")
+    env["DBT_TARGET_PATH"] = str(target_path or target_dir(settings))
     command = [str(dbt_executable()), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
     subcommand = next((arg for arg in args if not arg.startswith("-")), "")
     if not opens_warehouse(subcommand, args, env):
@@ -64,6 +63,11 @@ def run_dbt(settings: Settings, *args: str, target_path: Path | None = None,
 
     with writer_lock(settings.warehouse_path, f"dbt {subcommand}"):
         return subprocess.run(command, env=env, capture_output=capture, text=True)
+
+
+def target_dir(settings: Settings) -> Path:
+    """Where dbt writes its artefacts unless told otherwise: the environment's DBT_TARGET_PATH, else the home's."""
+    return Path(os.environ.get("DBT_TARGET_PATH", settings.root / "dbt" / "target"))
 
 
 def opens_warehouse(subcommand: str, args: tuple[str, ...], env: dict[str, str]) -> bool:
@@ -95,7 +99,7 @@ def parse_project(settings: Settings) -> Path:
     result = run_dbt(settings, "parse", "--profile", PROFILE_NAME, "--target", DAG_TARGET)
     if result.returncode != 0:
         raise RuntimeError(f"dbt parse failed:\n{result.stdout[-3000:]}")
-    parsed = Path(os.environ.get("DBT_TARGET_PATH", settings.root / "dbt" / "target")) / "manifest.json"
+    parsed = target_dir(settings) / "manifest.json"
     MANIFEST_PATH.parent.mkdir(parents=True, exist_ok=True)
     staged = MANIFEST_PATH.with_name(f".manifest.{os.getpid()}.json")
     shutil.copyfile(parsed, staged)
@@ -119,7 +123,7 @@ def seed_partial_parse(settings: Settings, dag_id: str) -> None:
     Cosmos copies the newer of its cache's state and the project's into each task's copy of the project;
     the home's ``dbt/target`` is neither, so without this the first task of every command parsed in full.
     """
-    parsed = Path(os.environ.get("DBT_TARGET_PATH", settings.root / "dbt" / "target"))
+    parsed = target_dir(settings)
     state = parsed / "partial_parse.msgpack"
     cached = cosmos_cache_dir(settings) / f"{dag_id}__{DBT_TASK_GROUP}" / "target"
     if not state.exists() or (
