@@ -31,8 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     Grouping by file keeps a module fixture (a world built for one file) on one worker; merging by session
     fixture keeps the suite's demo world from being built once per worker. Groups with end-to-end tests go
-    first (``--no-loadscope-reorder`` keeps this order), so the longest ones do not start last; the checks
-    of background scenarios go last (tests/support/background.py).
+    first (``--no-loadscope-reorder`` keeps this order), so the longest ones do not start last.
     """
     if not config.pluginmanager.hasplugin("xdist"):
         return  # `-p no:xdist`: one process, nothing to group
@@ -51,9 +50,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     heavy = {root(item.nodeid.split("::", 1)[0]) for item in items if item.get_closest_marker("e2e")}
     for item in items:
         item.add_marker(pytest.mark.xdist_group(root(item.nodeid.split("::", 1)[0]).replace("@", "_")))
-    # Stable: files stay in order. A background scenario's check goes last, when its scenario has had the run.
-    items.sort(key=lambda item: (item.get_closest_marker("background") is not None,
-                                 root(item.nodeid.split("::", 1)[0]) not in heavy))
+    items.sort(key=lambda item: root(item.nodeid.split("::", 1)[0]) not in heavy)  # stable: files stay in order
 
 
 # Where CI's wall time goes (bench/ci_timeline.py reads it): each test's worker, xdist group, span (setup to
@@ -67,32 +64,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist) starts afresh
         import shutil
 
-        from tests.support import background
-
         shutil.rmtree(TIMELINE, ignore_errors=True)
-        background.configure(session.config._tmp_path_factory.getbasetemp() / "background")  # workers inherit it
-
-
-# Background scenarios start once collection shows their test selected: in the controller when a worker
-# reports its collection (before any test is scheduled), in a run without xdist when collection ends.
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
-    from tests.support import background
-
-    background.start_selected(ids)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    if not hasattr(session.config, "workerinput") and not session.config.option.collectonly:
-        from tests.support import background
-
-        background.start_selected([item.nodeid for item in session.items])
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    from tests.support import background
-
-    background.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)
