@@ -464,6 +464,19 @@ def logical_date_of_cycle(settings: Settings, cycle: int) -> date:
 
 SETTINGS_FILE = "campaign-loop.env"
 
+# No phoning home from any process the platform starts: these machines reach only package registries, and a
+# retailer's data platform should not report its use. Each library reads its own switch: MLflow ignores
+# DO_NOT_TRACK=1 (it honours only "true"), and its telemetry client, left on, unset its session variable in
+# os.environ while a task's request thread read the environment: a KeyError that failed `train` (Celery).
+NO_TELEMETRY: dict[str, str] = {
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "SCARF_ANALYTICS": "false",
+    "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+}
+
 
 def settings_file(home: Path | str) -> Path:
     """The home's settings file (``campaign-loop init`` writes it): ``CAMPAIGN_LOOP_<KEY>=value`` lines."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-from campaign_loop.config import Settings, logical_date_of_cycle
+from campaign_loop.config import NO_TELEMETRY, Settings, logical_date_of_cycle
 from campaign_loop.dbt import cosmos_cache_dir, parse_project, seed_partial_parse
 
 DAG_ID = "campaign_feedback_loop"
@@ -57,13 +57,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
         AIRFLOW__LOGGING__LOGGING_LEVEL=env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
-        # No phoning home from a demo or a test: this machine has no network beyond package registries.
-        SCARF_ANALYTICS="false",
-        DO_NOT_TRACK="1",
-        AIRFLOW__USAGE_DATA_COLLECTION__ENABLED="False",
-        AIRFLOW__COSMOS__ENABLE_TELEMETRY="False",
         AIRFLOW__COSMOS__CACHE_DIR=str(cosmos_cache_dir(settings)),
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        **NO_TELEMETRY,
     )
     if settings.airflow_database_url:  # else Airflow's default: SQLite in AIRFLOW_HOME
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = settings.airflow_database_url

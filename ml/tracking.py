@@ -19,10 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from campaign_loop.config import Settings
+from campaign_loop.config import NO_TELEMETRY, Settings
 
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "artifacts"
@@ -176,9 +174,9 @@ def auth_config_path(settings: Settings) -> Path:
 
 def auth_server_env(settings: Settings) -> dict[str, str]:
     """What the server reads at start: the basic-auth app's config, the CSRF secret and the admin password (used
-    only to create the admin in an empty user database), and no job runner."""
+    only to create the admin in an empty user database), no job runner and no telemetry."""
     login = server_credentials(settings)
-    return {
+    return NO_TELEMETRY | {
         # MLflow 3's job runner (seven huey consumers per server, for GenAI judges and trace roll-ups) is
         # nothing the loop uses, and cost about 35 s of CPU at every start of a run's server on 2 cores.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from campaign_loop.config import NO_TELEMETRY  # imports neither Airflow nor Cosmos
+
 # Before anything imports Airflow or Cosmos (both read their configuration once, at import): a private
 # Airflow home, no example DAGs, and no Cosmos cache in Airflow Variables (tests have no metadata DB).
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="campaign-loop-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_CACHE", "False")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("SCARF_ANALYTICS", "false")
+for _key, _value in NO_TELEMETRY.items():
+    os.environ.setdefault(_key, _value)
 
 
 # Session fixtures cheap enough to build on every xdist worker; any other session fixture is a world that

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,25 @@ def test_every_setting_survives_the_trip_through_the_environment(
             monkeypatch.setenv(key, value)
     received = Settings()
     assert received.model_dump() == sent.model_dump() | {"home": tmp_path.resolve()}
+
+
+# What MLflow reads as "a test or CI": outside one, its telemetry is on unless switched off.
+CI_MARKERS = ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL", "BUILDKITE")
+TELEMETRY_PROBE = "import mlflow; from mlflow.telemetry.client import get_telemetry_client; print(get_telemetry_client())"
+
+
+@pytest.mark.parametrize("switched", [True, False], ids=["airflow_env", "without-it"])
+def test_a_task_s_mlflow_does_not_phone_home(switched: bool, tmp_path: Path) -> None:
+    # Given a task's environment outside any test or CI (a retailer's scheduler)
+    env = {k: v for k, v in os.environ.items()
+           if k not in CI_MARKERS and not k.startswith(("DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY"))}
+    if switched:
+        env |= airflow_env(Settings(home=tmp_path))
+    # When MLflow is imported there, then it starts no telemetry client; the control shows the probe can tell
+    probe = subprocess.run([sys.executable, "-c", TELEMETRY_PROBE], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert (probe.stdout.strip() == "None") is switched, probe.stdout
 
 
 def test_a_demo_whose_cycles_are_all_published_runs_nothing_and_says_so(
