@@ -3,13 +3,26 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: setup demo test ui lint bench clean
+.PHONY: setup system-packages demo test ui lint bench clean
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	@# Bytecode compiled once at install: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
 	@# process, each Airflow task and dbt run included, would otherwise recompile what it imports (Airflow: 12 s -> 4 s).
 	@$(UV) sync --frozen --quiet --compile-bytecode $(SYNC_GROUPS)
+
+# The programs some tests drive, from Debian when missing and run as root: Java (Spark parity), Redis (the
+# Celery stack), Chromium and chromedriver (the browser tests). Without them those tests skip, each naming
+# its install line; no test installs anything itself.
+SYSTEM_PACKAGES := java:openjdk-17-jre-headless redis-server:redis-server chromium:chromium chromedriver:chromium-driver
+system-packages:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
+		echo "installing$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null \
+			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; }; \
+	fi
 
 demo: setup
 	$(RUN) campaign-loop demo --fresh
@@ -20,7 +33,7 @@ demo: setup
 # The Spark parity test needs dbt-spark and pyspark (the spark group, ~400 MB): `make demo` stays without them.
 TEST_WORKERS ?= auto
 test: SYNC_GROUPS = --group spark
-test: setup
+test: system-packages setup
 	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 ui: setup
