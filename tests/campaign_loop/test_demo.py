@@ -31,8 +31,11 @@ def test_every_setting_survives_the_trip_through_the_environment(
     assert received.model_dump() == sent.model_dump() | {"home": tmp_path.resolve()}
 
 
-# What MLflow reads as "a test or CI": outside one, its telemetry is on unless switched off.
-CI_MARKERS = ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL", "BUILDKITE")
+# What MLflow 3 reads as "a test or CI" (mlflow.telemetry.utils): outside one, its telemetry is on unless
+# switched off.
+CI_MARKERS = ("PYTEST_CURRENT_TEST", "GITHUB_ACTIONS", "CI", "CIRCLECI", "GITLAB_CI", "JENKINS_URL", "TRAVIS",
+              "TF_BUILD", "BITBUCKET_BUILD_NUMBER", "CODEBUILD_BUILD_ARN", "BUILDKITE", "TEAMCITY_VERSION",
+              "CLOUD_RUN_EXECUTION", "RUNBOT_HOST_URL", "RUNBOT_BUILD_NAME", "RUNBOT_WORKER_ID")
 TELEMETRY_PROBE = "import mlflow; from mlflow.telemetry.client import get_telemetry_client; print(get_telemetry_client())"
 
 
