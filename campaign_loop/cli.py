@@ -7,6 +7,7 @@ Every Settings key is a flag of the same name (``--customers``, ``--holdout_shar
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import types
 import typing
@@ -15,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from campaign_loop.config import Settings, load_settings
+from campaign_loop.config import NO_TELEMETRY, Settings, load_settings
 from campaign_loop.report import format_table
 
 
@@ -319,6 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ingest import LandingError
     from ingest.lock import WarehouseBusy
 
+    # Before any command imports MLflow in this process (`bench loop-value` trains and designs here); a switch
+    # the user set stays as it is.
+    for key, value in NO_TELEMETRY.items():
+        os.environ.setdefault(key, value)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

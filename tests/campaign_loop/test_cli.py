@@ -9,6 +9,7 @@ import pytest
 
 from campaign_loop.cli import build_parser, main
 from campaign_loop.config import Settings
+from tests.support.telemetry import outside_ci, telemetry_on
 
 
 def test_every_settings_key_is_a_flag_of_the_same_name() -> None:
@@ -26,6 +27,15 @@ def test_every_command_prints_its_help(capsys: pytest.CaptureFixture[str]) -> No
             main([*command, "--help"])
         assert done.value.code == 0, command
     assert "80 % power" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_command_s_own_process_does_not_phone_home() -> None:
+    # Given the command line run outside any test or CI, without a telemetry switch in its environment
+    run_a_command = ("import contextlib\nfrom campaign_loop.cli import main\n"
+                     "with contextlib.suppress(SystemExit): main(['bench', 'loop-value', '--help'])")
+    # When a command has started and MLflow is imported in its process, then MLflow starts no telemetry client
+    assert not telemetry_on(outside_ci(), before=run_a_command)
+    assert telemetry_on(outside_ci()), "the probe cannot tell: MLflow started no client without the switches"
 
 
 def test_simulate_then_ingest_loads_the_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
