@@ -320,10 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ingest import LandingError
     from ingest.lock import WarehouseBusy
 
-    # Before any command imports MLflow in this process (`bench loop-value` trains and designs here); a switch
-    # the user set stays as it is.
-    for key, value in NO_TELEMETRY.items():
-        os.environ.setdefault(key, value)
+    # Before any command imports MLflow in this process (`bench loop-value` trains and designs here), as
+    # runner.airflow_env does for every task: the platform reports its use to no one.
+    os.environ.update(NO_TELEMETRY)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
