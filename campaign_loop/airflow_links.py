@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperatorLink
 
+from campaign_loop.pipeline import REPORT_URL_KEY
+
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
-
-# The key of the `report` task's return value that holds the page's URL.
-REPORT_URL_KEY = "report_url"
 
 
 class CycleReportLink(BaseOperatorLink):

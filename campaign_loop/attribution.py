@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from campaign_loop.config import Settings
+from ingest.lock import connect_writer, writer_lock
 from ml.attribution import (
     RULES,
     attribution_vs_incrementality,
@@ -58,8 +59,6 @@ def comparison(journeys: pd.DataFrame, lift: pd.DataFrame | None, channels: pd.S
 def write_attribution_table(settings: Settings, schema: str = "marts") -> int | None:
     """Replace ``<schema>.kpi_attribution_vs_incrementality``: its row count, None when dbt built no
     ``fct_marketing_journeys`` (nothing to attribute)."""
-    from ingest.lock import connect_writer, writer_lock
-
     with writer_lock(settings.warehouse_path, f"{TABLE} in {schema}"), connect_writer(settings.warehouse_path) as con:
         present = _tables(con, schema)
         if "fct_marketing_journeys" not in present:

@@ -12,16 +12,17 @@ import sys
 import time
 
 from campaign_loop.config import Settings
+from campaign_loop.dbt_duckdb_plugin import DEV_KEY_NOTICE, uses_dev_key
 from campaign_loop.own_data import last_published
 from campaign_loop.pipeline import batch_counts, measure
 from campaign_loop.report import format_table
 from campaign_loop.runner import CycleFailed, CycleRun, airflow_session, run_cycle
+from ml.tracking import credentials_path, server_credentials
+from sim.oracle import evaluate_cycle, uplift_ranking
 
 
 def learning_row(settings: Settings, cycle: int) -> dict[str, object]:
     """One line of the learning curve; the truth is read here only because this is the demo harness."""
-    from sim.oracle import evaluate_cycle, uplift_ranking
-
     value = evaluate_cycle(settings, cycle)
     ranking = uplift_ranking(settings, cycle)
     lift = measure(settings, cycle)
@@ -55,7 +56,6 @@ def run_demo(settings: Settings, fresh: bool = False) -> int:
         print(f"campaign-loop demo: nothing to run: cycles 0-{published} are published and cycles is "
               f"{settings.cycles} (raise --cycles, or --fresh to start over)", file=sys.stderr)
         return 2
-    from campaign_loop.dbt_duckdb_plugin import DEV_KEY_NOTICE, uses_dev_key
 
     if uses_dev_key(settings.demo):
         print(f"\n{'!' * 100}\n{DEV_KEY_NOTICE}\n{'!' * 100}\n", flush=True)
@@ -69,8 +69,6 @@ def run_demo(settings: Settings, fresh: bool = False) -> int:
 
     try:
         with airflow_session(settings, log) as tracking:
-            from ml.tracking import credentials_path, server_credentials
-
             print(f"MLflow tracking server: {tracking} (user {server_credentials(settings).username}, "
                   f"password in {credentials_path(settings)})")
             for cycle in range(first, settings.cycles):

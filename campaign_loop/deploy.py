@@ -10,6 +10,8 @@ The DAG file is unchanged. What the profile adds is Airflow configuration and on
 (``deploy/airflow_local_settings.py`` -> :func:`task_policy`): every task that may open the warehouse runs in
 the ``warehouse`` pool (``warehouse_pool_slots``, 1 for DuckDB, whose file has one writer), so two workers
 never meet on DuckDB's lock; the dbt watchers, which only wait for the producer's reports, stay outside it.
+That file imports this module into every Airflow process the profile starts: what only starting the stack
+needs is imported inside :func:`start_stack` and its helpers.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from campaign_loop.config import Settings, load_settings
+from campaign_loop.dbt import parse_project
 
 if TYPE_CHECKING:
     from campaign_loop.ui import Services
@@ -171,7 +174,6 @@ def start_stack(settings: Settings, airflow_port: int, mlflow_port: int, site_po
     dag-processor start once the database is migrated, the dag-processor once the manifest is written; the
     ``warehouse`` pool the policy assigns is sized meanwhile (no DAG run can be scheduled before this yields).
     """
-    from campaign_loop.dbt import parse_project
     from campaign_loop.readiness import wait_for_http
     from campaign_loop.ui import HOST, Services, _spawn, serve_site, stop_process
     from ml.tracking import artifact_root, auth_server_env, server_url, wait_until_ready

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from campaign_loop.config import Settings
+from ingest.lock import connect_writer, writer_lock
 from ml.ab import AnalysisOptions, ArmStats, Correction, Metric, analyze_stats
 
 TABLE = "kpi_campaign_lift"
@@ -122,8 +123,6 @@ def campaign_lift(arms: pd.DataFrame, *, control: str = "control", correction: C
 def write_lift_table(settings: Settings, schema: str = "marts") -> int | None:
     """Replace ``<schema>.kpi_campaign_lift`` with the lift of ``<schema>.kpi_campaign_arms``: its row count,
     None when dbt built no ``kpi_campaign_arms`` (nothing to infer from)."""
-    from ingest.lock import connect_writer, writer_lock
-
     with writer_lock(settings.warehouse_path, f"{TABLE} in {schema}"), connect_writer(settings.warehouse_path) as con:
         exists = con.execute("select count(*) from information_schema.tables where table_schema = ? "
                              "and table_name = 'kpi_campaign_arms'", [schema]).fetchone()

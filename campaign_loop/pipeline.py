@@ -2,6 +2,10 @@
 
 Each step takes the settings and the cycle it works on and returns a small JSON-able summary:
 that is what crosses task boundaries (XCom), never a DataFrame.
+
+The DAG file imports this module, so every DAG parse (each task's too) loads it: the steps import their
+models, gates and loaders inside themselves, keeping scikit-learn, MLflow and Great Expectations out of
+a parse (tests/test_architecture.py allows function-level imports only for that).
 """
 
 from __future__ import annotations
@@ -11,10 +15,16 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-from campaign_loop.config import Settings, logical_date_of_cycle
+from campaign_loop.actions import TRIGGER_PREFIX
+from campaign_loop.config import Settings, load_settings, logical_date_of_cycle
 
 # Still importable from here, where the DAG and the tests look; it lives in config with its inverse.
 from campaign_loop.config import cycle_of_logical_date as cycle_of_logical_date
+
+# The key of the `report` step's summary that holds its page's URL: the task's "Cycle report" button reads it
+# (campaign_loop.airflow_links). Defined here, not there: this module must not import Airflow, which the
+# command line configures for its home only after importing the steps.
+REPORT_URL_KEY = "report_url"
 
 
 class CycleOutOfOrder(RuntimeError):
@@ -280,7 +290,6 @@ def _cycle_sends(settings: Settings, cycle: int) -> Any:
     """The published sends of the campaigns that started in the cycle, trigger journeys left out."""
     import duckdb
 
-    from campaign_loop.actions import TRIGGER_PREFIX
     from expectations.publish import PUBLISHED_SCHEMA
 
     start = settings.cycle_start(cycle)
@@ -399,7 +408,6 @@ def report(settings: Settings, cycle: int, airflow_run_id: str | None = None,
     Returns the run's summary: the report's path and URL (the Airflow UI links to it), the batch's row
     counts and ``outcomes`` (the other steps' summaries, e.g. plan, lift and KPIs) as given.
     """
-    from campaign_loop.airflow_links import REPORT_URL_KEY
     from campaign_loop.cycle_report import write_report
     from campaign_loop.ui import report_url
 
@@ -421,7 +429,5 @@ RUN_PARAMS: tuple[str, ...] = (
 
 def settings_for_run(params: dict[str, Any] | None) -> Settings:
     """Settings from the environment with the run's Params on top (same key names)."""
-    from campaign_loop.config import load_settings
-
     params = params or {}
     return load_settings(**{key: params.get(key) for key in RUN_PARAMS})

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from campaign_loop.config import NO_TELEMETRY, Settings, logical_date_of_cycle
 from campaign_loop.dbt import cosmos_cache_dir, parse_project, seed_partial_parse
+from ingest.lock import WarehouseBusy, holding_for_children
+from ml.tracking import client_auth_env, server_env, server_url, start_server, wait_until_ready
 
 DAG_ID = "campaign_feedback_loop"
 TRIGGER_DAG_ID = "trigger_journeys"  # run after each cycle when the triggers setting enables any
@@ -150,8 +152,6 @@ def mlflow_server(settings: Settings, meanwhile: Callable[[], None] = lambda: No
 
     ``meanwhile`` runs while the server starts: 8-45 s of imports and migrations in its own process.
     """
-    from ml.tracking import server_url, start_server, wait_until_ready
-
     port = free_port()
     process = start_server(settings, port)
     try:
@@ -169,8 +169,6 @@ def mlflow_server(settings: Settings, meanwhile: Callable[[], None] = lambda: No
 def tracking_env(settings: Settings, uri: str) -> dict[str, str]:
     """What the Airflow tasks (and this process) need to train and register through the server at ``uri``:
     its URI for tracking and registry, and the home's login."""
-    from ml.tracking import client_auth_env, server_env
-
     return server_env(uri) | client_auth_env(settings)
 
 
@@ -216,8 +214,6 @@ def run_cycle(settings: Settings, cycle: int, log: Path) -> CycleRun:
     """
     import time as clock
 
-    from ingest.lock import WarehouseBusy, holding_for_children
-
     logical = logical_date_of_cycle(settings, cycle)
     started, since = clock.monotonic(), log_size(log)
     try:
@@ -242,8 +238,6 @@ def run_cycle(settings: Settings, cycle: int, log: Path) -> CycleRun:
 def _run_trigger_journeys(settings: Settings, logical: date, log: Path) -> None:
     """The trigger journeys' run at the weekly run's moment, as the new plan's asset event would start it: the
     next simulated cycle then executes their sends beside the plan."""
-    from ingest.lock import holding_for_children
-
     since = log_size(log)
     with holding_for_children(settings.warehouse_path, f"trigger journeys at {logical}"):
         status = airflow(["dags", "test", TRIGGER_DAG_ID, f"{logical.isoformat()}T06:00:00+00:00"], log)

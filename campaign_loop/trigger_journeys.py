@@ -3,6 +3,9 @@
 ``plan`` evaluates the enabled rules (the ``triggers`` setting) against the published warehouse at one moment
 and exports the sends due then; ``measure`` measures every trigger against its own holdout from the published
 ``kpi_campaign_arms`` and reports the delay from each event to its send. Both return a small JSON-able summary.
+
+Both DAG files load this module when they are parsed, so the steps import the decision and warehouse code
+inside themselves.
 """
 
 from __future__ import annotations

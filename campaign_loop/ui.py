@@ -31,16 +31,26 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import psutil
 
 from campaign_loop.config import Settings
 from campaign_loop.cycle_report import AIRFLOW_URL_ENV, MLFLOW_URL_ENV
+from campaign_loop.dbt import parse_project, run_dbt, seed_partial_parse
 from campaign_loop.readiness import wait_for_http
-
-if TYPE_CHECKING:
-    from ml.tracking import ServerCredentials
+from campaign_loop.runner import DAG_ID, airflow_env
+from ml.tracking import (
+    ServerCredentials,
+    artifact_root,
+    auth_server_env,
+    client_auth_env,
+    credentials_path,
+    server_command,
+    server_credentials,
+    server_env,
+    server_url,
+    wait_until_ready,
+)
 
 HOST = "127.0.0.1"
 DEFAULT_AIRFLOW_PORT = 8080
@@ -120,13 +130,9 @@ class Services:
         return airflow_password(self.settings)
 
     def mlflow_login(self) -> ServerCredentials:
-        from ml.tracking import server_credentials
-
         return server_credentials(self.settings)
 
     def summary(self) -> str:
-        from ml.tracking import credentials_path
-
         return "\n".join([
             f"Airflow   {self.airflow_url}   user {AIRFLOW_USER}, password in {self.password_file}",
             f"MLflow    {self.mlflow_url}   user {self.mlflow_login().username}, password in "
@@ -145,8 +151,6 @@ def generate_dbt_docs(settings: Settings) -> Path:
 
     Runs before Airflow starts: DuckDB allows one writer, and a task started from the UI would hold it.
     """
-    from campaign_loop.dbt import run_dbt
-
     target = dbt_docs_dir(settings)
     target.mkdir(parents=True, exist_ok=True)
     result = run_dbt(settings, "docs", "generate", target_path=target)
@@ -304,8 +308,6 @@ def serve_site(settings: Settings, port: int, host: str = HOST) -> Iterator[str]
 def airflow_ui_env(settings: Settings, airflow_port: int, mlflow_url: str | None = None,
                    site: str | None = None) -> dict[str, str]:
     """`runner.airflow_env` plus what the long-running components need to find each other on 127.0.0.1."""
-    from campaign_loop.runner import airflow_env
-
     base = f"http://{HOST}:{airflow_port}"
     env = airflow_env(settings)
     env.update(
@@ -323,8 +325,6 @@ def airflow_ui_env(settings: Settings, airflow_port: int, mlflow_url: str | None
         PYTHONUNBUFFERED="1",
     )
     if mlflow_url:
-        from ml.tracking import client_auth_env, server_env
-
         env.update(server_env(mlflow_url))
         env.update(client_auth_env(settings))  # the tasks train and register through the authenticated server
         env[MLFLOW_URL_ENV] = mlflow_url
@@ -431,15 +431,10 @@ def start_services(
     ``docs=False`` serves whatever dbt docs were generated before (faster restarts); ``airflow=False``
     skips the four Airflow processes.
     """
-    from ml.tracking import artifact_root, auth_server_env, server_command, server_url, wait_until_ready
-
     logs_dir = settings.root / "logs" / "ui"
     logs_dir.mkdir(parents=True, exist_ok=True)
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     if docs or not (dbt_docs_dir(settings) / "index.html").exists():
-        from campaign_loop.dbt import parse_project, seed_partial_parse
-        from campaign_loop.runner import DAG_ID
-
         parse_project(settings)  # the manifest the DAG renders from
         seed_partial_parse(settings, DAG_ID)
         generate_dbt_docs(settings)

@@ -53,6 +53,7 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
+from campaign_loop import pipeline
 from campaign_loop.airflow_links import with_report_link
 from campaign_loop.config import Settings, load_settings, param_schema
 from campaign_loop.dbt import (
@@ -64,7 +65,7 @@ from campaign_loop.dbt import (
     dbt_env,
     dbt_executable,
 )
-from campaign_loop.pipeline import RUN_PARAMS
+from campaign_loop.pipeline import RUN_PARAMS, cycle_of_logical_date, settings_for_run
 from campaign_loop.trigger_journeys import PLAN_ASSET_URI
 
 _defaults = load_settings()  # environment and the home's settings file: no database, no network
@@ -79,7 +80,6 @@ def _gate(stage: str) -> dict[str, Any]:
     """A failed audit is final for this data: fail the task without retrying, so the cycle stops at once."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from campaign_loop import pipeline
     from expectations import GateFailed
 
     try:
@@ -90,7 +90,6 @@ def _gate(stage: str) -> dict[str, Any]:
 
 def _run() -> tuple[Settings, int]:
     from campaign_loop.dbt_duckdb_plugin import uses_dev_key
-    from campaign_loop.pipeline import cycle_of_logical_date, settings_for_run
 
     context = get_current_context()
     settings = settings_for_run(dict(context["params"]))
@@ -157,7 +156,6 @@ def _dbt_task_group() -> DbtTaskGroup:
     params={key: Param(_form_default(key), **param_schema(key)) for key in RUN_PARAMS},
 )
 def campaign_feedback_loop() -> None:
-    from campaign_loop import pipeline
 
     @task
     def simulate() -> dict[str, Any]:

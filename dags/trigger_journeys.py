@@ -29,6 +29,7 @@ from airflow.sdk import Asset, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from campaign_loop import trigger_journeys as steps
 from campaign_loop.config import load_settings
 from campaign_loop.trigger_journeys import PLAN_ASSET_URI
 
@@ -56,14 +57,10 @@ def _moment() -> datetime:
 def trigger_journeys() -> None:
     @task
     def plan() -> dict[str, Any]:
-        from campaign_loop import trigger_journeys as steps
-
         return steps.plan(load_settings(), _moment())
 
     @task
     def measure(planned: dict[str, Any]) -> dict[str, Any]:
-        from campaign_loop import trigger_journeys as steps
-
         return steps.measure(load_settings())
 
     measure(plan())

@@ -23,6 +23,8 @@ import pandas as pd
 
 from campaign_loop.config import Settings
 from expectations.context import Validator, data_docs_index, open_context
+from expectations.decisions import decision_checks
+from expectations.marts_gate import mart_frames_and_checks
 from expectations.raw import (
     batch_window,
     pending_batches,
@@ -33,6 +35,7 @@ from expectations.raw import (
 )
 from expectations.results import CheckResult, from_gx
 from expectations.suites import FILES_SUITE, SCHEMA_SUITE, STATISTICS_SUITE, load_rules
+from ingest.contract import load_contract
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +125,6 @@ def run_gate(settings: Settings, cycle_id: str, stage: Stage) -> GateResult:
         if stage == "raw":
             checks = _validate_raw(validator, con, settings, cycle_id, validation_result_id)
         else:
-            from expectations.marts_gate import mart_frames_and_checks
 
             frames, python_checks = mart_frames_and_checks(con, settings, cycle_id, load_rules()["marts"])
             checks = _validate(validator, frames, {}) + python_checks
@@ -144,9 +146,6 @@ def _validate_raw(
     validator: Validator, con: duckdb.DuckDBPyConnection, settings: Settings, cycle_id: str,
     validation_result_id: str | None = None,
 ) -> list[CheckResult]:
-    from expectations.decisions import decision_checks
-    from ingest.contract import load_contract
-
     contract = load_contract()
     checks = _validate(validator, [(SCHEMA_SUITE, schema_frame(con, contract))], {})
     batches = pending_batches(con, cycle_id)

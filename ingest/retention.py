@@ -26,7 +26,10 @@ from functools import cache
 from typing import Any
 
 from campaign_loop.config import Settings
+from campaign_loop.dbt import PROJECT_DIR
+from campaign_loop.dbt_duckdb_plugin import hmac_hex, pii_key
 from ingest.contract import Contract, Source, load_contract
+from ingest.lock import connect_writer, writer_lock
 from ingest.warehouse import quote, raw_table
 
 PREFIX = "hmac-sha256:"  # as in dbt_project/macros/utils/pseudonymize.sql (retained_pseudonym)
@@ -55,8 +58,6 @@ class UnknownPiiColumn(RuntimeError):
 def _macros() -> Any:
     """identifiers.sql's macros as callables: plain Jinja, so the SQL staging uses is rendered, not copied."""
     import jinja2
-
-    from campaign_loop.dbt import PROJECT_DIR
 
     utils = PROJECT_DIR / "macros" / "utils"
     env = jinja2.Environment(extensions=["jinja2.ext.do"])
@@ -122,8 +123,6 @@ def _register_hash(con: Any, demo: bool) -> None:
     """The keyed hash staging uses, under the same name and key (campaign_loop.dbt_duckdb_plugin)."""
     import duckdb
 
-    from campaign_loop.dbt_duckdb_plugin import hmac_hex, pii_key
-
     key = pii_key(demo)
     con.create_function(UDF, lambda value: hmac_hex(key, value), [duckdb.sqltype("VARCHAR")],
                         duckdb.sqltype("VARCHAR"), null_handling="special", side_effects=False)
@@ -135,8 +134,6 @@ def apply_retention(settings: Settings, cycle: int) -> dict[str, Any]:
     Run after the cycle published: by then every raw row has been staged with its hash. Idempotent: a
     pseudonym is never touched again, so a rerun of the cycle changes nothing and writes zero-row audit rows.
     """
-    from ingest.lock import connect_writer, writer_lock
-
     cycle_id = settings.cycle_key(cycle)
     cutoff = older_than(settings, cycle)
     summary: dict[str, Any] = {"cycle_id": cycle_id, "retention_days": settings.raw_pii_retention_days,

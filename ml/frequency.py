@@ -27,14 +27,14 @@ Settings ``frequency_cap``: ``global`` (the default: the global ``contact_cap`` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from ml.decide import DesignConfig
-    from ml.features import WarehouseLike
+from ml import features
+from ml.decide import DesignConfig, design_campaign
+from ml.decide.economics import ScoredCustomers, action_economics
+from ml.features import WarehouseLike
 
 SEND_COLUMNS: tuple[str, ...] = ("customer_id", "segment", "planned_before", "contacts_before", "is_treatment",
                                  "is_converted")
@@ -136,8 +136,6 @@ def frequency_caps(customers: pd.DataFrame, fatigue: Fatigue, config: DesignConf
     one more than the largest ``k < contact_cap`` at which their best action, its uplift faded to ``k``
     contacts, is still worth its cost (value > ``multiplier`` x cost); ``contact_cap`` where even the unfatigued
     best action is not."""
-    from ml.decide.economics import ScoredCustomers, action_economics
-
     scored = ScoredCustomers.read(customers.reset_index(drop=True), config)
     segment = scored.frame["segment"].astype(str).to_numpy()
     uplift = np.nan_to_num(scored.uplift)
@@ -155,8 +153,6 @@ def frequency_caps(customers: pd.DataFrame, fatigue: Fatigue, config: DesignConf
 def with_frequency_caps(customers: pd.DataFrame, fatigue: Fatigue, config: DesignConfig) -> pd.DataFrame:
     """``customers`` with ``frequency_cap`` (:func:`frequency_caps`), which ``ml.decide`` enforces, at the budget
     multiplier of the plan designed without it (0 where the budget does not bind)."""
-    from ml.decide import design_campaign
-
     multiplier = float(design_campaign(customers, config).summary["total_multiplier"])
     return customers.assign(frequency_cap=frequency_caps(customers, fatigue, config, max(multiplier, 0.0)))
 
@@ -164,7 +160,5 @@ def with_frequency_caps(customers: pd.DataFrame, fatigue: Fatigue, config: Desig
 def warehouse_sends(warehouse: WarehouseLike, schema: str = "published") -> pd.DataFrame:
     """:data:`SEND_COLUMNS` of ``<schema>.fct_fatigue_rows``: each randomised send with the customer's RFM segment at
     the campaign's as-of date and their randomised assignments (either arm) and contacts of the 30 days before it."""
-    from ml import features
-
     frame = features.read(warehouse, "fct_fatigue_rows", list(SEND_COLUMNS), schema)
     return frame.astype({"planned_before": "int64", "contacts_before": "int64", "is_treatment": bool, "is_converted": bool, "segment": str})

@@ -22,6 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ml import tracking
+from ml.features import read
+from ml.train.config import EXPERIMENT, TrainConfig
+from ml.train.registration import CycleRun, log_register_gate
+from ml.train.trained import Trained
+
 if TYPE_CHECKING:
     import arviz as az
 
@@ -276,8 +282,6 @@ def profile_r2(curves: ResponseCurves, frame: pd.DataFrame, l_max: int = 7) -> f
 def trained(fit: MediaMixFit, as_of: Any) -> Any:
     """The fit as ``ml.train.trained.Trained``: the response curves are the model MLflow stores, gated on
     :func:`profile_r2` against the champion's curves on the same days, and on convergence."""
-    from ml.train.trained import Trained
-
     curves = ResponseCurves.from_fit(fit)
     summary = channel_summary(fit)
     metrics = {**diagnostics(fit), "profile_r2": profile_r2(curves, fit.frame, fit.config.l_max)}
@@ -305,8 +309,6 @@ def trained(fit: MediaMixFit, as_of: Any) -> Any:
 
 def read_media_daily(warehouse_path: Path | str, schema: str) -> pd.DataFrame:
     """``<schema>.kpi_media_daily`` with spend and revenue as floats."""
-    from ml.features import read
-
     rows = read(warehouse_path, "kpi_media_daily", ["activity_date", "channel", "spend", "revenue"], schema)
     return rows.astype({"spend": "float64", "revenue": "float64"})
 
@@ -334,10 +336,6 @@ def register_media_mix(settings: Settings, cycle_id: str, lineage: Mapping[str, 
     import json
 
     import mlflow
-
-    from ml import tracking
-    from ml.train.config import EXPERIMENT, TrainConfig
-    from ml.train.registration import CycleRun, log_register_gate
 
     if not mlflow.is_tracking_uri_set():
         tracking.configure(settings)

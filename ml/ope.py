@@ -66,6 +66,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from campaign_loop.actions import CHANNEL_COST
+from ml.decide import action_economics, design_campaign, uplift_column
 
 Method = Literal["ips", "snips", "dr"]
 # Matched rows per arm below which an estimate gets no standard error (NaN interval): with a handful of
@@ -168,8 +169,6 @@ def outcome_predictions(customers: pd.DataFrame, actions: Sequence[Any]) -> tupl
     column per action name, net of the discount every treated buyer redeems), both indexed like ``customers``.
     ``actions``: :class:`campaign_loop.actions.Action` objects (e.g. ``DesignConfig.actions``).
     """
-    from ml.decide import action_economics, uplift_column
-
     p = customers["p_buy"].fillna(0).to_numpy(float)
     spend = customers["expected_spend"].fillna(0).to_numpy(float)
     rate = customers["margin_rate"].fillna(0).to_numpy(float)
@@ -212,8 +211,6 @@ def contact_probability(customers: pd.DataFrame, config: Any, replicates: int = 
     Each replicate counts (1 - its holdout share) for every customer it plans. Indexed by ``customer_id``.
     """
     from dataclasses import replace
-
-    from ml.decide import design_campaign
 
     if replicates < 1:
         raise ValueError("replicates must be >= 1")

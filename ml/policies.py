@@ -36,8 +36,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from campaign_loop import pipeline
 from campaign_loop.actions import CHANNEL_COST
-from ml.decide import CampaignPlan, DesignConfig, plan_from_choice
+from campaign_loop.config import Settings
+from campaign_loop.dbt import run_dbt
+from expectations.publish import PUBLISHED_SCHEMA
+from ml import features, policy_choice, tracking
+from ml.decide import CampaignPlan, DesignConfig, design_campaign, plan_from_choice
 
 # Product code since the loop weighs them by off-policy evaluation (issue 24); re-exported for the benchmarks.
 from ml.decide.candidates import (
@@ -45,11 +50,21 @@ from ml.decide.candidates import (
     measured_lift,
     propensity_best_offer_plan,
 )
+from ml.export import write_plan
+from ml.score import recent_purchase_rate, score_customers, score_frame
+from ml.train import train_cycle
+from sim.oracle import (
+    _effects,
+    effects_at_start,
+    evaluate_cycle,
+    oracle_customers,
+    oracle_plan,
+    plan_value,
+    uplift_ranking,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from campaign_loop.config import Settings
 
 POLICIES: tuple[str, ...] = ("random", "rfm", "propensity", "best_action", "propensity_best_offer", "rfm_best_offer",
                              "tlearner_logit", "tlearner_gbm", "platform", "platform_ope", "oracle")
@@ -198,8 +213,6 @@ def tlearner_plan(customers: pd.DataFrame, sends: pd.DataFrame, features: Sequen
                   kind: str) -> CampaignPlan:
     """The platform's optimiser (:func:`ml.decide.design_campaign`, epsilon exploration) on a T-learner's
     uplift, its untreated purchase probability as ``p_buy``."""
-    from ml.decide import design_campaign
-
     actions = [a.name for a in config.actions]
     p0, uplift = tlearner_uplift(sends, customers, features, actions, kind, config.seed)
     scored = customers.drop(columns=[c for c in customers.columns if c.startswith(("uplift__", "uplift_sd__"))])
@@ -208,16 +221,11 @@ def tlearner_plan(customers: pd.DataFrame, sends: pd.DataFrame, features: Sequen
 
 
 def _with(settings: Settings, **update: Any) -> Settings:
-    from campaign_loop.config import Settings as _Settings
-
-    return _Settings(**{**settings.model_dump(), **update})
+    return Settings(**{**settings.model_dump(), **update})
 
 
 def _build_marts(settings: Settings, cycle: int) -> None:
     """ingest -> dbt build -> publish (the pipeline's steps; the validation gates are not run here)."""
-    from campaign_loop import pipeline
-    from campaign_loop.dbt import run_dbt
-
     pipeline.ingest(settings, cycle)
     result = run_dbt(settings, "build")
     if result.returncode != 0:
@@ -226,10 +234,6 @@ def _build_marts(settings: Settings, cycle: int) -> None:
 
 
 def _score_without_models(settings: Settings) -> pd.DataFrame:
-    from expectations.publish import PUBLISHED_SCHEMA
-    from ml import features
-    from ml.score import recent_purchase_rate, score_frame
-
     frame = features.scoring_frame(settings.warehouse_path, schema=PUBLISHED_SCHEMA)
     out = score_frame(frame, {}, fallback_rate=lambda: recent_purchase_rate(settings, PUBLISHED_SCHEMA))
     return out.assign(monetary_value=frame["monetary_value"].to_numpy()) if "monetary_value" in frame else out
@@ -237,11 +241,6 @@ def _score_without_models(settings: Settings) -> pd.DataFrame:
 
 def design_for_policy(policy: str, settings: Settings, cycle: int) -> dict[str, Any]:
     """Design and export the plan ``policy`` executes in ``cycle + 1`` from the data of cycles <= ``cycle``."""
-    from campaign_loop import pipeline
-    from ml import tracking
-    from ml.export import write_plan
-    from sim.oracle import effects_at_start, oracle_customers, oracle_plan
-
     next_id = settings.cycle_key(cycle + 1)
     # The baselines choose without the retained value (value_horizon_weeks, the platform's option), and some of
     # their inputs carry no churn or CLV scores to compute it from.
@@ -272,10 +271,6 @@ def design_for_policy(policy: str, settings: Settings, cycle: int) -> dict[str, 
         plan, measured = _measuring_plan(policy, settings, config)
         info.update(measured)
     elif policy == "propensity":
-        from expectations.publish import PUBLISHED_SCHEMA
-        from ml.score import score_customers
-        from ml.train import train_cycle
-
         tracking.configure(settings)
         report = train_cycle(settings, next_id, {}, mode="auto", schema=PUBLISHED_SCHEMA, models=("propensity",))
         info["propensity"] = report.models["propensity"].status
@@ -292,11 +287,6 @@ def _policy_choice_info(settings: Settings, choice: dict[str, Any], config: Desi
     :func:`run_policy` to value them by the truth once the cycle has run). The candidates are rebuilt from the
     same inputs, the design re-designed without the pipeline's send hours and caps (they do not move its choice
     in worlds without send-hour preference or a per-customer cap)."""
-    from expectations.publish import PUBLISHED_SCHEMA
-    from ml import features, policy_choice
-    from ml.decide import design_campaign
-    from ml.score import score_customers
-
     customers = score_customers(settings, schema=PUBLISHED_SCHEMA)
     sends = features.uplift_frame(settings.warehouse_path, schema=PUBLISHED_SCHEMA)
     plans = policy_choice.candidate_plans(customers, sends, design_campaign(customers, config), config)
@@ -326,9 +316,6 @@ MEASURING = ("best_action", "propensity_best_offer", "rfm_best_offer", "tlearner
 
 def _sends(settings: Settings) -> pd.DataFrame:
     """Every randomised assignment the warehouse has measured, with its RFM segment at the campaign's start."""
-    from expectations.publish import PUBLISHED_SCHEMA
-    from ml import features
-
     sends = features.uplift_frame(settings.warehouse_path, schema=PUBLISHED_SCHEMA)
     segments = features.read(settings.warehouse_path, "fct_customer_features",
                              ["customer_id", "as_of_date", "rfm_segment"], PUBLISHED_SCHEMA)
@@ -339,9 +326,6 @@ def _sends(settings: Settings) -> pd.DataFrame:
 
 
 def _measuring_plan(policy: str, settings: Settings, config: DesignConfig) -> tuple[CampaignPlan, dict[str, Any]]:
-    from expectations.publish import PUBLISHED_SCHEMA
-    from ml import features, tracking
-
     sends = _sends(settings)
     info: dict[str, Any] = {"assignments": len(sends)}
     if policy == "best_action":
@@ -349,9 +333,6 @@ def _measuring_plan(policy: str, settings: Settings, config: DesignConfig) -> tu
         plan = best_action_plan(_score_without_models(settings), effects, config)
         info["best"] = str(effects["value_per_contact"].idxmax()) if len(effects) else None
     elif policy == "propensity_best_offer":
-        from ml.score import score_customers
-        from ml.train import train_cycle
-
         tracking.configure(settings)
         report = train_cycle(settings, config.cycle_id, {}, mode="auto", schema=PUBLISHED_SCHEMA, models=("propensity",))
         info["propensity"] = report.models["propensity"].status
@@ -380,9 +361,6 @@ def run_policy(base: Settings, policy: str, cycles: int, out: Path, log: Any = p
     import shutil
     import time
 
-    from campaign_loop import pipeline
-    from sim.oracle import evaluate_cycle, uplift_ranking
-
     world = _with(base, home=out / policy)
     if world.root.exists():
         shutil.rmtree(world.root)
@@ -395,8 +373,6 @@ def run_policy(base: Settings, policy: str, cycles: int, out: Path, log: Any = p
         pipeline.simulate(world, cycle + 1)
         value = evaluate_cycle(world, cycle + 1)
         if candidates:
-            from sim.oracle import _effects, plan_value
-
             truth = _effects(world, cycle + 1)
             # Per candidate, the mean over the logged cycles' supports, as the pooled estimate is.
             info.update({f"true_{name}": round(float(np.mean([plan_value(truth, *part) for part in parts])), 2)
@@ -425,13 +401,11 @@ def _run_policy_in_child(base: dict[str, Any], policy: str, cycles: int, out: st
     import sys
     from pathlib import Path
 
-    from campaign_loop.config import Settings as _Settings
-
     def log(line: str) -> None:  # unbuffered, so the parent's console shows each cycle as it ends
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
-    return run_policy(_Settings(**base), policy, cycles, Path(out), log=log)
+    return run_policy(Settings(**base), policy, cycles, Path(out), log=log)
 
 
 # Slowest first, so that two workers finish close together (the platform trains four models a cycle).
@@ -468,8 +442,6 @@ def bench_loop_value(
     import shutil
     import time
     from pathlib import Path
-
-    from campaign_loop import pipeline
 
     if unknown := [p for p in policies if p not in POLICIES]:
         raise ValueError(f"unknown policies {unknown}; choose from {POLICIES}")

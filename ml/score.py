@@ -44,7 +44,8 @@ import pandas as pd
 from campaign_loop.actions import ACTIONS
 from campaign_loop.config import CHANNELS
 from campaign_loop.warehouse import read_whole
-from ml import engagement, features, loyalty
+from ml import engagement, features, loyalty, tracking
+from ml.registry import champion_uri, champion_version
 
 if TYPE_CHECKING:
     from campaign_loop.config import Settings
@@ -62,8 +63,6 @@ def load_champions(names: tuple[str, ...] = ("churn", "propensity", "clv", "upli
     """``name -> (model, version)`` for every model that has a champion, loaded by ``models:/<name>@champion``."""
     import mlflow
 
-    from ml.registry import champion_uri, champion_version
-
     client = mlflow.MlflowClient()
     loaded: dict[str, tuple[Any, str]] = {}
     for name in names:
@@ -76,8 +75,6 @@ def load_champions(names: tuple[str, ...] = ("churn", "propensity", "clv", "upli
 def score_customers(settings: Settings, schema: str = features.DEFAULT_SCHEMA) -> pd.DataFrame:
     """The ml/decide/ input frame for the newest as-of date (see the module docstring for fallbacks)."""
     import mlflow
-
-    from ml import tracking
 
     if not mlflow.is_tracking_uri_set():
         tracking.configure(settings)

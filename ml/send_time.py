@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml import features
+
 HOURS = 24
 # Pseudo-engagements of the population's hour shares added to each customer's own: with one open, a customer
 # moves a third of the way from the population's mode; with ten, most of the way to their own.
@@ -82,8 +84,6 @@ def choose_send_hours(engagement: pd.DataFrame, window: tuple[int, int] = (8, 21
 def warehouse_send_hours(warehouse_path: Path | str, window: tuple[int, int], schema: str = "published") -> pd.DataFrame:
     """:func:`choose_send_hours` over ``<schema>.fct_customer_engagement_hours``; empty (no customer has an
     hour of their own) when the schema has no such table, as in a warehouse built before it existed."""
-    from ml import features
-
     warehouse = features.warehouse_of(warehouse_path)
     if "fct_customer_engagement_hours" not in warehouse.tables(schema):
         return choose_send_hours(pd.DataFrame(columns=list(ENGAGEMENT_COLUMNS)), window)

@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from campaign_loop.config import NO_TELEMETRY, Settings
+from campaign_loop.readiness import wait_for_http
 
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "artifacts"
@@ -222,8 +223,6 @@ def wait_until_ready(url: str, timeout_s: float = 120.0, process: subprocess.Pop
 
     The default allows for a first start, which creates the database tables: ~45 s on a 2-core box.
     """
-    from campaign_loop.readiness import wait_for_http
-
     wait_for_http(f"{url}/health", timeout_s, process, name="mlflow server")
 
 

@@ -17,10 +17,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from campaign_loop.actions import ACTIONS, CHANNELS
+from campaign_loop.actions import ACTIONS, CHANNELS, trigger_of_campaign
 from campaign_loop.config import Settings
-from sim.behaviour import EXTRA_ORDER_RATE, MARGIN_RATE, ORDER_VALUE_FACTOR
-from sim.world import WorldStore
+from ml.decide import DesignConfig, design_campaign
+from ml.evaluate import oracle_qini, qini_coefficient
+from sim import ids
+from sim.behaviour import (
+    EXTRA_ORDER_RATE,
+    MARGIN_RATE,
+    ORDER_VALUE_FACTOR,
+    baseline_probability,
+    expected_incremental_profit,
+    retention_columns,
+    uplift,
+)
+from sim.calendar import DAY_S, epoch_day, exposure_weeks, period_days
+from sim.history import arrivals
+from sim.period import ARRIVALS, _member_or_null, _rng
+from sim.world import RESPONSE_CLASSES, WorldStore, concat_people
+from sim.worlds import WorldContext, defection_probability
 
 
 @dataclass(frozen=True)
@@ -76,12 +91,6 @@ def people_at_start(settings: Settings, cycle: int) -> tuple[dict[str, np.ndarra
     arrivals, drawn from their own random stream, so they do not depend on the plan). ``cycle`` must
     be >= 1 (cycle 0 creates the world).
     """
-    from sim.behaviour import baseline_probability
-    from sim.calendar import DAY_S, exposure_weeks, period_days
-    from sim.history import arrivals
-    from sim.period import ARRIVALS, _rng
-    from sim.world import concat_people
-
     if cycle < 1:
         raise ValueError("the people at a cycle's start need cycle >= 1: cycle 0 creates the world")
     people = WorldStore(settings).load_people(cycle - 1)
@@ -99,12 +108,6 @@ def effects_at_start(settings: Settings, cycle: int) -> tuple[pd.DataFrame, np.n
     (:func:`people_at_start`, then the same baseline probabilities and uplifts). ``spend`` is each
     row's latent spend level (for ``expected_spend``).
     """
-    from sim import ids
-    from sim.behaviour import expected_incremental_profit, retention_columns, uplift
-    from sim.calendar import DAY_S, epoch_day
-    from sim.world import RESPONSE_CLASSES
-    from sim.worlds import WorldContext
-
     people, base = people_at_start(settings, cycle)
     world = WorldContext(settings.world, settings.seed, epoch_day(settings.cycle_start(cycle)) * DAY_S)
     frame = pd.DataFrame({
@@ -128,8 +131,6 @@ def effects_at_start(settings: Settings, cycle: int) -> tuple[pd.DataFrame, np.n
 
 
 def _member_ids(people: dict[str, np.ndarray]) -> pd.Series:
-    from sim.period import _member_or_null
-
     return _member_or_null(people, np.arange(len(people["person_id"]))).to_pandas()
 
 
@@ -207,8 +208,6 @@ def oracle_customers(
 
 def oracle_plan(settings: Settings, cycle: int, customers: pd.DataFrame | None = None) -> Any:
     """The oracle's campaign for ``cycle``: the platform's optimiser on the true effects, no exploration."""
-    from ml.decide import DesignConfig, design_campaign
-
     customers = oracle_customers(settings, cycle) if customers is None else customers
     # This cycle's value, as evaluate_cycle measures it: the retained value is compare_horizons' business.
     config = DesignConfig.from_settings(settings, settings.cycle_key(cycle),
@@ -244,8 +243,6 @@ def uplift_ranking(settings: Settings, cycle: int) -> UpliftRanking | None:
     """Rank the executed plan's customers (both arms) by the uplift the plan expected of their action, and
     by their true uplift; score both with the Qini coefficient on who really bought. None without a plan."""
     from scipy.stats import spearmanr
-
-    from ml.evaluate import oracle_qini, qini_coefficient
 
     key = settings.cycle_key(cycle)
     plan_file = settings.plan_path(key)
@@ -285,10 +282,6 @@ def survival(base: np.ndarray, uplift_: np.ndarray, p_drop: np.ndarray, defectio
 def future_margin(settings: Settings, cycle: int, people: dict[str, np.ndarray], weeks: float) -> np.ndarray:
     """Expected gross margin each person earns in the ``weeks`` after ``cycle`` if alive when it ends, with no
     campaign: the simulator's own seasonal purchase rates, BG/NBD dropout and (world r) defection."""
-    from sim.behaviour import baseline_probability
-    from sim.calendar import exposure_weeks, period_days
-    from sim.worlds import defection_probability
-
     alive = dict(people, alive=np.ones(len(people["person_id"]), dtype=bool))
     margin_if_buy = alive["spend"].astype(float) * ORDER_VALUE_FACTOR * (1.0 + EXTRA_ORDER_RATE) * MARGIN_RATE
     p_drop = alive["p_drop"].astype(float)
@@ -364,8 +357,6 @@ def compare_horizons(settings: Settings, cycle: int, weeks: int = 52, retention_
 
     ``scores`` (``member_id``, ``p_churn``, ``clv_52w``: the platform's, ``exports/scores/<cycle_id>.parquet``)
     replace the true P(churn) and CLV of :func:`horizon_inputs`; a member they lack keeps no retained value."""
-    from ml.decide import DesignConfig, design_campaign
-
     effects, spend, future = horizon_values(settings, cycle, weeks)
     customers = horizon_inputs(effects, future, oracle_customers(settings, cycle, effects, spend), noise_sd,
                                seed=settings.seed)
@@ -392,8 +383,6 @@ def true_trigger_lift(settings: Settings, cycle: int) -> dict[str, tuple[float, 
     randomised comparison estimates), and how many members the world assigned to it; from the simulator's
     ``trigger_outcomes`` (each member's uplift of the trigger's action on their channel, nothing where the send
     could not be delivered). Empty when no trigger ran."""
-    from campaign_loop.actions import trigger_of_campaign
-
     path = settings.truth_dir / "trigger_outcomes" / f"{settings.cycle_key(cycle)}.parquet"
     if not path.exists():
         return {}

@@ -62,6 +62,17 @@ LAYERS: tuple[Layer, ...] = (
 # contract forbids is gone; an entry whose import has since gone fails test_named_exceptions_are_still_needed.
 EXCEPTIONS: dict[Edge, str] = {}
 
+# A module-level import is the rule. A project module is imported inside a function only to keep it out of a
+# DAG parse, which Airflow repeats in every task's process and in the dag-processor's loop: in a module the
+# parse loads (the DAG files, and the deploy profile's cluster policy loaded into every Airflow process), of
+# a module the parse does not load anyway. The product packages only, as for the functions' sizes below.
+# Modules allowed more, each with why:
+LAZY_IMPORTS: dict[str, str] = {
+    "campaign_loop.cli": "each command imports only what it runs: `campaign-loop --help` loads in about 3 s, "
+    "every command's modules together in about 8 s (scikit-learn, MLflow, Great Expectations, Airflow)",
+}
+PARSE_ROOTS = ("dags", "deploy")  # the DAG files; deploy/airflow_local_settings.py (Airflow imports it)
+
 # A function longer than this is split into named steps; one taking more parameters than MAX_PARAMETERS takes
 # the ones that travel together as a small frozen dataclass. The product packages only: the benchmarks and
 # the tests are not held to it.
@@ -99,26 +110,86 @@ def _known(name: str, modules: Mapping[str, Path]) -> str | None:
     return name or None
 
 
-def import_graph(root: Path, packages: Iterable[str]) -> tuple[list[str], dict[Edge, list[Site]]]:
-    """The project modules and, per importing edge, every statement that makes it, at any nesting level."""
+@dataclass(frozen=True)
+class Import:
+    """One project module imported by one statement."""
+
+    source: str
+    target: str
+    site: Site
+    in_function: bool  # inside a def: runs when the function is first called, not when the module loads
+    type_checking: bool  # under ``if TYPE_CHECKING:``: never runs
+
+
+def imports(root: Path, packages: Iterable[str]) -> tuple[dict[str, Path], list[Import]]:
+    """The project modules by name and every import of one of them by another, at any nesting level."""
     modules = project_modules(root, packages)
-    edges: dict[Edge, list[Site]] = {}
-    for module, path in modules.items():
-        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    found = [one for module, path in modules.items() for one in _imports_of(module, path, root, modules)]
+    return modules, found
+
+
+def _imports_of(module: str, path: Path, root: Path, modules: Mapping[str, Path]) -> list[Import]:
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[Import] = []
+
+    def visit(node: ast.AST, in_function: bool, type_checking: bool) -> None:
+        for child in ast.iter_child_nodes(node):
             targets: list[str] = []
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+            if isinstance(child, ast.Import):
+                targets = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    anchor = package.split(".")[: len(package.split(".")) - child.level + 1]
                     base = ".".join([*anchor, *([base] if base else [])])
                 # `from pkg import mod` imports the submodule; `from mod import name` the module itself.
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
-            for target in {t for t in (_known(n, modules) for n in targets) if t and t != module}:
-                edges.setdefault((module, target), []).append((str(path.relative_to(root)), node.lineno))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in child.names]
+            for target in sorted({t for t in (_known(n, modules) for n in targets) if t and t != module}):
+                found.append(Import(module, target, (str(path.relative_to(root)), child.lineno), in_function,
+                                    type_checking))
+            visit(child, in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda),
+                  type_checking or (isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test)))
+
+    visit(ast.parse(path.read_text(), filename=str(path)), False, False)
+    return found
+
+
+def import_graph(root: Path, packages: Iterable[str]) -> tuple[list[str], dict[Edge, list[Site]]]:
+    """The project modules and, per importing edge, every statement that makes it, at any nesting level."""
+    modules, found = imports(root, packages)
+    edges: dict[Edge, list[Site]] = {}
+    for one in found:
+        edges.setdefault((one.source, one.target), []).append(one.site)
     return sorted(modules), edges
+
+
+def loaded_with(roots: Iterable[str], found: Iterable[Import], modules: Iterable[str]) -> set[str]:
+    """The modules that loading ``roots`` executes: the closure of the imports that run at import time, each
+    module's packages with it (importing ``a.b.c`` runs ``a`` and ``a.b`` first)."""
+    modules = set(modules)
+    at_load: dict[str, set[str]] = {}
+    for one in found:
+        if not (one.in_function or one.type_checking):
+            at_load.setdefault(one.source, set()).add(one.target)
+    loaded: set[str] = set()
+    pending = list(roots)
+    while pending:
+        module = pending.pop()
+        if module not in loaded:
+            loaded.add(module)
+            pending.extend(at_load.get(module, ()))
+            pending.extend(p for p in (module.rsplit(".", i)[0] for i in range(1, module.count(".") + 1))
+                           if p in modules)
+    return loaded
+
+
+def needless_function_imports(found: Iterable[Import], parse_time: set[str],
+                              allowed: Iterable[str]) -> list[Import]:
+    """Function-level imports that keep nothing out of a DAG parse: in a module the parse does not load, or
+    of a module it loads anyway; those in ``allowed`` modules excepted."""
+    allowed = set(allowed)
+    return [one for one in found if one.in_function and one.source not in allowed
+            and not (one.source in parse_time and one.target not in parse_time)]
 
 
 def strongly_connected(nodes: Iterable[str], edges: Iterable[Edge]) -> list[list[str]]:
@@ -316,6 +387,30 @@ def test_function_allowances_are_still_needed(shapes) -> None:
                        f"gone; delete them from LARGE_FUNCTIONS: {stale}")
 
 
+@pytest.fixture(scope="module")
+def parse_imports() -> tuple[set[str], list[Import]]:
+    """What a DAG parse loads, and every import statement of the project and the deploy profile."""
+    modules, found = imports(REPO, (*PRODUCT_PACKAGES, "deploy"))
+    return loaded_with([m for m in modules if m.split(".")[0] in PARSE_ROOTS], found, modules), found
+
+
+def test_functions_import_project_modules_only_to_keep_them_out_of_a_dag_parse(parse_imports) -> None:
+    parse_time, found = parse_imports
+    assert {"dags.campaign_feedback_loop", "campaign_loop.pipeline", "campaign_loop.deploy"} <= parse_time
+    assert "ml.train" not in parse_time and "expectations.gate" not in parse_time
+    needless = needless_function_imports(found, parse_time, LAZY_IMPORTS)
+    assert not needless, ("imports inside functions that keep nothing out of a DAG parse (move them to the top of "
+                          "their module):\n" + "\n".join(f"    {i.site[0]}:{i.site[1]}  {i.source} -> {i.target}"
+                                                          for i in needless))
+
+
+def test_lazy_import_allowances_are_still_needed(parse_imports) -> None:
+    parse_time, found = parse_imports
+    still = {i.source for i in needless_function_imports(found, parse_time, ())}
+    stale = [m for m in LAZY_IMPORTS if m not in still]
+    assert not stale, f"these modules import nothing inside a function any more; delete them from LAZY_IMPORTS: {stale}"
+
+
 # --- the checks themselves can fail ----------------------------------------------------------------------
 
 def _write(root: Path, files: Mapping[str, str]) -> None:
@@ -343,6 +438,28 @@ def test_a_cycle_through_a_function_level_import_is_found_with_its_lines(tmp_pat
     assert "top/faults.py:1  top.faults -> base.settings" in found[0]
     # a relative import and a `from package import submodule` resolve to the submodule
     assert ("top.other", "top.faults") in edges and ("top.other", "base.settings") in edges
+
+
+def test_a_function_import_is_needed_only_in_a_parsed_module_for_a_module_the_parse_skips(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "dags/loop.py": "from app import steps\n",
+        "app/__init__.py": "",
+        "app/steps.py": "from app import light\n\ndef train():\n    from app import heavy, light\n    return heavy, light\n",
+        "app/light.py": "",
+        "app/heavy.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from app import report\n"
+                        "def run():\n    from app import light\n",
+        "app/report.py": "",
+    })
+    modules, found = imports(tmp_path, ("dags", "app"))
+
+    parse_time = loaded_with(["dags.loop"], found, modules)
+    needless = needless_function_imports(found, parse_time, ())
+
+    # heavy stays out of the parse (its type-only import of report runs never); light is loaded at the top anyway
+    assert parse_time == {"dags.loop", "app", "app.steps", "app.light"}
+    assert [(i.source, i.target, i.site) for i in needless] == [
+        ("app.heavy", "app.light", ("app/heavy.py", 5)), ("app.steps", "app.light", ("app/steps.py", 4))]
+    assert needless_function_imports(found, parse_time, ["app.heavy", "app.steps"]) == []
 
 
 def test_tarjan_separates_cycles_from_the_chains_between_them() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from campaign_loop.cycle_report.data import MODELS, ReportData
+from ml.registry import GATE_RULES
 
 
 def _png(fig: Any) -> str:
@@ -91,8 +92,6 @@ def chart_segments(data: ReportData) -> str | None:
 
 
 def chart_models(data: ReportData) -> str | None:
-    from ml.registry import GATE_RULES
-
     runs = data.model_runs
     if not runs:
         return None

@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from campaign_loop.config import Settings, logical_date_of_cycle
+from campaign_loop.dbt_duckdb_plugin import MissingPiiKeyError, uses_dev_key
+from campaign_loop.trigger_journeys import delays
+from ml.ab import two_proportion_test
 from ml.mmm import recommendation_path
+from ml.tracking import db_path, uri_for
 
 DAG_ID = "campaign_feedback_loop"
 EXPERIMENT = "campaign-loop"
@@ -122,8 +126,6 @@ def _read_warehouse(settings: Settings, data: ReportData) -> None:
 def _with_delay(settings: Settings, triggers: Any, sent: Any) -> Any:
     """Each trigger campaign's median and 90th-percentile hours from the event to its landed send (the trigger
     DAG's ``measure`` reports the same per trigger over every cycle)."""
-    from campaign_loop.trigger_journeys import delays
-
     hours = delays(settings, sent, by="campaign_id")
     return triggers.assign(
         delay_hours_median=[hours.get(c, {}).get("median", math.nan) for c in triggers["campaign_id"]],
@@ -133,8 +135,6 @@ def _with_delay(settings: Settings, triggers: Any, sent: Any) -> Any:
 def _with_interval(frame: Any) -> Any:
     """Difference in conversion (treatment - control) with the 95% interval ml.ab gives an action
     without a pre-period (Newcombe's, which keeps its width when an arm has no conversions)."""
-    from ml.ab import two_proportion_test
-
     frame = frame.copy()
     lifts, lows, highs = [], [], []
     for row in frame.itertuples():
@@ -149,8 +149,6 @@ def _with_interval(frame: Any) -> Any:
 
 
 def _read_mlflow(settings: Settings, data: ReportData) -> None:
-    from ml.tracking import db_path, uri_for
-
     if not db_path(settings).exists():
         data.notes.append("no MLflow store yet")
         return
@@ -224,7 +222,6 @@ def collect(settings: Settings, cycle: int, airflow_run_id: str | None = None) -
         start=settings.cycle_start(cycle).isoformat(),
         end=settings.cycle_start(cycle + 1).isoformat(),
     )
-    from campaign_loop.dbt_duckdb_plugin import MissingPiiKeyError, uses_dev_key
 
     try:
         data.dev_pii_key = uses_dev_key(settings.demo)

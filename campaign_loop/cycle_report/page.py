@@ -10,6 +10,7 @@ from typing import Any
 
 from campaign_loop.cycle_report.charts import chart_arms, chart_kpis, chart_models, chart_segments
 from campaign_loop.cycle_report.data import DAG_ID, ReportData
+from campaign_loop.dbt_duckdb_plugin import DEV_KEY_NOTICE
 from campaign_loop.report import format_cell
 
 # Relative to <home>/reports/<cycle_id>/index.html.
@@ -147,8 +148,6 @@ nav a{margin-right:1rem}.row{display:flex;gap:2rem;flex-wrap:wrap}.note{color:#9
 
 
 def render(data: ReportData, airflow_url: str, mlflow_url: str) -> str:
-    from campaign_loop.dbt_duckdb_plugin import DEV_KEY_NOTICE
-
     e = html.escape
     airflow_run = (f"{airflow_url}/dags/{DAG_ID}/runs/{urllib.parse.quote(data.airflow_run_id, safe='')}"
                    if data.airflow_run_id else f"{airflow_url}/dags/{DAG_ID}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from campaign_loop.config import Settings
 from campaign_loop.cycle_report.data import collect
 from campaign_loop.cycle_report.page import render
+from ml import tracking
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,6 @@ def write_report(
 def log_report_to_mlflow(settings: Settings, key: str, path: Path) -> str:
     """Log the report folder as artifacts of run ``report-<cycle_id>`` tagged ``cycle_id``; return the run id."""
     import mlflow
-
-    from ml import tracking
 
     uri = tracking.uri_for(settings)
     if not uri.startswith("http"):

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from ml import evaluate, features
+from ml import evaluate, features, plots
 from ml.train.config import CLASSIFIER_LABELS, TrainConfig
 from ml.train.predictors import ProbabilityModel
 from ml.train.trained import Skip, Trained
@@ -55,8 +55,6 @@ def train_classifier(frame: pd.DataFrame, name: str, as_of: date, config: TrainC
         return evaluate.classifier_metrics(y, champion.predict(holdout))
 
     def plot(directory: Path, champion: Any | None) -> list[Path]:
-        from ml import plots
-
         return [
             plots.roc_curve_plot(y, p, directory / "roc.png", f"{name}: ROC on holdout"),
             plots.calibration_plot(evaluate.reliability_bins(y, p), directory / "calibration.png", f"{name}: calibration"),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ml import evaluate, features
+from ml import clv, evaluate, features, plots
 from ml.train.config import TrainConfig
 from ml.train.predictors import ClvPredictor
 from ml.train.trained import Skip, Trained
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
 def train_clv(settings: Settings, as_of: date, schema: str, config: TrainConfig) -> Trained:
     """Fit on the revenue orders up to ``clv_holdout_weeks`` before ``as_of``; score the weeks after."""
-    from ml import clv
-
     # Calibrate up to H weeks before the as-of date and check the forecast on those H weeks.
     calibration_end = as_of - timedelta(weeks=config.clv_holdout_weeks) - timedelta(days=1)
     holdout_end = as_of - timedelta(days=1)
@@ -45,8 +43,6 @@ def train_clv(settings: Settings, as_of: date, schema: str, config: TrainConfig)
     check = clv.holdout_check(fitted.bgnbd, summary, pd.Series(actual, index=summary["customer_id"]), horizon=horizon)
 
     def plot(directory: Path, champion: Any | None) -> list[Path]:
-        from ml import plots
-
         return [plots.clv_holdout_plot(check.by_frequency, directory / "clv_holdout.png")]
 
     example = pd.DataFrame({"frequency": [0, 2, 5], "recency": [0, 60, 200], "t": [30, 120, 300],

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ml import features
+from ml import features, plots, tracking
 from ml.train.classifiers import train_classifier
 from ml.train.clv import train_clv
 from ml.train.config import CLASSIFIER_LABELS, EXPERIMENT, MODEL_NAMES, TrainConfig
@@ -59,8 +59,6 @@ def train_cycle(
     if one was set explicitly, else the settings' local store (``ml.tracking.configure``).
     """
     import mlflow
-
-    from ml import tracking
 
     if mode not in ("auto", "manual"):
         raise ValueError(f"mode must be 'auto' or 'manual', not {mode!r}")
@@ -110,6 +108,4 @@ def _trainers(settings: Settings, as_of: date, schema: str, config: TrainConfig,
 
 
 def _plots_available() -> bool:
-    from ml import plots
-
     return plots.available()

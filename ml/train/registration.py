@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ml import registry, tracking
+from ml.registry import GateDecision, champion_uri, champion_version
 from ml.train.config import TrainConfig
 from ml.train.trained import Trained
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-
-    from ml.registry import GateDecision
 
 ARTIFACT_PATH = "model"
 Mode = Literal["auto", "manual"]
@@ -72,8 +72,6 @@ def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
 def _load_champion(name: str, client: MlflowClient) -> tuple[Any | None, str | None]:
     import mlflow
 
-    from ml.registry import champion_uri, champion_version
-
     current = champion_version(name, client)
     if current is None:
         return None, None
@@ -82,8 +80,6 @@ def _load_champion(name: str, client: MlflowClient) -> tuple[Any | None, str | N
 
 def log_register_gate(run: CycleRun, name: str, trained: Trained) -> ModelReport:
     """Log ``trained`` as a run, register it as ``challenger`` and apply the gate against the champion."""
-    from ml import registry
-
     champion, champion_version = _load_champion(name, run.client)
     champion_metrics = trained.champion_metrics_fn(champion) if champion is not None else None
     decision: GateDecision = registry.gate(name, trained.metrics, champion_metrics, registry.GATE_RULES[name])
@@ -115,8 +111,6 @@ def log_register_gate(run: CycleRun, name: str, trained: Trained) -> ModelReport
 
 def _tags(run: CycleRun, name: str, trained: Trained) -> dict[str, Any]:
     """The run's lineage tags (``ml.tracking.lineage_tags``), its model and gate mode, and the other lineage."""
-    from ml import tracking
-
     known = {"dbt_invocation_id", "validation_result_id"}
     return {
         **tracking.lineage_tags(

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ml import evaluate, features
+from ml import evaluate, features, plots
 from ml.train.config import TrainConfig
 from ml.train.trained import Skip, Trained
+from ml.uplift import LEARNERS, Learner, UpliftModel
 
 if TYPE_CHECKING:
     from campaign_loop.config import Settings
-    from ml.uplift import Learner
 
 
 def _qini_z(score: np.ndarray, t: np.ndarray, y: np.ndarray, resamples: int, seed: int = 0) -> float:
@@ -104,8 +104,6 @@ class _HoldoutScoring:
         return out
 
     def plot(self, directory: Path, champion: Any | None) -> list[Path]:
-        from ml import plots
-
         t, y, model = self.t, self.y, self.challenger
         curves = {"challenger": evaluate.uplift_curves(np.nan_to_num(self.conversion_effect(model)), t, y)}
         if champion is not None:
@@ -129,8 +127,6 @@ def choose_learner(train: pd.DataFrame, holdout: pd.DataFrame, config: TrainConf
     """The configured learner, or under ``"auto"`` the candidate whose model fitted on the cycles before the
     newest ranks the newest cycle's ``holdout`` sends best (Qini on conversion); the X-learner while there is
     no such evidence yet."""
-    from ml.uplift import LEARNERS, UpliftModel
-
     if config.uplift_learner != "auto":
         return LearnerChoice(config.uplift_learner, "set in the training config", {})
     newest = max(train["as_of_date"].max(), holdout["as_of_date"].max())
@@ -164,8 +160,6 @@ def choose_learner(train: pd.DataFrame, holdout: pd.DataFrame, config: TrainConf
 def train_uplift(settings: Settings, as_of: date, schema: str, config: TrainConfig) -> Trained:
     """Train on 80 % of the customers' assignments up to ``as_of``; score the challenger and the champion on
     the rest."""
-    from ml.uplift import UpliftModel
-
     frame = features.uplift_frame(settings.warehouse_path, schema=schema, max_as_of=as_of)
     if frame.empty:
         raise Skip("no finished campaign assignments")

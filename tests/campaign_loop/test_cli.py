@@ -88,3 +88,22 @@ def test_bench_loop_value_defaults_to_the_100k_world() -> None:
     args = build_parser().parse_args(["bench", "loop-value"])
     assert (args.customers, args.budget_per_customer, args.jobs) == (100_000, 0.05, 2)
     assert build_parser().parse_args(["simulate"]).customers is None  # other commands keep the settings' default
+
+
+# What the commands import before runner.airflow_session points Airflow at their home: Airflow reads its home and
+# configuration once, at import, so none of these may import it (the bare log's backfill failed when the steps'
+# module imported the DAG's link class at its top).
+BEFORE_AIRFLOW = ("campaign_loop.cli", "campaign_loop.pipeline", "campaign_loop.runner", "campaign_loop.own_data",
+                  "campaign_loop.demo", "campaign_loop.ui", "campaign_loop.deploy", "ml.policies", "ingest.lock")
+
+
+@pytest.mark.parametrize(("modules", "imports_airflow"), [(BEFORE_AIRFLOW, False),
+                                                           (("campaign_loop.airflow_links",), True)])
+def test_the_commands_modules_leave_airflow_unimported(modules: tuple[str, ...], imports_airflow: bool) -> None:
+    import subprocess
+    import sys
+
+    probe = f"import sys\nfor m in {modules!r}: __import__(m)\nprint('airflow' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == str(imports_airflow), f"{modules}: Airflow imported is {run.stdout.strip()}"
