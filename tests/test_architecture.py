@@ -1,5 +1,6 @@
-"""The project's import graph: no cycle, and no layer imports a layer above it; and no product function
-longer than 80 lines or taking more than 8 parameters.
+"""The project's import graph: no cycle, no layer imports a layer above it, and no product module imports a
+project module inside a function unless that keeps it out of a DAG parse; and no product function longer than
+80 lines or taking more than 8 parameters.
 
 Function-level imports count as much as module-level ones: they hide a dependency from the reader and from
 import order, not from the design, and the cycles this test was written against all ran through them.
