@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -100,9 +102,6 @@ BEFORE_AIRFLOW = ("campaign_loop.cli", "campaign_loop.pipeline", "campaign_loop.
 @pytest.mark.parametrize(("modules", "imports_airflow"), [(BEFORE_AIRFLOW, False),
                                                            (("campaign_loop.airflow_links",), True)])
 def test_the_commands_modules_leave_airflow_unimported(modules: tuple[str, ...], imports_airflow: bool) -> None:
-    import subprocess
-    import sys
-
     probe = f"import sys\nfor m in {modules!r}: __import__(m)\nprint('airflow' in sys.modules)"
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
