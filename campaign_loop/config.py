@@ -167,6 +167,12 @@ class Settings(BaseSettings):
         0.25, ge=0.0, description="Thompson sampling draws each action's effect with its standard error times this "
                                   "(1: the posterior; 0: its mean, no exploration beyond epsilon).",
     )
+    uplift_pessimism: float = Field(
+        0.0, ge=0.0,
+        description="Standard errors of an action's measured effect the plan subtracts before it values the action "
+                    "for exploitation (0: its mean). Above 0, an action whose effect the randomised campaigns cannot "
+                    "tell from a small harm goes only to exploration's share, which keeps measuring it.",
+    )
     value_horizon_weeks: int = Field(
         0, ge=0, le=104,
         description="Weeks of future value the plan credits an action with: 0 values this cycle's margin only; 52 "

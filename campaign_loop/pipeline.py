@@ -422,7 +422,7 @@ def report(settings: Settings, cycle: int, airflow_run_id: str | None = None,
 # `timezone` is not one: it says how ingest reads store times already loaded, so it belongs to the deployment.
 RUN_PARAMS: tuple[str, ...] = (
     "demo", "customers", "seed", "budget", "channel_budgets", "holdout_share", "min_detectable_lift", "contact_cap",
-    "frequency_cap", "exploration", "epsilon", "thompson_scale", "channel_preference", "offers", "channels", "assume_consent",
+    "frequency_cap", "exploration", "epsilon", "thompson_scale", "uplift_pessimism", "channel_preference", "offers", "channels", "assume_consent",
     "send_time", "send_window_start", "send_window_end", "promotion_mode", "media_mix", "media_budgets", "policy_choice",
 )
 

@@ -46,6 +46,9 @@ class DesignConfig:
     # of the oracle more per cycle at 100k, and more in four of five cycles in the 20k demo world.
     # bench/RESULTS.md, "Exploration in the closed loop".
     thompson_scale: float = 0.25
+    # Standard errors of its measured effect subtracted from each uplift before exploitation values an action
+    # (ml.decide.exploration.exploit_uplift): 0 acts on the mean. bench/RESULTS.md, "Pessimism in worlds c and d".
+    uplift_pessimism: float = 0.0
     thompson_draws: int = 64  # Monte Carlo draws that estimate Thompson assignment probabilities
     seed: int = 0
     timezone: str = "Asia/Seoul"  # the retailer's local time, in which SEND_TIME's hours are read
@@ -89,12 +92,14 @@ class DesignConfig:
             "alpha": 0 < self.alpha < 1, "power": 0 < self.power < 1, "min_detectable_lift": self.min_detectable_lift > 0,
             "epsilon": 0 <= self.epsilon < 1, "contact_cap": self.contact_cap >= 1, "thompson_draws": self.thompson_draws >= 1,
             "thompson_uplift_sd": self.thompson_uplift_sd >= 0, "thompson_scale": self.thompson_scale >= 0,
+            "uplift_pessimism": self.uplift_pessimism >= 0,
             "value_horizon_weeks": self.value_horizon_weeks >= 0, "retention_effect": 0 <= self.retention_effect <= 1,
         }
         if broken := [name for name, ok in rules.items() if not ok]:
             raise ValueError("out of range: " + ", ".join(f"{name}={getattr(self, name)!r}" for name in broken)
                              + " (need 0 < alpha, power < 1; min_detectable_lift > 0; 0 <= epsilon < 1; contact_cap, "
-                             "thompson_draws >= 1; thompson_uplift_sd, thompson_scale, value_horizon_weeks >= 0; "
+                             "thompson_draws >= 1; thompson_uplift_sd, thompson_scale, uplift_pessimism, "
+                             "value_horizon_weeks >= 0; "
                              "0 <= retention_effect <= 1)")
         if self.exploration not in ("epsilon", "thompson", "auto"):
             raise ValueError(f"unknown exploration {self.exploration!r}")
@@ -114,6 +119,7 @@ class DesignConfig:
             "holdout_share": settings.holdout_share,
             "min_detectable_lift": settings.min_detectable_lift, "contact_cap": settings.contact_cap, "seed": settings.seed,
             "exploration": settings.exploration, "epsilon": settings.epsilon, "thompson_scale": settings.thompson_scale,
+            "uplift_pessimism": settings.uplift_pessimism,
             "send_window": (settings.send_window_start, settings.send_window_end),
             "value_horizon_weeks": settings.value_horizon_weeks, "retention_effect": settings.retention_effect,
         }

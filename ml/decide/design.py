@@ -15,7 +15,9 @@ from ml.decide.eligibility import contact_rules
 from ml.decide.exploration import (
     Assignment,
     Explored,
+    exploit_economics,
     exploit_probability,
+    exploit_uplift,
     explore_epsilon,
     sample_economics,
     uplift_sd,
@@ -82,9 +84,11 @@ def _exploit(scored: ScoredCustomers, allowed: np.ndarray, explored: Explored,
              config: DesignConfig) -> tuple[np.ndarray, np.ndarray]:
     """Every customer's action (the explored keep theirs) and the optimiser's penalty per action."""
     econ = scored.econ
-    value_for_choice, cost_for_choice = econ.value, econ.cost
+    exploit = exploit_economics(scored, config)
+    value_for_choice, cost_for_choice = exploit.value, exploit.cost
     if config.exploration == "thompson":
-        sampled = sample_economics(scored, slice(None), uplift_sd(scored, config), random_stream(config, "thompson"))
+        sampled = sample_economics(scored, slice(None), exploit_uplift(scored, config), uplift_sd(scored, config),
+                                   random_stream(config, "thompson"))
         value_for_choice, cost_for_choice = sampled.value, sampled.cost
     explore = explored.assignment.explore
     budget, channel_budgets = max(explored.budget_left, 0.0), np.maximum(explored.channel_budgets_left, 0.0)
@@ -92,7 +96,7 @@ def _exploit(scored: ScoredCustomers, allowed: np.ndarray, explored: Explored,
                                        scored.action_channel, budget, channel_budgets)
     # Thompson's sampled costs must still fit the real budgets: repair against the expected costs.
     if config.exploration == "thompson":
-        exploit_choice = repair(exploit_choice, econ.value, econ.cost, scored.action_channel, budget, channel_budgets)
+        exploit_choice = repair(exploit_choice, exploit.value, econ.cost, scored.action_channel, budget, channel_budgets)
     return np.where(explore, explored.assignment.choice, exploit_choice), penalty
 
 

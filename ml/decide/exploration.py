@@ -75,29 +75,57 @@ def _uniform_allowed(allowed: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return keys.argmax(axis=1)
 
 
-def uplift_sd(customers: ScoredCustomers, config: DesignConfig) -> np.ndarray:
-    """(n, a) the width of Thompson's draw: the scorer's standard error of each uplift (``uplift_sd__<action>``,
-    else ``thompson_uplift_sd``) times ``thompson_scale``."""
-    df = customers.frame
+def measured_sd(customers: ScoredCustomers) -> np.ndarray | None:
+    """(n, a) the scorer's standard error of each uplift (``uplift_sd__<action>``); None when the input has none."""
     cols = [f"uplift_sd__{a.name}" for a in customers.actions]
-    if all(c in df.columns for c in cols):
-        sd = np.nan_to_num(df[cols].to_numpy(float), nan=config.thompson_uplift_sd)
-    else:
-        sd = np.full((len(df), len(customers.actions)), config.thompson_uplift_sd)
-    return config.thompson_scale * sd
+    if not all(c in customers.frame.columns for c in cols):
+        return None
+    return customers.frame[cols].to_numpy(float)
 
 
-def sample_economics(customers: ScoredCustomers, rows: np.ndarray | slice, sd: np.ndarray,
+def uplift_sd(customers: ScoredCustomers, config: DesignConfig) -> np.ndarray:
+    """(n, a) the width of Thompson's draw: :func:`measured_sd` (else ``thompson_uplift_sd``) times
+    ``thompson_scale``."""
+    sd = measured_sd(customers)
+    if sd is None:
+        sd = np.full((len(customers.frame), len(customers.actions)), config.thompson_uplift_sd)
+    return config.thompson_scale * np.nan_to_num(sd, nan=config.thompson_uplift_sd)
+
+
+def exploit_uplift(customers: ScoredCustomers, config: DesignConfig) -> np.ndarray:
+    """(n, a) the uplift exploitation acts on: the estimate less ``uplift_pessimism`` of its measured standard
+    errors, so an action whose effect the evidence cannot tell from a small harm is not sent on its mean alone
+    (exploration still sends it, and keeps measuring it). Unmeasured uncertainty (no ``uplift_sd__`` columns)
+    moves nothing: ``thompson_uplift_sd`` is a width for exploring, not evidence."""
+    uplift = np.nan_to_num(customers.uplift)
+    sd = measured_sd(customers)
+    if config.uplift_pessimism == 0 or sd is None:
+        return uplift
+    return uplift - config.uplift_pessimism * np.nan_to_num(sd)
+
+
+def exploit_economics(customers: ScoredCustomers, config: DesignConfig) -> Economics:
+    """The economics of :func:`exploit_uplift`: the customers' own when nothing is subtracted."""
+    if config.uplift_pessimism == 0 or measured_sd(customers) is None:
+        return customers.econ
+    return _economics(customers, slice(None), exploit_uplift(customers, config))
+
+
+def sample_economics(customers: ScoredCustomers, rows: np.ndarray | slice, centre: np.ndarray, sd: np.ndarray,
                      rng: np.random.Generator) -> Economics:
-    """The economics of ``rows`` under one draw of each customer's uplift from its posterior (``sd`` wide)."""
+    """The economics of ``rows`` under one draw of each customer's uplift from a normal around ``centre`` (n, a;
+    :func:`exploit_uplift`), ``sd`` wide (the ``rows``' own)."""
     # A draw per customer (batched Thompson sampling): each customer's action follows the posterior
     # probability that it is best, exactly as under one draw per action shared by everyone, so the
     # expected value is the same; but the campaign no longer moves as a whole on one draw's luck (shared,
     # the 20k demo's first designed cycle contacted 5,271 to 11,597 customers as the draw fell), and every
     # action gets its posterior share of each cycle's evidence. bench/RESULTS.md, "Thompson's draw: shared or per customer".
-    uplift = customers.uplift[rows]
-    draw = np.nan_to_num(uplift) + sd * rng.standard_normal(uplift.shape)
-    return action_economics(draw, np.nan_to_num(customers.p_buy[rows]), np.nan_to_num(customers.spend[rows]),
+    mean = centre[rows]
+    return _economics(customers, rows, mean + sd * rng.standard_normal(mean.shape))
+
+
+def _economics(customers: ScoredCustomers, rows: np.ndarray | slice, uplift: np.ndarray) -> Economics:
+    return action_economics(uplift, np.nan_to_num(customers.p_buy[rows]), np.nan_to_num(customers.spend[rows]),
                             np.nan_to_num(customers.margin_rate[rows]), customers.actions, customers.retained[rows])
 
 
@@ -114,15 +142,15 @@ def exploit_probability(customers: ScoredCustomers, assignment: Assignment, allo
     planned_action = assignment.choice[planned]
     explore = assignment.explore[planned]
     ok = allowed[planned]
-    econ = customers.econ
+    econ = exploit_economics(customers, config)
     if config.exploration == "epsilon":
         rule = choose(econ.value[planned], econ.cost[planned], ok & (econ.value[planned] > 0), penalty)
         return np.where(explore, (rule == planned_action).astype(float), 1.0)
     rng = random_stream(config, "thompson probabilities")
-    sd = uplift_sd(customers, config)[planned]
+    sd, centre = uplift_sd(customers, config)[planned], exploit_uplift(customers, config)
     hits = np.where(explore, 0.0, 1.0)  # the realised draw chose the exploit rows' action
     for _ in range(config.thompson_draws):
-        sampled = sample_economics(customers, planned, sd, rng)
+        sampled = sample_economics(customers, planned, centre, sd, rng)
         hits += choose(sampled.value, sampled.cost, ok, penalty) == planned_action
     # Exploit rows count the realised draw, so never reach 0; explored rows were not part of it, and an
     # action exploitation never picks must weigh only its exploration probability (a floor would bias IPS).

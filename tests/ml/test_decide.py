@@ -393,6 +393,31 @@ def test_thompson_scale_sets_how_far_the_draws_stray_from_the_posterior_mean() -
     assert 0.0 < strays(0.25) < strays(1.0)
 
 
+def test_pessimism_leaves_an_effect_the_evidence_cannot_tell_from_harm_to_exploration() -> None:
+    # Every message is measured at +0.003; on push the evidence pins it (se 0.0005), elsewhere it cannot tell
+    # it from a small harm (se 0.004). Discounts lose on every customer. On the mean every consented customer
+    # gets a message; one standard error of pessimism keeps only push, and exploration still sends the rest.
+    world = make_world(3000, 5)
+    for action in action_catalogue():
+        world[uplift_column(action)] = 0.003 if action.offer.name == "message" else -0.01
+        world[f"uplift_sd__{action.name}"] = 0.0005 if action.name == "message__push" else 0.004
+
+    def plan(pessimism: float) -> pd.DataFrame:
+        return design_campaign(world, DesignConfig(
+            cycle_id="2026-01-12", budget=1e9, exploration="thompson", epsilon=0.1, thompson_scale=0.0,
+            uplift_pessimism=pessimism, seed=1)).rows
+
+    on_mean, pessimistic = plan(0.0), plan(1.0)
+    exploited = pessimistic[~pessimistic["exploration"]]
+    assert set(on_mean.loc[~on_mean["exploration"] & (on_mean["channel"] != "push"), "offer"]) == {"message"}
+    assert (on_mean["channel"] != "push").sum() > 500
+    assert len(exploited) > 500 and set(zip(exploited["offer"], exploited["channel"], strict=True)) == {("message", "push")}
+    explored = pessimistic[pessimistic["exploration"]]
+    assert (explored["channel"] == "email").any() and (explored["offer"] == "message").any()
+    # The plan still states what the evidence expects of each send: the mean, not the pessimistic value.
+    assert np.allclose(pessimistic.loc[pessimistic["offer"] == "message", "expected_uplift"], 0.003)
+
+
 def test_an_empty_world_gives_an_empty_plan() -> None:
     plan = design_campaign(make_world(0, 0), DesignConfig(cycle_id="2026-01-12", budget=10.0))
     assert plan.rows.empty and plan.summary["customers_targeted"] == 0
