@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from ml.arviz_stamp import settle_arviz_stamp
+
 if TYPE_CHECKING:
     from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
 
@@ -119,6 +121,7 @@ def flat_bgnbd_config() -> dict[str, Any]:
 
     Giving ``a`` and ``b`` directly switches the library off its hierarchical phi/kappa parameterisation.
     """
+    settle_arviz_stamp()
     from pymc_extras.prior import Prior
 
     return {name: Prior("HalfFlat") for name in BGNBD_PARAMS}
@@ -126,6 +129,7 @@ def flat_bgnbd_config() -> dict[str, Any]:
 
 def flat_gamma_gamma_config() -> dict[str, Any]:
     """Gamma-Gamma model_config with flat priors (the library default in 0.19; explicit so an upgrade can't move it)."""
+    settle_arviz_stamp()
     from pymc_extras.prior import Prior
 
     return {name: Prior("HalfFlat") for name in GAMMA_GAMMA_PARAMS}
@@ -133,6 +137,7 @@ def flat_gamma_gamma_config() -> dict[str, Any]:
 
 def fit_bgnbd(summary: pd.DataFrame, *, model_config: dict[str, Any] | None = None) -> BetaGeoModel:
     """Fit BG/NBD by MAP (flat priors unless ``model_config`` says otherwise)."""
+    settle_arviz_stamp()
     from pymc_marketing.clv import BetaGeoModel
 
     _check_summary(summary, ("customer_id", "frequency", "recency", "T"))
@@ -150,6 +155,7 @@ def fit_gamma_gamma(summary: pd.DataFrame, *, model_config: dict[str, Any] | Non
     One-time buyers carry no repeat-spend information (their ``monetary_value`` is 0), so they are left
     out of the fit, as in Fader & Hardie (2013); they are still scored, at the population mean.
     """
+    settle_arviz_stamp()
     from pymc_marketing.clv import GammaGammaModel
 
     _check_summary(summary, ("customer_id", "frequency", "monetary_value"))

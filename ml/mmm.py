@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ml import tracking
+from ml.arviz_stamp import settle_arviz_stamp
 from ml.features import read
 from ml.train.config import EXPERIMENT, TrainConfig
 from ml.train.registration import CycleRun, log_register_gate
@@ -113,6 +114,7 @@ def fit_media_mix(frame: pd.DataFrame, channels: list[str] | None = None,
     """Sample the MMM on ``frame`` (:func:`media_frame`); ``channels`` default :func:`channels_of`."""
     import time
 
+    settle_arviz_stamp()
     from pymc_extras.prior import Prior
     from pymc_marketing.mmm import GeometricAdstock, LogisticSaturation
     from pymc_marketing.mmm.multidimensional import MMM
@@ -186,6 +188,7 @@ def channel_summary(fit: MediaMixFit) -> pd.DataFrame:
 def diagnostics(fit: MediaMixFit) -> dict[str, float]:
     """Convergence (worst r-hat, smallest bulk ESS over the media parameters), divergences and in-sample R^2
     of the posterior mean."""
+    settle_arviz_stamp()
     import arviz as az
 
     names = ["adstock_alpha", "saturation_lam", "saturation_beta", "intercept_contribution", "y_sigma"]

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from ml.arviz_stamp import settle_arviz_stamp
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
@@ -309,6 +311,7 @@ def load_champion(model_name: str, flavor: Literal["pyfunc", "sklearn"] = "pyfun
     """Load the current champion through its alias URI ``models:/<name>@champion``."""
     import mlflow
 
+    settle_arviz_stamp()  # a CLV champion unpickles pymc-marketing
     loader = mlflow.sklearn.load_model if flavor == "sklearn" else mlflow.pyfunc.load_model
     return loader(champion_uri(model_name))
 

@@ -45,6 +45,7 @@ from campaign_loop.actions import ACTIONS
 from campaign_loop.config import CHANNELS
 from campaign_loop.warehouse import read_whole
 from ml import engagement, features, loyalty, tracking
+from ml.arviz_stamp import settle_arviz_stamp
 from ml.registry import champion_uri, champion_version
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def load_champions(names: tuple[str, ...] = ("churn", "propensity", "clv", "upli
     for name in names:
         version = champion_version(name, client)
         if version is not None:
+            settle_arviz_stamp()  # a CLV champion unpickles pymc-marketing
             loaded[name] = (mlflow.sklearn.load_model(champion_uri(name)), str(version.version))
     return loaded
 

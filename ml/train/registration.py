@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ml import registry, tracking
+from ml.arviz_stamp import settle_arviz_stamp
 from ml.registry import GateDecision, champion_uri, champion_version
 from ml.train.config import TrainConfig
 from ml.train.trained import Trained
@@ -75,6 +76,7 @@ def _load_champion(name: str, client: MlflowClient) -> tuple[Any | None, str | N
     current = champion_version(name, client)
     if current is None:
         return None, None
+    settle_arviz_stamp()  # a CLV champion unpickles pymc-marketing
     return mlflow.sklearn.load_model(champion_uri(name)), str(current.version)
 
 
