@@ -38,6 +38,7 @@ def test_every_key_is_overridable_by_environment(monkeypatch: pytest.MonkeyPatch
         "min_detectable_lift": ("0.02", 0.02), "correction": ("dunnett", "dunnett"), "contact_cap": ("2", 2),
         "frequency_cap": ("customer", "customer"),
         "exploration": ("epsilon", "epsilon"), "epsilon": ("0.1", 0.1), "thompson_scale": ("0.5", 0.5),
+        "uplift_pessimism": ("1", 1.0),
         "value_horizon_weeks": ("52", 52), "retention_effect": ("0.3", 0.3),
         "channel_preference": ("false", False),
         "offers": ("message,pct10", ("message", "pct10")), "kpi_alert_callback": ("alerts:send", "alerts:send"),

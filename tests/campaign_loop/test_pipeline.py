@@ -38,9 +38,11 @@ def test_run_params_override_settings_by_the_same_name() -> None:
 def test_the_run_s_exploration_reaches_the_design() -> None:
     from ml.decide import DesignConfig
 
-    settings = settings_for_run({"exploration": "thompson", "epsilon": 0.12, "thompson_scale": 0.4})
+    settings = settings_for_run({"exploration": "thompson", "epsilon": 0.12, "thompson_scale": 0.4,
+                                 "uplift_pessimism": 1.5})
     config = DesignConfig.from_settings(settings, "2026-01-12")
-    assert (config.exploration, config.epsilon, config.thompson_scale) == ("thompson", 0.12, 0.4)
+    assert (config.exploration, config.epsilon, config.thompson_scale, config.uplift_pessimism) == (
+        "thompson", 0.12, 0.4, 1.5)
 
 
 def test_a_demo_run_ahead_of_the_simulated_world_says_which_run_to_trigger(tmp_path: Path) -> None:
