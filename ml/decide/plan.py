@@ -171,6 +171,8 @@ def plan_summary(
         "explored": int(rows["exploration"].sum()),
         "epsilon": config.epsilon,
         "epsilon_effective": float(epsilon_eff),
+        # Standard errors subtracted from each measured effect before exploitation valued it (0: the mean).
+        "uplift_pessimism": config.uplift_pessimism,
         "holdout": {k: (float(v) if isinstance(v, float | np.floating) else v) for k, v in holdout.items()},
         "by_action": _counts(rows, "campaign_id"),
         "by_channel": _counts(rows, "channel"),

@@ -402,12 +402,14 @@ def test_pessimism_leaves_an_effect_the_evidence_cannot_tell_from_harm_to_explor
         world[uplift_column(action)] = 0.003 if action.offer.name == "message" else -0.01
         world[f"uplift_sd__{action.name}"] = 0.0005 if action.name == "message__push" else 0.004
 
-    def plan(pessimism: float) -> pd.DataFrame:
+    def plan(pessimism: float) -> CampaignPlan:
         return design_campaign(world, DesignConfig(
             cycle_id="2026-01-12", budget=1e9, exploration="thompson", epsilon=0.1, thompson_scale=0.0,
-            uplift_pessimism=pessimism, seed=1)).rows
+            uplift_pessimism=pessimism, seed=1))
 
-    on_mean, pessimistic = plan(0.0), plan(1.0)
+    on_mean, pessimistic_plan = plan(0.0).rows, plan(1.0)
+    pessimistic = pessimistic_plan.rows
+    assert pessimistic_plan.summary["uplift_pessimism"] == 1.0
     exploited = pessimistic[~pessimistic["exploration"]]
     assert set(on_mean.loc[~on_mean["exploration"] & (on_mean["channel"] != "push"), "offer"]) == {"message"}
     assert (on_mean["channel"] != "push").sum() > 500
