@@ -47,7 +47,7 @@ class DesignConfig:
     # bench/RESULTS.md, "Exploration in the closed loop".
     thompson_scale: float = 0.25
     # Standard errors of its measured effect subtracted from each uplift before exploitation values an action
-    # (ml.decide.exploration.exploit_uplift): 0 acts on the mean. bench/RESULTS.md, "Pessimism in worlds c and d".
+    # (ml.decide.exploration.exploit_uplift): 0 acts on the mean. bench/RESULTS.md, "Pessimism in the loop".
     uplift_pessimism: float = 0.0
     thompson_draws: int = 64  # Monte Carlo draws that estimate Thompson assignment probabilities
     seed: int = 0
