@@ -98,17 +98,16 @@ def exploit_uplift(customers: ScoredCustomers, config: DesignConfig) -> np.ndarr
     (exploration still sends it, and keeps measuring it). Unmeasured uncertainty (no ``uplift_sd__`` columns)
     moves nothing: ``thompson_uplift_sd`` is a width for exploring, not evidence."""
     uplift = np.nan_to_num(customers.uplift)
-    sd = measured_sd(customers)
-    if config.uplift_pessimism == 0 or sd is None:
-        return uplift
-    return uplift - config.uplift_pessimism * np.nan_to_num(sd)
+    sd = measured_sd(customers) if config.uplift_pessimism else None
+    return uplift if sd is None else uplift - config.uplift_pessimism * np.nan_to_num(sd)
 
 
 def exploit_economics(customers: ScoredCustomers, config: DesignConfig) -> Economics:
     """The economics of :func:`exploit_uplift`: the customers' own when nothing is subtracted."""
-    if config.uplift_pessimism == 0 or measured_sd(customers) is None:
+    uplift = exploit_uplift(customers, config)
+    if np.array_equal(uplift, np.nan_to_num(customers.uplift)):
         return customers.econ
-    return _economics(customers, slice(None), exploit_uplift(customers, config))
+    return _economics(customers, slice(None), uplift)
 
 
 def sample_economics(customers: ScoredCustomers, rows: np.ndarray | slice, centre: np.ndarray, sd: np.ndarray,
