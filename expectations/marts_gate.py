@@ -24,6 +24,13 @@ SELECT coalesce(sum(total_amount), 0) FROM (
     UNION ALL SELECT total_amount, purchased_at FROM staging.stg_pos__receipts
 ) WHERE event_at >= ? AND event_at < ?
 """
+# Sends whose campaign staging has not got (its row quarantined, its file late): fct_campaign_sends holds them out.
+HELD_SENDS_SQL = """
+SELECT s.campaign_id, count(*) AS sends
+FROM staging.stg_marketing__campaign_sends s
+WHERE NOT EXISTS (SELECT 1 FROM staging.stg_marketing__campaigns c WHERE c.campaign_id = s.campaign_id)
+GROUP BY s.campaign_id ORDER BY sends DESC, s.campaign_id
+"""
 # One row per cycle (start date as cycle_id): the volume KPIs the anomaly check follows.
 KPI_SQL = """
 SELECT strftime(CAST(? AS DATE) + CAST(floor(date_diff('day', CAST(? AS DATE), CAST(ordered_at AS DATE)) / ?) * ? AS INTEGER),
@@ -76,6 +83,7 @@ def mart_frames_and_checks(
     checks += _relationship_checks(cycle, loaded, rules.get("relationships", ()))
     if "fct_orders" in loaded:
         checks += _order_checks(cycle, loaded["fct_orders"], rules)
+    checks += _held_send_checks(cycle, rules["campaign_present"])
     features = loaded.get("fct_customer_features")
     if features is not None:
         checks += _drift_checks(cycle, features, rules["drift"])
@@ -145,6 +153,16 @@ def _order_checks(cycle: _MartCycle, orders: pd.DataFrame, rules: dict[str, Any]
         k=anomaly["k"], min_history=anomaly["min_history"], lookback=anomaly["lookback"],
         severity=anomaly["severity"])
     return checks
+
+
+def _held_send_checks(cycle: _MartCycle, rule: dict[str, Any]) -> list[CheckResult]:
+    """Sends waiting for their campaign: one campaign's missing row must not stop the cycle, nor vanish unsaid."""
+    if not {"stg_marketing__campaign_sends", "stg_marketing__campaigns"} <= _tables(cycle.con, "staging"):
+        return []
+    held = cycle.con.execute(HELD_SENDS_SQL).fetchall()
+    total = cycle.con.execute("SELECT count(*) FROM staging.stg_marketing__campaign_sends").fetchone()[0]
+    return [marts.check_campaign_present(held, total, table="staging.stg_marketing__campaign_sends",
+                                         severity=rule["severity"])]
 
 
 def _drift_checks(cycle: _MartCycle, features: pd.DataFrame, drift: dict[str, Any]) -> list[CheckResult]:

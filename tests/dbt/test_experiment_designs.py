@@ -12,12 +12,14 @@ One small build (no simulator), three campaigns:
   1:1:1, reported outcomes: 40, 30 and 20 conversions; the clickstream shows 50, 40 and 30 of them visiting
   in its window (10 of each also in the pre-period, where 40 of each arm visited), and no session in the
   cycle-1 and cycle-2 windows;
-* ``cearly``: imported without cycle_id and started before the first feature snapshot (5 January).
+* ``cearly``: imported without cycle_id and started before the first feature snapshot (5 January);
+* ``clate``: five sends whose campaign row has not landed (quarantined, or its file late).
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -29,6 +31,7 @@ import pytest
 from campaign_loop.config import Settings
 from campaign_loop.lift import METRICS
 from campaign_loop.pipeline import publish
+from expectations.results import CheckResult
 from ml.ab import AnalysisOptions, analyze, holm, two_proportion_test
 
 from .conftest import run_dbt
@@ -64,6 +67,7 @@ SENDS = (
        for first, variant, buyers in ((3000, "A", 40), (3200, "B", 30), (3400, "holdout", 20))
        for m in range(first, first + 200)]
     + [_send("cearly", f"M{m:04d}", "control" if m % 2 else "treatment", 0.5, sent_at=None) for m in range(3590, 3594)]
+    + [_send("clate", f"M{m:04d}", "control" if m % 2 else "treatment", 0.5) for m in range(3595, 3600)]
 )
 
 
@@ -360,3 +364,53 @@ def test_campaigns_without_cycle_id_reach_the_uplift_learner(home: Path, caplog:
     # run to the cycle start after the last one.
     assert per_campaign.loc["cvariants"].tolist() == [600, T(2026, 1, 19).date(), "pct10__email"]
     assert math.isclose(frame[frame["campaign_id"] == "coutcome"]["is_converted"].mean(), 0.1)
+
+
+CLATE = _campaign("clate", "kakao", "none", "0", T(2026, 1, 13), T(2026, 1, 19, 23, 59), "2026-01-12")
+
+
+def _held_sends_check(settings: Settings) -> CheckResult:
+    from expectations.marts_gate import mart_frames_and_checks
+    from expectations.suites import load_rules
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        _, checks = mart_frames_and_checks(connection, settings, settings.cycle_key(1), load_rules()["marts"])
+    [check] = [c for c in checks if c.check == "campaign_present"]
+    return check
+
+
+def test_sends_without_their_campaign_wait_in_staging_and_the_gate_names_them(home: Path) -> None:
+    # One campaign's missing row (a quarantined line of the campaigns file) must not stop the cycle's build
+    # (the fixture's build passed), nor vanish: the sends stay staged and the gate warns with their campaign.
+    settings = Settings(home=home)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        staged, = connection.execute(
+            "select count(*) from staging.stg_marketing__campaign_sends where campaign_id = 'clate'").fetchone()
+        in_mart, = connection.execute(
+            "select count(*) from marts.fct_campaign_sends where campaign_id = 'clate'").fetchone()
+    assert (staged, in_mart) == (5, 0)
+    check = _held_sends_check(settings)
+    assert (check.success, check.severity, check.table) == (False, "warning", "staging.stg_marketing__campaign_sends")
+    assert "5 of" in check.details and "1 campaign(s)" in check.details and "clate (5)" in check.details
+
+
+def test_held_sends_join_their_campaign_when_it_lands(home: Path, tmp_path: Path) -> None:
+    # The corrected campaigns file lands a week later, in a copy of the warehouse (the module's stays as built).
+    late = tmp_path / "home"
+    shutil.copytree(home, late)
+    settings = Settings(home=late)
+    record = CLATE | {"_batch": "2026-01-19", "_file": "late/campaigns.csv", "_file_hash": "late", "_row_number": 1,
+                      "_loaded_at": T(2026, 1, 20)}
+    with duckdb.connect(str(settings.warehouse_path)) as connection:
+        names = ", ".join(f'"{name}"' for name in record)
+        connection.execute(f"insert into raw.campaigns ({names}) values ({', '.join('?' for _ in record)})",
+                           list(record.values()))
+    result = run_dbt(late, "build", "--select", "stg_marketing__campaigns", "stg_marketing__campaign_sends",
+                     "fct_campaign_sends", "--exclude", "test_type:unit")
+    assert result.returncode == 0, result.stdout[-4000:]
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        arms = dict(connection.execute(
+            "select arm, count(*) from marts.fct_campaign_sends where campaign_id = 'clate' group by arm").fetchall())
+    assert arms == {"treatment": 2, "control": 3}
+    assert _held_sends_check(settings).success
+

@@ -114,6 +114,15 @@ def test_keys_and_relationships() -> None:
     assert not orphan.success and orphan.observed == pytest.approx(0.5)
 
 
+def test_sends_awaiting_their_campaign_are_counted_and_named() -> None:
+    assert marts.check_campaign_present([], 0, table="stg").success
+    held = [(f"c{i}", 10 - i) for i in range(7)]
+    check = marts.check_campaign_present(held, 200, table="stg")
+    assert not check.success and check.severity == "warning" and check.observed == pytest.approx(49 / 200)
+    assert check.details.startswith("49 of 200 sends name 7 campaign(s)")
+    assert "c0 (10), c1 (9), c2 (8), c3 (7), c4 (6), ...;" in check.details and "c5" not in check.details
+
+
 # --- the marts stage of the gate, on synthetic marts ------------------------------------------------
 
 CYCLE = "2026-02-09"
