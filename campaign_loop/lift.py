@@ -38,6 +38,7 @@ COLUMNS: dict[str, str] = {
     "cuped": "boolean", "cuped_theta": "double", "variance_reduction": "double",
     "lift_unadjusted": "double", "lift_ci_low_unadjusted": "double", "lift_ci_high_unadjusted": "double",
     "p_value_unadjusted": "double", "seq_ci_low": "double", "seq_ci_high": "double", "sequential_method": "varchar",
+    "lift_ci_low_simultaneous": "double", "lift_ci_high_simultaneous": "double",
     "mde": "double", "roi": "double",
 }  # the table's columns and types; dbt_project/models/marts/lift/kpi_campaign_lift.yml documents the same
 
@@ -115,7 +116,8 @@ def campaign_lift(arms: pd.DataFrame, *, control: str = "control", correction: C
                 "variance_reduction": c.variance_reduction, "lift_unadjusted": c.abs_lift_unadjusted,
                 "lift_ci_low_unadjusted": c.ci_low_unadjusted, "lift_ci_high_unadjusted": c.ci_high_unadjusted,
                 "p_value_unadjusted": c.p_value_unadjusted, "seq_ci_low": c.seq_ci_low, "seq_ci_high": c.seq_ci_high,
-                "sequential_method": report.sequential_method, "mde": c.mde, "roi": roi,
+                "sequential_method": report.sequential_method, "lift_ci_low_simultaneous": c.ci_low_simultaneous,
+                "lift_ci_high_simultaneous": c.ci_high_simultaneous, "mde": c.mde, "roi": roi,
             })
     return pd.DataFrame(out, columns=list(COLUMNS))
 

@@ -24,6 +24,10 @@ Methods (all two-sided, ``alpha`` = 0.05 unless given):
   and ``kpi_campaign_lift`` use it (docs/decisions/0025). The report names the correction
   (``LiftReport.correction``), ``p_value_adjusted`` is its p-value and decisions use it; ``p_value_holm`` is
   Holm's whichever is chosen;
+* simultaneous intervals (``ci_low_simultaneous``/``ci_high_simultaneous``), per metric over the k >= 2
+  comparisons with the control: estimate +/- c se with c Dunnett's single-step max-|t| critical value, so all
+  k cover their true differences together with probability 1 - alpha (at the smallest of the comparisons'
+  degrees of freedom, which errs wide); with one comparison they are its own interval;
 * always-valid intervals (``seq_ci_low``/``seq_ci_high``) for campaigns watched daily: the mSPRT
   normal-mixture confidence sequence tuned to the planned sizes (``LiftReport.sequential_method``);
 * sample ratio mismatch: chi-square goodness of fit of the arm sizes against the designed allocation;
@@ -44,7 +48,15 @@ import numpy as np
 import pandas as pd
 
 from ml.stats import sequential
-from ml.stats.design import holm, many_to_one_step_down, mde_at, power_at, sample_size_for_mde, srm_p_value
+from ml.stats.design import (
+    holm,
+    many_to_one_critical,
+    many_to_one_step_down,
+    mde_at,
+    power_at,
+    sample_size_for_mde,
+    srm_p_value,
+)
 from ml.stats.estimators import (
     ArmStats,
     Estimate,
@@ -180,6 +192,8 @@ class Comparison:
     p_value_unadjusted: float = math.nan
     seq_ci_low: float = math.nan  # always-valid interval (LiftReport.sequential_method)
     seq_ci_high: float = math.nan
+    ci_low_simultaneous: float = math.nan  # with the metric's other comparisons with the control (Dunnett)
+    ci_high_simultaneous: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -289,10 +303,12 @@ def analyze_stats(stats_by_arm: Mapping[str, Mapping[str, ArmStats]], metrics: M
     adjusted = holm_adjusted
     if options.correction == "dunnett":
         adjusted, described = _dunnett(rows, specs, variants, control)
+    critical = _simultaneous_critical(rows, specs, options.alpha)
     comparisons = tuple(
         _comparison(row, (p_holm, p_adj), (stats_by_arm[control][row.metric.name],
-                                           stats_by_arm[row.variant][row.metric.name]), counts, check, options)
-        for row, p_holm, p_adj in zip(rows, holm_adjusted, adjusted, strict=True))
+                                           stats_by_arm[row.variant][row.metric.name]), counts, check, options,
+                    c)
+        for row, p_holm, p_adj, c in zip(rows, holm_adjusted, adjusted, critical, strict=True))
     return LiftReport(
         control=control, counts=counts, allocation=check.design, srm_p_value=check.p, srm_ok=check.ok,
         alpha=options.alpha, comparisons=comparisons, correction=described, srm_note=check.note,
@@ -332,10 +348,13 @@ def _estimate(metric: Metric, c: ArmStats, v: ArmStats, variant: str, options: A
 
 
 def _comparison(row: _Estimated, p_values: tuple[float, float], arms: tuple[ArmStats, ArmStats],
-                counts: Mapping[str, int], check: _SampleRatio, options: AnalysisOptions) -> Comparison:
+                counts: Mapping[str, int], check: _SampleRatio, options: AnalysisOptions,
+                critical: float | None) -> Comparison:
     """The report's row of one comparison; ``p_values`` are (Holm's, the chosen correction's), ``arms``
-    (control, variant)."""
+    (control, variant), ``critical`` the simultaneous intervals' c (None: the comparison is its metric's only)."""
     metric, est, raw, alpha = row.metric, row.primary, row.raw, options.alpha
+    simultaneous = (est.ci_low, est.ci_high) if critical is None else (
+        est.diff - critical * est.se, est.diff + critical * est.se)
     p_holm, p_adj = p_values
     control = options.control
     n_c, n_v = counts[control], counts[row.variant]
@@ -352,11 +371,12 @@ def _comparison(row: _Estimated, p_values: tuple[float, float], arms: tuple[ArmS
         ci_low=est.ci_low, ci_high=est.ci_high, rel_ci_low=rel_low, rel_ci_high=rel_high,
         p_value=est.p_value, p_value_holm=p_holm, p_value_adjusted=p_adj, srm_p_value=check.p,
         power=power_at(est.diff, est.se, alpha=alpha), mde=mde,
-        decision=_decision(row, rel, p_adj, mde, check, options),
+        decision=_decision(row, rel, p_adj, mde, check, options, None if critical is None else simultaneous),
         se=est.se, method=est.method, cuped=is_cuped, cuped_theta=est.theta,
         variance_reduction=1 - est.se**2 / raw.se**2 if is_cuped and raw.se > 0 else math.nan,
         abs_lift_unadjusted=raw.diff, ci_low_unadjusted=raw.ci_low, ci_high_unadjusted=raw.ci_high,
         p_value_unadjusted=raw.p_value, seq_ci_low=seq_low, seq_ci_high=seq_high,
+        ci_low_simultaneous=simultaneous[0], ci_high_simultaneous=simultaneous[1],
     )
 
 
@@ -417,20 +437,39 @@ def _dunnett(rows: list[_Estimated], specs: list[Metric], variants: list[str], c
     for metric in specs:
         idx = [i for i, r in enumerate(rows) if r.metric.name == metric.name]
         ests: list[Estimate] = [rows[i].primary for i in idx]
-        var = np.array([e.var_control + e.var_variant for e in ests])
-        shared = np.sqrt(np.outer([e.var_control for e in ests], [e.var_control for e in ests]))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rho = np.nan_to_num(shared / np.sqrt(np.outer(var, var)))
-        np.fill_diagonal(rho, 1.0)
-        p = many_to_one_step_down([e.statistic for e in ests], rho, [e.df for e in ests])
+        p = many_to_one_step_down([e.statistic for e in ests], _correlation(ests), [e.df for e in ests])
         for i, value in zip(idx, p, strict=True):
             adjusted[i] = value
     return adjusted, (f"Dunnett step-down over the {len(variants)} comparisons with {control}, per metric "
                       "(max-|t| of the multivariate t)")
 
 
+def _correlation(ests: Sequence[Estimate]) -> np.ndarray:
+    """Correlation of comparisons sharing the control: var_c / sqrt(V_i V_j) (see :func:`_dunnett`)."""
+    var = np.array([e.var_control + e.var_variant for e in ests])
+    shared = np.sqrt(np.outer([e.var_control for e in ests], [e.var_control for e in ests]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.nan_to_num(shared / np.sqrt(np.outer(var, var)))
+    np.fill_diagonal(rho, 1.0)
+    return rho
+
+
+def _simultaneous_critical(rows: list[_Estimated], specs: list[Metric], alpha: float) -> list[float | None]:
+    """Per comparison, the c of its metric's simultaneous intervals; None where the metric has one comparison."""
+    critical: list[float | None] = [None] * len(rows)
+    for metric in specs:
+        idx = [i for i, r in enumerate(rows) if r.metric.name == metric.name]
+        ests = [rows[i].primary for i in idx]
+        if len(ests) < 2 or not all(math.isfinite(e.se) and e.se > 0 for e in ests):
+            continue
+        c = many_to_one_critical(_correlation(ests), min(e.df for e in ests), alpha=alpha)
+        for i in idx:
+            critical[i] = c
+    return critical
+
+
 def _decision(row: _Estimated, rel: float, p_adj: float, mde: float, check: _SampleRatio,
-              options: AnalysisOptions) -> str:
+              options: AnalysisOptions, simultaneous: tuple[float, float] | None) -> str:
     metric, variant, control, result = row.metric.name, row.variant, options.control, row.primary
     srm, srm_ok, alpha, power = check.p, check.ok, options.alpha, options.power
     if srm_ok is False:
@@ -441,6 +480,8 @@ def _decision(row: _Estimated, rel: float, p_adj: float, mde: float, check: _Sam
     unchecked = " Sample ratio not checked: the design is unknown." if srm_ok is None else ""
     level = f"{1 - alpha:.0%}"
     interval = f"{level} CI [{result.ci_low:+.4g}, {result.ci_high:+.4g}]"
+    if simultaneous is not None:
+        interval += f"; simultaneous with the other arms [{simultaneous[0]:+.4g}, {simultaneous[1]:+.4g}]"
     relative = "" if math.isnan(rel) else f" ({rel:+.1%})"
     adjusted = f"{options.correction.capitalize()}-adjusted p={p_adj:.2g}"
     if p_adj < alpha:

@@ -308,6 +308,16 @@ def test_measure_of_variants_says_which_correction(home: Path) -> None:
     assert [rows[a]["p_value_adjusted"] for a in ("treatment:A", "treatment:B")] == pytest.approx(
         [0.0099881, 0.130570], abs=2e-6)
     assert "Dunnett-adjusted p=0.01" in rows["treatment:A"]["decision"]
+    # Simultaneous intervals, d +/- c se with P(max(|Z1|, |Z2|) <= c) = 0.95 at rho 0.385961: c = 2.222856
+    # (scipy's bivariate normal); A: 0.1 +/- c sqrt(1.25e-3) = [0.0214102, 0.1785898], B: 0.05 +/- c
+    # sqrt(1.0875e-3) = [-0.0233037, 0.1233037]. The published table has the same from the warehouse's sums.
+    simultaneous = [(rows[a]["ci_low_simultaneous"], rows[a]["ci_high_simultaneous"]) for a in ("treatment:A", "treatment:B")]
+    assert simultaneous == [pytest.approx((0.0214102, 0.1785898), abs=2e-7), pytest.approx((-0.0233037, 0.1233037), abs=2e-7)]
+    with duckdb.connect(str(Settings(home=home).warehouse_path), read_only=True) as connection:
+        published = connection.execute(
+            "select lift_ci_low_simultaneous, lift_ci_high_simultaneous from published.kpi_campaign_lift "
+            "where campaign_id = 'cvariants' and metric = 'converted' order by variant_id").fetchall()
+    assert published == [pytest.approx(pair, abs=1e-12) for pair in simultaneous]
 
 
 def test_the_marts_gate_judges_each_variant_against_its_designed_share(home: Path) -> None:

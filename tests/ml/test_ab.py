@@ -250,6 +250,29 @@ def test_three_arms_against_a_shared_control_dunnett_by_hand() -> None:
         ab.analyze(units, {"converted": "binary", "revenue": "continuous"}, ab.AnalysisOptions(correction="dunnett"))
 
 
+def test_simultaneous_intervals_of_three_arms_by_hand() -> None:
+    # The arms above. Simultaneous 95 % intervals are d +/- c se with P(max(|Z1|, |Z2|) <= c) = 0.95 at rho
+    # 0.456028: c = 2.216758 (scipy's bivariate normal and a root finder; Dunnett's table has 2.212 at rho 0.5),
+    # between the single comparison's 1.959964 and Bonferroni's 2.241403. variant_a: 0.03 +/- 2.216758 x
+    # 0.0142513 = [-0.0015917, 0.0615917]; variant_b: 0.015 +/- 2.216758 x 0.0138483 = [-0.0156983, 0.0456983].
+    # variant_a's own interval leaves out 0 (Wald, [0.002068, 0.057932]) but its family's does not, as its
+    # Dunnett-adjusted p (0.066) says.
+    def arm(name: str, converted: int) -> pd.DataFrame:
+        return pd.DataFrame({"variant": name, "converted": [1] * converted + [0] * (1000 - converted)})
+
+    units = pd.concat([arm("control", 100), arm("variant_a", 130), arm("variant_b", 115)], ignore_index=True)
+    rows = ab.analyze(units, {"converted": "binary"}, ab.AnalysisOptions(family="metric", correction="dunnett")
+                      ).frame().set_index("variant")
+    assert rows["ci_low_simultaneous"].tolist() == pytest.approx([-0.0015917, -0.0156983], abs=2e-7)
+    assert rows["ci_high_simultaneous"].tolist() == pytest.approx([0.0615917, 0.0456983], abs=2e-7)
+    assert rows.loc["variant_a", "ci_low"] > 0
+    assert "simultaneous with the other arms [-0.001592, +0.06159]" in rows.loc["variant_a", "decision"]
+    # One comparison has nothing to be simultaneous with: its own interval, and the decision says no more.
+    single = ab.analyze(units[units["variant"] != "variant_b"], {"converted": "binary"}).frame().iloc[0]
+    assert (single["ci_low_simultaneous"], single["ci_high_simultaneous"]) == (single["ci_low"], single["ci_high"])
+    assert "simultaneous" not in single["decision"]
+
+
 def test_unknown_metric_kind_is_rejected() -> None:
     with pytest.raises(ValueError, match="kind"):
         ab.analyze(_units(), {"converted": "ordinal"})  # type: ignore[dict-item]
