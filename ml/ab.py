@@ -409,6 +409,11 @@ def _unadjusted(metric: Metric, c: ArmStats, v: ArmStats, alpha: float, proporti
     return est, est.se
 
 
+def _per_metric(rows: list[_Estimated], specs: list[Metric]) -> list[list[int]]:
+    """The positions in ``rows`` of each metric's comparisons with the control: the family of each correction."""
+    return [[i for i, r in enumerate(rows) if r.metric.name == metric.name] for metric in specs]
+
+
 def _holm(rows: list[_Estimated], specs: list[Metric], variants: list[str], control: str, family: HolmFamily
           ) -> tuple[list[float], str]:
     if family == "all":
@@ -417,8 +422,7 @@ def _holm(rows: list[_Estimated], specs: list[Metric], variants: list[str], cont
                           f"vs {control})")
     if family == "metric":
         adjusted = [math.nan] * len(rows)
-        for metric in specs:
-            idx = [i for i, r in enumerate(rows) if r.metric.name == metric.name]
+        for idx in _per_metric(rows, specs):
             for i, p in zip(idx, holm([rows[i].primary.p_value for i in idx]), strict=True):
                 adjusted[i] = p
         return adjusted, f"Holm over the {len(variants)} comparisons with {control}, per metric"
@@ -434,8 +438,7 @@ def _dunnett(rows: list[_Estimated], specs: list[Metric], variants: list[str], c
     the control's term is then sqrt(var_c,i var_c,j), exact when the thetas agree.
     """
     adjusted = [math.nan] * len(rows)
-    for metric in specs:
-        idx = [i for i, r in enumerate(rows) if r.metric.name == metric.name]
+    for idx in _per_metric(rows, specs):
         ests: list[Estimate] = [rows[i].primary for i in idx]
         p = many_to_one_step_down([e.statistic for e in ests], _correlation(ests), [e.df for e in ests])
         for i, value in zip(idx, p, strict=True):
@@ -457,8 +460,7 @@ def _correlation(ests: Sequence[Estimate]) -> np.ndarray:
 def _simultaneous_critical(rows: list[_Estimated], specs: list[Metric], alpha: float) -> list[float | None]:
     """Per comparison, the c of its metric's simultaneous intervals; None where the metric has one comparison."""
     critical: list[float | None] = [None] * len(rows)
-    for metric in specs:
-        idx = [i for i, r in enumerate(rows) if r.metric.name == metric.name]
+    for idx in _per_metric(rows, specs):
         ests = [rows[i].primary for i in idx]
         if len(ests) < 2 or not all(math.isfinite(e.se) and e.se > 0 for e in ests):
             continue

@@ -423,4 +423,3 @@ def test_held_sends_join_their_campaign_when_it_lands(home: Path, tmp_path: Path
             "select arm, count(*) from marts.fct_campaign_sends where campaign_id = 'clate' group by arm").fetchall())
     assert arms == {"treatment": 2, "control": 3}
     assert _held_sends_check(settings).success
-
