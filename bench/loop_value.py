@@ -14,6 +14,13 @@ profit, and the ratio to the oracle plan of that world's state). Prints a table 
 1001..1000+N, or a comma-separated list) repeat that run per world and seed (issue 24): the rows then
 carry ``world`` and ``seed`` too, all written to ``--json``, and a summary per world and policy is printed.
 The default seeds start at 1001 so that none of them is a seed any knob was tuned on (42 and 7 were).
+
+``--combine FILE...`` runs nothing: it reads the rows of earlier runs (the JSON they wrote; one file per
+world and seed is kept under ``bench/runs/loop_value/``) and prints, per world, each policy's mean over
+seeds with a 95 % t-interval, and the issue's targets against those means; ``--write`` makes that the
+"Loop value over seeds" section of bench/RESULTS.md.
+
+    .venv/bin/python bench/loop_value.py --combine bench/runs/loop_value/*.json --write
 """
 
 from __future__ import annotations
@@ -79,11 +86,137 @@ def summary(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+TARGET_RATIO, TARGET_MULTIPLE, TARGET_SPEARMAN = 0.60, 1.25, 0.15  # issue 24's "Must show"
+LATE_CYCLES = (4, 5, 6)  # the cycles whose mean ratio the issue's first target reads
+SEEDS_HEADING = "## Loop value over seeds (issue 24)"
+
+
+def _mean_interval(values: list[float]) -> tuple[float, float | None]:
+    """The mean and the half-width of its 95 % t-interval (None from a single value)."""
+    from scipy import stats
+
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
+    return mean, float(stats.t.ppf(0.975, n - 1) * sd / n ** 0.5)
+
+
+def _cell(values: list[float], fmt: str) -> str:
+    mean, half = _mean_interval(values)
+    return format(mean, fmt) + ("" if half is None else f" ± {format(half, fmt)}")
+
+
+def per_seed(rows: list[dict[str, Any]]) -> Any:
+    """One row per world, seed and policy: profit over the cycles, mean ratio at :data:`LATE_CYCLES`,
+    mean uplift Spearman with the truth; raises when a run is missing cycles another run of its world has."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    for column in ("ratio_to_oracle", "uplift_spearman_true"):
+        frame[column] = pd.to_numeric(frame.get(column), errors="coerce")
+    cycles = frame.groupby("world")["cycle"].agg(lambda c: frozenset(c))
+    out = []
+    for (world, seed, policy), part in frame.groupby(["world", "seed", "policy"], sort=True):
+        if frozenset(part["cycle"]) != cycles[world]:
+            raise ValueError(f"world {world}, seed {seed}, {policy}: cycles {sorted(part['cycle'])}, "
+                             f"other runs of the world have {sorted(cycles[world])}")
+        late = part[part["cycle"].isin(LATE_CYCLES)]
+        out.append({"world": world, "seed": int(seed), "policy": policy,
+                    "profit": float(part["incremental_profit"].sum()),
+                    "late_ratio": float(late["ratio_to_oracle"].mean()),
+                    "spearman": float(part["uplift_spearman_true"].mean())})
+    return pd.DataFrame(out)
+
+
+def _is_baseline(policy: str) -> bool:
+    return not policy.startswith("platform") and policy != "oracle"
+
+
+def seeds_summary(rows: list[dict[str, Any]]) -> str:
+    """Markdown, per world: each policy's mean over seeds (95 % t-interval) and the issue's targets.
+
+    Only seeds where every policy of the world ran count, so that the policies are compared on the same
+    worlds. A baseline that loses money counts as 0 in the multiple, as the issue says."""
+    table = per_seed(rows)
+    lines: list[str] = []
+    for world, part in table.groupby("world", sort=True):
+        policies = sorted(dict.fromkeys(part["policy"]), key=lambda p: (_is_baseline(p), p))
+        complete = sorted(s for s, p in part.groupby("seed") if set(p["policy"]) == set(policies))
+        dropped = sorted(set(part["seed"]) - set(complete))
+        part = part[part["seed"].isin(complete)]
+        lines += [f"World {world}, seeds {', '.join(map(str, complete))}"
+                  + (f" (left out, not every policy ran: {', '.join(map(str, dropped))})" if dropped else "")
+                  + ": mean over seeds ± half-width of the 95 % t-interval", "",
+                  "| policy | profit, cycles 1-6 | mean ratio, cycles 4-6 | uplift Spearman |",
+                  "|---|---:|---:|---:|"]
+        for policy in policies:
+            p = part[part["policy"] == policy]
+            spearman = p["spearman"].dropna().tolist()
+            lines.append(f"| {policy} | {_cell(p['profit'].tolist(), ',.0f')} | {_cell(p['late_ratio'].tolist(), '.2f')} "
+                         f"| {_cell(spearman, '.2f') if spearman else ''} |")
+        lines += ["", _targets(world, part), ""]
+    return "\n".join(lines).rstrip("\n")
+
+
+def _targets(world: str, part: Any) -> str:
+    platform = part[part["policy"] == "platform"]
+    if platform.empty:
+        return "Targets: no platform run in this world."
+    ratio, _ = _mean_interval(platform["late_ratio"].tolist())
+    profits = part.groupby("policy")["profit"].mean()
+    baselines = profits[[_is_baseline(p) for p in profits.index]]
+    said = [f"ratio at cycles 4-6 {ratio:.2f} ({'met' if ratio >= TARGET_RATIO else 'not met'}, target {TARGET_RATIO:.2f})"]
+    if not baselines.empty:
+        best, best_profit = baselines.idxmax(), max(float(baselines.max()), 0.0)
+        mine = float(profits["platform"])
+        if best_profit > 0:
+            multiple = f"{mine / best_profit:.2f}x {best} ({'met' if mine >= TARGET_MULTIPLE * best_profit else 'not met'})"
+        else:
+            multiple = f"every baseline loses money ({'met' if mine > 0 else 'not met'}: the platform's mean is {mine:,.0f})"
+        said.append(f"against the best baseline {multiple}, target {TARGET_MULTIPLE}x")
+    spearman = platform["spearman"].dropna()
+    if not spearman.empty and world != "a":  # the issue sets the ranking's target in b-d
+        value = float(spearman.mean())
+        said.append(f"uplift Spearman {value:.2f} ({'met' if value > TARGET_SPEARMAN else 'not met'}, target > {TARGET_SPEARMAN})")
+    return "Targets on the means: " + "; ".join(said) + "."
+
+
+def provenance(rows: list[dict[str, Any]]) -> str:
+    """One line per world and seed: the policies of its rows, the commits they ran at, and any note on
+    where they came from (rows carry ``commit`` and, when not a run's own output, ``source``)."""
+    runs: dict[tuple[str, int], dict[str, set[str]]] = {}
+    for row in rows:
+        run = runs.setdefault((row["world"], int(row["seed"])), {"commit": set(), "source": set()})
+        run["commit"].add(row.get("commit", "unrecorded"))
+        if row.get("source"):
+            run["source"].add(row["source"])
+    return "\n".join(f"- {world} {seed}: commit {', '.join(sorted(run['commit']))}"
+                     + (f"; {'; '.join(sorted(run['source']))}" if run["source"] else "")
+                     for (world, seed), run in sorted(runs.items()))
+
+
+def combine(paths: list[Path]) -> list[dict[str, Any]]:
+    """The rows of earlier runs' JSON files, one list."""
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        if not isinstance(data, list) or any(not {"world", "seed", "policy", "cycle"} <= set(r) for r in data):
+            raise ValueError(f"{path}: expected a list of rows with world, seed, policy and cycle "
+                             "(what `bench/loop_value.py --worlds ... --json` writes)")
+        rows += data
+    return rows
+
+
 def run_family(worlds: list[str], seeds: list[int], rest: list[str]) -> list[dict[str, Any]]:
     """One ``bench loop-value`` run per world and seed, each under ``<out>/<world>-<seed>``."""
     json_path = _option(rest, "--json")
     out = Path(_option(rest, "--out") or Path(tempfile.gettempdir()) / "loop_value_family")
     base = _without(_without(_without(_without(rest, "--json"), "--out"), "--seed"), "--world")
+    from bench.results import head_commit
+
+    commit = head_commit()
     rows: list[dict[str, Any]] = []
     for world in worlds:
         for seed in seeds:
@@ -93,7 +226,8 @@ def run_family(worlds: list[str], seeds: list[int], rest: list[str]) -> list[dic
                          "--out", str(part), "--json", str(part_json)])
             if code != 0:
                 raise SystemExit(code)
-            rows += [{"world": world, "seed": seed, **row} for row in json.loads(part_json.read_text())]
+            rows += [{"world": world, "seed": seed, **row, "commit": commit}
+                     for row in json.loads(part_json.read_text())]
             if json_path:  # after every run, so a long family keeps what it finished
                 Path(json_path).parent.mkdir(parents=True, exist_ok=True)
                 Path(json_path).write_text(json.dumps(rows, indent=2, default=str))
@@ -105,7 +239,25 @@ def cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--worlds", default=None, help="Comma-separated worlds of sim.worlds (a, b, c, d).")
     parser.add_argument("--seeds", default=None, help=f"N (seeds {FIRST_SEED}..) or a comma-separated list.")
+    parser.add_argument("--combine", nargs="+", type=Path, default=None,
+                        help="Summarise earlier runs' JSON over seeds instead of running.")
+    parser.add_argument("--write", action="store_true", help="With --combine: write the summary to RESULTS.md.")
     known, rest = parser.parse_known_args(argv)
+    if known.combine:
+        rows = combine(known.combine)
+        from bench.results import machine
+
+        text = "\n".join([
+            f"Command: `.venv/bin/python bench/loop_value.py --combine {' '.join(str(p) for p in known.combine)} --write`  ",
+            "Runs (each `bench/loop_value.py --worlds W --seeds S --customers 100000 --cycles 6 --policies ... "
+            "--jobs 2`, budget 0.05 per customer, every other setting default; on this machine: "
+            f"{machine()}):", "", provenance(rows), "", seeds_summary(rows)])
+        print(text)
+        if known.write:
+            from bench.results import write_section
+
+            write_section(text, SEEDS_HEADING)
+        return 0
     if known.worlds is None and known.seeds is None:
         return main(["bench", "loop-value", *rest])
     worlds = [w.strip() for w in (known.worlds or "a").split(",") if w.strip()]

@@ -40,3 +40,56 @@ def test_a_family_run_writes_a_row_per_world_seed_policy_and_cycle(tmp_path: Pat
     oracle = {(r["world"], r["seed"]): r["incremental_profit"] for r in rows if r["policy"] == "oracle"}
     assert oracle[("a", 2024)] != oracle[("c", 2024)]
     assert "| world | seeds |" in capsys.readouterr().out
+
+
+def _rows(world: str, seed: int, policy: str, profits: list[float], ratios: list[float],
+          spearman: float | None = None) -> list[dict]:
+    return [{"world": world, "seed": seed, "policy": policy, "cycle": c, "incremental_profit": p,
+             "ratio_to_oracle": r, "uplift_spearman_true": spearman}
+            for c, (p, r) in enumerate(zip(profits, ratios, strict=True), start=1)]
+
+
+def test_combine_summarises_seeds_with_t_intervals_and_the_targets(tmp_path: Path) -> None:
+    bench = _bench()
+    cycles = 6
+    rows = (_rows("b", 1, "platform", [1.0] * 5 + [5.0], [0.5] * 3 + [0.7, 0.8, 0.9], 0.3)
+            + _rows("b", 2, "platform", [2.0] * 5 + [10.0], [0.5] * 3 + [0.4, 0.5, 0.6], 0.1)
+            + _rows("b", 1, "tlearner_gbm", [1.0] * cycles, [0.1] * cycles)
+            + _rows("b", 2, "tlearner_gbm", [1.0] * cycles, [0.1] * cycles)
+            + _rows("b", 1, "best_action", [-5.0] * cycles, [-0.1] * cycles)
+            + _rows("b", 2, "best_action", [-5.0] * cycles, [-0.1] * cycles)
+            + _rows("b", 3, "platform", [9.0] * cycles, [0.9] * cycles))  # no baseline ran at seed 3
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps(rows))
+    text = bench.seeds_summary(bench.combine([path]))
+    # Profit 10 and 20 over the two complete seeds: mean 15, half-width t(0.975, 1) * sd / sqrt(2) = 12.706 * 5.
+    assert "World b, seeds 1, 2 (left out, not every policy ran: 3)" in text
+    assert "| platform | 15 ± 64 | 0.65 ± 1.91 | 0.20 ± 1.27 |" in text
+    # The best baseline earns 6 a seed; the platform's 15 is 2.5 times that.
+    assert "ratio at cycles 4-6 0.65 (met" in text
+    assert "2.50x tlearner_gbm (met)" in text
+    assert "uplift Spearman 0.20 (met" in text
+
+
+def test_a_baseline_that_loses_money_counts_as_zero(tmp_path: Path) -> None:
+    bench = _bench()
+    rows = (_rows("c", 1, "platform", [-1.0] * 6, [-0.1] * 6, 0.1)
+            + _rows("c", 1, "best_action", [-2.0] * 6, [-0.2] * 6))
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps(rows))
+    text = bench.seeds_summary(bench.combine([path]))
+    assert "every baseline loses money (not met: the platform's mean is -6)" in text
+    assert "ratio at cycles 4-6 -0.10 (not met" in text and "uplift Spearman 0.10 (not met" in text
+
+
+def test_combine_refuses_a_run_with_missing_cycles_or_a_foreign_file(tmp_path: Path) -> None:
+    bench = _bench()
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps(_rows("a", 1, "platform", [1.0] * 6, [0.5] * 6)
+                               + _rows("a", 2, "platform", [1.0] * 5, [0.5] * 5)))
+    with pytest.raises(ValueError, match="world a, seed 2, platform: cycles"):
+        bench.seeds_summary(bench.combine([path]))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"rows": []}))
+    with pytest.raises(ValueError, match="other.json: expected a list of rows"):
+        bench.combine([other])
