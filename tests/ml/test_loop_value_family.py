@@ -67,7 +67,7 @@ def test_combine_summarises_seeds_with_t_intervals_and_the_targets(tmp_path: Pat
     assert "| platform | 15 ± 64 | 0.65 ± 1.91 | 0.20 ± 1.27 |" in text
     # The best baseline earns 6 a seed; the platform's 15 is 2.5 times that.
     assert "ratio at cycles 4-6 0.65 (met" in text
-    assert "2.50x tlearner_gbm (met)" in text
+    assert "2.50x tlearner_gbm (met)" in text and "(per seed: 1 1.67x, 2 3.33x)" in text
     assert "uplift Spearman 0.20 (met" in text
 
 
@@ -79,6 +79,7 @@ def test_a_baseline_that_loses_money_counts_as_zero(tmp_path: Path) -> None:
     path.write_text(json.dumps(rows))
     text = bench.seeds_summary(bench.combine([path]))
     assert "every baseline loses money (not met: the platform's mean is -6)" in text
+    assert "(per seed: 1 -6 against no baseline profit)" in text
     assert "ratio at cycles 4-6 -0.10 (not met" in text and "uplift Spearman 0.10 (not met" in text
 
 
