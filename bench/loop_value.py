@@ -18,7 +18,7 @@ The default seeds start at 1001 so that none of them is a seed any knob was tune
 ``--combine FILE...`` runs nothing: it reads the rows of earlier runs (the JSON they wrote; one file per
 world and seed is kept under ``bench/runs/loop_value/``) and prints, per world, each policy's mean over
 seeds with a 95 % t-interval, and the issue's targets against those means; ``--write`` makes that the
-"Loop value over seeds" section of bench/RESULTS.md.
+body of bench/RESULTS.md's "Loop value across worlds at 100,000 customers" (its subsections stay).
 
     .venv/bin/python bench/loop_value.py --combine bench/runs/loop_value/*.json --write
 """
@@ -32,8 +32,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+from scipy import stats
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import head_commit, machine, write_section  # noqa: E402
 from campaign_loop.cli import main  # noqa: E402
 
 FIRST_SEED = 1001
@@ -69,8 +73,6 @@ def _without(rest: list[str], name: str) -> list[str]:
 
 def summary(rows: list[dict[str, Any]]) -> str:
     """Markdown: per world and policy, the mean ratio to the oracle and the summed profit over cycles and seeds."""
-    import pandas as pd
-
     frame = pd.DataFrame(rows)
     if frame.empty:
         return "(no rows)"
@@ -88,13 +90,11 @@ def summary(rows: list[dict[str, Any]]) -> str:
 
 TARGET_RATIO, TARGET_MULTIPLE, TARGET_SPEARMAN = 0.60, 1.25, 0.15  # issue 24's "Must show"
 LATE_CYCLES = (4, 5, 6)  # the cycles whose mean ratio the issue's first target reads
-SEEDS_HEADING = "## Loop value over seeds (issue 24)"
+SEEDS_HEADING = "## Loop value across worlds at 100,000 customers (issue 24)"
 
 
 def _mean_interval(values: list[float]) -> tuple[float, float | None]:
     """The mean and the half-width of its 95 % t-interval (None from a single value)."""
-    from scipy import stats
-
     n = len(values)
     mean = sum(values) / n
     if n < 2:
@@ -111,8 +111,6 @@ def _cell(values: list[float], fmt: str) -> str:
 def per_seed(rows: list[dict[str, Any]]) -> Any:
     """One row per world, seed and policy: profit over the cycles, mean ratio at :data:`LATE_CYCLES`,
     mean uplift Spearman with the truth; raises when a run is missing cycles another run of its world has."""
-    import pandas as pd
-
     frame = pd.DataFrame(rows)
     for column in ("ratio_to_oracle", "uplift_spearman_true"):
         frame[column] = pd.to_numeric(frame.get(column), errors="coerce")
@@ -185,17 +183,21 @@ def _targets(world: str, part: Any) -> str:
 
 
 def provenance(rows: list[dict[str, Any]]) -> str:
-    """One line per world and seed: the policies of its rows, the commits they ran at, and any note on
-    where they came from (rows carry ``commit`` and, when not a run's own output, ``source``)."""
-    runs: dict[tuple[str, int], dict[str, set[str]]] = {}
+    """One line per world and seed: the commit its rows ran at (per policy when they differ), and any note
+    on where they came from (rows carry ``commit`` and, when not a run's own output, ``source``)."""
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
     for row in rows:
-        run = runs.setdefault((row["world"], int(row["seed"])), {"commit": set(), "source": set()})
-        run["commit"].add(row.get("commit", "unrecorded"))
+        run = runs.setdefault((row["world"], int(row["seed"])), {"commits": {}, "source": set()})
+        run["commits"].setdefault(row.get("commit", "unrecorded"), set()).add(row["policy"])
         if row.get("source"):
             run["source"].add(row["source"])
-    return "\n".join(f"- {world} {seed}: commit {', '.join(sorted(run['commit']))}"
-                     + (f"; {'; '.join(sorted(run['source']))}" if run["source"] else "")
-                     for (world, seed), run in sorted(runs.items()))
+    lines = []
+    for (world, seed), run in sorted(runs.items()):
+        commits = run["commits"]
+        said = (f"commit {next(iter(commits))}" if len(commits) == 1 else
+                "; ".join(f"{', '.join(sorted(policies))} at {commit}" for commit, policies in sorted(commits.items())))
+        lines.append(f"- {world} {seed}: {said}" + (f"; {'; '.join(sorted(run['source']))}" if run["source"] else ""))
+    return "\n".join(lines)
 
 
 def _multiples(part: Any) -> str:
@@ -226,8 +228,6 @@ def run_family(worlds: list[str], seeds: list[int], rest: list[str]) -> list[dic
     json_path = _option(rest, "--json")
     out = Path(_option(rest, "--out") or Path(tempfile.gettempdir()) / "loop_value_family")
     base = _without(_without(_without(_without(rest, "--json"), "--out"), "--seed"), "--world")
-    from bench.results import head_commit
-
     commit = head_commit()
     rows: list[dict[str, Any]] = []
     for world in worlds:
@@ -257,8 +257,6 @@ def cli(argv: list[str]) -> int:
     known, rest = parser.parse_known_args(argv)
     if known.combine:
         rows = combine(known.combine)
-        from bench.results import machine
-
         text = "\n".join([
             f"Command: `.venv/bin/python bench/loop_value.py --combine {' '.join(str(p) for p in known.combine)} --write`  ",
             "Runs (each `bench/loop_value.py --worlds W --seeds S --customers 100000 --cycles 6 --policies ... "
@@ -266,8 +264,6 @@ def cli(argv: list[str]) -> int:
             f"{machine()}):", "", provenance(rows), "", seeds_summary(rows)])
         print(text)
         if known.write:
-            from bench.results import write_section
-
             write_section(text, SEEDS_HEADING)
         return 0
     if known.worlds is None and known.seeds is None:

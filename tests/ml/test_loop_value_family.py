@@ -94,3 +94,12 @@ def test_combine_refuses_a_run_with_missing_cycles_or_a_foreign_file(tmp_path: P
     other.write_text(json.dumps({"rows": []}))
     with pytest.raises(ValueError, match="other.json: expected a list of rows"):
         bench.combine([other])
+
+
+def test_provenance_names_each_policy_s_commit_when_they_differ() -> None:
+    bench = _bench()
+    rows = ([{**r, "commit": "aaa"} for r in _rows("a", 5, "platform", [1.0], [0.1])]
+            + [{**r, "commit": "bbb"} for r in _rows("a", 5, "best_action", [1.0], [0.1])]
+            + [{**r, "commit": "ccc", "source": "transcribed"} for r in _rows("b", 5, "platform", [1.0], [0.1])])
+    assert bench.provenance(rows).splitlines() == ["- a 5: platform at aaa; best_action at bbb",
+                                                   "- b 5: commit ccc; transcribed"]
