@@ -95,12 +95,10 @@ SEEDS_HEADING = "## Loop value across worlds at 100,000 customers (issue 24)"
 
 def _mean_interval(values: list[float]) -> tuple[float, float | None]:
     """The mean and the half-width of its 95 % t-interval (None from a single value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
         return mean, None
-    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
-    return mean, float(stats.t.ppf(0.975, n - 1) * sd / n ** 0.5)
+    return mean, float(stats.t.ppf(0.975, len(values) - 1) * stats.sem(values))
 
 
 def _cell(values: list[float], fmt: str) -> str:
@@ -130,6 +128,13 @@ def per_seed(rows: list[dict[str, Any]]) -> Any:
 
 def _is_baseline(policy: str) -> bool:
     return not policy.startswith("platform") and policy != "oracle"
+
+
+def _best_baseline(profits: pd.Series) -> tuple[str, float]:
+    """The baseline of highest profit (``profits`` by policy) and that profit, 0 when it lost money: the
+    issue counts a losing baseline as 0."""
+    baselines = profits[[_is_baseline(p) for p in profits.index]]
+    return str(baselines.idxmax()), max(float(baselines.max()), 0.0)
 
 
 def seeds_summary(rows: list[dict[str, Any]]) -> str:
@@ -165,10 +170,9 @@ def _targets(world: str, part: Any) -> str:
         return "Targets: no platform run in this world."
     ratio, _ = _mean_interval(platform["late_ratio"].tolist())
     profits = part.groupby("policy")["profit"].mean()
-    baselines = profits[[_is_baseline(p) for p in profits.index]]
     said = [f"ratio at cycles 4-6 {ratio:.2f} ({'met' if ratio >= TARGET_RATIO else 'not met'}, target {TARGET_RATIO:.2f})"]
-    if not baselines.empty:
-        best, best_profit = baselines.idxmax(), max(float(baselines.max()), 0.0)
+    if any(_is_baseline(p) for p in profits.index):
+        best, best_profit = _best_baseline(profits)
         mine = float(profits["platform"])
         if best_profit > 0:
             multiple = f"{mine / best_profit:.2f}x {best} ({'met' if mine >= TARGET_MULTIPLE * best_profit else 'not met'})"
@@ -205,7 +209,7 @@ def _multiples(part: Any) -> str:
     said = []
     for seed, runs in part.groupby("seed", sort=True):
         profits = runs.set_index("policy")["profit"]
-        best = max(float(profits[[_is_baseline(p) for p in profits.index]].max()), 0.0)
+        _, best = _best_baseline(profits)
         mine = float(profits["platform"])
         said.append(f"{seed} {mine / best:.2f}x" if best > 0 else f"{seed} {mine:,.0f} against no baseline profit")
     return ", ".join(said)
